@@ -1,0 +1,1 @@
+//! Benchmarks of med8k; see `benches/`.

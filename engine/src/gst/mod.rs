@@ -110,15 +110,16 @@ pub fn supported_caps() -> gst::Caps {
         .build()
 }
 
-/// Parse `description` into a pipeline (a single element is wrapped in one).
-fn parse_pipeline(description: &str) -> Result<gst::Pipeline, GstError> {
+/// Parse `full` into a pipeline (a single element is wrapped in one); errors
+/// quote `description`, the part the user wrote.
+fn parse_pipeline(full: &str, description: &str) -> Result<gst::Pipeline, GstError> {
     init()?;
     let parse_err = |message: String| GstError::Parse {
         description: description.to_owned(),
         message,
     };
     let mut ctx = gst::ParseContext::new();
-    let element = gst::parse::launch_full(description, Some(&mut ctx), gst::ParseFlags::FATAL_ERRORS)
+    let element = gst::parse::launch_full(full, Some(&mut ctx), gst::ParseFlags::FATAL_ERRORS)
         .map_err(|e| {
             let missing = ctx.missing_elements();
             if missing.is_empty() {

@@ -86,7 +86,7 @@ impl GstSink {
 
     fn open_with(description: &str, options: SinkOptions) -> Result<Self, GstError> {
         let full = format!("appsrc name={APPSRC_NAME} ! {description}");
-        let pipeline = parse_pipeline(&full)?;
+        let pipeline = parse_pipeline(&full, description)?;
         let appsrc = pipeline
             .by_name(APPSRC_NAME)
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())

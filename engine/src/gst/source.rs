@@ -102,10 +102,11 @@ impl GstSource {
                 .flatten()
                 .find_map(|e| e.downcast::<gst_app::AppSink>().ok())
         };
-        let mut pipeline = parse_pipeline(description)?;
-        if find_appsink(&pipeline).is_none() {
-            pipeline = parse_pipeline(&format!("{description} ! appsink name={APPSINK_NAME}"))?;
-        }
+        // Use the description's own appsink if it has one, else append ours.
+        let pipeline = match parse_pipeline(description, description) {
+            Ok(p) if find_appsink(&p).is_some() => p,
+            _ => parse_pipeline(&format!("{description} ! appsink name={APPSINK_NAME}"), description)?,
+        };
         let appsink = find_appsink(&pipeline).ok_or_else(|| GstError::Parse {
             description: description.to_owned(),
             message: "the description has no appsink".into(),

@@ -1,0 +1,231 @@
+//! Capture and output through real GStreamer pipelines, and the pipeline core
+//! around them: round trips, backpressure, live drops, shutdown and bad input.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use med8k_engine::frame::{PixelFormat, VideoFrame, v210};
+use med8k_engine::gst::{GstError, GstSink, GstSource, SinkOptions, SourceOptions};
+use med8k_engine::pipeline::{BoxError, Ending, Pipeline, Shutdown, Stage};
+
+/// Frames with pseudo-random samples over the format's whole range.
+fn noise_frame(w: u32, h: u32, format: PixelFormat, seq: u64) -> VideoFrame {
+    let mut f = VideoFrame::zeroed(w, h, format).unwrap();
+    let mut k = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        k ^= k << 13;
+        k ^= k >> 7;
+        k ^= k << 17;
+        k
+    };
+    for p in 0..format.plane_count() {
+        if format.bit_depth() > 8 {
+            f.plane_u16_mut(p).iter_mut().for_each(|v| *v = (next() & 0x3ff) as u16);
+        } else {
+            f.plane_mut(p).iter_mut().for_each(|v| *v = next() as u8);
+        }
+    }
+    f.seq = seq;
+    f
+}
+
+fn capture_all(mut source: GstSource) -> Vec<VideoFrame> {
+    let mut frames = Vec::new();
+    while let Some(f) = source.next_frame().unwrap() {
+        frames.push(f);
+    }
+    frames
+}
+
+#[test]
+fn ffv1_matroska_round_trip_is_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mkv");
+    let frames: Vec<_> = (0..5).map(|i| noise_frame(320, 180, PixelFormat::I422_10, i)).collect();
+    let mut sink = SinkOptions::default()
+        .framerate(60, 1)
+        .open(&format!("avenc_ffv1 ! matroskamux ! filesink location={}", clip.display()))
+        .unwrap();
+    for f in &frames {
+        sink.push(noise_frame(320, 180, PixelFormat::I422_10, f.seq)).unwrap();
+    }
+    sink.finish(Duration::from_secs(30)).unwrap();
+
+    let source = GstSource::open_clip(&clip, SourceOptions::default()).unwrap();
+    assert!(!source.is_live());
+    let back = capture_all(source);
+    assert_eq!(back.len(), frames.len());
+    for (a, b) in frames.iter().zip(&back) {
+        assert!(a.same_picture(b), "frame {} differs after FFV1/Matroska", a.seq);
+    }
+    // Matroska keeps timestamps to the millisecond.
+    assert_eq!(back[1].pts, Some(Duration::from_millis(17)));
+}
+
+#[test]
+fn v210_at_an_awkward_width_survives_raw_output_and_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("frames.v210");
+    let (w, h) = (1282, 4);
+    let planar: Vec<_> = (0..3).map(|i| noise_frame(w, h, PixelFormat::I422_10, i)).collect();
+    let mut sink = GstSink::open(&format!("filesink location={}", raw.display())).unwrap();
+    for f in &planar {
+        sink.push(v210::pack(f).unwrap()).unwrap();
+    }
+    let (pushed, _) = sink.pushed();
+    assert_eq!(pushed, 3);
+    sink.finish(Duration::from_secs(10)).unwrap();
+
+    let source = GstSource::open(&format!(
+        "filesrc location={} ! rawvideoparse format=v210 width={w} height={h} framerate=60/1",
+        raw.display()
+    ))
+    .unwrap();
+    let back = capture_all(source);
+    assert_eq!(back.len(), 3);
+    for (a, b) in planar.iter().zip(&back) {
+        assert_eq!(b.format(), PixelFormat::V210);
+        assert!(v210::unpack(b).unwrap().same_picture(a));
+    }
+}
+
+#[test]
+fn every_supported_format_is_captured() {
+    for format in PixelFormat::ALL {
+        let source = GstSource::open(&format!(
+            "videotestsrc num-buffers=2 ! video/x-raw,format={},width=97,height=31",
+            format.gst_name()
+        ))
+        .unwrap();
+        let frames = capture_all(source);
+        assert_eq!(frames.len(), 2, "{format}");
+        assert_eq!((frames[0].width(), frames[0].height(), frames[0].format()), (97, 31, format));
+        assert_eq!(frames[1].seq, 1);
+    }
+}
+
+/// Sleeps per frame, like a stage that cannot keep up.
+struct Slow(Duration, Arc<AtomicU64>);
+
+impl Stage for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
+        std::thread::sleep(self.0);
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(Some(frame))
+    }
+}
+
+#[test]
+fn a_file_source_behind_a_slow_stage_drops_nothing() {
+    let source =
+        GstSource::open("videotestsrc num-buffers=40 ! video/x-raw,format=I420,width=64,height=64")
+            .unwrap();
+    assert!(!source.is_live());
+    let seen = Arc::new(AtomicU64::new(0));
+    let report = Pipeline::new(source)
+        .stage(Slow(Duration::from_millis(5), seen.clone()))
+        .run(&Shutdown::new())
+        .unwrap();
+    assert_eq!(report.ending, Ending::EndOfStream);
+    assert_eq!(seen.load(Ordering::SeqCst), 40);
+    assert_eq!(report.source.dropped, 0);
+    assert_eq!(report.stages[0].frames_in, 40);
+    assert!(report.stages[0].process.p50_us >= 5_000, "{:?}", report.stages[0].process);
+}
+
+#[test]
+fn a_live_source_behind_a_slow_stage_drops_the_oldest_and_counts() {
+    let source = GstSource::open(
+        "videotestsrc is-live=true num-buffers=60 ! video/x-raw,format=I420,width=64,height=64,framerate=200/1",
+    )
+    .unwrap();
+    assert!(source.is_live());
+    let seen = Arc::new(AtomicU64::new(0));
+    let report = Pipeline::new(source)
+        .stage(Slow(Duration::from_millis(40), seen.clone()))
+        .run(&Shutdown::new())
+        .unwrap();
+    let processed = seen.load(Ordering::SeqCst);
+    assert!(report.source.dropped > 0, "{report:?}");
+    // Every frame the source produced is either processed or counted as dropped.
+    assert_eq!(processed + report.source.dropped, 60, "{report:?}");
+}
+
+#[test]
+fn shutdown_stops_an_endless_live_source() {
+    let source = GstSource::open(
+        "videotestsrc is-live=true ! video/x-raw,format=RGB,width=32,height=32,framerate=30/1",
+    )
+    .unwrap();
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        trigger.request();
+    });
+    let report = Pipeline::new(source).run(&shutdown).unwrap();
+    assert_eq!(report.ending, Ending::Shutdown);
+    assert!(report.source.frames_out > 0);
+}
+
+struct FailOn(u64);
+
+impl Stage for FailOn {
+    fn name(&self) -> &str {
+        "picky"
+    }
+    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
+        if frame.seq == self.0 { Err("this frame is wrong".into()) } else { Ok(Some(frame)) }
+    }
+}
+
+#[test]
+fn a_failing_stage_stops_the_run_and_is_named() {
+    let source = GstSource::open("videotestsrc num-buffers=1000 ! video/x-raw,width=64,height=64")
+        .unwrap();
+    let err = Pipeline::new(source).stage(FailOn(3)).run(&Shutdown::new()).unwrap_err();
+    assert_eq!(err.to_string(), "stage `picky` failed on frame 3: this frame is wrong");
+}
+
+#[test]
+fn a_description_that_does_not_parse_is_a_clear_error() {
+    let err = GstSource::open("videotestsrc ! nosuchelement").unwrap_err();
+    assert!(matches!(&err, GstError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("nosuchelement"), "{err}");
+    let err = GstSink::open("videoconvert ! ! fakesink").unwrap_err();
+    assert!(matches!(&err, GstError::Parse { .. }), "{err:?}");
+}
+
+#[test]
+fn caps_the_engine_cannot_handle_are_named() {
+    let err =
+        GstSource::open("videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=64,height=64")
+            .and_then(|mut s| s.next_frame().map(drop))
+            .unwrap_err();
+    assert!(matches!(&err, GstError::UnsupportedCaps { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("NV12") && msg.contains("I422_10LE"), "{msg}");
+}
+
+#[test]
+fn missing_and_corrupt_clips_are_errors_naming_the_file() {
+    let err = GstSource::open_clip("/no/such/clip.mkv".as_ref(), SourceOptions::default())
+        .unwrap_err();
+    assert_eq!(err.to_string(), "/no/such/clip.mkv: no such file");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("corrupt.mkv");
+    std::fs::write(&bad, b"\x1a\x45\xdf\xa3 this is not a matroska file at all".repeat(100))
+        .unwrap();
+    let result = GstSource::open_clip(&bad, SourceOptions::default()).and_then(|mut s| {
+        s.next_frame()?;
+        Ok(())
+    });
+    let err = result.unwrap_err();
+    assert!(matches!(err, GstError::Element { .. }), "{err:?}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+}

@@ -1,1 +1,123 @@
-fn main() {}
+//! `med8k`: the command-line tool. Parsing and wiring only; the work is in the
+//! library crates.
+//!
+//! Exit codes: 0 success; 1 failure (bad input, a device or pipeline error);
+//! 2 usage error; 130 stopped by Ctrl-C.
+
+mod demo;
+mod probe;
+mod report;
+mod run;
+mod samples;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a run stopped by Ctrl-C.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// med8k: 8K endoscope video and 7-band multispectral imaging engine.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Recorded samples: the 8K endoscope clip and 7-band cubes.
+    Samples {
+        #[command(subcommand)]
+        command: SamplesCommand,
+    },
+    /// Run a pipeline described in a TOML file.
+    Run {
+        /// The pipeline configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Also write the run's report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Show GStreamer and its plugins, GPU adapters and PKCS#11 modules.
+    Probe {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The main job on built-in defaults: samples (generated if missing)
+    /// through the pipeline, a summary, and a JSON report.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SamplesCommand {
+    /// Generate the clip, labels, masks and cubes (same seed, same bytes).
+    Generate(samples::GenerateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Samples { command: SamplesCommand::Generate(args) } => samples::generate(&args),
+        Command::Run { config, json } => run::run(&config, json.as_deref()),
+        Command::Probe { json } => probe::probe(json),
+        Command::Demo(args) => demo::demo(&args),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("med8k: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// It did what it was asked.
+    Done,
+    /// Ctrl-C stopped it; it shut down cleanly.
+    Interrupted,
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,med8k=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Writing to a closed pipe (`med8k probe | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A Ctrl-C handler that asks `shutdown` to stop; a second Ctrl-C exits at once.
+fn on_ctrl_c(shutdown: &med8k_engine::pipeline::Shutdown) -> anyhow::Result<()> {
+    let shutdown = shutdown.clone();
+    ctrlc::set_handler(move || {
+        if shutdown.is_requested() {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!("\nmed8k: stopping (Ctrl-C again to quit at once)");
+        shutdown.request();
+    })?;
+    Ok(())
+}

@@ -1,1 +1,260 @@
-//! placeholder
+//! `med8k run` pipelines, written in TOML.
+//!
+//! ```toml
+//! [source]
+//! # Exactly one of:
+//! pipeline = "decklinkvideosrc device-number=0 mode=4320p60 ! videoconvert"  # any GStreamer source
+//! # clip = "/path/to/endoscope.mkv"                                          # a recorded clip
+//! id = "or3-endoscope"   # stamped on every frame (default "capture")
+//! queue = 2              # frames the appsink may hold
+//!
+//! [pipeline]
+//! queue = 2              # frames between stages
+//!
+//! [[stage]]
+//! kind = "v210-pack"     # v210-pack | v210-unpack
+//!
+//! [sink]                 # optional: without it frames end after the last stage
+//! pipeline = "fakesink"  # any GStreamer sink description, after an appsrc
+//! framerate = 60
+//! ```
+//!
+//! Unknown keys are errors that name the key and the line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
+use crate::pipeline::{Pipeline, SinkStage, Stage, V210Pack, V210Unpack};
+
+/// A `med8k run` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where frames come from.
+    pub source: SourceConfig,
+    /// Pipeline-wide settings.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Stages in order.
+    #[serde(default, rename = "stage")]
+    pub stages: Vec<StageConfig>,
+    /// Where frames go.
+    pub sink: Option<SinkConfig>,
+}
+
+/// `[source]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A GStreamer description, ending in an appsink or not.
+    pub pipeline: Option<String>,
+    /// A recorded clip; relative paths are relative to the config file.
+    pub clip: Option<PathBuf>,
+    /// Identifier stamped on frames.
+    pub id: Option<String>,
+    /// Frames the appsink may hold.
+    pub queue: Option<u32>,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Frames each channel between stages holds.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { queue: default_queue() }
+    }
+}
+
+fn default_queue() -> usize {
+    2
+}
+
+/// One `[[stage]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StageConfig {
+    /// Planar 10-bit 4:2:2 to `v210`.
+    V210Pack,
+    /// `v210` to planar 10-bit 4:2:2.
+    V210Unpack,
+}
+
+/// `[sink]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// A GStreamer sink description (placed after an appsrc).
+    pub pipeline: String,
+    /// Frame rate announced in the caps.
+    #[serde(default = "default_framerate")]
+    pub framerate: i32,
+}
+
+fn default_framerate() -> i32 {
+    60
+}
+
+/// A configuration that cannot be read or built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a bad value.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The parts do not fit together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A GStreamer source or sink could not be opened.
+    #[error("{path}: {source}")]
+    Gst {
+        /// The config file.
+        path: PathBuf,
+        /// GStreamer's complaint.
+        #[source]
+        source: GstError,
+    },
+}
+
+impl Config {
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse TOML text; `path` is used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().replace('\n', " "),
+            }
+        })?;
+        let invalid = |message: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: message.to_owned(),
+        };
+        match (&config.source.pipeline, &config.source.clip) {
+            (Some(_), Some(_)) => return Err(invalid("[source] has both `pipeline` and `clip`; give one")),
+            (None, None) => return Err(invalid("[source] needs `pipeline` or `clip`")),
+            _ => {}
+        }
+        if config.pipeline.queue == 0 {
+            return Err(invalid("[pipeline] queue must be at least 1"));
+        }
+        if config.sink.as_ref().is_some_and(|s| s.framerate <= 0) {
+            return Err(invalid("[sink] framerate must be positive"));
+        }
+        Ok(config)
+    }
+
+    /// Open the source and sink and chain the stages. `base` resolves relative clip paths.
+    pub fn build(&self, base: &Path) -> Result<Pipeline, ConfigError> {
+        let gst_err = |source| ConfigError::Gst { path: base.to_path_buf(), source };
+        let mut options = SourceOptions::default().id(self.source.id.as_deref().unwrap_or("capture"));
+        if let Some(q) = self.source.queue {
+            options = options.queue(q);
+        }
+        let source = match (&self.source.pipeline, &self.source.clip) {
+            (Some(desc), _) => options.open(desc),
+            (None, Some(clip)) => {
+                let dir = base.parent().unwrap_or(Path::new("."));
+                GstSource::open_clip(&dir.join(clip), options)
+            }
+            (None, None) => unreachable!("checked in parse"),
+        }
+        .map_err(gst_err)?;
+        let mut pipeline = Pipeline::new(source).queue(self.pipeline.queue);
+        for stage in &self.stages {
+            let s: Box<dyn Stage> = match stage {
+                StageConfig::V210Pack => Box::new(V210Pack),
+                StageConfig::V210Unpack => Box::new(V210Unpack),
+            };
+            pipeline = pipeline.boxed_stage(s);
+        }
+        if let Some(sink) = &self.sink {
+            let out = SinkOptions::default().framerate(sink.framerate, 1).open(&sink.pipeline).map_err(gst_err)?;
+            pipeline = pipeline.stage(SinkStage::new(out, Duration::from_secs(60)));
+        }
+        Ok(pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let c = parse(
+            "[source]\npipeline = \"videotestsrc\"\nid = \"or3\"\n\n[pipeline]\nqueue = 4\n\n\
+             [[stage]]\nkind = \"v210-pack\"\n\n[[stage]]\nkind = \"v210-unpack\"\n\n\
+             [sink]\npipeline = \"fakesink\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.stages, vec![StageConfig::V210Pack, StageConfig::V210Unpack]);
+        assert_eq!(c.pipeline.queue, 4);
+        assert_eq!(c.sink.unwrap().framerate, 60);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let err = parse("[source]\nclip = \"a.mkv\"\n\n[sink]\npipeline = \"fakesink\"\nfps = 30\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("test.toml:6: unknown field `fps`"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn an_unknown_stage_kind_is_named() {
+        let err = parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"teleport\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn source_needs_exactly_one_input() {
+        assert!(parse("[source]\n").unwrap_err().to_string().contains("needs `pipeline` or `clip`"));
+        assert!(parse("[source]\nclip = \"a\"\npipeline = \"b\"\n").is_err());
+    }
+}

@@ -17,6 +17,7 @@
 //!   with frames/s, latency percentiles and drops per stage.
 //! - [`samples`]: the deterministic 8K endoscope clip and 7-band cubes.
 //! - [`config`]: `med8k run` pipelines in TOML.
+//! - [`gpu`]: the GPU adapters wgpu finds.
 //!
 //! ```no_run
 //! use med8k_engine::gst::{GstSource, SourceOptions};
@@ -32,6 +33,7 @@
 
 pub mod config;
 pub mod frame;
+pub mod gpu;
 pub mod gst;
 pub mod pipeline;
 pub mod samples;

@@ -157,3 +157,45 @@ fn error_from_message(msg: &gst::Message) -> Option<GstError> {
 fn one_line(s: &str) -> String {
     s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
 }
+
+/// The GStreamer plugins med8k uses, with what each is for.
+pub const PLUGINS: [(&str, &str); 12] = [
+    ("coreelements", "files, queues, fakesink"),
+    ("app", "appsrc and appsink: frames in and out of the engine"),
+    ("playback", "decodebin: recorded clips of any format"),
+    ("typefindfunctions", "recognising clip formats"),
+    ("matroska", "the recorded clip's container"),
+    ("libav", "FFV1: the recorded clip's lossless codec"),
+    ("videoconvertscale", "format conversion for devices"),
+    ("rawparse", "raw frames from files"),
+    ("videotestsrc", "test patterns"),
+    ("video4linux2", "V4L2 capture devices"),
+    ("decklink", "Blackmagic DeckLink SDI capture and playout"),
+    ("opengl", "glimagesink: a monitor output"),
+];
+
+/// One plugin from [`PLUGINS`] and whether it is installed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginStatus {
+    /// Plugin name.
+    pub name: &'static str,
+    /// What med8k uses it for.
+    pub purpose: &'static str,
+    /// Its version, when installed.
+    pub version: Option<String>,
+}
+
+/// Which of [`PLUGINS`] are installed, and how many plugins the registry holds.
+pub fn plugins() -> Result<(Vec<PluginStatus>, usize), GstError> {
+    init()?;
+    let registry = gst::Registry::get();
+    let found = PLUGINS
+        .iter()
+        .map(|&(name, purpose)| PluginStatus {
+            name,
+            purpose,
+            version: registry.find_plugin(name).map(|p| p.version().to_string()),
+        })
+        .collect();
+    Ok((found, registry.plugins().len()))
+}

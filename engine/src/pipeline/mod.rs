@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod stages;
 mod stats;
 
 use std::sync::Arc;
@@ -38,11 +39,12 @@ use crossbeam_channel::{
 };
 use serde::Serialize;
 
+pub use stages::{SinkStage, V210Pack, V210Unpack};
 pub use stats::{Latency, Percentiles, StageReport};
 use stats::StageMeter;
 
 use crate::frame::VideoFrame;
-use crate::gst::{GstError, GstSink, GstSource};
+use crate::gst::GstSource;
 
 /// Any error a stage reports.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -274,7 +276,7 @@ fn run_source(
             Ok(Poll::End) => break Ok(()),
             Err(e) => break Err(e),
         };
-        meter.record(start, Some(frame.captured_at));
+        meter.record(start, frame.captured_at, true);
         let mut frame = frame;
         let sent = loop {
             match (tx.try_send(frame), &oldest) {
@@ -335,14 +337,14 @@ fn run_stage(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let (seq, start) = (frame.seq, Instant::now());
+        let (seq, captured, start) = (frame.seq, frame.captured_at, Instant::now());
         match stage.process(frame) {
             Ok(Some(out)) => {
-                meter.record(start, Some(out.captured_at));
+                meter.record(start, captured, true);
                 // A closed output means the next stage failed; its error is reported.
                 let _ = output.send(out);
             }
-            Ok(None) => meter.record(start, None),
+            Ok(None) => meter.record(start, captured, false),
             Err(e) => return Err(fail(&meter, Some(seq), e)),
         }
     }
@@ -390,37 +392,3 @@ impl Stage for Discard {
     }
 }
 
-/// A stage that pushes every frame into a [`GstSink`] and consumes it.
-#[derive(Debug)]
-pub struct SinkStage {
-    sink: Option<GstSink>,
-    finish_timeout: Duration,
-}
-
-impl SinkStage {
-    /// Wrap an open sink; `finish` waits up to `finish_timeout` for it to drain.
-    pub fn new(sink: GstSink, finish_timeout: Duration) -> Self {
-        SinkStage { sink: Some(sink), finish_timeout }
-    }
-}
-
-impl Stage for SinkStage {
-    fn name(&self) -> &str {
-        "output"
-    }
-
-    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
-        let sink = self.sink.as_mut().ok_or_else(|| GstError::StateChange {
-            description: "output already finished".into(),
-        })?;
-        sink.push(frame)?;
-        Ok(None)
-    }
-
-    fn finish(&mut self) -> Result<(), BoxError> {
-        match self.sink.take() {
-            Some(s) => Ok(s.finish(self.finish_timeout)?),
-            None => Ok(()),
-        }
-    }
-}

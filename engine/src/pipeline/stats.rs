@@ -69,7 +69,7 @@ pub struct StageReport {
     pub fps: f64,
     /// Time spent in the stage per frame.
     pub process: Percentiles,
-    /// Time from capture to the frame leaving this stage.
+    /// Time from capture to this stage being done with the frame.
     pub since_capture: Percentiles,
 }
 
@@ -100,17 +100,16 @@ impl StageMeter {
         }
     }
 
-    /// A frame arrived at `start`, took until now, and was captured at `captured`.
-    pub fn record(&mut self, start: Instant, captured: Option<Instant>) {
+    /// A frame captured at `captured` arrived at `start` and is done now;
+    /// `passed_on` if it went to the next stage.
+    pub fn record(&mut self, start: Instant, captured: Instant, passed_on: bool) {
         let now = Instant::now();
         self.frames_in += 1;
+        self.frames_out += u64::from(passed_on);
         self.first.get_or_insert(start);
         self.last = Some(now);
         self.process.record(now - start);
-        if let Some(c) = captured {
-            self.frames_out += 1;
-            self.since_capture.record(now.saturating_duration_since(c));
-        }
+        self.since_capture.record(now.saturating_duration_since(captured));
     }
 
     pub fn report(&self) -> StageReport {

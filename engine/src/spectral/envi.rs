@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array3;
 
-use super::{Band, CubeError, SpectralCube};
+use super::{Band, SpectralCube};
 
 /// Largest dimension the reader accepts for samples or lines.
 pub const MAX_DIM: usize = 65_536;
@@ -63,15 +63,6 @@ pub enum EnviError {
         /// Bytes present.
         got: u64,
     },
-    /// Header and data do not make a cube.
-    #[error("{path}: {source}")]
-    Cube {
-        /// The header file.
-        path: PathBuf,
-        /// What is inconsistent.
-        #[source]
-        source: CubeError,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +87,106 @@ pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
     (hdr, raw)
 }
 
+/// What an ENVI header says, checked.
+#[derive(Debug, Clone, PartialEq)]
+struct Header {
+    samples: usize,
+    lines: usize,
+    bands: Vec<Band>,
+    offset: u64,
+    big_endian: bool,
+    interleave: Interleave,
+    reflectance_scale: Option<f32>,
+}
+
+impl Header {
+    fn parse(text: &str) -> Result<Header, String> {
+        let fields = parse_header(text)?;
+        let int = |key: &str, max: usize| -> Result<usize, String> {
+            let v = fields.get(key).ok_or_else(|| format!("missing field `{key}`"))?;
+            let n: usize =
+                v.trim().parse().map_err(|_| format!("field `{key}` = `{v}` is not a number"))?;
+            if n == 0 || n > max {
+                return Err(format!("field `{key}` = {n} is out of range 1..={max}"));
+            }
+            Ok(n)
+        };
+        let samples = int("samples", MAX_DIM)?;
+        let lines = int("lines", MAX_DIM)?;
+        let bands = int("bands", MAX_BANDS)?;
+        let offset: u64 = match fields.get("header offset") {
+            Some(v) => v.trim().parse().map_err(|_| format!("bad `header offset` `{v}`"))?,
+            None => 0,
+        };
+        match fields.get("data type").map(|s| s.trim()) {
+            Some("12") => {}
+            Some(t) => {
+                return Err(format!(
+                    "data type {t} is not supported (med8k reads 12 = unsigned 16-bit)"
+                ));
+            }
+            None => return Err("missing field `data type`".into()),
+        }
+        let big_endian = match fields.get("byte order").map(|s| s.trim()) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(o) => return Err(format!("byte order `{o}` is not 0 or 1")),
+        };
+        let lower = |key: &str| fields.get(key).map(|s| s.trim().to_ascii_lowercase());
+        let interleave = match lower("interleave").as_deref() {
+            None | Some("bsq") => Interleave::Bsq,
+            Some("bil") => Interleave::Bil,
+            Some("bip") => Interleave::Bip,
+            Some(o) => return Err(format!("interleave `{o}` is not bsq, bil or bip")),
+        };
+        let wavelengths = float_list(&fields, "wavelength", bands)?;
+        let fwhm = float_list(&fields, "fwhm", bands)?;
+        let nm = match lower("wavelength units").as_deref() {
+            None | Some("nanometers") | Some("nm") => 1.0,
+            Some("micrometers") | Some("um") => 1000.0,
+            Some(u) => return Err(format!("wavelength units `{u}` are not nm or µm")),
+        };
+        let bands = (0..bands)
+            .map(|i| Band {
+                center_nm: wavelengths.as_ref().map_or(f32::NAN, |w| w[i] * nm),
+                fwhm_nm: fwhm.as_ref().map_or(f32::NAN, |w| w[i] * nm),
+            })
+            .collect();
+        let reflectance_scale =
+            fields.get("reflectance scale factor").and_then(|v| v.trim().parse().ok());
+        Ok(Header { samples, lines, bands, offset, big_endian, interleave, reflectance_scale })
+    }
+
+    /// Bytes of samples the data file must hold after the offset.
+    fn data_bytes(&self) -> u64 {
+        (self.samples * self.lines * self.bands.len() * 2) as u64
+    }
+
+    /// Build the cube from samples as stored (file order, file byte order).
+    fn cube(&self, mut values: Vec<u16>) -> Result<SpectralCube, String> {
+        if self.big_endian {
+            values.iter_mut().for_each(|v| *v = u16::from_be(*v));
+        } else {
+            values.iter_mut().for_each(|v| *v = u16::from_le(*v));
+        }
+        let (b, l, s) = (self.bands.len(), self.lines, self.samples);
+        let shape = match self.interleave {
+            Interleave::Bsq => (b, l, s),
+            Interleave::Bil => (l, b, s),
+            Interleave::Bip => (l, s, b),
+        };
+        let array = Array3::from_shape_vec(shape, values).map_err(|e| e.to_string())?;
+        let data = match self.interleave {
+            Interleave::Bsq => array,
+            Interleave::Bil => array.permuted_axes([1, 0, 2]).as_standard_layout().into_owned(),
+            Interleave::Bip => array.permuted_axes([2, 0, 1]).as_standard_layout().into_owned(),
+        };
+        let mut cube = SpectralCube::new(self.bands.clone(), data).map_err(|e| e.to_string())?;
+        cube.reflectance_scale = self.reflectance_scale;
+        Ok(cube)
+    }
+}
+
 /// Read the cube whose `.hdr` (or `.raw`) is `path`.
 pub fn read(path: &Path) -> Result<SpectralCube, EnviError> {
     let (hdr_path, raw_path) = paths(path);
@@ -105,97 +196,51 @@ pub fn read(path: &Path) -> Result<SpectralCube, EnviError> {
         return Err(header_err(format!("header is {} bytes, more than 1 MiB", text.len())));
     }
     let text = String::from_utf8(text).map_err(|_| header_err("header is not UTF-8 text".into()))?;
-    let fields = parse_header(&text).map_err(header_err)?;
-
-    let int = |key: &str, max: usize| -> Result<usize, EnviError> {
-        let v = fields.get(key).ok_or_else(|| header_err(format!("missing field `{key}`")))?;
-        let n: usize =
-            v.trim().parse().map_err(|_| header_err(format!("field `{key}` = `{v}` is not a number")))?;
-        if n == 0 || n > max {
-            return Err(header_err(format!("field `{key}` = {n} is out of range 1..={max}")));
-        }
-        Ok(n)
-    };
-    let samples = int("samples", MAX_DIM)?;
-    let lines = int("lines", MAX_DIM)?;
-    let bands = int("bands", MAX_BANDS)?;
-    let offset: u64 = match fields.get("header offset") {
-        Some(v) => v.trim().parse().map_err(|_| header_err(format!("bad `header offset` `{v}`")))?,
-        None => 0,
-    };
-    match fields.get("data type").map(|s| s.trim()) {
-        Some("12") => {}
-        Some(t) => {
-            return Err(header_err(format!(
-                "data type {t} is not supported (med8k reads 12 = unsigned 16-bit)"
-            )));
-        }
-        None => return Err(header_err("missing field `data type`".into())),
-    }
-    let big_endian = match fields.get("byte order").map(|s| s.trim()) {
-        None | Some("0") => false,
-        Some("1") => true,
-        Some(o) => return Err(header_err(format!("byte order `{o}` is not 0 or 1"))),
-    };
-    let interleave = match fields.get("interleave").map(|s| s.trim().to_ascii_lowercase()).as_deref()
-    {
-        None | Some("bsq") => Interleave::Bsq,
-        Some("bil") => Interleave::Bil,
-        Some("bip") => Interleave::Bip,
-        Some(o) => return Err(header_err(format!("interleave `{o}` is not bsq, bil or bip"))),
-    };
-    let wavelengths = float_list(&fields, "wavelength", bands).map_err(header_err)?;
-    let fwhm = float_list(&fields, "fwhm", bands).map_err(header_err)?;
-    let nm = match fields.get("wavelength units").map(|s| s.trim().to_ascii_lowercase()).as_deref()
-    {
-        None | Some("nanometers") | Some("nm") => 1.0,
-        Some("micrometers") | Some("um") => 1000.0,
-        Some(u) => return Err(header_err(format!("wavelength units `{u}` are not nm or µm"))),
-    };
-    let band_list = (0..bands)
-        .map(|i| Band {
-            center_nm: wavelengths.as_ref().map_or(f32::NAN, |w| w[i] * nm),
-            fwhm_nm: fwhm.as_ref().map_or(f32::NAN, |w| w[i] * nm),
-        })
-        .collect();
+    let header = Header::parse(&text).map_err(header_err)?;
 
     // Check the data file's size before allocating.
-    let need = (samples * lines * bands * 2) as u64;
     let mut raw = File::open(&raw_path).map_err(|source| io(&raw_path, source))?;
     let got = raw.metadata().map_err(|source| io(&raw_path, source))?.len();
-    if got < offset.saturating_add(need) {
-        return Err(EnviError::Truncated {
-            path: raw_path,
-            bands,
-            lines,
-            samples,
-            offset,
-            need,
-            got,
-        });
+    let need = header.data_bytes();
+    if got < header.offset.saturating_add(need) {
+        return Err(truncated(&header, raw_path, got));
     }
-    raw.seek(SeekFrom::Start(offset)).map_err(|source| io(&raw_path, source))?;
-    let mut values = vec![0u16; samples * lines * bands];
+    raw.seek(SeekFrom::Start(header.offset)).map_err(|source| io(&raw_path, source))?;
+    let mut values = vec![0u16; need as usize / 2];
     raw.read_exact(bytemuck::cast_slice_mut(&mut values)).map_err(|source| io(&raw_path, source))?;
-    if big_endian {
-        values.iter_mut().for_each(|v| *v = u16::from_be(*v));
+    header.cube(values).map_err(header_err)
+}
+
+/// Parse a cube from a header's text and the data file's bytes (for cubes
+/// embedded in a binary). `name` stands for both files in errors.
+pub fn from_bytes(name: &str, header: &str, raw: &[u8]) -> Result<SpectralCube, EnviError> {
+    let path = PathBuf::from(name);
+    let header = Header::parse(header)
+        .map_err(|reason| EnviError::Header { path: path.with_extension("hdr"), reason })?;
+    let start = header.offset.min(raw.len() as u64) as usize;
+    let body = &raw[start..];
+    if (body.len() as u64) < header.data_bytes() {
+        return Err(truncated(&header, path.with_extension("raw"), raw.len() as u64));
     }
-    let shape = match interleave {
-        Interleave::Bsq => (bands, lines, samples),
-        Interleave::Bil => (lines, bands, samples),
-        Interleave::Bip => (lines, samples, bands),
-    };
-    let array = Array3::from_shape_vec(shape, values).map_err(|e| header_err(e.to_string()))?;
-    let data = match interleave {
-        Interleave::Bsq => array,
-        Interleave::Bil => array.permuted_axes([1, 0, 2]).as_standard_layout().into_owned(),
-        Interleave::Bip => array.permuted_axes([2, 0, 1]).as_standard_layout().into_owned(),
-    };
-    let mut cube = SpectralCube::new(band_list, data)
-        .map_err(|source| EnviError::Cube { path: hdr_path.clone(), source })?;
-    cube.reflectance_scale =
-        fields.get("reflectance scale factor").and_then(|v| v.trim().parse().ok());
-    Ok(cube)
+    let values = body[..header.data_bytes() as usize]
+        .chunks_exact(2)
+        .map(|c| u16::from_ne_bytes([c[0], c[1]]))
+        .collect();
+    header
+        .cube(values)
+        .map_err(|reason| EnviError::Header { path: path.with_extension("hdr"), reason })
+}
+
+fn truncated(header: &Header, path: PathBuf, got: u64) -> EnviError {
+    EnviError::Truncated {
+        path,
+        bands: header.bands.len(),
+        lines: header.lines,
+        samples: header.samples,
+        offset: header.offset,
+        need: header.data_bytes(),
+        got,
+    }
 }
 
 /// Write `cube` as `<stem>.hdr` and `<stem>.raw` (BSQ, little-endian u16).

@@ -1,0 +1,176 @@
+//! `med8k demo`: the main job on built-in defaults.
+//!
+//! Samples (generated when missing) go through the pipeline: the recorded 8K
+//! clip is captured through GStreamer, packed to `v210` as an SDI playout card
+//! takes it, and handed to a GStreamer sink; each 7-band cube is read back.
+//! A summary goes to stdout and a JSON report to `--report`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use med8k_engine::frame::VideoFrame;
+use med8k_engine::gst::{GstSource, SinkOptions, SourceOptions};
+use med8k_engine::pipeline::{
+    BoxError, Ending, Pipeline, PipelineReport, Shutdown, SinkStage, Stage, V210Pack,
+};
+use med8k_engine::samples::{self, SampleSet};
+use med8k_engine::spectral::envi;
+use serde::Serialize;
+
+use crate::samples::{GenerateArgs, generate_with_progress};
+use crate::{Outcome, on_ctrl_c, report};
+
+/// Options of `med8k demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Sample set to use; generated there when it has none.
+    #[command(flatten)]
+    pub samples: GenerateArgs,
+    /// GStreamer sink for the monitor output (try `videoconvert ! autovideosink`).
+    #[arg(long, default_value = "fakesink")]
+    pub sink: String,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "med8k-demo-report.json")]
+    pub report: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct CubeReport {
+    name: String,
+    width: usize,
+    height: usize,
+    bands: Vec<f32>,
+    mean_reflectance: Vec<f64>,
+    read_mb_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct DemoReport {
+    samples: PathBuf,
+    seed: u64,
+    width: u32,
+    height: u32,
+    frames_expected: u32,
+    anomalous_frames: usize,
+    pipeline: PipelineReport,
+    cubes: Vec<CubeReport>,
+}
+
+pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
+    let opts = args.samples.options();
+    let set = match samples::open(&opts.out) {
+        Ok(set) => set,
+        Err(samples::SampleError::Manifest { .. }) => generate_with_progress(&opts)?,
+        Err(e) => return Err(e.into()),
+    };
+    let labels = set.labels()?;
+    let shutdown = Shutdown::new();
+    on_ctrl_c(&shutdown)?;
+
+    let pipeline = capture_pipeline(&set, &args.sink)?;
+    let result = pipeline.run(&shutdown).context("running the demo pipeline")?;
+    if result.ending == Ending::EndOfStream && result.source.frames_out != u64::from(set.manifest.frames) {
+        bail!(
+            "{}: captured {} frames, the manifest lists {}",
+            set.clip().display(),
+            result.source.frames_out,
+            set.manifest.frames
+        );
+    }
+    report::print(&result);
+
+    let mut cubes = Vec::new();
+    for path in set.cubes() {
+        if shutdown.is_requested() {
+            break;
+        }
+        cubes.push(read_cube(&path)?);
+    }
+    for c in &cubes {
+        let means: Vec<String> = c.mean_reflectance.iter().map(|m| format!("{m:.3}")).collect();
+        println!(
+            "cube {:<10} {}x{} x{} bands, read {:.0} MB/s, mean reflectance [{}]",
+            c.name,
+            c.width,
+            c.height,
+            c.bands.len(),
+            c.read_mb_per_s,
+            means.join(" ")
+        );
+    }
+
+    let demo = DemoReport {
+        samples: set.dir.clone(),
+        seed: set.manifest.seed,
+        width: set.manifest.size.width,
+        height: set.manifest.size.height,
+        frames_expected: set.manifest.frames,
+        anomalous_frames: labels.frames.iter().filter(|f| f.anomalous).count(),
+        pipeline: result,
+        cubes,
+    };
+    std::fs::write(&args.report, serde_json::to_vec_pretty(&demo)?)
+        .with_context(|| format!("writing {}", args.report.display()))?;
+    println!("report: {}", args.report.display());
+    Ok(if demo.pipeline.ending == Ending::Shutdown { Outcome::Interrupted } else { Outcome::Done })
+}
+
+fn capture_pipeline(set: &SampleSet, sink: &str) -> anyhow::Result<Pipeline> {
+    let source = GstSource::open_clip(&set.clip(), SourceOptions::default().id("endoscope"))?;
+    let output = SinkOptions::default().framerate(samples::FPS as i32, 1).open(sink)?;
+    Ok(Pipeline::new(source)
+        .stage(V210Pack)
+        .stage(ProgressStage::new(u64::from(set.manifest.frames)))
+        .stage(SinkStage::new(output, Duration::from_secs(60))))
+}
+
+fn read_cube(path: &std::path::Path) -> anyhow::Result<CubeReport> {
+    let started = Instant::now();
+    let cube = envi::read(path)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let scale = f64::from(cube.reflectance_scale.unwrap_or(65535.0));
+    let pixels = (cube.width() * cube.height()) as f64;
+    let mean_reflectance = cube
+        .data()
+        .outer_iter()
+        .map(|band| band.iter().map(|&v| f64::from(v)).sum::<f64>() / pixels / scale)
+        .collect();
+    Ok(CubeReport {
+        name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        width: cube.width(),
+        height: cube.height(),
+        bands: cube.bands().iter().map(|b| b.center_nm).collect(),
+        mean_reflectance,
+        read_mb_per_s: cube.data().len() as f64 * 2.0 / 1e6 / seconds.max(1e-9),
+    })
+}
+
+/// Passes frames on and moves a progress bar.
+struct ProgressStage(ProgressBar);
+
+impl ProgressStage {
+    fn new(total: u64) -> Self {
+        let style = ProgressStyle::with_template("   capture [{bar:40}] {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        ProgressStage(ProgressBar::new(total).with_style(style))
+    }
+}
+
+impl Stage for ProgressStage {
+    fn name(&self) -> &str {
+        "progress"
+    }
+
+    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
+        self.0.inc(1);
+        Ok(Some(frame))
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        self.0.finish_and_clear();
+        Ok(())
+    }
+}

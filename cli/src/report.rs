@@ -1,0 +1,28 @@
+//! Printing pipeline reports.
+
+use med8k_engine::pipeline::{PipelineReport, StageReport};
+
+/// A table of the source and each stage: frames, fps, latencies, drops.
+pub fn print(report: &PipelineReport) {
+    println!(
+        "{:<14} {:>7} {:>7} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "stage", "frames", "dropped", "fps", "p50 ms", "p99 ms", "max ms", "capture→ms"
+    );
+    let row = |s: &StageReport| {
+        let ms = |us: u64| us as f64 / 1000.0;
+        println!(
+            "{:<14} {:>7} {:>7} {:>8.2} {:>10.2} {:>10.2} {:>10.2} {:>12.2}",
+            s.name,
+            s.frames_in,
+            s.dropped,
+            s.fps,
+            ms(s.process.p50_us),
+            ms(s.process.p99_us),
+            ms(s.process.max_us),
+            ms(s.since_capture.p99_us),
+        );
+    };
+    row(&report.source);
+    report.stages.iter().for_each(row);
+    println!("{:?} after {:.2} s", report.ending, report.seconds);
+}

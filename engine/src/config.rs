@@ -109,7 +109,7 @@ fn default_framerate() -> i32 {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -136,7 +136,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A GStreamer source or sink could not be opened.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Gst {
         /// The config file.
         path: PathBuf,

@@ -188,7 +188,8 @@ fn a_failing_stage_stops_the_run_and_is_named() {
     let source = GstSource::open("videotestsrc num-buffers=1000 ! video/x-raw,width=64,height=64")
         .unwrap();
     let err = Pipeline::new(source).stage(FailOn(3)).run(&Shutdown::new()).unwrap_err();
-    assert_eq!(err.to_string(), "stage `picky` failed on frame 3: this frame is wrong");
+    assert_eq!(err.to_string(), "stage `picky` failed on frame 3");
+    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "this frame is wrong");
 }
 
 #[test]
@@ -226,6 +227,8 @@ fn missing_and_corrupt_clips_are_errors_naming_the_file() {
         Ok(())
     });
     let err = result.unwrap_err();
-    assert!(matches!(err, GstError::Element { .. }), "{err:?}");
-    assert!(!err.to_string().contains('\n'), "one line: {err}");
+    let GstError::InClip { path, source } = &err else { panic!("{err:?}") };
+    assert_eq!(path, &bad.display().to_string());
+    assert!(matches!(**source, GstError::Element { .. }), "{source:?}");
+    assert!(!source.to_string().contains('\n'), "one line: {source}");
 }

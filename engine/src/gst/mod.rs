@@ -55,6 +55,15 @@ pub enum GstError {
         /// What it offered.
         caps: String,
     },
+    /// Something went wrong reading a recorded clip.
+    #[error("{path}")]
+    InClip {
+        /// The clip.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: Box<GstError>,
+    },
     /// The pipeline would not change state and posted no error saying why.
     #[error("pipeline `{description}` refused to start")]
     StateChange {
@@ -154,8 +163,13 @@ fn error_from_message(msg: &gst::Message) -> Option<GstError> {
     Some(GstError::Element { element, message: err.error().message().to_owned(), detail })
 }
 
+/// GStreamer's debug text on one line, without its `file.c(123): function (): /element:` lines.
 fn one_line(s: &str) -> String {
-    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("(): "))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The GStreamer plugins med8k uses, with what each is for.

@@ -78,6 +78,8 @@ pub struct GstSource {
     arrived: Arc<AtomicU64>,
     pulled: u64,
     done: bool,
+    /// The recorded clip being read, named in errors.
+    clip: Option<String>,
 }
 
 impl GstSource {
@@ -92,7 +94,13 @@ impl GstSource {
             return Err(GstError::MissingFile { path: path.display().to_string() });
         }
         let location = path.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
-        Self::open_with(&format!("filesrc location=\"{location}\" ! decodebin"), options)
+        let clip = path.display().to_string();
+        let in_clip = |e| GstError::InClip { path: clip.clone(), source: Box::new(e) };
+        let mut source =
+            Self::open_with(&format!("filesrc location=\"{location}\" ! decodebin"), options)
+                .map_err(in_clip)?;
+        source.clip = Some(clip);
+        Ok(source)
     }
 
     fn open_with(description: &str, options: SourceOptions) -> Result<Self, GstError> {
@@ -137,6 +145,7 @@ impl GstSource {
             arrived,
             pulled: 0,
             done: false,
+            clip: None,
         };
         source.start()?;
         Ok(source)
@@ -222,6 +231,14 @@ impl GstSource {
     }
 
     fn bus_error(&self) -> Option<GstError> {
+        let err = self.element_error()?;
+        Some(match &self.clip {
+            Some(path) => GstError::InClip { path: path.clone(), source: Box::new(err) },
+            None => err,
+        })
+    }
+
+    fn element_error(&self) -> Option<GstError> {
         let err = pending_error(&self.bus)?;
         let GstError::Element { element, detail, .. } = &err else { return Some(err) };
         if detail.contains("not-negotiated") {

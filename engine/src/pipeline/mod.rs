@@ -120,7 +120,7 @@ pub enum Ending {
 
 /// A failed run: which stage, on which frame, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("stage `{stage}`{}: {source}", .seq.map(|s| format!(" failed on frame {s}")).unwrap_or_default())]
+#[error("stage `{stage}` failed{}", .seq.map(|s| format!(" on frame {s}")).unwrap_or_default())]
 pub struct PipelineError {
     /// The stage (or source) that failed.
     pub stage: String,

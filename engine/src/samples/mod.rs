@@ -84,7 +84,7 @@ const FIXTURES: [Fixture; 3] = [
 #[non_exhaustive]
 pub enum SampleError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -494,20 +494,30 @@ fn write_mask(path: &Path, w: u32, h: u32, mask: &[u8]) -> Result<(), SampleErro
     writer.finish().map_err(|e| err(&e))
 }
 
-/// Matroska's SegmentUID is random in `matroskamux`; make it a function of the
-/// seed so that the same options give the same bytes. The element (ID 0x73A4,
-/// 16 bytes) sits in the segment's Info, in the first few kilobytes.
+/// `matroskamux` draws the SegmentUID (ID 0x73A4, 16 bytes) and the TrackUID
+/// (ID 0x73C5, 8 bytes) at random; make them a function of the seed so that
+/// the same options give the same bytes. Both sit in the first few kilobytes,
+/// in the segment's Info and Tracks.
 fn stamp_segment_uid(path: &Path, seed: u64) -> Result<(), SampleError> {
     let io = |source| SampleError::Io { path: path.to_path_buf(), source };
     let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
     let mut head = vec![0u8; 64 * 1024];
     let n = file.read(&mut head).map_err(io)?;
-    let pos = head[..n].windows(3).position(|w| w == [0x73, 0xA4, 0x90]).ok_or_else(|| {
-        SampleError::Io { path: path.to_path_buf(), source: std::io::Error::other("no Matroska SegmentUID in the header") }
-    })?;
-    let uid = Sha256::digest(format!("med8k segment {seed}"));
-    file.seek(SeekFrom::Start(pos as u64 + 3)).map_err(io)?;
-    file.write_all(&uid[..16]).map_err(io)?;
+    // The size is a one-byte EBML varint (0x80 | length); the muxer writes
+    // unsigned integers in as few bytes as they need.
+    for element in [[0x73, 0xA4], [0x73, 0xC5]] {
+        let found = head[..n].windows(3).position(|w| w[..2] == element && (0x81..=0x90).contains(&w[2]));
+        let pos = found.ok_or_else(|| SampleError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("no Matroska element {element:02x?} in the header")),
+        })?;
+        let len = usize::from(head[pos + 2] & 0x7f);
+        let uid = Sha256::digest(format!("med8k matroska {element:?} {seed}"));
+        let mut bytes = uid[..len].to_vec();
+        bytes[0] |= 1; // a UID must not be zero
+        file.seek(SeekFrom::Start(pos as u64 + 3)).map_err(io)?;
+        file.write_all(&bytes).map_err(io)?;
+    }
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub const MAX_BANDS: usize = 1024;
 #[non_exhaustive]
 pub enum EnviError {
     /// The header or data file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -428,7 +428,8 @@ mod tests {
 
     #[test]
     fn a_missing_cube_names_the_header() {
-        let err = read(Path::new("/nonexistent/cube.hdr")).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/cube.hdr"), "{err}");
+        let err = read(Path::new("/nonexistent/cube.hdr")).unwrap_err();
+        assert_eq!(err.to_string(), "/nonexistent/cube.hdr");
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

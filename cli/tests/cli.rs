@@ -1,0 +1,173 @@
+//! The real `med8k` binary, run in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+fn med8k(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_med8k"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MED8K_SAMPLES")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed with exit code 1 and exactly one `med8k:` error line
+/// containing every one of `words`.
+fn assert_one_line_error(o: &Output, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("med8k: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for w in words {
+        assert!(lines[0].contains(w), "`{w}` not in `{}`", lines[0]);
+    }
+}
+
+/// A small sample set, shared by the tests of one process.
+fn small_samples() -> &'static Path {
+    static DIR: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("samples");
+        let o = med8k(
+            tmp.path(),
+            &["samples", "generate", "--out", out.to_str().unwrap(), "--size", "256x144", "--frames", "8"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        (tmp, out)
+    })
+    .1
+}
+
+#[test]
+fn demo_runs_from_nothing_and_writes_its_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = ["demo", "--size", "256x144", "--frames", "12", "--report", "report.json"];
+    let o = med8k(tmp.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("v210-pack") && stdout.contains("cube he_region"), "{stdout}");
+
+    // Samples went to the cache, where the next run finds them.
+    let manifest = tmp.path().join("cache/med8k/samples/manifest.json");
+    let written = std::fs::metadata(&manifest).unwrap().modified().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["pipeline"]["source"]["frames_out"], 12);
+    assert_eq!(report["pipeline"]["source"]["dropped"], 0);
+    assert_eq!(report["pipeline"]["ending"], "end_of_stream");
+    assert_eq!(report["cubes"].as_array().unwrap().len(), 3);
+    assert!(report["pipeline"]["stages"][0]["process"]["p99_us"].as_u64().unwrap() > 0);
+
+    let again = med8k(tmp.path(), &args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(std::fs::metadata(&manifest).unwrap().modified().unwrap(), written);
+}
+
+#[test]
+fn run_takes_a_toml_pipeline_from_clip_to_file() {
+    let samples = small_samples();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.v210");
+    std::fs::write(
+        tmp.path().join("p.toml"),
+        format!(
+            "[source]\nclip = \"{}\"\n\n[[stage]]\nkind = \"v210-pack\"\n\n[sink]\npipeline = \"filesink location={}\"\n",
+            samples.join("endoscope.mkv").display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let o = med8k(tmp.path(), &["run", "--config", "p.toml", "--json", "r.json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 8 frames of 256x144 v210: rows of 6 groups of 128 bytes.
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 8 * 144 * 768);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["stages"][1]["name"], "output");
+    assert_eq!(report["stages"][1]["frames_in"], 8);
+}
+
+#[test]
+fn bad_configs_and_pipelines_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 5] = [
+        ("[source]\nclip = \"x.mkv\"\nspeed = 2\n", &["bad.toml:3", "unknown field `speed`"]),
+        ("[source]\npipeline = \"videotestsrc ! nosuchelement\"\n", &["does not parse", "nosuchelement"]),
+        ("[source]\nclip = \"missing.mkv\"\n", &["missing.mkv: no such file"]),
+        ("[source]\nclip = \"corrupt.mkv\"\n", &["corrupt.mkv"]),
+        (
+            "[source]\npipeline = \"videotestsrc num-buffers=2 ! video/x-raw,format=NV12\"\n",
+            &["caps the engine cannot handle", "NV12"],
+        ),
+    ];
+    std::fs::write(tmp.path().join("corrupt.mkv"), vec![0x42u8; 4096]).unwrap();
+    for (toml, words) in cases {
+        std::fs::write(tmp.path().join("bad.toml"), toml).unwrap();
+        let o = med8k(tmp.path(), &["run", "--config", "bad.toml"]);
+        assert_one_line_error(&o, words);
+    }
+    let o = med8k(tmp.path(), &["run", "--config", "nowhere.toml"]);
+    assert_one_line_error(&o, &["nowhere.toml"]);
+}
+
+#[test]
+fn a_truncated_cube_stops_the_demo_with_its_name_and_keeps_the_samples() {
+    let src = small_samples();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    std::fs::create_dir_all(dir.join("cubes")).unwrap();
+    for entry in walk(src) {
+        let rel = entry.strip_prefix(src).unwrap();
+        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, dir.join(rel)).unwrap();
+    }
+    let raw = dir.join("cubes/fundus.raw");
+    let len = std::fs::metadata(&raw).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&raw).unwrap().set_len(len / 2).unwrap();
+    let o = med8k(tmp.path(), &["demo", "--out", dir.to_str().unwrap(), "--report", "r.json"]);
+    assert_one_line_error(&o, &["fundus.raw", "truncated"]);
+    // Nothing was deleted or regenerated.
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), len / 2);
+    assert!(dir.join("manifest.json").exists());
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = med8k(tmp.path(), &["samples", "generate", "--size", "33x33"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("33x33"));
+}
+
+#[test]
+fn probe_reports_gstreamer_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = med8k(tmp.path(), &["probe", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["gstreamer"].as_str().unwrap().starts_with("GStreamer 1."));
+    let plugins = v["plugins"].as_array().unwrap();
+    let app = plugins.iter().find(|p| p["name"] == "app").unwrap();
+    assert!(app["version"].is_string(), "appsink/appsrc plugin missing: {v}");
+    assert!(v["gpu_adapters"].is_array() && v["pkcs11_modules"].is_array());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}

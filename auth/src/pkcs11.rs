@@ -24,7 +24,11 @@ pub const WELL_KNOWN: [&str; 3] = [
 /// [`WELL_KNOWN`] paths that exist, without repeats.
 pub fn configured_modules() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::env::var_os(ENV)
-        .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     for p in WELL_KNOWN.iter().map(PathBuf::from) {
         if p.exists() && !out.contains(&p) {
@@ -58,7 +62,12 @@ pub enum ModuleStatus {
 impl fmt::Display for ModuleStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ModuleStatus::Loaded { manufacturer, description, version, tokens } => write!(
+            ModuleStatus::Loaded {
+                manufacturer,
+                description,
+                version,
+                tokens,
+            } => write!(
                 f,
                 "{description} {version} ({manufacturer}), {tokens} token{}",
                 if *tokens == 1 { "" } else { "s" }
@@ -103,7 +112,10 @@ mod tests {
 
     #[test]
     fn a_missing_module_is_reported_as_missing() {
-        assert_eq!(probe(Path::new("/nonexistent/libnothing.so")), ModuleStatus::Missing);
+        assert_eq!(
+            probe(Path::new("/nonexistent/libnothing.so")),
+            ModuleStatus::Missing
+        );
     }
 
     #[test]

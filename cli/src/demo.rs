@@ -70,8 +70,12 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     on_ctrl_c(&shutdown)?;
 
     let pipeline = capture_pipeline(&set, &args.sink)?;
-    let result = pipeline.run(&shutdown).context("running the demo pipeline")?;
-    if result.ending == Ending::EndOfStream && result.source.frames_out != u64::from(set.manifest.frames) {
+    let result = pipeline
+        .run(&shutdown)
+        .context("running the demo pipeline")?;
+    if result.ending == Ending::EndOfStream
+        && result.source.frames_out != u64::from(set.manifest.frames)
+    {
         bail!(
             "{}: captured {} frames, the manifest lists {}",
             set.clip().display(),
@@ -89,7 +93,11 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         cubes.push(read_cube(&path)?);
     }
     for c in &cubes {
-        let means: Vec<String> = c.mean_reflectance.iter().map(|m| format!("{m:.3}")).collect();
+        let means: Vec<String> = c
+            .mean_reflectance
+            .iter()
+            .map(|m| format!("{m:.3}"))
+            .collect();
         println!(
             "cube {:<10} {}x{} x{} bands, read {:.0} MB/s, mean reflectance [{}]",
             c.name,
@@ -114,12 +122,18 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     std::fs::write(&args.report, serde_json::to_vec_pretty(&demo)?)
         .with_context(|| format!("writing {}", args.report.display()))?;
     println!("report: {}", args.report.display());
-    Ok(if demo.pipeline.ending == Ending::Shutdown { Outcome::Interrupted } else { Outcome::Done })
+    Ok(if demo.pipeline.ending == Ending::Shutdown {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    })
 }
 
 fn capture_pipeline(set: &SampleSet, sink: &str) -> anyhow::Result<Pipeline> {
     let source = GstSource::open_clip(&set.clip(), SourceOptions::default().id("endoscope"))?;
-    let output = SinkOptions::default().framerate(samples::FPS as i32, 1).open(sink)?;
+    let output = SinkOptions::default()
+        .framerate(samples::FPS as i32, 1)
+        .open(sink)?;
     Ok(Pipeline::new(source)
         .stage(V210Pack)
         .stage(ProgressStage::new(u64::from(set.manifest.frames)))
@@ -138,7 +152,10 @@ fn read_cube(path: &std::path::Path) -> anyhow::Result<CubeReport> {
         .map(|band| band.iter().map(|&v| f64::from(v)).sum::<f64>() / pixels / scale)
         .collect();
     Ok(CubeReport {
-        name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         width: cube.width(),
         height: cube.height(),
         bands: cube.bands().iter().map(|b| b.center_nm).collect(),

@@ -32,7 +32,10 @@ pub fn probe(json: bool) -> anyhow::Result<Outcome> {
         gpu_adapters: gpu::adapters(),
         pkcs11_modules: pkcs11::configured_modules()
             .iter()
-            .map(|p| Module { path: p.display().to_string(), status: pkcs11::probe(p).to_string() })
+            .map(|p| Module {
+                path: p.display().to_string(),
+                status: pkcs11::probe(p).to_string(),
+            })
             .collect(),
     };
     let mut out = std::io::stdout().lock();
@@ -41,19 +44,37 @@ pub fn probe(json: bool) -> anyhow::Result<Outcome> {
         writeln!(out)?;
         return Ok(Outcome::Done);
     }
-    writeln!(out, "{} ({} plugins registered)", probe.gstreamer, probe.plugins_registered)?;
+    writeln!(
+        out,
+        "{} ({} plugins registered)",
+        probe.gstreamer, probe.plugins_registered
+    )?;
     for p in &probe.plugins {
-        let state = p.version.as_deref().map_or("missing".to_owned(), |v| format!("ok {v}"));
+        let state = p
+            .version
+            .as_deref()
+            .map_or("missing".to_owned(), |v| format!("ok {v}"));
         writeln!(out, "  {:<18} {:<12} {}", p.name, state, p.purpose)?;
     }
     writeln!(out, "GPU adapters (wgpu):")?;
     if probe.gpu_adapters.is_empty() {
-        writeln!(out, "  none (install mesa-vulkan-drivers for lavapipe, or a GPU driver)")?;
+        writeln!(
+            out,
+            "  none (install mesa-vulkan-drivers for lavapipe, or a GPU driver)"
+        )?;
     }
     for a in &probe.gpu_adapters {
-        writeln!(out, "  {} [{} {}] {}", a.name, a.backend, a.device_type, a.driver)?;
+        writeln!(
+            out,
+            "  {} [{} {}] {}",
+            a.name, a.backend, a.device_type, a.driver
+        )?;
     }
-    writeln!(out, "PKCS#11 modules ({} and well-known paths):", pkcs11::ENV)?;
+    writeln!(
+        out,
+        "PKCS#11 modules ({} and well-known paths):",
+        pkcs11::ENV
+    )?;
     if probe.pkcs11_modules.is_empty() {
         writeln!(out, "  none")?;
     }

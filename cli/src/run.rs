@@ -14,11 +14,17 @@ pub fn run(config_path: &Path, json: Option<&Path>) -> anyhow::Result<Outcome> {
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;
     tracing::info!(config = %config_path.display(), ?pipeline, "running");
-    let result = pipeline.run(&shutdown).with_context(|| format!("running {}", config_path.display()))?;
+    let result = pipeline
+        .run(&shutdown)
+        .with_context(|| format!("running {}", config_path.display()))?;
     report::print(&result);
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if result.ending == Ending::Shutdown { Outcome::Interrupted } else { Outcome::Done })
+    Ok(if result.ending == Ending::Shutdown {
+        Outcome::Interrupted
+    } else {
+        Outcome::Done
+    })
 }

@@ -62,7 +62,9 @@ pub fn generate_with_progress(opts: &GenerateOptions) -> anyhow::Result<SampleSe
             if let Some((_, b)) = bar.take() {
                 b.finish();
             }
-            let b = ProgressBar::new(p.total).with_style(style.clone()).with_message(p.task.to_owned());
+            let b = ProgressBar::new(p.total)
+                .with_style(style.clone())
+                .with_message(p.task.to_owned());
             bar = Some((p.task.to_owned(), b));
         }
         if let Some((_, b)) = &bar {

@@ -41,7 +41,16 @@ fn small_samples() -> &'static Path {
         let out = tmp.path().join("samples");
         let o = med8k(
             tmp.path(),
-            &["samples", "generate", "--out", out.to_str().unwrap(), "--size", "256x144", "--frames", "8"],
+            &[
+                "samples",
+                "generate",
+                "--out",
+                out.to_str().unwrap(),
+                "--size",
+                "256x144",
+                "--frames",
+                "8",
+            ],
         );
         assert!(o.status.success(), "{}", stderr(&o));
         (tmp, out)
@@ -52,11 +61,22 @@ fn small_samples() -> &'static Path {
 #[test]
 fn demo_runs_from_nothing_and_writes_its_report() {
     let tmp = tempfile::tempdir().unwrap();
-    let args = ["demo", "--size", "256x144", "--frames", "12", "--report", "report.json"];
+    let args = [
+        "demo",
+        "--size",
+        "256x144",
+        "--frames",
+        "12",
+        "--report",
+        "report.json",
+    ];
     let o = med8k(tmp.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("v210-pack") && stdout.contains("cube he_region"), "{stdout}");
+    assert!(
+        stdout.contains("v210-pack") && stdout.contains("cube he_region"),
+        "{stdout}"
+    );
 
     // Samples went to the cache, where the next run finds them.
     let manifest = tmp.path().join("cache/med8k/samples/manifest.json");
@@ -67,11 +87,19 @@ fn demo_runs_from_nothing_and_writes_its_report() {
     assert_eq!(report["pipeline"]["source"]["dropped"], 0);
     assert_eq!(report["pipeline"]["ending"], "end_of_stream");
     assert_eq!(report["cubes"].as_array().unwrap().len(), 3);
-    assert!(report["pipeline"]["stages"][0]["process"]["p99_us"].as_u64().unwrap() > 0);
+    assert!(
+        report["pipeline"]["stages"][0]["process"]["p99_us"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 
     let again = med8k(tmp.path(), &args);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(std::fs::metadata(&manifest).unwrap().modified().unwrap(), written);
+    assert_eq!(
+        std::fs::metadata(&manifest).unwrap().modified().unwrap(),
+        written
+    );
 }
 
 #[test]
@@ -88,7 +116,10 @@ fn run_takes_a_toml_pipeline_from_clip_to_file() {
         ),
     )
     .unwrap();
-    let o = med8k(tmp.path(), &["run", "--config", "p.toml", "--json", "r.json"]);
+    let o = med8k(
+        tmp.path(),
+        &["run", "--config", "p.toml", "--json", "r.json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // 8 frames of 256x144 v210: rows of 6 groups of 128 bytes.
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 8 * 144 * 768);
@@ -102,9 +133,18 @@ fn run_takes_a_toml_pipeline_from_clip_to_file() {
 fn bad_configs_and_pipelines_are_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: [(&str, &[&str]); 5] = [
-        ("[source]\nclip = \"x.mkv\"\nspeed = 2\n", &["bad.toml:3", "unknown field `speed`"]),
-        ("[source]\npipeline = \"videotestsrc ! nosuchelement\"\n", &["does not parse", "nosuchelement"]),
-        ("[source]\nclip = \"missing.mkv\"\n", &["missing.mkv: no such file"]),
+        (
+            "[source]\nclip = \"x.mkv\"\nspeed = 2\n",
+            &["bad.toml:3", "unknown field `speed`"],
+        ),
+        (
+            "[source]\npipeline = \"videotestsrc ! nosuchelement\"\n",
+            &["does not parse", "nosuchelement"],
+        ),
+        (
+            "[source]\nclip = \"missing.mkv\"\n",
+            &["missing.mkv: no such file"],
+        ),
         ("[source]\nclip = \"corrupt.mkv\"\n", &["corrupt.mkv"]),
         (
             "[source]\npipeline = \"videotestsrc num-buffers=2 ! video/x-raw,format=NV12\"\n",
@@ -134,8 +174,16 @@ fn a_truncated_cube_stops_the_demo_with_its_name_and_keeps_the_samples() {
     }
     let raw = dir.join("cubes/fundus.raw");
     let len = std::fs::metadata(&raw).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&raw).unwrap().set_len(len / 2).unwrap();
-    let o = med8k(tmp.path(), &["demo", "--out", dir.to_str().unwrap(), "--report", "r.json"]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&raw)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let o = med8k(
+        tmp.path(),
+        &["demo", "--out", dir.to_str().unwrap(), "--report", "r.json"],
+    );
     assert_one_line_error(&o, &["fundus.raw", "truncated"]);
     // Nothing was deleted or regenerated.
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), len / 2);
@@ -159,7 +207,10 @@ fn probe_reports_gstreamer_as_json() {
     assert!(v["gstreamer"].as_str().unwrap().starts_with("GStreamer 1."));
     let plugins = v["plugins"].as_array().unwrap();
     let app = plugins.iter().find(|p| p["name"] == "app").unwrap();
-    assert!(app["version"].is_string(), "appsink/appsrc plugin missing: {v}");
+    assert!(
+        app["version"].is_string(),
+        "appsink/appsrc plugin missing: {v}"
+    );
     assert!(v["gpu_adapters"].is_array() && v["pkcs11_modules"].is_array());
 }
 
@@ -167,7 +218,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }

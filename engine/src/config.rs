@@ -70,7 +70,9 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { queue: default_queue() }
+        PipelineConfig {
+            queue: default_queue(),
+        }
     }
 }
 
@@ -149,15 +151,19 @@ pub enum ConfigError {
 impl Config {
     /// Read and parse `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// Parse TOML text; `path` is used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e.span().map_or(1, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -169,7 +175,9 @@ impl Config {
             message: message.to_owned(),
         };
         match (&config.source.pipeline, &config.source.clip) {
-            (Some(_), Some(_)) => return Err(invalid("[source] has both `pipeline` and `clip`; give one")),
+            (Some(_), Some(_)) => {
+                return Err(invalid("[source] has both `pipeline` and `clip`; give one"));
+            }
             (None, None) => return Err(invalid("[source] needs `pipeline` or `clip`")),
             _ => {}
         }
@@ -184,8 +192,12 @@ impl Config {
 
     /// Open the source and sink and chain the stages. `base` resolves relative clip paths.
     pub fn build(&self, base: &Path) -> Result<Pipeline, ConfigError> {
-        let gst_err = |source| ConfigError::Gst { path: base.to_path_buf(), source };
-        let mut options = SourceOptions::default().id(self.source.id.as_deref().unwrap_or("capture"));
+        let gst_err = |source| ConfigError::Gst {
+            path: base.to_path_buf(),
+            source,
+        };
+        let mut options =
+            SourceOptions::default().id(self.source.id.as_deref().unwrap_or("capture"));
         if let Some(q) = self.source.queue {
             options = options.queue(q);
         }
@@ -207,7 +219,10 @@ impl Config {
             pipeline = pipeline.boxed_stage(s);
         }
         if let Some(sink) = &self.sink {
-            let out = SinkOptions::default().framerate(sink.framerate, 1).open(&sink.pipeline).map_err(gst_err)?;
+            let out = SinkOptions::default()
+                .framerate(sink.framerate, 1)
+                .open(&sink.pipeline)
+                .map_err(gst_err)?;
             pipeline = pipeline.stage(SinkStage::new(out, Duration::from_secs(60)));
         }
         Ok(pipeline)
@@ -230,16 +245,20 @@ mod tests {
              [sink]\npipeline = \"fakesink\"\n",
         )
         .unwrap();
-        assert_eq!(c.stages, vec![StageConfig::V210Pack, StageConfig::V210Unpack]);
+        assert_eq!(
+            c.stages,
+            vec![StageConfig::V210Pack, StageConfig::V210Unpack]
+        );
         assert_eq!(c.pipeline.queue, 4);
         assert_eq!(c.sink.unwrap().framerate, 60);
     }
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let err = parse("[source]\nclip = \"a.mkv\"\n\n[sink]\npipeline = \"fakesink\"\nfps = 30\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse("[source]\nclip = \"a.mkv\"\n\n[sink]\npipeline = \"fakesink\"\nfps = 30\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.starts_with("test.toml:6: unknown field `fps`"), "{err}");
         assert!(!err.contains('\n'));
     }
@@ -254,7 +273,12 @@ mod tests {
 
     #[test]
     fn source_needs_exactly_one_input() {
-        assert!(parse("[source]\n").unwrap_err().to_string().contains("needs `pipeline` or `clip`"));
+        assert!(
+            parse("[source]\n")
+                .unwrap_err()
+                .to_string()
+                .contains("needs `pipeline` or `clip`")
+        );
         assert!(parse("[source]\nclip = \"a\"\npipeline = \"b\"\n").is_err());
     }
 }

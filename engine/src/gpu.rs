@@ -20,7 +20,8 @@ pub struct AdapterSummary {
 
 /// Every adapter on every backend wgpu was built with (`WGPU_BACKEND` narrows it).
 pub fn adapters() -> Vec<AdapterSummary> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
         .map(|a| {
@@ -29,7 +30,9 @@ pub fn adapters() -> Vec<AdapterSummary> {
                 name: info.name,
                 backend: format!("{:?}", info.backend),
                 device_type: format!("{:?}", info.device_type),
-                driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_owned(),
             }
         })
         .collect()

@@ -21,7 +21,9 @@ fn noise_frame(w: u32, h: u32, format: PixelFormat, seq: u64) -> VideoFrame {
     };
     for p in 0..format.plane_count() {
         if format.bit_depth() > 8 {
-            f.plane_u16_mut(p).iter_mut().for_each(|v| *v = (next() & 0x3ff) as u16);
+            f.plane_u16_mut(p)
+                .iter_mut()
+                .for_each(|v| *v = (next() & 0x3ff) as u16);
         } else {
             f.plane_mut(p).iter_mut().for_each(|v| *v = next() as u8);
         }
@@ -42,13 +44,19 @@ fn capture_all(mut source: GstSource) -> Vec<VideoFrame> {
 fn ffv1_matroska_round_trip_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mkv");
-    let frames: Vec<_> = (0..5).map(|i| noise_frame(320, 180, PixelFormat::I422_10, i)).collect();
+    let frames: Vec<_> = (0..5)
+        .map(|i| noise_frame(320, 180, PixelFormat::I422_10, i))
+        .collect();
     let mut sink = SinkOptions::default()
         .framerate(60, 1)
-        .open(&format!("avenc_ffv1 ! matroskamux ! filesink location={}", clip.display()))
+        .open(&format!(
+            "avenc_ffv1 ! matroskamux ! filesink location={}",
+            clip.display()
+        ))
         .unwrap();
     for f in &frames {
-        sink.push(noise_frame(320, 180, PixelFormat::I422_10, f.seq)).unwrap();
+        sink.push(noise_frame(320, 180, PixelFormat::I422_10, f.seq))
+            .unwrap();
     }
     sink.finish(Duration::from_secs(30)).unwrap();
 
@@ -57,7 +65,11 @@ fn ffv1_matroska_round_trip_is_bit_exact() {
     let back = capture_all(source);
     assert_eq!(back.len(), frames.len());
     for (a, b) in frames.iter().zip(&back) {
-        assert!(a.same_picture(b), "frame {} differs after FFV1/Matroska", a.seq);
+        assert!(
+            a.same_picture(b),
+            "frame {} differs after FFV1/Matroska",
+            a.seq
+        );
     }
     // Matroska keeps timestamps to the millisecond.
     assert_eq!(back[1].pts, Some(Duration::from_millis(17)));
@@ -68,7 +80,9 @@ fn v210_at_an_awkward_width_survives_raw_output_and_input() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("frames.v210");
     let (w, h) = (1282, 4);
-    let planar: Vec<_> = (0..3).map(|i| noise_frame(w, h, PixelFormat::I422_10, i)).collect();
+    let planar: Vec<_> = (0..3)
+        .map(|i| noise_frame(w, h, PixelFormat::I422_10, i))
+        .collect();
     let mut sink = GstSink::open(&format!("filesink location={}", raw.display())).unwrap();
     for f in &planar {
         sink.push(v210::pack(f).unwrap()).unwrap();
@@ -100,7 +114,10 @@ fn every_supported_format_is_captured() {
         .unwrap();
         let frames = capture_all(source);
         assert_eq!(frames.len(), 2, "{format}");
-        assert_eq!((frames[0].width(), frames[0].height(), frames[0].format()), (97, 31, format));
+        assert_eq!(
+            (frames[0].width(), frames[0].height(), frames[0].format()),
+            (97, 31, format)
+        );
         assert_eq!(frames[1].seq, 1);
     }
 }
@@ -134,7 +151,11 @@ fn a_file_source_behind_a_slow_stage_drops_nothing() {
     assert_eq!(seen.load(Ordering::SeqCst), 40);
     assert_eq!(report.source.dropped, 0);
     assert_eq!(report.stages[0].frames_in, 40);
-    assert!(report.stages[0].process.p50_us >= 5_000, "{:?}", report.stages[0].process);
+    assert!(
+        report.stages[0].process.p50_us >= 5_000,
+        "{:?}",
+        report.stages[0].process
+    );
 }
 
 #[test]
@@ -179,17 +200,27 @@ impl Stage for FailOn {
         "picky"
     }
     fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
-        if frame.seq == self.0 { Err("this frame is wrong".into()) } else { Ok(Some(frame)) }
+        if frame.seq == self.0 {
+            Err("this frame is wrong".into())
+        } else {
+            Ok(Some(frame))
+        }
     }
 }
 
 #[test]
 fn a_failing_stage_stops_the_run_and_is_named() {
-    let source = GstSource::open("videotestsrc num-buffers=1000 ! video/x-raw,width=64,height=64")
-        .unwrap();
-    let err = Pipeline::new(source).stage(FailOn(3)).run(&Shutdown::new()).unwrap_err();
+    let source =
+        GstSource::open("videotestsrc num-buffers=1000 ! video/x-raw,width=64,height=64").unwrap();
+    let err = Pipeline::new(source)
+        .stage(FailOn(3))
+        .run(&Shutdown::new())
+        .unwrap_err();
     assert_eq!(err.to_string(), "stage `picky` failed on frame 3");
-    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "this frame is wrong");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "this frame is wrong"
+    );
 }
 
 #[test]
@@ -214,21 +245,43 @@ fn caps_the_engine_cannot_handle_are_named() {
 
 #[test]
 fn missing_and_corrupt_clips_are_errors_naming_the_file() {
-    let err = GstSource::open_clip("/no/such/clip.mkv".as_ref(), SourceOptions::default())
-        .unwrap_err();
+    let err =
+        GstSource::open_clip("/no/such/clip.mkv".as_ref(), SourceOptions::default()).unwrap_err();
     assert_eq!(err.to_string(), "/no/such/clip.mkv: no such file");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("corrupt.mkv");
-    std::fs::write(&bad, b"\x1a\x45\xdf\xa3 this is not a matroska file at all".repeat(100))
-        .unwrap();
+    std::fs::write(
+        &bad,
+        b"\x1a\x45\xdf\xa3 this is not a matroska file at all".repeat(100),
+    )
+    .unwrap();
     let result = GstSource::open_clip(&bad, SourceOptions::default()).and_then(|mut s| {
         s.next_frame()?;
         Ok(())
     });
     let err = result.unwrap_err();
-    let GstError::InClip { path, source } = &err else { panic!("{err:?}") };
+    let GstError::InClip { path, source } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(path, &bad.display().to_string());
     assert!(matches!(**source, GstError::Element { .. }), "{source:?}");
     assert!(!source.to_string().contains('\n'), "one line: {source}");
+}
+
+#[test]
+fn the_example_configs_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let c = med8k_engine::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let sink = c.sink.as_ref().map(|s| s.pipeline.as_str());
+            med8k_engine::gst::check_descriptions(c.source.pipeline.as_deref(), sink)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "found {n} configs in {}", dir.display());
 }

@@ -180,11 +180,22 @@ impl FrameLayout {
             let (_, rows) = format.plane_dims(p, width, height);
             let row_bytes = format.row_bytes(p, width);
             let stride = row_bytes.next_multiple_of(PLANE_ALIGN);
-            let plane = PlaneLayout { offset, stride, row_bytes, rows: rows as usize };
+            let plane = PlaneLayout {
+                offset,
+                stride,
+                row_bytes,
+                rows: rows as usize,
+            };
             offset = (offset + plane.span()).next_multiple_of(PLANE_ALIGN);
             planes.push(plane);
         }
-        Ok(FrameLayout { width, height, format, planes, size: offset })
+        Ok(FrameLayout {
+            width,
+            height,
+            format,
+            planes,
+            size: offset,
+        })
     }
 
     /// Plane layouts, one per plane.

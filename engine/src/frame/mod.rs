@@ -66,7 +66,14 @@ impl VideoFrame {
                 format: layout.format,
             });
         }
-        Ok(VideoFrame { layout, buf, seq, pts: None, captured_at: Instant::now(), source })
+        Ok(VideoFrame {
+            layout,
+            buf,
+            seq,
+            pts: None,
+            captured_at: Instant::now(),
+            source,
+        })
     }
 
     /// A black-or-zero frame in the engine's packed layout, outside any pool.
@@ -153,13 +160,18 @@ impl VideoFrame {
 
     /// Every plane as disjoint mutable 16-bit samples (10-bit planar formats).
     pub fn planes_u16_mut(&mut self) -> Vec<&mut [u16]> {
-        self.planes_mut().into_iter().map(bytemuck::cast_slice_mut).collect()
+        self.planes_mut()
+            .into_iter()
+            .map(bytemuck::cast_slice_mut)
+            .collect()
     }
 
     /// Rows of plane `p`, each `row_bytes` long (no padding).
     pub fn rows(&self, p: usize) -> impl Iterator<Item = &[u8]> {
         let l = self.layout.planes()[p];
-        self.plane(p).chunks_exact(l.stride).map(move |r| &r[..l.row_bytes])
+        self.plane(p)
+            .chunks_exact(l.stride)
+            .map(move |r| &r[..l.row_bytes])
     }
 
     /// True when both frames have the same geometry, format and picture bytes
@@ -197,8 +209,7 @@ mod tests {
     #[test]
     fn a_short_buffer_is_refused() {
         let layout = Arc::new(FrameLayout::packed(16, 16, PixelFormat::Rgb8).unwrap());
-        let err =
-            VideoFrame::new(layout, FrameBuffer::zeroed(10), 0, Arc::from("t")).unwrap_err();
+        let err = VideoFrame::new(layout, FrameBuffer::zeroed(10), 0, Arc::from("t")).unwrap_err();
         assert_eq!(err.got, 10);
     }
 }

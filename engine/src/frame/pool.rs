@@ -20,7 +20,11 @@ pub struct FrameBuffer {
 impl FrameBuffer {
     /// A zeroed buffer of `len` bytes that belongs to no pool.
     pub fn zeroed(len: usize) -> Self {
-        FrameBuffer { words: vec![0u64; len.div_ceil(8)].into_boxed_slice(), len, home: None }
+        FrameBuffer {
+            words: vec![0u64; len.div_ceil(8)].into_boxed_slice(),
+            len,
+            home: None,
+        }
     }
 
     /// Length in bytes.
@@ -70,7 +74,9 @@ impl fmt::Debug for FrameBuffer {
 
 impl Drop for FrameBuffer {
     fn drop(&mut self) {
-        let Some(pool) = self.home.take().and_then(|w| w.upgrade()) else { return };
+        let Some(pool) = self.home.take().and_then(|w| w.upgrade()) else {
+            return;
+        };
         let words = std::mem::take(&mut self.words);
         pool.give_back(words);
     }
@@ -141,7 +147,12 @@ impl FramePool {
     /// A buffer from the free list, or a new one when none is idle.
     /// A reused buffer holds whatever its last user wrote.
     pub fn acquire(&self) -> FrameBuffer {
-        let reused = self.inner.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let reused = self
+            .inner
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
         let words = match reused {
             Some(w) => {
                 self.inner.reuses.fetch_add(1, Ordering::Relaxed);
@@ -152,7 +163,11 @@ impl FramePool {
                 vec![0u64; self.inner.buffer_len.div_ceil(8)].into_boxed_slice()
             }
         };
-        FrameBuffer { words, len: self.inner.buffer_len, home: Some(Arc::downgrade(&self.inner)) }
+        FrameBuffer {
+            words,
+            len: self.inner.buffer_len,
+            home: Some(Arc::downgrade(&self.inner)),
+        }
     }
 
     /// Allocation and reuse counts so far.
@@ -200,6 +215,12 @@ mod tests {
         drop((a, b));
         let _c = pool.acquire();
         let _d = pool.acquire();
-        assert_eq!(pool.stats(), PoolStats { allocations: 3, reuses: 1 });
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                allocations: 3,
+                reuses: 1
+            }
+        );
     }
 }

@@ -43,29 +43,32 @@ pub fn pack(src: &VideoFrame) -> Result<VideoFrame, ConvertError> {
     let l = src.layout().planes().to_vec();
     let dl = dst.layout().planes()[0];
     let (y, cb, cr) = (src.plane_u16(0), src.plane_u16(1), src.plane_u16(2));
-    dst.plane_mut(0).par_chunks_exact_mut(dl.stride).enumerate().for_each(|(row, out)| {
-        let y = &y[row * l[0].stride / 2..][..w];
-        let cb = &cb[row * l[1].stride / 2..][..w.div_ceil(2)];
-        let cr = &cr[row * l[2].stride / 2..][..w.div_ceil(2)];
-        for (g, words) in out[..dl.row_bytes].chunks_exact_mut(16).enumerate() {
-            let x = g * 6;
-            if x >= w {
-                break;
+    dst.plane_mut(0)
+        .par_chunks_exact_mut(dl.stride)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let y = &y[row * l[0].stride / 2..][..w];
+            let cb = &cb[row * l[1].stride / 2..][..w.div_ceil(2)];
+            let cr = &cr[row * l[2].stride / 2..][..w.div_ceil(2)];
+            for (g, words) in out[..dl.row_bytes].chunks_exact_mut(16).enumerate() {
+                let x = g * 6;
+                if x >= w {
+                    break;
+                }
+                let ys = |i: usize| y.get(x + i).map_or(0, |&v| u32::from(v) & MASK);
+                let cbs = |i: usize| cb.get(x / 2 + i).map_or(0, |&v| u32::from(v) & MASK);
+                let crs = |i: usize| cr.get(x / 2 + i).map_or(0, |&v| u32::from(v) & MASK);
+                let packed = [
+                    cbs(0) | ys(0) << 10 | crs(0) << 20,
+                    ys(1) | cbs(1) << 10 | ys(2) << 20,
+                    crs(1) | ys(3) << 10 | cbs(2) << 20,
+                    ys(4) | crs(2) << 10 | ys(5) << 20,
+                ];
+                for (dst, word) in words.chunks_exact_mut(4).zip(packed) {
+                    dst.copy_from_slice(&word.to_le_bytes());
+                }
             }
-            let ys = |i: usize| y.get(x + i).map_or(0, |&v| u32::from(v) & MASK);
-            let cbs = |i: usize| cb.get(x / 2 + i).map_or(0, |&v| u32::from(v) & MASK);
-            let crs = |i: usize| cr.get(x / 2 + i).map_or(0, |&v| u32::from(v) & MASK);
-            let packed = [
-                cbs(0) | ys(0) << 10 | crs(0) << 20,
-                ys(1) | cbs(1) << 10 | ys(2) << 20,
-                crs(1) | ys(3) << 10 | cbs(2) << 20,
-                ys(4) | crs(2) << 10 | ys(5) << 20,
-            ];
-            for (dst, word) in words.chunks_exact_mut(4).zip(packed) {
-                dst.copy_from_slice(&word.to_le_bytes());
-            }
-        }
-    });
+        });
     stamp(&mut dst, src);
     Ok(dst)
 }
@@ -123,7 +126,10 @@ fn check(f: &VideoFrame, expected: PixelFormat) -> Result<(), ConvertError> {
     if f.format() == expected {
         Ok(())
     } else {
-        Err(ConvertError::WrongFormat { expected, got: f.format() })
+        Err(ConvertError::WrongFormat {
+            expected,
+            got: f.format(),
+        })
     }
 }
 

@@ -48,7 +48,10 @@ pub enum GstError {
         detail: String,
     },
     /// Upstream offers only caps the engine cannot take.
-    #[error("caps the engine cannot handle from `{element}`: {caps} (supported formats: {})", supported_formats())]
+    #[error(
+        "caps the engine cannot handle from `{element}`: {caps} (supported formats: {})",
+        supported_formats()
+    )]
     UnsupportedCaps {
         /// The element whose output could not be taken.
         element: String,
@@ -81,13 +84,19 @@ pub enum GstError {
 }
 
 fn supported_formats() -> String {
-    PixelFormat::ALL.iter().map(|f| f.gst_name()).collect::<Vec<_>>().join(", ")
+    PixelFormat::ALL
+        .iter()
+        .map(|f| f.gst_name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Initialise GStreamer once per process.
 pub fn init() -> Result<(), GstError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| gst::init().map_err(|e| e.to_string())).clone().map_err(GstError::Init)
+    INIT.get_or_init(|| gst::init().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(GstError::Init)
 }
 
 /// GStreamer's version string, such as `GStreamer 1.22.0`.
@@ -117,6 +126,18 @@ pub fn supported_caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
         .format_list(PixelFormat::ALL.iter().map(|&f| video_format(f)))
         .build()
+}
+
+/// Check that a source description and a sink description parse and name
+/// installed elements, without starting anything (no device is opened).
+pub fn check_descriptions(source: Option<&str>, sink: Option<&str>) -> Result<(), GstError> {
+    if let Some(d) = source {
+        source::parse_source(d)?;
+    }
+    if let Some(d) = sink {
+        parse_pipeline(&format!("appsrc ! {d}"), d)?;
+    }
+    Ok(())
 }
 
 /// Parse `full` into a pipeline (a single element is wrapped in one); errors
@@ -154,13 +175,19 @@ fn pending_error(bus: &gst::Bus) -> Option<GstError> {
 }
 
 fn error_from_message(msg: &gst::Message) -> Option<GstError> {
-    let gst::MessageView::Error(err) = msg.view() else { return None };
+    let gst::MessageView::Error(err) = msg.view() else {
+        return None;
+    };
     let element = err
         .src()
         .map(|s| s.path_string().to_string())
         .unwrap_or_else(|| "pipeline".to_owned());
     let detail = err.debug().map(|d| one_line(&d)).unwrap_or_default();
-    Some(GstError::Element { element, message: err.error().message().to_owned(), detail })
+    Some(GstError::Element {
+        element,
+        message: err.error().message().to_owned(),
+        detail,
+    })
 }
 
 /// GStreamer's debug text on one line, without its `file.c(123): function (): /element:` lines.

@@ -31,7 +31,12 @@ pub struct SinkOptions {
 
 impl Default for SinkOptions {
     fn default() -> Self {
-        SinkOptions { framerate: (60, 1), queue: 2, creation_time: None, colorimetry: None }
+        SinkOptions {
+            framerate: (60, 1),
+            queue: 2,
+            creation_time: None,
+            colorimetry: None,
+        }
     }
 }
 
@@ -112,8 +117,9 @@ impl GstSink {
             description: description.to_owned(),
         })?;
         if pipeline.set_state(gst::State::Playing).is_err() {
-            return Err(pending_error(&bus)
-                .unwrap_or(GstError::StateChange { description: description.to_owned() }));
+            return Err(pending_error(&bus).unwrap_or(GstError::StateChange {
+                description: description.to_owned(),
+            }));
         }
         Ok(GstSink {
             description: description.to_owned(),
@@ -145,23 +151,30 @@ impl GstSink {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(frame.seq * frame_ns);
         let layout = frame.layout().clone();
-        let same_layout = layout.planes().iter().enumerate().all(|(p, l)| {
-            info.offset()[p] == l.offset && info.stride()[p] as usize == l.stride
-        });
+        let same_layout =
+            layout.planes().iter().enumerate().all(|(p, l)| {
+                info.offset()[p] == l.offset && info.stride()[p] as usize == l.stride
+            });
         let mut buffer = if same_layout && frame.as_bytes().len() >= info.size() {
             self.zero_copy += 1;
             let mut b = gst::Buffer::from_mut_slice(frame.into_buffer());
-            b.get_mut().map(|b| b.set_size(info.size()));
+            if let Some(b) = b.get_mut() {
+                b.set_size(info.size());
+            }
             b
         } else {
             let mut b = gst::Buffer::with_size(info.size()).map_err(|e| self.buffer_err(e))?;
             {
-                let bm = b.get_mut().ok_or_else(|| self.buffer_err("new buffer not writable"))?;
+                let bm = b
+                    .get_mut()
+                    .ok_or_else(|| self.buffer_err("new buffer not writable"))?;
                 let mut vf = gst_video::VideoFrameRef::from_buffer_ref_writable(bm, &info)
                     .map_err(|e| self.buffer_err(e))?;
                 for (p, l) in layout.planes().iter().enumerate() {
                     let stride = vf.plane_stride()[p] as usize;
-                    let dst = vf.plane_data_mut(p as u32).map_err(|e| self.buffer_err(e))?;
+                    let dst = vf
+                        .plane_data_mut(p as u32)
+                        .map_err(|e| self.buffer_err(e))?;
                     for (row, src) in frame.rows(p).enumerate() {
                         dst[row * stride..row * stride + l.row_bytes].copy_from_slice(src);
                     }
@@ -214,7 +227,10 @@ impl GstSink {
         )
         .fps(gst::Fraction::new(num, den));
         let colorimetry = match &self.options.colorimetry {
-            Some(c) => Some(c.parse::<gst_video::VideoColorimetry>().map_err(|e| self.buffer_err(e))?),
+            Some(c) => Some(
+                c.parse::<gst_video::VideoColorimetry>()
+                    .map_err(|e| self.buffer_err(e))?,
+            ),
             None => None,
         };
         if let Some(c) = &colorimetry {
@@ -228,7 +244,10 @@ impl GstSink {
     }
 
     fn buffer_err(&self, e: impl std::fmt::Display) -> GstError {
-        GstError::Buffer { element: APPSRC_NAME.to_owned(), message: e.to_string() }
+        GstError::Buffer {
+            element: APPSRC_NAME.to_owned(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -33,7 +33,11 @@ pub struct SourceOptions {
 
 impl Default for SourceOptions {
     fn default() -> Self {
-        SourceOptions { id: Arc::from("source"), queue: 2, pool_keep: 8 }
+        SourceOptions {
+            id: Arc::from("source"),
+            queue: 2,
+            pool_keep: 8,
+        }
     }
 }
 
@@ -91,34 +95,31 @@ impl GstSource {
     /// Open a recorded clip (any container and codec GStreamer can decode).
     pub fn open_clip(path: &Path, options: SourceOptions) -> Result<Self, GstError> {
         if !path.is_file() {
-            return Err(GstError::MissingFile { path: path.display().to_string() });
+            return Err(GstError::MissingFile {
+                path: path.display().to_string(),
+            });
         }
-        let location = path.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+        let location = path
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
         let clip = path.display().to_string();
-        let in_clip = |e| GstError::InClip { path: clip.clone(), source: Box::new(e) };
-        let mut source =
-            Self::open_with(&format!("filesrc location=\"{location}\" ! decodebin"), options)
-                .map_err(in_clip)?;
+        let in_clip = |e| GstError::InClip {
+            path: clip.clone(),
+            source: Box::new(e),
+        };
+        let mut source = Self::open_with(
+            &format!("filesrc location=\"{location}\" ! decodebin"),
+            options,
+        )
+        .map_err(in_clip)?;
         source.clip = Some(clip);
         Ok(source)
     }
 
     fn open_with(description: &str, options: SourceOptions) -> Result<Self, GstError> {
-        let find_appsink = |p: &gst::Pipeline| {
-            p.iterate_recurse()
-                .into_iter()
-                .flatten()
-                .find_map(|e| e.downcast::<gst_app::AppSink>().ok())
-        };
-        // Use the description's own appsink if it has one, else append ours.
-        let pipeline = match parse_pipeline(description, description) {
-            Ok(p) if find_appsink(&p).is_some() => p,
-            _ => parse_pipeline(&format!("{description} ! appsink name={APPSINK_NAME}"), description)?,
-        };
-        let appsink = find_appsink(&pipeline).ok_or_else(|| GstError::Parse {
-            description: description.to_owned(),
-            message: "the description has no appsink".into(),
-        })?;
+        let (pipeline, appsink) = parse_source(description)?;
         appsink.set_caps(Some(&super::supported_caps()));
         appsink.set_sync(false);
         appsink.set_max_buffers(options.queue);
@@ -152,7 +153,9 @@ impl GstSource {
     }
 
     fn start(&mut self) -> Result<(), GstError> {
-        let refused = || GstError::StateChange { description: self.description.clone() };
+        let refused = || GstError::StateChange {
+            description: self.description.clone(),
+        };
         match self.pipeline.set_state(gst::State::Paused) {
             Ok(gst::StateChangeSuccess::NoPreroll) => self.live = true,
             Ok(_) => {}
@@ -175,8 +178,14 @@ impl GstSource {
     /// Exact once the source has ended; while running it may count frames
     /// still queued in the appsink.
     pub fn dropped(&self) -> u64 {
-        let queued = if self.done { 0 } else { u64::from(self.options.queue) };
-        self.arrived.load(Ordering::Relaxed).saturating_sub(self.pulled + queued)
+        let queued = if self.done {
+            0
+        } else {
+            u64::from(self.options.queue)
+        };
+        self.arrived
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.pulled + queued)
     }
 
     /// Frames delivered so far.
@@ -190,9 +199,10 @@ impl GstSource {
         if self.done {
             return Ok(None);
         }
-        if let Some(sample) = self.appsink.try_pull_sample(gst::ClockTime::from_nseconds(
-            PULL_TIMEOUT.as_nanos() as u64,
-        )) {
+        if let Some(sample) = self
+            .appsink
+            .try_pull_sample(gst::ClockTime::from_nseconds(PULL_TIMEOUT.as_nanos() as u64))
+        {
             let frame = self.frame_from_sample(&sample)?;
             self.pulled += 1;
             return Ok(Some(frame));
@@ -233,14 +243,22 @@ impl GstSource {
     fn bus_error(&self) -> Option<GstError> {
         let err = self.element_error()?;
         Some(match &self.clip {
-            Some(path) => GstError::InClip { path: path.clone(), source: Box::new(err) },
+            Some(path) => GstError::InClip {
+                path: path.clone(),
+                source: Box::new(err),
+            },
             None => err,
         })
     }
 
     fn element_error(&self) -> Option<GstError> {
         let err = pending_error(&self.bus)?;
-        let GstError::Element { element, detail, .. } = &err else { return Some(err) };
+        let GstError::Element {
+            element, detail, ..
+        } = &err
+        else {
+            return Some(err);
+        };
         if detail.contains("not-negotiated") {
             let caps = self
                 .appsink
@@ -248,21 +266,31 @@ impl GstSource {
                 .and_then(|p| p.peer())
                 .map(|peer| peer.query_caps(None).to_string())
                 .unwrap_or_else(|| "unknown caps".into());
-            return Some(GstError::UnsupportedCaps { element: element.clone(), caps });
+            return Some(GstError::UnsupportedCaps {
+                element: element.clone(),
+                caps,
+            });
         }
         Some(err)
     }
 
     fn frame_from_sample(&mut self, sample: &gst::Sample) -> Result<VideoFrame, GstError> {
         let element = self.appsink.path_string().to_string();
-        let bad = |message: String| GstError::Buffer { element: element.clone(), message };
-        let caps = sample.caps().ok_or_else(|| bad("sample without caps".into()))?;
+        let bad = |message: String| GstError::Buffer {
+            element: element.clone(),
+            message,
+        };
+        let caps = sample
+            .caps()
+            .ok_or_else(|| bad("sample without caps".into()))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| bad(e.to_string()))?;
         let format = pixel_format(info.format()).ok_or_else(|| GstError::UnsupportedCaps {
             element: element.clone(),
             caps: caps.to_string(),
         })?;
-        let buffer = sample.buffer().ok_or_else(|| bad("sample without buffer".into()))?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| bad("sample without buffer".into()))?;
         let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
             .map_err(|e| bad(e.to_string()))?;
 
@@ -284,7 +312,9 @@ impl GstSource {
         };
         let mut buf = pool.acquire();
         for (p, pl) in layout.planes().iter().enumerate() {
-            let src = vframe.plane_data(p as u32).map_err(|e| bad(e.to_string()))?;
+            let src = vframe
+                .plane_data(p as u32)
+                .map_err(|e| bad(e.to_string()))?;
             let src_stride = vframe.plane_stride()[p] as usize;
             if src_stride == pl.stride && src.len() >= pl.span() {
                 buf[pl.offset..pl.offset + pl.span()].copy_from_slice(&src[..pl.span()]);
@@ -304,6 +334,30 @@ impl GstSource {
         frame.captured_at = Instant::now();
         Ok(frame)
     }
+}
+
+/// Parse a source description; use its appsink if it has one, else append ours.
+pub(super) fn parse_source(
+    description: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSink), GstError> {
+    let find_appsink = |p: &gst::Pipeline| {
+        p.iterate_recurse()
+            .into_iter()
+            .flatten()
+            .find_map(|e| e.downcast::<gst_app::AppSink>().ok())
+    };
+    let pipeline = match parse_pipeline(description, description) {
+        Ok(p) if find_appsink(&p).is_some() => p,
+        _ => parse_pipeline(
+            &format!("{description} ! appsink name={APPSINK_NAME}"),
+            description,
+        )?,
+    };
+    let appsink = find_appsink(&pipeline).ok_or_else(|| GstError::Parse {
+        description: description.to_owned(),
+        message: "the description has no appsink".into(),
+    })?;
+    Ok((pipeline, appsink))
 }
 
 impl Drop for GstSource {

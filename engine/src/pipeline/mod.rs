@@ -40,8 +40,8 @@ use crossbeam_channel::{
 use serde::Serialize;
 
 pub use stages::{SinkStage, V210Pack, V210Unpack};
-pub use stats::{Latency, Percentiles, StageReport};
 use stats::StageMeter;
+pub use stats::{Latency, Percentiles, StageReport};
 
 use crate::frame::VideoFrame;
 use crate::gst::GstSource;
@@ -155,7 +155,14 @@ impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("source", &self.source.name())
-            .field("stages", &self.stages.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>())
+            .field(
+                "stages",
+                &self
+                    .stages
+                    .iter()
+                    .map(|s| s.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .field("queue", &self.queue)
             .finish()
     }
@@ -164,7 +171,11 @@ impl std::fmt::Debug for Pipeline {
 impl Pipeline {
     /// A pipeline reading from `source`, with channels two frames deep.
     pub fn new(source: impl Source + 'static) -> Self {
-        Pipeline { source: Box::new(source), stages: Vec::new(), queue: 2 }
+        Pipeline {
+            source: Box::new(source),
+            stages: Vec::new(),
+            queue: 2,
+        }
     }
 
     /// Frames each channel holds (at least 1).
@@ -198,7 +209,9 @@ impl Pipeline {
             let oldest = self.source.is_live().then(|| rx.clone());
             let (shutdown, abort) = (shutdown.clone(), abort.clone());
             let source = self.source;
-            spawn_named("med8k-source", move || run_source(source, tx, oldest, &shutdown, &abort))
+            spawn_named("med8k-source", move || {
+                run_source(source, tx, oldest, &shutdown, &abort)
+            })
         };
         let mut stage_threads = Vec::new();
         for stage in self.stages {
@@ -206,7 +219,9 @@ impl Pipeline {
             let input = std::mem::replace(&mut rx, next_rx);
             let abort = abort.clone();
             let name = format!("med8k-{}", stage.name());
-            stage_threads.push(spawn_named(&name, move || run_stage(stage, input, next_tx, &abort)));
+            stage_threads.push(spawn_named(&name, move || {
+                run_stage(stage, input, next_tx, &abort)
+            }));
         }
         // Frames leaving the last stage end here.
         drop(rx);
@@ -220,7 +235,10 @@ impl Pipeline {
             }
         };
         let source = keep(join(source_thread, "source"));
-        let stages: Vec<_> = stage_threads.into_iter().filter_map(|t| keep(join(t, "stage"))).collect();
+        let stages: Vec<_> = stage_threads
+            .into_iter()
+            .filter_map(|t| keep(join(t, "stage")))
+            .collect();
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -230,7 +248,11 @@ impl Pipeline {
             source: "source thread ended without a report".into(),
         })?;
         Ok(PipelineReport {
-            ending: if shutdown.is_requested() { Ending::Shutdown } else { Ending::EndOfStream },
+            ending: if shutdown.is_requested() {
+                Ending::Shutdown
+            } else {
+                Ending::EndOfStream
+            },
             seconds: started.elapsed().as_secs_f64(),
             source,
             stages,
@@ -249,7 +271,11 @@ fn join(
     handle: Result<thread::JoinHandle<Result<StageReport, PipelineError>>, std::io::Error>,
     what: &str,
 ) -> Result<StageReport, PipelineError> {
-    let failed = |msg: String| PipelineError { stage: what.to_owned(), seq: None, source: msg.into() };
+    let failed = |msg: String| PipelineError {
+        stage: what.to_owned(),
+        seq: None,
+        source: msg.into(),
+    };
     handle
         .map_err(|e| failed(format!("could not start a thread: {e}")))?
         .join()
@@ -314,7 +340,11 @@ fn run_source(
         Ok(()) => Ok(meter.report()),
         Err(source_err) => {
             abort.request();
-            Err(PipelineError { stage: meter.name, seq: None, source: source_err })
+            Err(PipelineError {
+                stage: meter.name,
+                seq: None,
+                source: source_err,
+            })
         }
     }
 }
@@ -328,7 +358,11 @@ fn run_stage(
     let mut meter = StageMeter::new(stage.name());
     let fail = |meter: &StageMeter, seq: Option<u64>, e: BoxError| {
         abort.request();
-        PipelineError { stage: meter.name.clone(), seq, source: e }
+        PipelineError {
+            stage: meter.name.clone(),
+            seq,
+            source: e,
+        }
     };
     loop {
         let frame = match input.recv_timeout(Duration::from_millis(100)) {
@@ -391,4 +425,3 @@ impl Stage for Discard {
         Ok(None)
     }
 }
-

@@ -16,7 +16,10 @@ pub struct SinkStage {
 impl SinkStage {
     /// Wrap an open sink; `finish` waits up to `finish_timeout` for it to drain.
     pub fn new(sink: GstSink, finish_timeout: Duration) -> Self {
-        SinkStage { sink: Some(sink), finish_timeout }
+        SinkStage {
+            sink: Some(sink),
+            finish_timeout,
+        }
     }
 }
 

@@ -109,7 +109,8 @@ impl StageMeter {
         self.first.get_or_insert(start);
         self.last = Some(now);
         self.process.record(now - start);
-        self.since_capture.record(now.saturating_duration_since(captured));
+        self.since_capture
+            .record(now.saturating_duration_since(captured));
     }
 
     pub fn report(&self) -> StageReport {
@@ -122,7 +123,11 @@ impl StageMeter {
             frames_in: self.frames_in,
             frames_out: self.frames_out,
             dropped: self.dropped,
-            fps: if span > 0.0 { self.frames_in as f64 / span } else { 0.0 },
+            fps: if span > 0.0 {
+                self.frames_in as f64 / span
+            } else {
+                0.0
+            },
             process: self.process.percentiles(),
             since_capture: self.since_capture.percentiles(),
         }

@@ -17,7 +17,10 @@ pub fn grow(fixture: &SpectralCube, width: usize, height: usize, seed: u64) -> S
     let (fw, fh) = (fixture.width() as f64, fixture.height() as f64);
     // Cover the output, keeping the aspect ratio, centred.
     let scale = (width as f64 / fw).max(height as f64 / fh);
-    let (ox, oy) = ((fw * scale - width as f64) / 2.0, (fh * scale - height as f64) / 2.0);
+    let (ox, oy) = (
+        (fw * scale - width as f64) / 2.0,
+        (fh * scale - height as f64) / 2.0,
+    );
     let taps = |n: usize, offset: f64, limit: usize| -> Vec<([usize; 4], [f32; 4])> {
         (0..n)
             .map(|i| {
@@ -37,33 +40,36 @@ pub fn grow(fixture: &SpectralCube, width: usize, height: usize, seed: u64) -> S
     let src = fixture.data();
     let mut out = Array3::<u16>::zeros((bands, height, width));
 
-    out.axis_iter_mut(Axis(1)).into_par_iter().enumerate().for_each(|(y, mut row)| {
-        let (yi, yw) = yt[y];
-        let mut texture = vec![0f32; width];
-        for (x, t) in texture.iter_mut().enumerate() {
-            *t = 0.65 * value_noise(seed, x as u32, y as u32, 3) +
-                0.35 * value_noise(seed ^ 0x5bd1_e995, x as u32, y as u32, 11);
-        }
-        let mut line = vec![0f32; fixture.width()];
-        for b in 0..bands {
-            // Vertical pass for this band, then horizontal.
-            for (fx, v) in line.iter_mut().enumerate() {
-                *v = (0..4).map(|k| yw[k] * f32::from(src[[b, yi[k], fx]])).sum();
+    out.axis_iter_mut(Axis(1))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(y, mut row)| {
+            let (yi, yw) = yt[y];
+            let mut texture = vec![0f32; width];
+            for (x, t) in texture.iter_mut().enumerate() {
+                *t = 0.65 * value_noise(seed, x as u32, y as u32, 3)
+                    + 0.35 * value_noise(seed ^ 0x5bd1_e995, x as u32, y as u32, 11);
             }
-            // Short wavelengths are absorbed most by stained tissue and show its texture.
-            let strength = 0.06 - 0.006 * b as f32;
-            let mut dst = row.index_axis_mut(Axis(0), b);
-            for (x, d) in dst.iter_mut().enumerate() {
-                let (xi, xw) = xt[x];
-                let v: f32 = (0..4).map(|k| xw[k] * line[xi[k]]).sum();
-                let noise = (hash(seed, b as u32, x as u32, y as u32) >> 40) as f32
-                    / (1u64 << 24) as f32
-                    - 0.5;
-                let v = v * (1.0 + strength * (texture[x] - 0.5) * 2.0) + noise * 24.0;
-                *d = v.round().clamp(0.0, 65535.0) as u16;
+            let mut line = vec![0f32; fixture.width()];
+            for b in 0..bands {
+                // Vertical pass for this band, then horizontal.
+                for (fx, v) in line.iter_mut().enumerate() {
+                    *v = (0..4).map(|k| yw[k] * f32::from(src[[b, yi[k], fx]])).sum();
+                }
+                // Short wavelengths are absorbed most by stained tissue and show its texture.
+                let strength = 0.06 - 0.006 * b as f32;
+                let mut dst = row.index_axis_mut(Axis(0), b);
+                for (x, d) in dst.iter_mut().enumerate() {
+                    let (xi, xw) = xt[x];
+                    let v: f32 = (0..4).map(|k| xw[k] * line[xi[k]]).sum();
+                    let noise = (hash(seed, b as u32, x as u32, y as u32) >> 40) as f32
+                        / (1u64 << 24) as f32
+                        - 0.5;
+                    let v = v * (1.0 + strength * (texture[x] - 0.5) * 2.0) + noise * 24.0;
+                    *d = v.round().clamp(0.0, 65535.0) as u16;
+                }
             }
-        }
-    });
+        });
 
     let mut cube = SpectralCube::new(fixture.bands().to_vec(), out)
         .unwrap_or_else(|_| unreachable!("band count and size come from a valid fixture"));
@@ -95,8 +101,12 @@ fn hash(seed: u64, a: u32, b: u32, c: u32) -> u64 {
 /// Smooth value noise in `0..1` with lattice cells `cell` pixels wide.
 fn value_noise(seed: u64, x: u32, y: u32, cell: u32) -> f32 {
     let (cx, cy) = (x / cell, y / cell);
-    let (fx, fy) = ((x % cell) as f32 / cell as f32, (y % cell) as f32 / cell as f32);
-    let corner = |i: u32, j: u32| (hash(seed, 0xFFFF, cx + i, cy + j) >> 40) as f32 / (1u64 << 24) as f32;
+    let (fx, fy) = (
+        (x % cell) as f32 / cell as f32,
+        (y % cell) as f32 / cell as f32,
+    );
+    let corner =
+        |i: u32, j: u32| (hash(seed, 0xFFFF, cx + i, cy + j) >> 40) as f32 / (1u64 << 24) as f32;
     let s = |t: f32| t * t * (3.0 - 2.0 * t);
     let (sx, sy) = (s(fx), s(fy));
     let top = corner(0, 0) + (corner(1, 0) - corner(0, 0)) * sx;
@@ -125,10 +135,18 @@ mod tests {
         assert_eq!(c.reflectance_scale, Some(60000.0));
         // Band means stay near the fixture's (texture and noise average out).
         for b in 0..7 {
-            let mean = c.data().index_axis(Axis(0), b).iter().map(|&v| f64::from(v)).sum::<f64>()
+            let mean = c
+                .data()
+                .index_axis(Axis(0), b)
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>()
                 / 60_000.0;
             let want = 10_000.0 + b as f64 * 3000.0 + 10_000.0;
-            assert!((mean - want).abs() < want * 0.05, "band {b}: {mean} vs {want}");
+            assert!(
+                (mean - want).abs() < want * 0.05,
+                "band {b}: {mean} vs {want}"
+            );
         }
     }
 

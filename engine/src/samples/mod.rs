@@ -125,7 +125,10 @@ pub struct Size {
 
 impl Size {
     /// 7680×4320.
-    pub const UHD_8K: Size = Size { width: 7680, height: 4320 };
+    pub const UHD_8K: Size = Size {
+        width: 7680,
+        height: 4320,
+    };
 }
 
 impl FromStr for Size {
@@ -134,19 +137,36 @@ impl FromStr for Size {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let size = match s.to_ascii_lowercase().as_str() {
             "8k" => Size::UHD_8K,
-            "4k" => Size { width: 3840, height: 2160 },
-            "1080p" => Size { width: 1920, height: 1080 },
+            "4k" => Size {
+                width: 3840,
+                height: 2160,
+            },
+            "1080p" => Size {
+                width: 1920,
+                height: 1080,
+            },
             other => {
-                let (w, h) =
-                    other.split_once('x').ok_or_else(|| SampleError::BadSize(s.to_owned()))?;
-                let parse = |v: &str| v.parse::<u32>().map_err(|_| SampleError::BadSize(s.to_owned()));
-                Size { width: parse(w)?, height: parse(h)? }
+                let (w, h) = other
+                    .split_once('x')
+                    .ok_or_else(|| SampleError::BadSize(s.to_owned()))?;
+                let parse = |v: &str| {
+                    v.parse::<u32>()
+                        .map_err(|_| SampleError::BadSize(s.to_owned()))
+                };
+                Size {
+                    width: parse(w)?,
+                    height: parse(h)?,
+                }
             }
         };
         let ok = size.width % 2 == 0
             && (EndoscopeScene::MIN_DIM..=EndoscopeScene::MAX_DIM).contains(&size.width)
             && (EndoscopeScene::MIN_DIM..=EndoscopeScene::MAX_DIM).contains(&size.height);
-        if ok { Ok(size) } else { Err(SampleError::BadSize(s.to_owned())) }
+        if ok {
+            Ok(size)
+        } else {
+            Err(SampleError::BadSize(s.to_owned()))
+        }
     }
 }
 
@@ -301,15 +321,24 @@ impl SampleSet {
 
     /// Absolute paths of the cube headers.
     pub fn cubes(&self) -> Vec<PathBuf> {
-        self.manifest.cubes.iter().map(|c| self.dir.join(&c.header)).collect()
+        self.manifest
+            .cubes
+            .iter()
+            .map(|c| self.dir.join(&c.header))
+            .collect()
     }
 
     /// The labels.
     pub fn labels(&self) -> Result<Labels, SampleError> {
         let path = self.dir.join(&self.manifest.labels);
-        let text = std::fs::read(&path).map_err(|source| SampleError::Io { path: path.clone(), source })?;
-        serde_json::from_slice(&text)
-            .map_err(|e| SampleError::Manifest { path, reason: e.to_string() })
+        let text = std::fs::read(&path).map_err(|source| SampleError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|e| SampleError::Manifest {
+            path,
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -319,13 +348,21 @@ pub fn open(dir: &Path) -> Result<SampleSet, SampleError> {
     let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SampleError::Manifest { path, reason: "no sample set here".into() });
+            return Err(SampleError::Manifest {
+                path,
+                reason: "no sample set here".into(),
+            });
         }
         Err(source) => return Err(SampleError::Io { path, source }),
     };
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| SampleError::Manifest { path: path.clone(), reason: e.to_string() })?;
-    Ok(SampleSet { dir: dir.to_path_buf(), manifest })
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| SampleError::Manifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(SampleSet {
+        dir: dir.to_path_buf(),
+        manifest,
+    })
 }
 
 /// Progress of a long step.
@@ -364,7 +401,11 @@ pub fn generate(
 
     let mut cubes = Vec::new();
     for (i, fixture) in FIXTURES.iter().enumerate() {
-        progress(Progress { task: "cubes", done: i as u64, total: FIXTURES.len() as u64 });
+        progress(Progress {
+            task: "cubes",
+            done: i as u64,
+            total: FIXTURES.len() as u64,
+        });
         let small = envi::from_bytes(fixture.name, fixture.header, fixture.raw)?;
         let big = cube::grow(
             &small,
@@ -373,14 +414,22 @@ pub fn generate(
             opts.seed ^ (i as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
         );
         let stem = dir.join("cubes").join(fixture.name);
-        envi::write(&big, &stem, &format!("med8k sample cube {}: {}", fixture.name, fixture.source))?;
+        envi::write(
+            &big,
+            &stem,
+            &format!("med8k sample cube {}: {}", fixture.name, fixture.source),
+        )?;
         cubes.push(CubeEntry {
             name: fixture.name.to_owned(),
             header: format!("cubes/{}.hdr", fixture.name),
             source: fixture.source.to_owned(),
         });
     }
-    progress(Progress { task: "cubes", done: FIXTURES.len() as u64, total: FIXTURES.len() as u64 });
+    progress(Progress {
+        task: "cubes",
+        done: FIXTURES.len() as u64,
+        total: FIXTURES.len() as u64,
+    });
 
     let mut files: Vec<String> = vec![CLIP.to_owned(), LABELS.to_owned()];
     files.extend(labels.frames.iter().filter_map(|f| f.mask.clone()));
@@ -388,12 +437,20 @@ pub fn generate(
         files.push(c.header.clone());
         files.push(c.header.replace(".hdr", ".raw"));
     }
-    progress(Progress { task: "checksums", done: 0, total: files.len() as u64 });
+    progress(Progress {
+        task: "checksums",
+        done: 0,
+        total: files.len() as u64,
+    });
     let sha256 = files
         .par_iter()
         .map(|f| sha256_file(&dir.join(f)).map(|h| (f.clone(), h)))
         .collect::<Result<BTreeMap<_, _>, _>>()?;
-    progress(Progress { task: "checksums", done: files.len() as u64, total: files.len() as u64 });
+    progress(Progress {
+        task: "checksums",
+        done: files.len() as u64,
+        total: files.len() as u64,
+    });
 
     let manifest = Manifest {
         generator: GENERATOR_VERSION,
@@ -407,9 +464,28 @@ pub fn generate(
         sha256,
     };
     let path = dir.join(MANIFEST);
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap_or_default())
-        .map_err(io(&path))?;
-    Ok(SampleSet { dir: dir.clone(), manifest })
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+    )
+    .map_err(io(&path))?;
+    Ok(SampleSet {
+        dir: dir.clone(),
+        manifest,
+    })
+}
+
+/// Render only the clip and its mask PNGs into `opts.out` (no cubes, labels
+/// file or manifest); for benches and tools that need just the video.
+pub fn generate_clip(
+    opts: &GenerateOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Labels, SampleError> {
+    std::fs::create_dir_all(opts.out.join("masks")).map_err(|source| SampleError::Io {
+        path: opts.out.clone(),
+        source,
+    })?;
+    write_clip(opts, progress)
 }
 
 /// Render the scene frame by frame into an FFV1 Matroska clip and mask PNGs.
@@ -438,25 +514,45 @@ fn write_clip(
     let mut mask = vec![0u8; mw as usize * mh as usize];
     let mut frames = Vec::with_capacity(opts.frames as usize);
     for index in 0..opts.frames {
-        progress(Progress { task: "clip", done: u64::from(index), total: u64::from(opts.frames) });
+        progress(Progress {
+            task: "clip",
+            done: u64::from(index),
+            total: u64::from(opts.frames),
+        });
         let mut frame = VideoFrame::zeroed(opts.size.width, opts.size.height, PixelFormat::I422_10)
             .map_err(|e| SampleError::BadSize(e.to_string()))?;
         frame.seq = u64::from(index);
-        let strides: Vec<usize> = frame.layout().planes().iter().map(|p| p.stride / 2).collect();
+        let strides: Vec<usize> = frame
+            .layout()
+            .planes()
+            .iter()
+            .map(|p| p.stride / 2)
+            .collect();
         let truth = {
             let mut planes = frame.planes_u16_mut().into_iter();
-            let (Some(y), Some(cb), Some(cr)) = (planes.next(), planes.next(), planes.next()) else {
+            let (Some(y), Some(cb), Some(cr)) = (planes.next(), planes.next(), planes.next())
+            else {
                 unreachable!("I422_10 has three planes")
             };
-            let mut out =
-                FramePlanes { y, y_stride: strides[0], cb, cr, c_stride: strides[1], mask: &mut mask };
+            let mut out = FramePlanes {
+                y,
+                y_stride: strides[0],
+                cb,
+                cr,
+                c_stride: strides[1],
+                mask: &mut mask,
+            };
             scene.render(index, &mut out)?
         };
         sink.push(frame)?;
         let mut label = FrameLabel {
             index,
             anomalous: truth.anomalous,
-            lesions: truth.lesions.iter().map(|l| lesion_name(*l).to_owned()).collect(),
+            lesions: truth
+                .lesions
+                .iter()
+                .map(|l| lesion_name(*l).to_owned())
+                .collect(),
             mask: None,
             mask_pixels: truth.mask_pixels,
         };
@@ -467,10 +563,19 @@ fn write_clip(
         }
         frames.push(label);
     }
-    progress(Progress { task: "clip", done: u64::from(opts.frames), total: u64::from(opts.frames) });
+    progress(Progress {
+        task: "clip",
+        done: u64::from(opts.frames),
+        total: u64::from(opts.frames),
+    });
     sink.finish(Duration::from_secs(600))?;
     stamp_segment_uid(&clip, opts.seed)?;
-    Ok(Labels { clip: CLIP.to_owned(), size: opts.size, mask_scale: EndoscopeScene::MASK_SCALE, frames })
+    Ok(Labels {
+        clip: CLIP.to_owned(),
+        size: opts.size,
+        mask_scale: EndoscopeScene::MASK_SCALE,
+        frames,
+    })
 }
 
 fn lesion_name(l: LesionKind) -> &'static str {
@@ -485,7 +590,10 @@ fn write_mask(path: &Path, w: u32, h: u32, mask: &[u8]) -> Result<(), SampleErro
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     };
-    let file = File::create(path).map_err(|source| SampleError::Io { path: path.to_path_buf(), source })?;
+    let file = File::create(path).map_err(|source| SampleError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut enc = png::Encoder::new(BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
@@ -499,17 +607,28 @@ fn write_mask(path: &Path, w: u32, h: u32, mask: &[u8]) -> Result<(), SampleErro
 /// the same options give the same bytes. Both sit in the first few kilobytes,
 /// in the segment's Info and Tracks.
 fn stamp_segment_uid(path: &Path, seed: u64) -> Result<(), SampleError> {
-    let io = |source| SampleError::Io { path: path.to_path_buf(), source };
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
+    let io = |source| SampleError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
     let mut head = vec![0u8; 64 * 1024];
     let n = file.read(&mut head).map_err(io)?;
     // The size is a one-byte EBML varint (0x80 | length); the muxer writes
     // unsigned integers in as few bytes as they need.
     for element in [[0x73, 0xA4], [0x73, 0xC5]] {
-        let found = head[..n].windows(3).position(|w| w[..2] == element && (0x81..=0x90).contains(&w[2]));
+        let found = head[..n]
+            .windows(3)
+            .position(|w| w[..2] == element && (0x81..=0x90).contains(&w[2]));
         let pos = found.ok_or_else(|| SampleError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(format!("no Matroska element {element:02x?} in the header")),
+            source: std::io::Error::other(format!(
+                "no Matroska element {element:02x?} in the header"
+            )),
         })?;
         let len = usize::from(head[pos + 2] & 0x7f);
         let uid = Sha256::digest(format!("med8k matroska {element:?} {seed}"));
@@ -522,7 +641,10 @@ fn stamp_segment_uid(path: &Path, seed: u64) -> Result<(), SampleError> {
 }
 
 fn sha256_file(path: &Path) -> Result<String, SampleError> {
-    let io = |source| SampleError::Io { path: path.to_path_buf(), source };
+    let io = |source| SampleError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -533,7 +655,11 @@ fn sha256_file(path: &Path) -> Result<String, SampleError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
@@ -543,8 +669,20 @@ mod tests {
     #[test]
     fn sizes_parse() {
         assert_eq!("8K".parse::<Size>().unwrap(), Size::UHD_8K);
-        assert_eq!("1080p".parse::<Size>().unwrap(), Size { width: 1920, height: 1080 });
-        assert_eq!("320x180".parse::<Size>().unwrap(), Size { width: 320, height: 180 });
+        assert_eq!(
+            "1080p".parse::<Size>().unwrap(),
+            Size {
+                width: 1920,
+                height: 1080
+            }
+        );
+        assert_eq!(
+            "320x180".parse::<Size>().unwrap(),
+            Size {
+                width: 320,
+                height: 180
+            }
+        );
         for bad in ["", "8", "321x180", "32x32", "x", "99999x100", "axb"] {
             assert!(bad.parse::<Size>().is_err(), "{bad}");
         }

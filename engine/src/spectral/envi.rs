@@ -103,9 +103,13 @@ impl Header {
     fn parse(text: &str) -> Result<Header, String> {
         let fields = parse_header(text)?;
         let int = |key: &str, max: usize| -> Result<usize, String> {
-            let v = fields.get(key).ok_or_else(|| format!("missing field `{key}`"))?;
-            let n: usize =
-                v.trim().parse().map_err(|_| format!("field `{key}` = `{v}` is not a number"))?;
+            let v = fields
+                .get(key)
+                .ok_or_else(|| format!("missing field `{key}`"))?;
+            let n: usize = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("field `{key}` = `{v}` is not a number"))?;
             if n == 0 || n > max {
                 return Err(format!("field `{key}` = {n} is out of range 1..={max}"));
             }
@@ -115,7 +119,10 @@ impl Header {
         let lines = int("lines", MAX_DIM)?;
         let bands = int("bands", MAX_BANDS)?;
         let offset: u64 = match fields.get("header offset") {
-            Some(v) => v.trim().parse().map_err(|_| format!("bad `header offset` `{v}`"))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad `header offset` `{v}`"))?,
             None => 0,
         };
         match fields.get("data type").map(|s| s.trim()) {
@@ -152,9 +159,18 @@ impl Header {
                 fwhm_nm: fwhm.as_ref().map_or(f32::NAN, |w| w[i] * nm),
             })
             .collect();
-        let reflectance_scale =
-            fields.get("reflectance scale factor").and_then(|v| v.trim().parse().ok());
-        Ok(Header { samples, lines, bands, offset, big_endian, interleave, reflectance_scale })
+        let reflectance_scale = fields
+            .get("reflectance scale factor")
+            .and_then(|v| v.trim().parse().ok());
+        Ok(Header {
+            samples,
+            lines,
+            bands,
+            offset,
+            big_endian,
+            interleave,
+            reflectance_scale,
+        })
     }
 
     /// Bytes of samples the data file must hold after the offset.
@@ -178,8 +194,14 @@ impl Header {
         let array = Array3::from_shape_vec(shape, values).map_err(|e| e.to_string())?;
         let data = match self.interleave {
             Interleave::Bsq => array,
-            Interleave::Bil => array.permuted_axes([1, 0, 2]).as_standard_layout().into_owned(),
-            Interleave::Bip => array.permuted_axes([2, 0, 1]).as_standard_layout().into_owned(),
+            Interleave::Bil => array
+                .permuted_axes([1, 0, 2])
+                .as_standard_layout()
+                .into_owned(),
+            Interleave::Bip => array
+                .permuted_axes([2, 0, 1])
+                .as_standard_layout()
+                .into_owned(),
         };
         let mut cube = SpectralCube::new(self.bands.clone(), data).map_err(|e| e.to_string())?;
         cube.reflectance_scale = self.reflectance_scale;
@@ -191,23 +213,35 @@ impl Header {
 pub fn read(path: &Path) -> Result<SpectralCube, EnviError> {
     let (hdr_path, raw_path) = paths(path);
     let text = std::fs::read(&hdr_path).map_err(|source| io(&hdr_path, source))?;
-    let header_err = |reason: String| EnviError::Header { path: hdr_path.clone(), reason };
+    let header_err = |reason: String| EnviError::Header {
+        path: hdr_path.clone(),
+        reason,
+    };
     if text.len() > 1 << 20 {
-        return Err(header_err(format!("header is {} bytes, more than 1 MiB", text.len())));
+        return Err(header_err(format!(
+            "header is {} bytes, more than 1 MiB",
+            text.len()
+        )));
     }
-    let text = String::from_utf8(text).map_err(|_| header_err("header is not UTF-8 text".into()))?;
+    let text =
+        String::from_utf8(text).map_err(|_| header_err("header is not UTF-8 text".into()))?;
     let header = Header::parse(&text).map_err(header_err)?;
 
     // Check the data file's size before allocating.
     let mut raw = File::open(&raw_path).map_err(|source| io(&raw_path, source))?;
-    let got = raw.metadata().map_err(|source| io(&raw_path, source))?.len();
+    let got = raw
+        .metadata()
+        .map_err(|source| io(&raw_path, source))?
+        .len();
     let need = header.data_bytes();
     if got < header.offset.saturating_add(need) {
         return Err(truncated(&header, raw_path, got));
     }
-    raw.seek(SeekFrom::Start(header.offset)).map_err(|source| io(&raw_path, source))?;
+    raw.seek(SeekFrom::Start(header.offset))
+        .map_err(|source| io(&raw_path, source))?;
     let mut values = vec![0u16; need as usize / 2];
-    raw.read_exact(bytemuck::cast_slice_mut(&mut values)).map_err(|source| io(&raw_path, source))?;
+    raw.read_exact(bytemuck::cast_slice_mut(&mut values))
+        .map_err(|source| io(&raw_path, source))?;
     header.cube(values).map_err(header_err)
 }
 
@@ -215,20 +249,27 @@ pub fn read(path: &Path) -> Result<SpectralCube, EnviError> {
 /// embedded in a binary). `name` stands for both files in errors.
 pub fn from_bytes(name: &str, header: &str, raw: &[u8]) -> Result<SpectralCube, EnviError> {
     let path = PathBuf::from(name);
-    let header = Header::parse(header)
-        .map_err(|reason| EnviError::Header { path: path.with_extension("hdr"), reason })?;
+    let header = Header::parse(header).map_err(|reason| EnviError::Header {
+        path: path.with_extension("hdr"),
+        reason,
+    })?;
     let start = header.offset.min(raw.len() as u64) as usize;
     let body = &raw[start..];
     if (body.len() as u64) < header.data_bytes() {
-        return Err(truncated(&header, path.with_extension("raw"), raw.len() as u64));
+        return Err(truncated(
+            &header,
+            path.with_extension("raw"),
+            raw.len() as u64,
+        ));
     }
     let values = body[..header.data_bytes() as usize]
         .chunks_exact(2)
         .map(|c| u16::from_ne_bytes([c[0], c[1]]))
         .collect();
-    header
-        .cube(values)
-        .map_err(|reason| EnviError::Header { path: path.with_extension("hdr"), reason })
+    header.cube(values).map_err(|reason| EnviError::Header {
+        path: path.with_extension("hdr"),
+        reason,
+    })
 }
 
 fn truncated(header: &Header, path: PathBuf, got: u64) -> EnviError {
@@ -249,7 +290,11 @@ pub fn write(cube: &SpectralCube, stem: &Path, description: &str) -> Result<(), 
     let hdr_path = stem.with_extension("hdr");
     let raw_path = stem.with_extension("raw");
     let list = |f: &dyn Fn(&Band) -> f32| {
-        cube.bands().iter().map(|b| format!("{}", f(b))).collect::<Vec<_>>().join(", ")
+        cube.bands()
+            .iter()
+            .map(|b| format!("{}", f(b)))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let mut hdr = format!(
         "ENVI\ndescription = {{{}}}\nsamples = {}\nlines = {}\nbands = {}\nheader offset = 0\n\
@@ -265,8 +310,11 @@ pub fn write(cube: &SpectralCube, stem: &Path, description: &str) -> Result<(), 
     if let Some(s) = cube.reflectance_scale {
         hdr.push_str(&format!("reflectance scale factor = {s}\n"));
     }
-    let names: Vec<String> =
-        cube.bands().iter().map(|b| format!("B{}", b.center_nm.round() as i64)).collect();
+    let names: Vec<String> = cube
+        .bands()
+        .iter()
+        .map(|b| format!("B{}", b.center_nm.round() as i64))
+        .collect();
     hdr.push_str(&format!("band names = {{{}}}\n", names.join(", ")));
     std::fs::write(&hdr_path, hdr).map_err(|source| io(&hdr_path, source))?;
 
@@ -276,14 +324,18 @@ pub fn write(cube: &SpectralCube, stem: &Path, description: &str) -> Result<(), 
     let slice = data.as_slice().unwrap_or_default();
     for chunk in slice.chunks(1 << 19) {
         let le: Vec<u16> = chunk.iter().map(|v| v.to_le()).collect();
-        out.write_all(bytemuck::cast_slice(&le)).map_err(|source| io(&raw_path, source))?;
+        out.write_all(bytemuck::cast_slice(&le))
+            .map_err(|source| io(&raw_path, source))?;
     }
     out.flush().map_err(|source| io(&raw_path, source))?;
     Ok(())
 }
 
 fn io(path: &Path, source: std::io::Error) -> EnviError {
-    EnviError::Io { path: path.to_path_buf(), source }
+    EnviError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// `key = value` lines; `{ ... }` values may span lines. Keys are lower-cased.
@@ -310,7 +362,10 @@ fn parse_header(text: &str) -> Result<HashMap<String, String>, String> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {}: expected `key = value`, got `{line}`", n + 2));
+            return Err(format!(
+                "line {}: expected `key = value`, got `{line}`",
+                n + 2
+            ));
         };
         let key = key.trim().to_ascii_lowercase();
         let value = value.trim().to_string();
@@ -327,7 +382,11 @@ fn parse_header(text: &str) -> Result<HashMap<String, String>, String> {
 }
 
 fn strip_braces(v: &str) -> String {
-    v.trim().trim_start_matches('{').trim_end_matches('}').trim().to_string()
+    v.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim()
+        .to_string()
 }
 
 fn float_list(
@@ -335,13 +394,22 @@ fn float_list(
     key: &str,
     bands: usize,
 ) -> Result<Option<Vec<f32>>, String> {
-    let Some(v) = fields.get(key) else { return Ok(None) };
+    let Some(v) = fields.get(key) else {
+        return Ok(None);
+    };
     let values: Vec<f32> = v
         .split(',')
-        .map(|s| s.trim().parse::<f32>().map_err(|_| format!("field `{key}` has a bad number `{s}`")))
+        .map(|s| {
+            s.trim()
+                .parse::<f32>()
+                .map_err(|_| format!("field `{key}` has a bad number `{s}`"))
+        })
         .collect::<Result<_, _>>()?;
     if values.len() != bands {
-        return Err(format!("field `{key}` lists {} values for {bands} bands", values.len()));
+        return Err(format!(
+            "field `{key}` lists {} values for {bands} bands",
+            values.len()
+        ));
     }
     Ok(Some(values))
 }
@@ -366,7 +434,10 @@ mod tests {
         let back = read(&stem.with_extension("hdr")).unwrap();
         assert_eq!(back, cube());
         let hdr = std::fs::read_to_string(stem.with_extension("hdr")).unwrap();
-        assert!(hdr.contains("wavelength = {410, 450, 490, 530, 570, 610, 650}"), "{hdr}");
+        assert!(
+            hdr.contains("wavelength = {410, 450, 490, 530, 570, 610, 650}"),
+            "{hdr}"
+        );
     }
 
     #[test]
@@ -401,7 +472,12 @@ mod tests {
         write(&cube(), &stem, "t").unwrap();
         let raw = stem.with_extension("raw");
         let len = std::fs::metadata(&raw).unwrap().len();
-        std::fs::OpenOptions::new().write(true).open(&raw).unwrap().set_len(len - 1).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&raw)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
         let err = read(&stem).unwrap_err().to_string();
         assert!(err.contains("t.raw") && err.contains("truncated"), "{err}");
     }
@@ -413,11 +489,26 @@ mod tests {
         std::fs::write(stem.with_extension("raw"), [0u8; 16]).unwrap();
         for (hdr, want) in [
             ("NOT ENVI\n", "not an ENVI header"),
-            ("ENVI\nsamples = 65536\nlines = 65536\nbands = 1024\ndata type = 12\n", "truncated"),
-            ("ENVI\nsamples = 99999999\nlines = 1\nbands = 1\ndata type = 12\n", "out of range"),
-            ("ENVI\nsamples = 2\nlines = 2\nbands = 1\ndata type = 4\n", "data type 4"),
-            ("ENVI\nsamples = 2\nlines = 2\nbands = 2\ndata type = 12\nwavelength = {1}\n", "lists 1"),
-            ("ENVI\nsamples = 2\nlines = 2\nbands = 1\ndata type = 12\nwavelength = {1\n", "never closes"),
+            (
+                "ENVI\nsamples = 65536\nlines = 65536\nbands = 1024\ndata type = 12\n",
+                "truncated",
+            ),
+            (
+                "ENVI\nsamples = 99999999\nlines = 1\nbands = 1\ndata type = 12\n",
+                "out of range",
+            ),
+            (
+                "ENVI\nsamples = 2\nlines = 2\nbands = 1\ndata type = 4\n",
+                "data type 4",
+            ),
+            (
+                "ENVI\nsamples = 2\nlines = 2\nbands = 2\ndata type = 12\nwavelength = {1}\n",
+                "lists 1",
+            ),
+            (
+                "ENVI\nsamples = 2\nlines = 2\nbands = 1\ndata type = 12\nwavelength = {1\n",
+                "never closes",
+            ),
             ("ENVI\nsamples = x\n", "not a number"),
         ] {
             std::fs::write(stem.with_extension("hdr"), hdr).unwrap();

@@ -15,7 +15,12 @@ pub struct Band {
 
 /// The 7-band set med8k's samples use: 410–650 nm every 40 nm, 40 nm wide.
 pub fn default_bands() -> Vec<Band> {
-    (0..7).map(|i| Band { center_nm: 410.0 + 40.0 * i as f32, fwhm_nm: 40.0 }).collect()
+    (0..7)
+        .map(|i| Band {
+            center_nm: 410.0 + 40.0 * i as f32,
+            fwhm_nm: 40.0,
+        })
+        .collect()
 }
 
 /// A cube whose parts do not agree.
@@ -56,12 +61,23 @@ impl SpectralCube {
     pub fn new(bands: Vec<Band>, data: Array3<u16>) -> Result<Self, CubeError> {
         let (b, h, w) = data.dim();
         if b == 0 || h == 0 || w == 0 {
-            return Err(CubeError::Empty { bands: b, height: h, width: w });
+            return Err(CubeError::Empty {
+                bands: b,
+                height: h,
+                width: w,
+            });
         }
         if b != bands.len() {
-            return Err(CubeError::BandCount { data: b, listed: bands.len() });
+            return Err(CubeError::BandCount {
+                data: b,
+                listed: bands.len(),
+            });
         }
-        Ok(SpectralCube { bands, data, reflectance_scale: None })
+        Ok(SpectralCube {
+            bands,
+            data,
+            reflectance_scale: None,
+        })
     }
 
     /// Band descriptions, in data order.

@@ -1,4 +1,5 @@
 //! The real `med8k` binary, run in temporary directories.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

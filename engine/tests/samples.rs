@@ -1,5 +1,6 @@
 //! The sample generator: same seed, same bytes; the clip read back through
 //! GStreamer equals the frames the scene renders; labels agree with masks.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 use med8k_engine::frame::{PixelFormat, VideoFrame};
 use med8k_engine::gst::{GstSource, SourceOptions};

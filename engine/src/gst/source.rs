@@ -188,6 +188,11 @@ impl GstSource {
             .saturating_sub(self.pulled + queued)
     }
 
+    /// Allocation counters of the frame pool, once the first frame has arrived.
+    pub fn pool_stats(&self) -> Option<crate::frame::PoolStats> {
+        self.pool.as_ref().map(|(_, p)| p.stats())
+    }
+
     /// Frames delivered so far.
     pub fn delivered(&self) -> u64 {
         self.pulled

@@ -41,7 +41,8 @@ fn inputs() -> (PathBuf, PathBuf) {
             .size(Size::UHD_8K)
             .seed(1);
         samples::generate_clip(&opts, &mut |_| {}).expect("generate the 8K clip");
-        let mut source = GstSource::open_clip(&clip, SourceOptions::default()).expect("open clip");
+        let mut source =
+            samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default()).expect("open clip");
         let mut sink =
             GstSink::open(&format!("filesink location={}", raw.display())).expect("raw sink");
         while let Some(f) = source.next_frame().expect("capture") {
@@ -69,8 +70,9 @@ fn capture(c: &mut Criterion) {
     g.throughput(Throughput::Elements(u64::from(FRAMES)));
     g.bench_function("ffv1_clip", |b| {
         b.iter(|| {
-            let n =
-                capture_all(GstSource::open_clip(&clip, SourceOptions::default()).expect("open"));
+            let n = capture_all(
+                samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default()).expect("open"),
+            );
             assert_eq!(n, u64::from(FRAMES));
         })
     });

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use med8k_engine::frame::VideoFrame;
-use med8k_engine::gst::{GstSource, SinkOptions, SourceOptions};
+use med8k_engine::gst::{SinkOptions, SourceOptions};
 use med8k_engine::pipeline::{
     BoxError, Ending, Pipeline, PipelineReport, Shutdown, SinkStage, Stage, V210Pack,
 };
@@ -130,7 +130,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
 }
 
 fn capture_pipeline(set: &SampleSet, sink: &str) -> anyhow::Result<Pipeline> {
-    let source = GstSource::open_clip(&set.clip(), SourceOptions::default().id("endoscope"))?;
+    let source = set.open_clip(SourceOptions::default().id("endoscope"))?;
     let output = SinkOptions::default()
         .framerate(samples::FPS as i32, 1)
         .open(sink)?;

@@ -111,8 +111,8 @@ fn run_takes_a_toml_pipeline_from_clip_to_file() {
     std::fs::write(
         tmp.path().join("p.toml"),
         format!(
-            "[source]\nclip = \"{}\"\n\n[[stage]]\nkind = \"v210-pack\"\n\n[sink]\npipeline = \"filesink location={}\"\n",
-            samples.join("endoscope.mkv").display(),
+            "[source]\nsamples = \"{}\"\n\n[[stage]]\nkind = \"v210-pack\"\n\n[sink]\npipeline = \"filesink location={}\"\n",
+            samples.display(),
             out.display()
         ),
     )

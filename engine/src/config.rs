@@ -3,8 +3,9 @@
 //! ```toml
 //! [source]
 //! # Exactly one of:
-//! pipeline = "decklinkvideosrc device-number=0 mode=4320p60 ! videoconvert"  # any GStreamer source
-//! # clip = "/path/to/endoscope.mkv"                                          # a recorded clip
+//! pipeline = "decklinkvideosrc device-number=0 mode=8kp60 video-format=10bit-yuv"  # any GStreamer source
+//! # clip = "/path/to/recording.mkv"   # a recorded clip with one video track
+//! # samples = "default"               # the sample clip (or a sample directory)
 //! id = "or3-endoscope"   # stamped on every frame (default "capture")
 //! queue = 2              # frames the appsink may hold
 //!
@@ -28,6 +29,7 @@ use serde::Deserialize;
 
 use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
 use crate::pipeline::{Pipeline, SinkStage, Stage, V210Pack, V210Unpack};
+use crate::samples;
 
 /// A `med8k run` configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,6 +55,9 @@ pub struct SourceConfig {
     pub pipeline: Option<String>,
     /// A recorded clip; relative paths are relative to the config file.
     pub clip: Option<PathBuf>,
+    /// The clip of a sample set: `default` for the one `med8k samples generate`
+    /// writes by default, or its directory.
+    pub samples: Option<PathBuf>,
     /// Identifier stamped on frames.
     pub id: Option<String>,
     /// Frames the appsink may hold.
@@ -174,12 +179,23 @@ impl Config {
             path: path.to_path_buf(),
             message: message.to_owned(),
         };
-        match (&config.source.pipeline, &config.source.clip) {
-            (Some(_), Some(_)) => {
-                return Err(invalid("[source] has both `pipeline` and `clip`; give one"));
+        let inputs = [
+            config.source.pipeline.is_some(),
+            config.source.clip.is_some(),
+            config.source.samples.is_some(),
+        ];
+        match inputs.iter().filter(|&&given| given).count() {
+            0 => {
+                return Err(invalid(
+                    "[source] needs one of `pipeline`, `clip` or `samples`",
+                ));
             }
-            (None, None) => return Err(invalid("[source] needs `pipeline` or `clip`")),
-            _ => {}
+            1 => {}
+            _ => {
+                return Err(invalid(
+                    "[source] takes only one of `pipeline`, `clip` and `samples`",
+                ));
+            }
         }
         if config.pipeline.queue == 0 {
             return Err(invalid("[pipeline] queue must be at least 1"));
@@ -201,15 +217,30 @@ impl Config {
         if let Some(q) = self.source.queue {
             options = options.queue(q);
         }
-        let source = match (&self.source.pipeline, &self.source.clip) {
-            (Some(desc), _) => options.open(desc),
-            (None, Some(clip)) => {
-                let dir = base.parent().unwrap_or(Path::new("."));
-                GstSource::open_clip(&dir.join(clip), options)
+        let dir = base.parent().unwrap_or(Path::new("."));
+        let source = match (
+            &self.source.pipeline,
+            &self.source.clip,
+            &self.source.samples,
+        ) {
+            (Some(desc), _, _) => options.open(desc).map_err(gst_err)?,
+            (None, Some(clip), _) => {
+                GstSource::open_clip(&dir.join(clip), options).map_err(gst_err)?
             }
-            (None, None) => unreachable!("checked in parse"),
-        }
-        .map_err(gst_err)?;
+            (None, None, Some(samples)) => {
+                let samples_dir = if samples.as_os_str() == "default" {
+                    samples::default_dir()
+                } else {
+                    dir.join(samples)
+                };
+                let set = samples::open(&samples_dir).map_err(|e| ConfigError::Invalid {
+                    path: base.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                set.open_clip(options).map_err(gst_err)?
+            }
+            (None, None, None) => unreachable!("checked in parse"),
+        };
         let mut pipeline = Pipeline::new(source).queue(self.pipeline.queue);
         for stage in &self.stages {
             let s: Box<dyn Stage> = match stage {
@@ -277,8 +308,10 @@ mod tests {
             parse("[source]\n")
                 .unwrap_err()
                 .to_string()
-                .contains("needs `pipeline` or `clip`")
+                .contains("needs one of")
         );
         assert!(parse("[source]\nclip = \"a\"\npipeline = \"b\"\n").is_err());
+        assert!(parse("[source]\nsamples = \"default\"\nclip = \"b\"\n").is_err());
+        assert!(parse("[source]\nsamples = \"default\"\n").is_ok());
     }
 }

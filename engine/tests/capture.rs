@@ -303,3 +303,50 @@ fn the_example_configs_parse() {
     }
     assert!(n >= 3, "found {n} configs in {}", dir.display());
 }
+
+#[test]
+fn tiles_from_several_appsinks_make_one_frame() {
+    let caps =
+        "videotestsrc num-buffers=3 pattern=smpte ! video/x-raw,format=I420,width=128,height=96";
+    let whole = capture_all(GstSource::open(caps).unwrap());
+    let mut desc = format!("{caps} ! tee name=t");
+    for (name, crop) in [
+        ("a", "right=64 bottom=48"),
+        ("b", "left=64 bottom=48"),
+        ("c", "right=64 top=48"),
+        ("d", "left=64 top=48"),
+    ] {
+        desc.push_str(&format!(
+            " t. ! queue ! videocrop {crop} ! appsink name={name}"
+        ));
+    }
+    let tiles = |d: u32| {
+        vec![
+            ("a".into(), 0, 0),
+            ("b".into(), 64, 0),
+            ("c".into(), 0, 48),
+            ("d".into(), 64, d),
+        ]
+    };
+    let tiled = capture_all(
+        SourceOptions::default()
+            .tiled(128, 96, tiles(48))
+            .open(&desc)
+            .unwrap(),
+    );
+    assert_eq!(tiled.len(), 3);
+    for (a, b) in whole.iter().zip(&tiled) {
+        assert!(
+            a.same_picture(b),
+            "frame {} differs when assembled from tiles",
+            a.seq
+        );
+    }
+    // A tile that would fall outside the frame is an error, not a panic.
+    let err = SourceOptions::default()
+        .tiled(128, 96, tiles(49))
+        .open(&desc)
+        .and_then(|mut s| s.next_frame().map(drop))
+        .unwrap_err();
+    assert!(err.to_string().contains("does not fit"), "{err}");
+}

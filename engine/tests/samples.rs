@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 use med8k_engine::frame::{PixelFormat, VideoFrame};
-use med8k_engine::gst::{GstSource, SourceOptions};
+use med8k_engine::gst::SourceOptions;
 use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 use med8k_engine::samples::{self, GenerateOptions, Size};
 use med8k_engine::spectral::envi;
@@ -79,7 +79,7 @@ fn the_clip_read_back_equals_the_rendered_frames_and_labels_match() {
         seed: 3,
     })
     .unwrap();
-    let mut source = GstSource::open_clip(&set.clip(), SourceOptions::default()).unwrap();
+    let mut source = set.open_clip(SourceOptions::default()).unwrap();
     let mut index = 0u32;
     while let Some(captured) = source.next_frame().unwrap() {
         assert_eq!(captured.format(), PixelFormat::I422_10);

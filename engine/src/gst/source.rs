@@ -12,7 +12,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::{GstError, parse_pipeline, pending_error, pixel_format};
-use crate::frame::{FrameLayout, FramePool, VideoFrame};
+use crate::frame::{FrameLayout, FramePool, PixelFormat, VideoFrame};
 
 /// Name given to the appsink med8k appends when a description has none.
 const APPSINK_NAME: &str = "med8k_appsink";
@@ -29,6 +29,20 @@ pub struct SourceOptions {
     pub queue: u32,
     /// Idle buffers the frame pool keeps.
     pub pool_keep: usize,
+    /// Assemble each frame from several appsinks (see [`SourceOptions::tiled`]).
+    pub tiles: Option<Tiling>,
+}
+
+/// A frame assembled from tiles, each arriving on its own appsink, as 8K
+/// arrives over four SDI links or is stored as four quadrant tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiling {
+    /// Width of the assembled frame.
+    pub width: u32,
+    /// Height of the assembled frame.
+    pub height: u32,
+    /// `(appsink name, x, y)` of every tile; tiles must cover the frame.
+    pub tiles: Vec<(String, u32, u32)>,
 }
 
 impl Default for SourceOptions {
@@ -37,6 +51,7 @@ impl Default for SourceOptions {
             id: Arc::from("source"),
             queue: 2,
             pool_keep: 8,
+            tiles: None,
         }
     }
 }
@@ -54,10 +69,31 @@ impl SourceOptions {
         self
     }
 
+    /// Assemble `width`×`height` frames from the appsinks named in `tiles`,
+    /// each placed at its `(x, y)`. Planar and RGB formats only; `x` and `y`
+    /// even for subsampled formats.
+    pub fn tiled(mut self, width: u32, height: u32, tiles: Vec<(String, u32, u32)>) -> Self {
+        self.tiles = Some(Tiling {
+            width,
+            height,
+            tiles,
+        });
+        self
+    }
+
     /// Open `description` with these options.
     pub fn open(self, description: &str) -> Result<GstSource, GstError> {
         GstSource::open_with(description, self)
     }
+}
+
+/// One appsink and where its pictures go in the frame.
+#[derive(Debug)]
+struct Tile {
+    sink: gst_app::AppSink,
+    x: u32,
+    y: u32,
+    pending: Option<gst::Sample>,
 }
 
 /// Frames from a GStreamer pipeline description that ends in an `appsink`
@@ -69,13 +105,13 @@ impl SourceOptions {
 /// when the engine falls behind, and the drops are counted; a file source
 /// blocks instead, so nothing is lost.
 ///
-/// Each frame is copied once, out of the GstBuffer into a pooled buffer.
+/// Each frame is copied once, out of the GstBuffer(s) into a pooled buffer.
 #[derive(Debug)]
 pub struct GstSource {
     description: String,
     pipeline: gst::Pipeline,
-    appsink: gst_app::AppSink,
     bus: gst::Bus,
+    tiles: Vec<Tile>,
     live: bool,
     options: SourceOptions,
     pool: Option<(Arc<FrameLayout>, FramePool)>,
@@ -120,13 +156,42 @@ impl GstSource {
 
     fn open_with(description: &str, options: SourceOptions) -> Result<Self, GstError> {
         let (pipeline, appsink) = parse_source(description)?;
-        appsink.set_caps(Some(&super::supported_caps()));
-        appsink.set_sync(false);
-        appsink.set_max_buffers(options.queue);
-
+        let tiles = match &options.tiles {
+            None => vec![Tile {
+                sink: appsink,
+                x: 0,
+                y: 0,
+                pending: None,
+            }],
+            Some(tiling) => tiling
+                .tiles
+                .iter()
+                .map(|(name, x, y)| {
+                    let sink = pipeline
+                        .by_name(name)
+                        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                        .ok_or_else(|| GstError::Parse {
+                            description: description.to_owned(),
+                            message: format!("no appsink named `{name}` for a tile"),
+                        })?;
+                    Ok(Tile {
+                        sink,
+                        x: *x,
+                        y: *y,
+                        pending: None,
+                    })
+                })
+                .collect::<Result<_, GstError>>()?,
+        };
+        for t in &tiles {
+            t.sink.set_caps(Some(&super::supported_caps()));
+            t.sink.set_sync(false);
+            t.sink.set_max_buffers(options.queue);
+        }
+        // Frames reaching the (first) appsink, to count what it drops.
         let arrived = Arc::new(AtomicU64::new(0));
         let counter = arrived.clone();
-        if let Some(pad) = appsink.static_pad("sink") {
+        if let Some(pad) = tiles.first().and_then(|t| t.sink.static_pad("sink")) {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 counter.fetch_add(1, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
@@ -138,8 +203,8 @@ impl GstSource {
         let mut source = GstSource {
             description: description.to_owned(),
             pipeline,
-            appsink,
             bus,
+            tiles,
             live: false,
             options,
             pool: None,
@@ -162,7 +227,9 @@ impl GstSource {
             Err(_) => return Err(self.bus_error().unwrap_or_else(refused)),
         }
         // A live source must never back up into the device: drop the oldest.
-        self.appsink.set_drop(self.live);
+        for t in &self.tiles {
+            t.sink.set_drop(self.live);
+        }
         if self.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(self.bus_error().unwrap_or_else(refused));
         }
@@ -204,11 +271,16 @@ impl GstSource {
         if self.done {
             return Ok(None);
         }
-        if let Some(sample) = self
-            .appsink
-            .try_pull_sample(gst::ClockTime::from_nseconds(PULL_TIMEOUT.as_nanos() as u64))
-        {
-            let frame = self.frame_from_sample(&sample)?;
+        let timeout = gst::ClockTime::from_nseconds(PULL_TIMEOUT.as_nanos() as u64);
+        let mut complete = true;
+        for t in &mut self.tiles {
+            if t.pending.is_none() {
+                t.pending = t.sink.try_pull_sample(timeout);
+            }
+            complete &= t.pending.is_some();
+        }
+        if complete {
+            let frame = self.assemble()?;
             self.pulled += 1;
             return Ok(Some(frame));
         }
@@ -216,7 +288,11 @@ impl GstSource {
             self.done = true;
             return Err(err);
         }
-        if self.appsink.is_eos() {
+        if self
+            .tiles
+            .iter()
+            .any(|t| t.pending.is_none() && t.sink.is_eos())
+        {
             self.done = true;
         }
         Ok(None)
@@ -265,8 +341,8 @@ impl GstSource {
             return Some(err);
         };
         if detail.contains("not-negotiated") {
-            let caps = self
-                .appsink
+            let caps = self.tiles[0]
+                .sink
                 .static_pad("sink")
                 .and_then(|p| p.peer())
                 .map(|peer| peer.query_caps(None).to_string())
@@ -279,66 +355,137 @@ impl GstSource {
         Some(err)
     }
 
-    fn frame_from_sample(&mut self, sample: &gst::Sample) -> Result<VideoFrame, GstError> {
-        let element = self.appsink.path_string().to_string();
+    /// Copy the pending sample of every tile into one pooled frame.
+    fn assemble(&mut self) -> Result<VideoFrame, GstError> {
+        let element = self.tiles[0].sink.path_string().to_string();
         let bad = |message: String| GstError::Buffer {
             element: element.clone(),
             message,
         };
-        let caps = sample
-            .caps()
-            .ok_or_else(|| bad("sample without caps".into()))?;
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| bad(e.to_string()))?;
-        let format = pixel_format(info.format()).ok_or_else(|| GstError::UnsupportedCaps {
-            element: element.clone(),
-            caps: caps.to_string(),
-        })?;
-        let buffer = sample
-            .buffer()
-            .ok_or_else(|| bad("sample without buffer".into()))?;
-        let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-            .map_err(|e| bad(e.to_string()))?;
-
-        let (layout, pool) = match &self.pool {
-            Some((l, p))
-                if l.width == info.width() && l.height == info.height() && l.format == format =>
-            {
-                (l.clone(), p.clone())
-            }
-            _ => {
-                let layout = Arc::new(
-                    FrameLayout::packed(info.width(), info.height(), format)
-                        .map_err(|e| bad(e.to_string()))?,
-                );
-                let pool = FramePool::new(layout.size(), self.options.pool_keep);
-                self.pool = Some((layout.clone(), pool.clone()));
-                (layout, pool)
-            }
+        let samples: Vec<gst::Sample> = self
+            .tiles
+            .iter_mut()
+            .filter_map(|t| t.pending.take())
+            .collect();
+        let mut infos = Vec::with_capacity(samples.len());
+        for sample in &samples {
+            let caps = sample
+                .caps()
+                .ok_or_else(|| bad("sample without caps".into()))?;
+            let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| bad(e.to_string()))?;
+            pixel_format(info.format()).ok_or_else(|| GstError::UnsupportedCaps {
+                element: element.clone(),
+                caps: caps.to_string(),
+            })?;
+            infos.push(info);
+        }
+        let format = pixel_format(infos[0].format()).unwrap_or(PixelFormat::I422_10);
+        let (width, height) = match &self.options.tiles {
+            Some(t) => (t.width, t.height),
+            None => (infos[0].width(), infos[0].height()),
         };
+        let layout = self.layout_for(width, height, format).map_err(&bad)?;
+        let pool = self
+            .pool
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| bad("no pool".into()))?;
         let mut buf = pool.acquire();
-        for (p, pl) in layout.planes().iter().enumerate() {
-            let src = vframe
-                .plane_data(p as u32)
+        for ((tile, sample), info) in self.tiles.iter().zip(&samples).zip(&infos) {
+            if pixel_format(info.format()) != Some(format) {
+                return Err(bad(format!(
+                    "tiles disagree on format: {} and {format}",
+                    info.format()
+                )));
+            }
+            let buffer = sample
+                .buffer()
+                .ok_or_else(|| bad("sample without buffer".into()))?;
+            let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
                 .map_err(|e| bad(e.to_string()))?;
-            let src_stride = vframe.plane_stride()[p] as usize;
-            if src_stride == pl.stride && src.len() >= pl.span() {
-                buf[pl.offset..pl.offset + pl.span()].copy_from_slice(&src[..pl.span()]);
-                continue;
-            }
-            for row in 0..pl.rows {
-                let s = src
-                    .get(row * src_stride..row * src_stride + pl.row_bytes)
-                    .ok_or_else(|| bad(format!("plane {p} is shorter than its caps say")))?;
-                let d = pl.offset + row * pl.stride;
-                buf[d..d + pl.row_bytes].copy_from_slice(s);
-            }
+            copy_tile(&vframe, &layout, tile.x, tile.y, &mut buf).map_err(&bad)?;
         }
         let mut frame = VideoFrame::new(layout, buf, self.pulled, self.options.id.clone())
             .map_err(|e| bad(e.to_string()))?;
-        frame.pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
+        frame.pts = samples[0]
+            .buffer()
+            .and_then(|b| b.pts())
+            .map(|t| Duration::from_nanos(t.nseconds()));
         frame.captured_at = Instant::now();
         Ok(frame)
     }
+
+    /// The layout for frames of this size and format, with a pool of buffers for it.
+    fn layout_for(
+        &mut self,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<Arc<FrameLayout>, String> {
+        if let Some((l, _)) = &self.pool
+            && l.width == width
+            && l.height == height
+            && l.format == format
+        {
+            return Ok(l.clone());
+        }
+        let layout =
+            Arc::new(FrameLayout::packed(width, height, format).map_err(|e| e.to_string())?);
+        self.pool = Some((
+            layout.clone(),
+            FramePool::new(layout.size(), self.options.pool_keep),
+        ));
+        Ok(layout)
+    }
+}
+
+/// Copy one GStreamer picture into `buf` (laid out as `layout`) at `(x, y)`.
+fn copy_tile(
+    src: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    layout: &FrameLayout,
+    x: u32,
+    y: u32,
+    buf: &mut [u8],
+) -> Result<(), String> {
+    let (w, h) = (src.width(), src.height());
+    let format = layout.format;
+    let aligned = match format {
+        PixelFormat::V210 => x.is_multiple_of(48),
+        PixelFormat::Rgb8 | PixelFormat::Rgba8 => true,
+        _ => x.is_multiple_of(2) && y.is_multiple_of(2),
+    };
+    if !aligned || x + w > layout.width || y + h > layout.height {
+        return Err(format!(
+            "a {w}x{h} tile at ({x}, {y}) does not fit a {}x{} {format} frame",
+            layout.width, layout.height
+        ));
+    }
+    for (p, pl) in layout.planes().iter().enumerate() {
+        let data = src.plane_data(p as u32).map_err(|e| e.to_string())?;
+        let src_stride = src.plane_stride()[p] as usize;
+        let row_bytes = format.row_bytes(p, w);
+        let x_bytes = if x == 0 { 0 } else { format.row_bytes(p, x) };
+        let y_rows = format.plane_dims(p, 1, y).1 as usize;
+        let rows = format.plane_dims(p, w, h).1 as usize;
+        // The whole frame in one piece: one copy.
+        if x == 0
+            && y == 0
+            && row_bytes == pl.row_bytes
+            && src_stride == pl.stride
+            && data.len() >= pl.span()
+        {
+            buf[pl.offset..pl.offset + pl.span()].copy_from_slice(&data[..pl.span()]);
+            continue;
+        }
+        for row in 0..rows {
+            let s = data
+                .get(row * src_stride..row * src_stride + row_bytes)
+                .ok_or_else(|| format!("plane {p} is shorter than its caps say"))?;
+            let d = pl.offset + (y_rows + row) * pl.stride + x_bytes;
+            buf[d..d + row_bytes].copy_from_slice(s);
+        }
+    }
+    Ok(())
 }
 
 /// Parse a source description; use its appsink if it has one, else append ours.

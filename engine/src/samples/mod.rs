@@ -14,24 +14,23 @@
 //! The same options give the same bytes. `manifest.json` is written last, so a
 //! directory without one holds no complete sample set.
 
+mod clip;
 pub mod cube;
 pub mod endoscope;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::frame::{PixelFormat, VideoFrame};
-use crate::gst::{GstError, SinkOptions};
+use crate::gst::{GstError, GstSource, SourceOptions};
 use crate::spectral::envi::{self, EnviError};
-use endoscope::{EndoscopeScene, FramePlanes, LesionKind, SceneConfig, SceneError};
+use endoscope::{EndoscopeScene, SceneError};
 
 /// Version of the generator; part of the manifest, bumped when output changes.
 pub const GENERATOR_VERSION: u32 = 1;
@@ -102,7 +101,9 @@ pub enum SampleError {
     #[error(transparent)]
     Cube(#[from] EnviError),
     /// A size that is not `8k`, `4k`, `1080p` or `WxH`.
-    #[error("bad size `{0}`: expected 8k, 4k, 1080p or WIDTHxHEIGHT (even width, at least 64x64)")]
+    #[error(
+        "bad size `{0}`: expected 8k, 4k, 1080p or WIDTHxHEIGHT (width a multiple of 4, even height, 64 to 16384)"
+    )]
     BadSize(String),
     /// A sample directory without a usable manifest.
     #[error("{path}: {reason} (run `med8k samples generate`)")]
@@ -159,7 +160,8 @@ impl FromStr for Size {
                 }
             }
         };
-        let ok = size.width % 2 == 0
+        let ok = size.width.is_multiple_of(4)
+            && size.height.is_multiple_of(2)
             && (EndoscopeScene::MIN_DIM..=EndoscopeScene::MAX_DIM).contains(&size.width)
             && (EndoscopeScene::MIN_DIM..=EndoscopeScene::MAX_DIM).contains(&size.height);
         if ok {
@@ -319,6 +321,12 @@ impl SampleSet {
         self.dir.join(&self.manifest.clip)
     }
 
+    /// A capture source over the clip: its four quadrant tracks decoded and
+    /// stitched back into whole frames.
+    pub fn open_clip(&self, options: SourceOptions) -> Result<GstSource, GstError> {
+        open_clip(&self.clip(), self.manifest.size, options)
+    }
+
     /// Absolute paths of the cube headers.
     pub fn cubes(&self) -> Vec<PathBuf> {
         self.manifest
@@ -340,6 +348,12 @@ impl SampleSet {
             reason: e.to_string(),
         })
     }
+}
+
+/// A capture source over a clip written by [`generate`] or [`generate_clip`]
+/// with frames of `size`: its four quadrant tracks decoded and stitched.
+pub fn open_clip(path: &Path, size: Size, options: SourceOptions) -> Result<GstSource, GstError> {
+    clip::open(path, size, options)
 }
 
 /// Open the sample set in `dir` (written by [`generate`]).
@@ -394,7 +408,7 @@ pub fn generate(
         _ => {}
     }
 
-    let labels = write_clip(opts, progress)?;
+    let labels = clip::write(opts, progress)?;
     let labels_path = dir.join(LABELS);
     let json = serde_json::to_vec_pretty(&labels).unwrap_or_default();
     std::fs::write(&labels_path, json).map_err(io(&labels_path))?;
@@ -485,159 +499,7 @@ pub fn generate_clip(
         path: opts.out.clone(),
         source,
     })?;
-    write_clip(opts, progress)
-}
-
-/// Render the scene frame by frame into an FFV1 Matroska clip and mask PNGs.
-fn write_clip(
-    opts: &GenerateOptions,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Labels, SampleError> {
-    let scene = EndoscopeScene::new(SceneConfig {
-        width: opts.size.width,
-        height: opts.size.height,
-        frames: opts.frames,
-        seed: opts.seed,
-    })?;
-    let clip = opts.out.join(CLIP);
-    let location = clip.display().to_string().replace('"', "\\\"");
-    // Intra-only FFV1 version 3 with 16 CRC-protected slices: lossless,
-    // seekable at every frame, decoded in parallel.
-    let mut sink = SinkOptions::default()
-        .framerate(FPS as i32, 1)
-        .creation_time(CREATION_TIME)
-        .colorimetry("bt2020")
-        .open(&format!(
-            "avenc_ffv1 slices=16 slicecrc=true threads=0 gop-size=1 ! matroskamux ! filesink location=\"{location}\""
-        ))?;
-    let (mw, mh) = (scene.mask_width(), scene.mask_height());
-    let mut mask = vec![0u8; mw as usize * mh as usize];
-    let mut frames = Vec::with_capacity(opts.frames as usize);
-    for index in 0..opts.frames {
-        progress(Progress {
-            task: "clip",
-            done: u64::from(index),
-            total: u64::from(opts.frames),
-        });
-        let mut frame = VideoFrame::zeroed(opts.size.width, opts.size.height, PixelFormat::I422_10)
-            .map_err(|e| SampleError::BadSize(e.to_string()))?;
-        frame.seq = u64::from(index);
-        let strides: Vec<usize> = frame
-            .layout()
-            .planes()
-            .iter()
-            .map(|p| p.stride / 2)
-            .collect();
-        let truth = {
-            let mut planes = frame.planes_u16_mut().into_iter();
-            let (Some(y), Some(cb), Some(cr)) = (planes.next(), planes.next(), planes.next())
-            else {
-                unreachable!("I422_10 has three planes")
-            };
-            let mut out = FramePlanes {
-                y,
-                y_stride: strides[0],
-                cb,
-                cr,
-                c_stride: strides[1],
-                mask: &mut mask,
-            };
-            scene.render(index, &mut out)?
-        };
-        sink.push(frame)?;
-        let mut label = FrameLabel {
-            index,
-            anomalous: truth.anomalous,
-            lesions: truth
-                .lesions
-                .iter()
-                .map(|l| lesion_name(*l).to_owned())
-                .collect(),
-            mask: None,
-            mask_pixels: truth.mask_pixels,
-        };
-        if truth.anomalous {
-            let name = format!("masks/frame_{index:05}.png");
-            write_mask(&opts.out.join(&name), mw, mh, &mask)?;
-            label.mask = Some(name);
-        }
-        frames.push(label);
-    }
-    progress(Progress {
-        task: "clip",
-        done: u64::from(opts.frames),
-        total: u64::from(opts.frames),
-    });
-    sink.finish(Duration::from_secs(600))?;
-    stamp_segment_uid(&clip, opts.seed)?;
-    Ok(Labels {
-        clip: CLIP.to_owned(),
-        size: opts.size,
-        mask_scale: EndoscopeScene::MASK_SCALE,
-        frames,
-    })
-}
-
-fn lesion_name(l: LesionKind) -> &'static str {
-    match l {
-        LesionKind::RaisedRedPatch => "raised_red_patch",
-        LesionKind::Bleeding => "bleeding",
-    }
-}
-
-fn write_mask(path: &Path, w: u32, h: u32, mask: &[u8]) -> Result<(), SampleError> {
-    let err = |e: &dyn std::fmt::Display| SampleError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    let file = File::create(path).map_err(|source| SampleError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), w, h);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| err(&e))?;
-    writer.write_image_data(mask).map_err(|e| err(&e))?;
-    writer.finish().map_err(|e| err(&e))
-}
-
-/// `matroskamux` draws the SegmentUID (ID 0x73A4, 16 bytes) and the TrackUID
-/// (ID 0x73C5, 8 bytes) at random; make them a function of the seed so that
-/// the same options give the same bytes. Both sit in the first few kilobytes,
-/// in the segment's Info and Tracks.
-fn stamp_segment_uid(path: &Path, seed: u64) -> Result<(), SampleError> {
-    let io = |source| SampleError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    let mut head = vec![0u8; 64 * 1024];
-    let n = file.read(&mut head).map_err(io)?;
-    // The size is a one-byte EBML varint (0x80 | length); the muxer writes
-    // unsigned integers in as few bytes as they need.
-    for element in [[0x73, 0xA4], [0x73, 0xC5]] {
-        let found = head[..n]
-            .windows(3)
-            .position(|w| w[..2] == element && (0x81..=0x90).contains(&w[2]));
-        let pos = found.ok_or_else(|| SampleError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "no Matroska element {element:02x?} in the header"
-            )),
-        })?;
-        let len = usize::from(head[pos + 2] & 0x7f);
-        let uid = Sha256::digest(format!("med8k matroska {element:?} {seed}"));
-        let mut bytes = uid[..len].to_vec();
-        bytes[0] |= 1; // a UID must not be zero
-        file.seek(SeekFrom::Start(pos as u64 + 3)).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-    }
-    Ok(())
+    clip::write(opts, progress)
 }
 
 fn sha256_file(path: &Path) -> Result<String, SampleError> {
@@ -683,7 +545,17 @@ mod tests {
                 height: 180
             }
         );
-        for bad in ["", "8", "321x180", "32x32", "x", "99999x100", "axb"] {
+        for bad in [
+            "",
+            "8",
+            "321x180",
+            "322x180",
+            "320x181",
+            "32x32",
+            "x",
+            "99999x100",
+            "axb",
+        ] {
             assert!(bad.parse::<Size>().is_err(), "{bad}");
         }
     }

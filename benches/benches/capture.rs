@@ -6,9 +6,10 @@
 //! same frames are made once under `target/med8k-bench/`.
 //!
 //! - `capture_8k/ffv1_clip`: `GstSource` over the FFV1 clip, decode included.
-//! - `capture_8k/raw_v210`: `GstSource` over raw `v210` frames (`rawvideoparse`),
-//!   the capture path without a decoder, as from an SDI card.
-//! - `capture_8k/memcpy_ceiling`: one copy of an 8K 10-bit 4:2:2 frame.
+//! - `capture_8k/raw_v210`: `GstSource` over raw `v210` frames (`rawvideoparse`,
+//!   one read per frame), the capture path without a decoder, as from an SDI card.
+//! - `capture_8k/memcpy_ceiling_{i422_10,v210}`: one copy of an 8K frame of
+//!   each format in memory: what `ffv1_clip` and `raw_v210` can reach at best.
 //! - `pool/acquire_release_8k` against `pool/fresh_alloc_8k`: the pool's
 //!   per-frame overhead and what it saves.
 
@@ -76,9 +77,12 @@ fn capture(c: &mut Criterion) {
             assert_eq!(n, u64::from(FRAMES));
         })
     });
+    // One read per frame, as a capture card hands over whole frames.
+    let v210 = FrameLayout::packed(w, h, PixelFormat::V210).expect("layout");
     let raw_desc = format!(
-        "filesrc location={} ! rawvideoparse format=v210 width={w} height={h} framerate=60/1",
-        raw.display()
+        "filesrc location={} blocksize={} ! rawvideoparse format=v210 width={w} height={h} framerate=60/1",
+        raw.display(),
+        v210.payload_bytes()
     );
     g.bench_function("raw_v210", |b| {
         b.iter(|| {
@@ -87,12 +91,15 @@ fn capture(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
-    let layout = FrameLayout::packed(w, h, PixelFormat::I422_10).expect("layout");
-    let src = vec![0x5au8; layout.size()];
-    let mut dst = FrameBuffer::zeroed(layout.size());
-    g.bench_function("memcpy_ceiling", |b| {
-        b.iter(|| dst.copy_from_slice(black_box(&src)))
-    });
+    for (name, format) in [
+        ("memcpy_ceiling_i422_10", PixelFormat::I422_10),
+        ("memcpy_ceiling_v210", PixelFormat::V210),
+    ] {
+        let layout = FrameLayout::packed(w, h, format).expect("layout");
+        let src = vec![0x5au8; layout.size()];
+        let mut dst = FrameBuffer::zeroed(layout.size());
+        g.bench_function(name, |b| b.iter(|| dst.copy_from_slice(black_box(&src))));
+    }
     g.finish();
 }
 

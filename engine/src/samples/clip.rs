@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -18,7 +19,7 @@ use super::endoscope::{EndoscopeScene, FramePlanes, LesionKind, SceneConfig};
 use super::{
     CLIP, CREATION_TIME, FPS, FrameLabel, GenerateOptions, Labels, Progress, SampleError, Size,
 };
-use crate::frame::{PixelFormat, VideoFrame};
+use crate::frame::{FrameLayout, FramePool, PixelFormat, VideoFrame};
 use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
 
 /// Quadrants in track order: (left, top) in units of half the frame.
@@ -107,6 +108,13 @@ pub(super) fn write(
         .creation_time(CREATION_TIME)
         .colorimetry("bt2020")
         .open(&writer_description(&clip, opts.size))?;
+    let layout = Arc::new(
+        FrameLayout::packed(opts.size.width, opts.size.height, PixelFormat::I422_10)
+            .map_err(|e| SampleError::BadSize(e.to_string()))?,
+    );
+    // Frames go to GStreamer without a copy and come back to the pool when encoded.
+    let pool = FramePool::new(layout.size(), 4);
+    let source: Arc<str> = Arc::from("endoscope-scene");
     let (mw, mh) = (scene.mask_width(), scene.mask_height());
     let mut mask = vec![0u8; mw as usize * mh as usize];
     let mut frames = Vec::with_capacity(opts.frames as usize);
@@ -116,9 +124,14 @@ pub(super) fn write(
             done: u64::from(index),
             total: u64::from(opts.frames),
         });
-        let mut frame = VideoFrame::zeroed(opts.size.width, opts.size.height, PixelFormat::I422_10)
-            .map_err(|e| SampleError::BadSize(e.to_string()))?;
-        frame.seq = u64::from(index);
+        // The renderer writes every sample, so a recycled buffer needs no clearing.
+        let mut frame = VideoFrame::new(
+            layout.clone(),
+            pool.acquire(),
+            u64::from(index),
+            source.clone(),
+        )
+        .map_err(|e| SampleError::BadSize(e.to_string()))?;
         let strides: Vec<usize> = frame
             .layout()
             .planes()

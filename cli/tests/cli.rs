@@ -227,3 +227,37 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn ctrl_c_stops_a_live_run_cleanly_with_exit_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("live.toml"),
+        "[source]\npipeline = \"videotestsrc is-live=true ! video/x-raw,format=I420,width=64,height=64,framerate=30/1\"\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_med8k"))
+        .args(["run", "--config", "live.toml", "--json", "r.json"])
+        .current_dir(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until frames flow, then send SIGINT as a terminal's Ctrl-C would.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["ending"], "shutdown");
+    assert!(
+        report["source"]["frames_out"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}

@@ -67,6 +67,16 @@ pub enum GstError {
         #[source]
         source: Box<GstError>,
     },
+    /// A file pipeline produced nothing and never started (no video stream?).
+    #[error(
+        "pipeline `{description}` produced no frame and did not start within {waited:?} (no video stream?)"
+    )]
+    NoStart {
+        /// The description.
+        description: String,
+        /// How long it was given.
+        waited: std::time::Duration,
+    },
     /// The pipeline would not change state and posted no error saying why.
     #[error("pipeline `{description}` refused to start")]
     StateChange {

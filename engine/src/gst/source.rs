@@ -31,6 +31,9 @@ pub struct SourceOptions {
     pub pool_keep: usize,
     /// Assemble each frame from several appsinks (see [`SourceOptions::tiled`]).
     pub tiles: Option<Tiling>,
+    /// How long a file source may take to start (preroll) before it is an
+    /// error; a live source may wait for its device as long as it likes.
+    pub start_timeout: Duration,
 }
 
 /// A frame assembled from tiles, each arriving on its own appsink, as 8K
@@ -52,6 +55,7 @@ impl Default for SourceOptions {
             queue: 2,
             pool_keep: 8,
             tiles: None,
+            start_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -60,6 +64,12 @@ impl SourceOptions {
     /// Set the identifier stamped on frames.
     pub fn id(mut self, id: &str) -> Self {
         self.id = Arc::from(id);
+        self
+    }
+
+    /// How long a file source may take to deliver its first frame.
+    pub fn start_timeout(mut self, t: Duration) -> Self {
+        self.start_timeout = t;
         self
     }
 
@@ -118,6 +128,7 @@ pub struct GstSource {
     arrived: Arc<AtomicU64>,
     pulled: u64,
     done: bool,
+    started: Instant,
     /// The recorded clip being read, named in errors.
     clip: Option<String>,
 }
@@ -211,6 +222,7 @@ impl GstSource {
             arrived,
             pulled: 0,
             done: false,
+            started: Instant::now(),
             clip: None,
         };
         source.start()?;
@@ -294,6 +306,20 @@ impl GstSource {
             .any(|t| t.pending.is_none() && t.sink.is_eos())
         {
             self.done = true;
+        } else if !self.live
+            && self.pulled == 0
+            && self.started.elapsed() > self.options.start_timeout
+        {
+            // A file pipeline that never prerolls (a demuxer that found no
+            // stream and said nothing) must not hang its caller.
+            let (_, state, _) = self.pipeline.state(gst::ClockTime::ZERO);
+            if state != gst::State::Playing {
+                self.done = true;
+                return Err(GstError::NoStart {
+                    description: self.description.clone(),
+                    waited: self.options.start_timeout,
+                });
+            }
         }
         Ok(None)
     }

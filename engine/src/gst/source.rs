@@ -280,6 +280,16 @@ impl GstSource {
     /// The next frame, or `None` at end of stream. Waits at most ~100 ms, then
     /// returns `Ok(None)` with [`GstSource::is_done`] false, so a caller can check a stop flag.
     pub fn poll_frame(&mut self) -> Result<Option<VideoFrame>, GstError> {
+        self.poll_inner().map_err(|e| match &self.clip {
+            Some(path) => GstError::InClip {
+                path: path.clone(),
+                source: Box::new(e),
+            },
+            None => e,
+        })
+    }
+
+    fn poll_inner(&mut self) -> Result<Option<VideoFrame>, GstError> {
         if self.done {
             return Ok(None);
         }
@@ -348,17 +358,6 @@ impl GstSource {
     }
 
     fn bus_error(&self) -> Option<GstError> {
-        let err = self.element_error()?;
-        Some(match &self.clip {
-            Some(path) => GstError::InClip {
-                path: path.clone(),
-                source: Box::new(err),
-            },
-            None => err,
-        })
-    }
-
-    fn element_error(&self) -> Option<GstError> {
         let err = pending_error(&self.bus)?;
         let GstError::Element {
             element, detail, ..

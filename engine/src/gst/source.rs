@@ -316,18 +316,16 @@ impl GstSource {
             .any(|t| t.pending.is_none() && t.sink.is_eos())
         {
             self.done = true;
-        } else if !self.live
-            && self.pulled == 0
-            && self.started.elapsed() > self.options.start_timeout
-        {
-            // A file pipeline that never prerolls (a demuxer that found no
-            // stream and said nothing) must not hang its caller.
-            let (_, state, _) = self.pipeline.state(gst::ClockTime::ZERO);
-            if state != gst::State::Playing {
+        } else if !self.live && self.pulled == 0 {
+            // A file pipeline that fails or never prerolls must not hang its
+            // caller: decodebin can swallow a demuxer's "no streams" error.
+            let (result, state, _) = self.pipeline.state(gst::ClockTime::ZERO);
+            let timed_out = self.started.elapsed() > self.options.start_timeout;
+            if result.is_err() || (timed_out && state != gst::State::Playing) {
                 self.done = true;
                 return Err(GstError::NoStart {
                     description: self.description.clone(),
-                    waited: self.options.start_timeout,
+                    waited: self.started.elapsed(),
                 });
             }
         }

@@ -277,8 +277,9 @@ impl GstSource {
         self.pulled
     }
 
-    /// The next frame, or `None` at end of stream. Waits at most ~100 ms, then
-    /// returns `Ok(None)` with [`GstSource::is_done`] false, so a caller can check a stop flag.
+    /// The next frame, or `None` at end of stream. Waits at most ~100 ms per
+    /// tile, then returns `Ok(None)` with [`GstSource::is_done`] false, so a
+    /// caller can check a stop flag. Errors from a clip name the clip.
     pub fn poll_frame(&mut self) -> Result<Option<VideoFrame>, GstError> {
         self.poll_inner().map_err(|e| match &self.clip {
             Some(path) => GstError::InClip {

@@ -26,8 +26,10 @@ use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
 const QUADRANTS: [(u32, u32); 4] = [(0, 0), (1, 0), (0, 1), (1, 1)];
 
 /// Intra-only FFV1 version 3 with 16 CRC-protected slices: lossless,
-/// seekable at every frame, decoded in parallel.
-const FFV1: &str = "avenc_ffv1 slices=16 slicecrc=true threads=0 gop-size=1";
+/// seekable at every frame, encoded and decoded in parallel slices. Slice
+/// threads only: libav's frame threading keeps input frames in flight after
+/// GStreamer releases them, and the generator recycles frame buffers.
+const FFV1: &str = "avenc_ffv1 slices=16 slicecrc=true threads=0 thread-type=slice gop-size=1";
 
 fn quote(path: &Path) -> String {
     path.display()

@@ -101,6 +101,17 @@ fn supported_formats() -> String {
         .join(", ")
 }
 
+/// `path` as a quoted value for a pipeline description (`location="..."`).
+pub fn quote_location(path: &std::path::Path) -> String {
+    format!(
+        "\"{}\"",
+        path.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    )
+}
+
 /// Initialise GStreamer once per process.
 pub fn init() -> Result<(), GstError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();

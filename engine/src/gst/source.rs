@@ -141,26 +141,32 @@ impl GstSource {
 
     /// Open a recorded clip (any container and codec GStreamer can decode).
     pub fn open_clip(path: &Path, options: SourceOptions) -> Result<Self, GstError> {
+        Self::open_file(
+            path,
+            |location| format!("filesrc location={location} ! decodebin"),
+            options,
+        )
+    }
+
+    /// Open a pipeline that reads the file at `path`; `description` builds it
+    /// from the quoted location. A missing file is [`GstError::MissingFile`],
+    /// and every later error is [`GstError::InClip`], naming the file.
+    pub fn open_file(
+        path: &Path,
+        description: impl FnOnce(&str) -> String,
+        options: SourceOptions,
+    ) -> Result<Self, GstError> {
         if !path.is_file() {
             return Err(GstError::MissingFile {
                 path: path.display().to_string(),
             });
         }
-        let location = path
-            .display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
         let clip = path.display().to_string();
-        let in_clip = |e| GstError::InClip {
-            path: clip.clone(),
-            source: Box::new(e),
-        };
-        let mut source = Self::open_with(
-            &format!("filesrc location=\"{location}\" ! decodebin"),
-            options,
-        )
-        .map_err(in_clip)?;
+        let mut source = Self::open_with(&description(&super::quote_location(path)), options)
+            .map_err(|e| GstError::InClip {
+                path: clip.clone(),
+                source: Box::new(e),
+            })?;
         source.clip = Some(clip);
         Ok(source)
     }
@@ -270,11 +276,6 @@ impl GstSource {
     /// Allocation counters of the frame pool, once the first frame has arrived.
     pub fn pool_stats(&self) -> Option<crate::frame::PoolStats> {
         self.pool.as_ref().map(|(_, p)| p.stats())
-    }
-
-    /// Frames delivered so far.
-    pub fn delivered(&self) -> u64 {
-        self.pulled
     }
 
     /// The next frame, or `None` at end of stream. Waits at most ~100 ms per

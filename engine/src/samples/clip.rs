@@ -20,7 +20,7 @@ use super::{
     CLIP, CREATION_TIME, FPS, FrameLabel, GenerateOptions, Labels, Progress, SampleError, Size,
 };
 use crate::frame::{FrameLayout, FramePool, PixelFormat, VideoFrame};
-use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
+use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions, quote_location};
 
 /// Quadrants in track order: (left, top) in units of half the frame.
 const QUADRANTS: [(u32, u32); 4] = [(0, 0), (1, 0), (0, 1), (1, 1)];
@@ -30,13 +30,6 @@ const QUADRANTS: [(u32, u32); 4] = [(0, 0), (1, 0), (0, 1), (1, 1)];
 /// threads only: libav's frame threading keeps input frames in flight after
 /// GStreamer releases them, and the generator recycles frame buffers.
 const FFV1: &str = "avenc_ffv1 slices=16 slicecrc=true threads=0 thread-type=slice gop-size=1";
-
-fn quote(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-}
 
 /// The sink description that splits frames into quadrant tracks.
 fn writer_description(path: &Path, size: Size) -> String {
@@ -50,18 +43,15 @@ fn writer_description(path: &Path, size: Size) -> String {
         ));
     }
     d.push_str(&format!(
-        "matroskamux name=mux ! filesink location=\"{}\"",
-        quote(path)
+        "matroskamux name=mux ! filesink location={}",
+        quote_location(path)
     ));
     d
 }
 
 /// The source description that decodes each quadrant track into its own appsink.
-fn reader_description(path: &Path) -> String {
-    let mut d = format!(
-        "filesrc location=\"{}\" ! matroskademux name=demux",
-        quote(path)
-    );
+fn reader_description(location: &str) -> String {
+    let mut d = format!("filesrc location={location} ! matroskademux name=demux");
     for i in 0..QUADRANTS.len() {
         d.push_str(&format!(
             " demux.video_{i} ! queue ! avdec_ffv1 ! appsink name=quadrant{i}"
@@ -73,24 +63,17 @@ fn reader_description(path: &Path) -> String {
 /// Open a clip written by [`write`], frames `size`; [`GstSource`] puts the
 /// quadrants back together as it copies them out.
 pub(super) fn open(path: &Path, size: Size, options: SourceOptions) -> Result<GstSource, GstError> {
-    if !path.is_file() {
-        return Err(GstError::MissingFile {
-            path: path.display().to_string(),
-        });
-    }
     let (hw, hh) = (size.width / 2, size.height / 2);
     let tiles = QUADRANTS
         .iter()
         .enumerate()
         .map(|(i, (qx, qy))| (format!("quadrant{i}"), qx * hw, qy * hh))
         .collect();
-    options
-        .tiled(size.width, size.height, tiles)
-        .open(&reader_description(path))
-        .map_err(|e| GstError::InClip {
-            path: path.display().to_string(),
-            source: Box::new(e),
-        })
+    GstSource::open_file(
+        path,
+        reader_description,
+        options.tiled(size.width, size.height, tiles),
+    )
 }
 
 /// Render the scene frame by frame into the clip and mask PNGs.

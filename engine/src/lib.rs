@@ -31,10 +31,13 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod codec;
 pub mod config;
 pub mod frame;
 pub mod gpu;
 pub mod gst;
+pub mod imageio;
+pub mod picture;
 pub mod pipeline;
 pub mod samples;
 pub mod spectral;

@@ -1,0 +1,1 @@
+//! Reading and writing pictures as files (being written).

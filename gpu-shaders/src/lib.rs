@@ -1,7 +1,51 @@
 //! # med8k-shaders
 //!
 //! The WGSL compute kernels of med8k's GPU codec, one `.wgsl` file each,
-//! embedded here and driven through wgpu by the engine; each has a bit-exact
-//! Rust twin in `med8k-engine` that is its specification. No kernel exists
-//! yet: the codec brings the first ones together with their validation tests.
+//! embedded here and driven through wgpu by `med8k_engine::codec::gpu`. Each
+//! has a bit-exact Rust twin in `med8k-engine` that is its specification:
+//!
+//! | kernel | twin |
+//! |---|---|
+//! | [`COMPONENTS`]: level shift, RCT, inter-band 5/3 | `codec::transform::{forward,inverse}_components` |
+//! | [`WAVELET`]: spatial 5/3 per slice, one level per dispatch | `codec::transform::spatial_{forward,inverse}` |
+//! | [`ENTROPY_ENCODE`]: one block per invocation | `codec::entropy::encode_block` |
+//! | [`ENTROPY_DECODE`]: one block per invocation | `codec::entropy::decode_block` |
+//! | [`COMPACT`]: block offsets and gathering into slices | `codec::stream::write_slice` |
+//!
+//! The entropy kernels share [`ENTROPY_COMMON`]; use [`entropy_encode`] and
+//! [`entropy_decode`] for the complete sources.
 #![warn(missing_docs)]
+
+/// Level shift, reversible colour transform and the inter-band wavelet.
+pub const COMPONENTS: &str = include_str!("wgsl/components.wgsl");
+/// The spatial 5/3 lifting, one level of one plane per dispatch.
+pub const WAVELET: &str = include_str!("wgsl/wavelet.wgsl");
+/// Constants and the adaptive model shared by the block coder's two kernels.
+pub const ENTROPY_COMMON: &str = include_str!("wgsl/entropy_common.wgsl");
+/// The block encoder (without [`ENTROPY_COMMON`]).
+pub const ENTROPY_ENCODE: &str = include_str!("wgsl/entropy_encode.wgsl");
+/// The block decoder (without [`ENTROPY_COMMON`]).
+pub const ENTROPY_DECODE: &str = include_str!("wgsl/entropy_decode.wgsl");
+/// Block offsets (a scan) and gathering blocks into slices.
+pub const COMPACT: &str = include_str!("wgsl/compact.wgsl");
+
+/// The complete block encoder source.
+pub fn entropy_encode() -> String {
+    format!("{ENTROPY_COMMON}\n{ENTROPY_ENCODE}")
+}
+
+/// The complete block decoder source.
+pub fn entropy_decode() -> String {
+    format!("{ENTROPY_COMMON}\n{ENTROPY_DECODE}")
+}
+
+/// Every complete kernel module, by name.
+pub fn all() -> Vec<(&'static str, String)> {
+    vec![
+        ("components", COMPONENTS.to_owned()),
+        ("wavelet", WAVELET.to_owned()),
+        ("entropy_encode", entropy_encode()),
+        ("entropy_decode", entropy_decode()),
+        ("compact", COMPACT.to_owned()),
+    ]
+}

@@ -8,7 +8,7 @@
 //! at 65535):
 //!
 //! - `t > 0`: regular mode. Context `min(bitlen(t), 16) - 1` keeps a running
-//!   sum `A` and count `N` of the zigzag values `u` it coded (halved every 32);
+//!   sum `A` and count `N` of the zigzag values `u` it coded (halved every 16);
 //!   `k` is the least with `N << k >= A` (at most 24), and `u` goes out as a
 //!   Rice code: `u >> k` zeros, a one, then `k` low bits. A quotient of 23 or
 //!   more is an escape: 23 zeros, then `u` in 32 bits.
@@ -28,7 +28,7 @@ use super::geometry::Block;
 const CONTEXTS: usize = 17;
 const RUN_CONTEXT: usize = 16;
 const ESCAPE: u32 = 23;
-const RESET: u32 = 32;
+const RESET: u32 = 16;
 const MAX_K: u32 = 24;
 const MAG_CAP: u32 = 0xffff;
 const A_CAP: u32 = 1 << 24;

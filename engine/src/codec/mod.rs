@@ -11,7 +11,7 @@
 //!    quantisation error drift from band to band). YCbCr planes are coded as
 //!    they are, chroma at its own size.
 //! 2. **Slices**: the picture is cut into horizontal slices of
-//!    `slice_height` lines (32 by default). Everything below happens per slice,
+//!    `slice_height` lines (64 by default). Everything below happens per slice,
 //!    so a slice can be coded as soon as its lines arrive, a damaged slice
 //!    (each has a CRC-32) harms only itself, and slices are the unit of CPU
 //!    parallelism.
@@ -72,6 +72,7 @@ compile_error!("the med8k bitstream code assumes a little-endian machine");
 pub mod cpu;
 pub mod entropy;
 pub mod geometry;
+pub mod gpu;
 pub mod metrics;
 pub mod rate;
 pub mod stream;
@@ -97,7 +98,7 @@ pub const DEFAULT_MAX_SAMPLES: u64 = 1 << 30;
 /// Default wavelet levels.
 pub const DEFAULT_LEVELS: u8 = 5;
 /// Default lines per slice.
-pub const DEFAULT_SLICE_HEIGHT: u32 = 32;
+pub const DEFAULT_SLICE_HEIGHT: u32 = 64;
 
 /// How hard to compress.
 #[derive(Debug, Clone, Copy, PartialEq)]

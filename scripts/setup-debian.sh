@@ -2,7 +2,8 @@
 # Install what med8k needs on Debian 12 beyond the Rust toolchain:
 # GStreamer (development files and the plugins the engine uses), Mesa's
 # software Vulkan driver (lavapipe) so GPU kernels run without a GPU, and
-# SoftHSM2, which stands in for JPKI/HPKI cards. Safe to run again.
+# SoftHSM2, which stands in for JPKI/HPKI cards; OpenJPH's tools and FFmpeg,
+# the peers `med8k bench codec` measures against. Safe to run again.
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,7 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools
   mesa-vulkan-drivers libvulkan1
   softhsm2
+  openjph-tools ffmpeg
 )
 
 sudo=""

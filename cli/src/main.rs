@@ -4,6 +4,9 @@
 //! Exit codes: 0 success; 1 failure (bad input, a device or pipeline error);
 //! 2 usage error; 130 stopped by Ctrl-C.
 
+mod av1;
+mod bench;
+mod codec;
 mod demo;
 mod probe;
 mod report;
@@ -54,6 +57,30 @@ enum Command {
     /// The main job on built-in defaults: samples (generated if missing)
     /// through the pipeline, a summary, and a JSON report.
     Demo(demo::DemoArgs),
+    /// Compress and decompress pictures, clips and cubes.
+    Codec {
+        #[command(subcommand)]
+        command: CodecCommand,
+    },
+    /// Benchmarks on the recorded samples.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CodecCommand {
+    /// Encode a picture, raw frames, a clip or a cube.
+    Encode(codec::EncodeArgs),
+    /// Decode a bitstream or sequence.
+    Decode(codec::DecodeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Ratio, speed and quality of the codec and its peers.
+    Codec(bench::BenchCodecArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +99,15 @@ fn main() -> ExitCode {
         Command::Run { config, json } => run::run(&config, json.as_deref()),
         Command::Probe { json } => probe::probe(json),
         Command::Demo(args) => demo::demo(&args),
+        Command::Codec {
+            command: CodecCommand::Encode(args),
+        } => codec::encode(&args),
+        Command::Codec {
+            command: CodecCommand::Decode(args),
+        } => codec::decode(&args),
+        Command::Bench {
+            command: BenchCommand::Codec(args),
+        } => bench::bench_codec(&args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

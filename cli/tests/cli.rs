@@ -261,3 +261,55 @@ fn ctrl_c_stops_a_live_run_cleanly_with_exit_130() {
         "{report}"
     );
 }
+
+#[test]
+fn codec_round_trips_a_16_bit_pgm_and_rejects_a_corrupt_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (37u32, 21u32);
+    let mut pgm = format!("P5\n{w} {h}\n65535\n").into_bytes();
+    for i in 0..w * h {
+        let v = (i.wrapping_mul(2654435761) >> 7) as u16 ^ (i as u16).wrapping_mul(31);
+        pgm.extend_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(dir.path().join("in.pgm"), &pgm).unwrap();
+    let out = med8k(
+        dir.path(),
+        &[
+            "codec",
+            "encode",
+            "--in",
+            "in.pgm",
+            "--out",
+            "x.m8k",
+            "--lossless",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = med8k(
+        dir.path(),
+        &["codec", "decode", "--in", "x.m8k", "--out", "back.pgm"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(dir.path().join("back.pgm")).unwrap(), pgm);
+
+    let mut stream = std::fs::read(dir.path().join("x.m8k")).unwrap();
+    let n = stream.len();
+    stream[n - 3] ^= 0x10;
+    std::fs::write(dir.path().join("bad.m8k"), &stream).unwrap();
+    let out = med8k(
+        dir.path(),
+        &["codec", "decode", "--in", "bad.m8k", "--out", "bad.pgm"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("slice") && err.contains("corrupt"), "{err}");
+    assert!(!dir.path().join("bad.pgm").exists());
+}

@@ -313,7 +313,11 @@ mod tests {
     fn new_rejects_bad_planes_and_samples() {
         assert!(matches!(
             Picture::new(Layout::Gray, 2, 2, 8, vec![vec![0; 3]]),
-            Err(PictureError::PlaneSize { got: 3, need: 4, .. })
+            Err(PictureError::PlaneSize {
+                got: 3,
+                need: 4,
+                ..
+            })
         ));
         assert!(matches!(
             Picture::new(Layout::Gray, 2, 1, 10, vec![vec![0, 1024]]),

@@ -28,7 +28,10 @@ fn context() -> Option<Arc<GpuContext>> {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 32) as u32
     }
 }
@@ -52,7 +55,11 @@ fn picture(layout: Layout, w: u32, h: u32, depth: u8, content: Content, seed: u6
                     let v = match content {
                         Content::Random => rng.next() & max,
                         Content::Extremes => {
-                            if (x / 3 + y / 2 + p as u32) % 2 == 0 { max } else { 0 }
+                            if (x / 3 + y / 2 + p as u32).is_multiple_of(2) {
+                                max
+                            } else {
+                                0
+                            }
                         }
                         Content::Smooth => {
                             let base = (x * 7 + y * 5 + p as u32 * 40) % (max + 1);
@@ -86,9 +93,15 @@ fn check(
     );
     let from_cpu = codec::decode(&cpu.data).unwrap();
     let from_gpu = dec_gpu.decode(&gpu.data, u64::MAX).unwrap();
-    assert!(from_cpu == from_gpu, "{what}: GPU decode differs from the CPU decode");
+    assert!(
+        from_cpu == from_gpu,
+        "{what}: GPU decode differs from the CPU decode"
+    );
     if config.mode == codec::Mode::Lossless {
-        assert!(&from_gpu == pic, "{what}: lossless decode is not the original");
+        assert!(
+            &from_gpu == pic,
+            "{what}: lossless decode is not the original"
+        );
     }
 }
 
@@ -117,7 +130,8 @@ fn gpu_matches_the_twin_on_every_layout_depth_and_odd_sizes() {
                     let mut enc = config
                         .new_encoder_with(Box::new(GpuEncoder::new(ctx.clone())))
                         .unwrap();
-                    let what = format!("{layout} {w}x{h} {depth}-bit {content:?} {:?}", config.mode);
+                    let what =
+                        format!("{layout} {w}x{h} {depth}-bit {content:?} {:?}", config.mode);
                     check(&ctx, &mut enc, &mut dec, &config, &pic, &what);
                 }
             }
@@ -145,5 +159,12 @@ fn gpu_matches_the_twin_on_a_real_8k_frame() {
         .new_encoder_with(Box::new(GpuEncoder::new(ctx.clone())))
         .unwrap();
     let mut dec = GpuDecoder::new(ctx.clone());
-    check(&ctx, &mut enc, &mut dec, &config, &pic, "8K 4:2:2 10-bit endoscope frame");
+    check(
+        &ctx,
+        &mut enc,
+        &mut dec,
+        &config,
+        &pic,
+        "8K 4:2:2 10-bit endoscope frame",
+    );
 }

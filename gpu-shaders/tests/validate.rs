@@ -6,9 +6,20 @@ fn every_kernel_validates() {
     assert!(modules.len() >= 5, "no kernels found");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wgsl");
     let on_disk = std::fs::read_dir(&dir)
-        .map(|d| d.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wgsl"))).count())
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "wgsl"))
+            })
+            .count()
+        })
         .unwrap_or(0);
-    assert_eq!(on_disk, 6, "a .wgsl file in {} is not embedded (or one is missing)", dir.display());
+    assert_eq!(
+        on_disk,
+        6,
+        "a .wgsl file in {} is not embedded (or one is missing)",
+        dir.display()
+    );
     for (name, src) in modules {
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
@@ -20,7 +31,10 @@ fn every_kernel_validates() {
             panic!("{name}: {}", e.emit_to_string(&src));
         }
         assert!(
-            module.entry_points.iter().all(|e| e.stage == naga::ShaderStage::Compute),
+            module
+                .entry_points
+                .iter()
+                .all(|e| e.stage == naga::ShaderStage::Compute),
             "{name}: only compute kernels expected"
         );
         assert!(!module.entry_points.is_empty(), "{name}: no entry point");

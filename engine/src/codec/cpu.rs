@@ -5,9 +5,7 @@ use rayon::prelude::*;
 
 use super::entropy::{BitWriter, decode_block, encode_block};
 use super::geometry::{Block, Geometry};
-use super::transform::{
-    forward_components, inverse_components, spatial_forward, spatial_inverse,
-};
+use super::transform::{forward_components, inverse_components, spatial_forward, spatial_inverse};
 use super::{Coded, DecodeError, EncodeBackend};
 use crate::picture::Picture;
 
@@ -40,9 +38,9 @@ fn slice_regions<'a>(coef: &'a mut [i32], geom: &Geometry) -> Vec<(usize, u32, &
 /// The spatial wavelet of every slice of every plane, forward or inverse.
 pub fn spatial(coef: &mut [i32], geom: &Geometry, inverse: bool) {
     let nplanes = geom.planes.len();
-    slice_regions(coef, geom)
-        .into_par_iter()
-        .for_each_init(Vec::new, |tmp, (key, rows, region)| {
+    slice_regions(coef, geom).into_par_iter().for_each_init(
+        Vec::new,
+        |tmp, (key, rows, region)| {
             let plane = &geom.planes[key % nplanes];
             let f = if inverse {
                 spatial_inverse
@@ -57,7 +55,8 @@ pub fn spatial(coef: &mut [i32], geom: &Geometry, inverse: bool) {
                 geom.levels,
                 tmp,
             );
-        });
+        },
+    );
 }
 
 impl CpuEncoder {
@@ -144,10 +143,9 @@ pub fn decode(
     for (key, _, region) in slice_regions(&mut coef, geom) {
         per_slice[key / nplanes].push(region);
     }
-    per_slice
-        .into_par_iter()
-        .enumerate()
-        .try_for_each_init(Vec::new, |rows, (s, mut regions)| {
+    per_slice.into_par_iter().enumerate().try_for_each_init(
+        Vec::new,
+        |rows, (s, mut regions)| {
             let s = s as u32;
             let (len, crc) = header.slices[s as usize];
             let bytes = &data[starts[s as usize]..starts[s as usize] + len as usize];
@@ -170,7 +168,7 @@ pub fn decode(
                 };
                 decode_block(
                     &words[at..at + n as usize],
-                    regions[p].as_mut(),
+                    regions[p],
                     &local,
                     header.steps[b.band as usize],
                     rows,
@@ -183,7 +181,8 @@ pub fn decode(
                 at += n as usize;
             }
             Ok(())
-        })?;
+        },
+    )?;
     spatial(&mut coef, geom, true);
     inverse_components(coef, pic, geom);
     Ok(())

@@ -33,8 +33,8 @@ const MAX_K: u32 = 24;
 const MAG_CAP: u32 = 0xffff;
 const A_CAP: u32 = 1 << 24;
 const J: [u32; 32] = [
-    0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13, 14,
-    15,
+    0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 10, 11, 12, 13,
+    14, 15,
 ];
 
 /// Why a block could not be decoded.
@@ -223,8 +223,9 @@ pub fn dequantise(q: i32, step: u32) -> i32 {
     if step == 1 || q == 0 {
         q
     } else {
-        let m = (q.unsigned_abs() * step + step / 2) as i32;
-        if q < 0 { -m } else { m }
+        // Wrapping, as on the GPU: a hostile stream must not panic the decoder.
+        let m = q.unsigned_abs().wrapping_mul(step).wrapping_add(step / 2) as i32;
+        if q < 0 { m.wrapping_neg() } else { m }
     }
 }
 
@@ -487,9 +488,13 @@ mod tests {
             let cases: Vec<Vec<i32>> = vec![
                 vec![0; n],
                 (0..n).map(|_| rnd(3)).collect(),
-                (0..n).map(|i| if i % 17 == 0 { rnd(1000) } else { 0 }).collect(),
+                (0..n)
+                    .map(|i| if i % 17 == 0 { rnd(1000) } else { 0 })
+                    .collect(),
                 (0..n).map(|_| rnd(1 << 24)).collect(),
-                (0..n).map(|i| if i % 2 == 0 { -(1 << 25) } else { 1 << 25 }).collect(),
+                (0..n)
+                    .map(|i| if i % 2 == 0 { -(1 << 25) } else { 1 << 25 })
+                    .collect(),
             ];
             for c in cases {
                 let (back, _) = round_trip(&c, w, h, 1);

@@ -62,7 +62,10 @@ impl GpuContext {
 
     /// Adapter name and backend, for reports.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
     }
 }
 
@@ -79,7 +82,13 @@ struct Kernel {
 }
 
 impl Kernel {
-    fn new(dev: &wgpu::Device, name: &str, src: &str, binds: &[Bind], entries: &[&'static str]) -> Self {
+    fn new(
+        dev: &wgpu::Device,
+        name: &str,
+        src: &str,
+        binds: &[Bind],
+        entries: &[&'static str],
+    ) -> Self {
         let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(name),
             source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -155,6 +164,17 @@ struct Kernels {
     decode: Kernel,
     compact: Kernel,
 }
+
+/// A dispatch before its bind group exists: kernel, entry, uniform slot,
+/// buffers, workgroups, stage (0 forward, 1 inverse).
+type Pending<'a> = (
+    fn(&Kernels) -> &Kernel,
+    &'static str,
+    usize,
+    Vec<&'a wgpu::Buffer>,
+    (u32, u32),
+    u8,
+);
 
 /// One dispatch of a plan.
 struct Dispatch {
@@ -283,7 +303,10 @@ fn storage(dev: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsage
 impl GpuCodec {
     /// The kernels on `ctx`'s device, compiled on first use.
     pub fn new(ctx: Arc<GpuContext>) -> Self {
-        let kernels = ctx.kernels.get_or_init(|| Arc::new(Kernels::compile(&ctx.device))).clone();
+        let kernels = ctx
+            .kernels
+            .get_or_init(|| Arc::new(Kernels::compile(&ctx.device)))
+            .clone();
         GpuCodec {
             ctx,
             kernels,
@@ -376,7 +399,6 @@ impl Kernels {
 }
 
 impl GpuCodec {
-
     /// The context the kernels run on.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
@@ -442,7 +464,12 @@ impl GpuCodec {
         let scratch = storage(dev, "scratch", scratch_bytes, map_read);
         let lens = storage(dev, "lens", 4 * nb, map_read);
         let offs = storage(dev, "offs", 4 * (nb + 1), map_read);
-        let out = storage(dev, "out", 4 * (geom.scratch_words as u64 + table_words), map_read);
+        let out = storage(
+            dev,
+            "out",
+            4 * (geom.scratch_words as u64 + table_words),
+            map_read,
+        );
         let dec_offs = storage(dev, "dec_offs", 4 * nb, map_read);
         let errors = storage(dev, "errors", 8, map_read);
         let small_read = dev.create_buffer(&wgpu::BufferDescriptor {
@@ -454,8 +481,7 @@ impl GpuCodec {
 
         // Every dispatch's parameters, 256 bytes apart in one uniform buffer.
         let mut uniforms: Vec<[u32; 8]> = Vec::new();
-        let mut pending: Vec<(fn(&Kernels) -> &Kernel, &'static str, usize, Vec<&wgpu::Buffer>, (u32, u32), u8)> =
-            Vec::new();
+        let mut pending: Vec<Pending<'_>> = Vec::new();
         let shift = 1u32 << (params.bit_depth - 1);
         let maxv = (1u32 << params.bit_depth) - 1;
         let mut plane_src = vec![0u64; geom.planes.len()];
@@ -470,8 +496,24 @@ impl GpuCodec {
         // Stage tags: 0 forward, 1 inverse.
         for (p, g) in geom.planes.iter().enumerate() {
             let count = u64::from(g.width) * u64::from(g.height);
-            uniforms.push([count as u32, plane_src[p] as u32, g.offset as u32, shift, maxv, 0, 0, 0]);
-            pending.push((comp, "forward_plane", uniforms.len() - 1, vec![&samples, &coef], groups_1d(count), 0));
+            uniforms.push([
+                count as u32,
+                plane_src[p] as u32,
+                g.offset as u32,
+                shift,
+                maxv,
+                0,
+                0,
+                0,
+            ]);
+            pending.push((
+                comp,
+                "forward_plane",
+                uniforms.len() - 1,
+                vec![&samples, &coef],
+                groups_1d(count),
+                0,
+            ));
         }
         let bands = u32::from(match params.layout {
             Layout::Bands(n) => n,
@@ -480,11 +522,25 @@ impl GpuCodec {
         match params.layout {
             Layout::Rgb | Layout::Rgba => {
                 uniforms.push([n0 as u32, 0, 0, shift, maxv, 0, 0, 0]);
-                pending.push((comp, "forward_rct", uniforms.len() - 1, vec![&samples, &coef], groups_1d(n0), 0));
+                pending.push((
+                    comp,
+                    "forward_rct",
+                    uniforms.len() - 1,
+                    vec![&samples, &coef],
+                    groups_1d(n0),
+                    0,
+                ));
             }
             Layout::Bands(_) => {
                 uniforms.push([n0 as u32, 0, 0, shift, maxv, bands, 0, 0]);
-                pending.push((comp, "forward_bands", uniforms.len() - 1, vec![&samples, &coef], groups_1d(n0), 0));
+                pending.push((
+                    comp,
+                    "forward_bands",
+                    uniforms.len() - 1,
+                    vec![&samples, &coef],
+                    groups_1d(n0),
+                    0,
+                ));
             }
             _ => {}
         }
@@ -494,7 +550,16 @@ impl GpuCodec {
                 w = w.div_ceil(2);
             }
             (
-                [g.offset as u32, g.width, w, g.slice_rows, g.height, u32::from(l), 0, 0],
+                [
+                    g.offset as u32,
+                    g.width,
+                    w,
+                    g.slice_rows,
+                    g.height,
+                    u32::from(l),
+                    0,
+                    0,
+                ],
                 w,
             )
         };
@@ -536,18 +601,48 @@ impl GpuCodec {
         match params.layout {
             Layout::Rgb | Layout::Rgba => {
                 uniforms.push([n0 as u32, 0, 0, shift, maxv, 0, 0, 0]);
-                pending.push((comp, "inverse_rct", uniforms.len() - 1, vec![&samples, &coef], groups_1d(n0), 1));
+                pending.push((
+                    comp,
+                    "inverse_rct",
+                    uniforms.len() - 1,
+                    vec![&samples, &coef],
+                    groups_1d(n0),
+                    1,
+                ));
             }
             Layout::Bands(_) => {
                 uniforms.push([n0 as u32, 0, 0, shift, maxv, bands, 0, 0]);
-                pending.push((comp, "inverse_bands", uniforms.len() - 1, vec![&samples, &coef], groups_1d(n0), 1));
+                pending.push((
+                    comp,
+                    "inverse_bands",
+                    uniforms.len() - 1,
+                    vec![&samples, &coef],
+                    groups_1d(n0),
+                    1,
+                ));
             }
             _ => {}
         }
         for (p, g) in geom.planes.iter().enumerate() {
             let count = u64::from(g.width) * u64::from(g.height);
-            uniforms.push([count as u32, plane_src[p] as u32, g.offset as u32, shift, maxv, 0, 0, 0]);
-            pending.push((comp, "inverse_plane", uniforms.len() - 1, vec![&samples, &coef], groups_1d(count.div_ceil(2)), 1));
+            uniforms.push([
+                count as u32,
+                plane_src[p] as u32,
+                g.offset as u32,
+                shift,
+                maxv,
+                0,
+                0,
+                0,
+            ]);
+            pending.push((
+                comp,
+                "inverse_plane",
+                uniforms.len() - 1,
+                vec![&samples, &coef],
+                groups_1d(count.div_ceil(2)),
+                1,
+            ));
         }
         // Entropy and compaction parameters.
         let measure_u = uniforms.len();
@@ -611,7 +706,11 @@ impl GpuCodec {
         let entropy = |u: usize| Dispatch {
             kernel: enc,
             entry: "encode",
-            bind: bind(&self.kernels.encode, &[&coef, &blocks, &steps, &scratch, &lens], u),
+            bind: bind(
+                &self.kernels.encode,
+                &[&coef, &blocks, &steps, &scratch, &lens],
+                u,
+            ),
             groups: block_groups,
         };
         let measure = vec![entropy(measure_u)];
@@ -721,7 +820,9 @@ impl GpuCodec {
             let bytes: &[u8] = bytemuck::cast_slice(plane);
             let even = bytes.len() & !3;
             if even > 0 {
-                self.ctx.queue.write_buffer(&plan.samples, at, &bytes[..even]);
+                self.ctx
+                    .queue
+                    .write_buffer(&plan.samples, at, &bytes[..even]);
             }
             if even < bytes.len() {
                 let mut tail = [0u8; 4];
@@ -743,8 +844,17 @@ impl GpuCodec {
 #[derive(Debug)]
 pub struct GpuEncoder {
     codec: GpuCodec,
-    stripes: Vec<(u32, Picture)>,
+    stripes: Vec<Stripe>,
     resident: Option<usize>,
+}
+
+/// A run of whole slices coded on its own (the whole picture when it fits).
+#[derive(Debug)]
+struct Stripe {
+    first: u32,
+    params: Params,
+    /// `None` when the frame was produced on the GPU.
+    pic: Option<Picture>,
 }
 
 impl GpuEncoder {
@@ -762,16 +872,27 @@ impl GpuEncoder {
     /// a word. A producer on the GPU writes frames there and calls
     /// [`load_resident`](Self::load_resident) instead of uploading.
     pub fn input_buffer(&mut self, params: &Params) -> Result<&wgpu::Buffer, EncodeError> {
-        Ok(&self.codec.plan_for(params).map_err(EncodeError::Gpu)?.samples)
+        Ok(&self
+            .codec
+            .plan_for(params)
+            .map_err(EncodeError::Gpu)?
+            .samples)
     }
 
     /// Transform the frame already in [`input_buffer`](Self::input_buffer).
     pub fn load_resident(&mut self, params: &Params) -> Result<(), EncodeError> {
         self.codec.plan_for(params).map_err(EncodeError::Gpu)?;
-        self.stripes.clear();
+        self.stripes = vec![Stripe {
+            first: 0,
+            params: *params,
+            pic: None,
+        }];
         self.resident = Some(0);
         let codec = &self.codec;
-        let plan = codec.plan.as_ref().ok_or(EncodeError::Gpu("no plan".into()))?;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(EncodeError::Gpu("no plan".into()))?;
         codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
         Ok(())
     }
@@ -781,14 +902,21 @@ impl GpuEncoder {
         if self.resident == Some(i) {
             return Ok(());
         }
-        let (_, pic) = self
+        let stripe = self
             .stripes
             .get(i)
             .ok_or(EncodeError::Gpu("no picture loaded".into()))?;
+        let pic = stripe
+            .pic
+            .as_ref()
+            .ok_or(EncodeError::Gpu("the resident frame was replaced".into()))?;
         let params = params_of(pic, geom);
         self.codec.plan_for(&params).map_err(EncodeError::Gpu)?;
         let codec = &self.codec;
-        let plan = codec.plan.as_ref().ok_or(EncodeError::Gpu("no plan".into()))?;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(EncodeError::Gpu("no plan".into()))?;
         codec.upload(plan, pic);
         codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
         self.resident = Some(i);
@@ -797,9 +925,10 @@ impl GpuEncoder {
 
     /// Stripes as (first slice, geometry of the stripe).
     fn stripe_geoms(&self, geom: &Geometry) -> Vec<(u32, Geometry)> {
+        let _ = geom;
         self.stripes
             .iter()
-            .map(|(first, pic)| (*first, params_of(pic, geom).geometry()))
+            .map(|s| (s.first, s.params.geometry()))
             .collect()
     }
 }
@@ -819,16 +948,40 @@ fn params_of(pic: &Picture, geom: &Geometry) -> Params {
 impl EncodeBackend for GpuEncoder {
     fn load(&mut self, pic: &Picture, geom: &Geometry) -> Result<(), EncodeError> {
         let params = params_of(pic, geom);
-        let limit = self.codec.ctx.device.limits().max_storage_buffer_binding_size;
+        let limit = self
+            .codec
+            .ctx
+            .device
+            .limits()
+            .max_storage_buffer_binding_size;
         let parts = stripes(&params, limit);
         self.stripes.clear();
         self.resident = None;
         if parts.len() == 1 {
-            self.stripes.push((0, pic.clone()));
+            // The whole picture fits: upload it straight from the caller's planes.
+            self.codec.plan_for(&params).map_err(EncodeError::Gpu)?;
+            let codec = &self.codec;
+            let plan = codec
+                .plan
+                .as_ref()
+                .ok_or(EncodeError::Gpu("no plan".into()))?;
+            codec.upload(plan, pic);
+            codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+            self.stripes.push(Stripe {
+                first: 0,
+                params,
+                pic: None,
+            });
+            self.resident = Some(0);
+            return Ok(());
         } else {
             for (first, n) in parts {
                 let sub = stripe_of(pic, geom.slice_height, first, n).map_err(EncodeError::Gpu)?;
-                self.stripes.push((first, sub));
+                self.stripes.push(Stripe {
+                    first,
+                    params: params_of(&sub, geom),
+                    pic: Some(sub),
+                });
             }
         }
         self.make_resident(0, geom)
@@ -876,7 +1029,10 @@ impl GpuEncoder {
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
         let codec = &self.codec;
-        let plan = codec.plan.as_ref().ok_or(EncodeError::Gpu("load first".into()))?;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(EncodeError::Gpu("load first".into()))?;
         codec
             .ctx
             .queue
@@ -885,7 +1041,9 @@ impl GpuEncoder {
         codec.run(&plan.measure.iter().collect::<Vec<_>>(), |enc| {
             enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
         });
-        let bytes = codec.read(&plan.small_read, 4 * nb).map_err(EncodeError::Gpu)?;
+        let bytes = codec
+            .read(&plan.small_read, 4 * nb)
+            .map_err(EncodeError::Gpu)?;
         let lens: &[u32] = bytemuck::cast_slice(&bytes);
         Ok(slices
             .iter()
@@ -901,7 +1059,10 @@ impl GpuEncoder {
 
     fn stripe_encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, EncodeError> {
         let codec = &self.codec;
-        let plan = codec.plan.as_ref().ok_or(EncodeError::Gpu("load first".into()))?;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(EncodeError::Gpu("load first".into()))?;
         codec
             .ctx
             .queue
@@ -962,7 +1123,12 @@ impl GpuDecoder {
     pub fn decode(&mut self, data: &[u8], max_samples: u64) -> Result<Picture, DecodeError> {
         let header = stream::read_header(data, max_samples)?;
         let params = header.params;
-        let limit = self.codec.ctx.device.limits().max_storage_buffer_binding_size;
+        let limit = self
+            .codec
+            .ctx
+            .device
+            .limits()
+            .max_storage_buffer_binding_size;
         let parts = stripes(&params, limit);
         if parts.len() == 1 {
             return self.decode_whole(data, &header);
@@ -996,12 +1162,27 @@ impl GpuDecoder {
                 DecodeError::Gpu(_) => e,
                 other => other,
             })?;
-            let part = self.decode_whole(&bytes, &sub_header).map_err(|e| match e {
-                DecodeError::SliceCrc { slice } => DecodeError::SliceCrc { slice: slice + first },
-                DecodeError::Slice { slice, reason } => DecodeError::Slice { slice: slice + first, reason },
-                DecodeError::Block { slice, block, error } => DecodeError::Block { slice: slice + first, block, error },
-                other => other,
-            })?;
+            let part = self
+                .decode_whole(&bytes, &sub_header)
+                .map_err(|e| match e {
+                    DecodeError::SliceCrc { slice } => DecodeError::SliceCrc {
+                        slice: slice + first,
+                    },
+                    DecodeError::Slice { slice, reason } => DecodeError::Slice {
+                        slice: slice + first,
+                        reason,
+                    },
+                    DecodeError::Block {
+                        slice,
+                        block,
+                        error,
+                    } => DecodeError::Block {
+                        slice: slice + first,
+                        block,
+                        error,
+                    },
+                    other => other,
+                })?;
             for p in 0..params.layout.plane_count() {
                 let (w, _) = pic.plane_dims(p);
                 let (_, sy) = params.layout.subsampling(p);
@@ -1020,13 +1201,24 @@ impl GpuDecoder {
         let codec = &mut self.codec;
         let dev = codec.ctx.device.clone();
         let queue = codec.ctx.queue.clone();
-        let plan = codec.plan.as_mut().ok_or(DecodeError::Gpu("no plan".into()))?;
+        let plan = codec
+            .plan
+            .as_mut()
+            .ok_or(DecodeError::Gpu("no plan".into()))?;
         let nwords = data.len().div_ceil(4) as u64;
         if plan.words.as_ref().is_none_or(|w| w.size() < 4 * nwords) {
-            plan.words = Some(storage(&dev, "words", 4 * nwords.next_power_of_two(), wgpu::BufferUsages::empty()));
+            plan.words = Some(storage(
+                &dev,
+                "words",
+                4 * nwords.next_power_of_two(),
+                wgpu::BufferUsages::empty(),
+            ));
             plan.decode_blocks = None;
         }
-        let words = plan.words.as_ref().ok_or(DecodeError::Gpu("no words buffer".into()))?;
+        let words = plan
+            .words
+            .as_ref()
+            .ok_or(DecodeError::Gpu("no words buffer".into()))?;
         let aligned = data.len() & !3;
         queue.write_buffer(words, 0, &data[..aligned]);
         if aligned < data.len() {
@@ -1050,7 +1242,15 @@ impl GpuDecoder {
                 contents: bytemuck::cast_slice(&plan.geom.blocks),
                 usage: wgpu::BufferUsages::STORAGE,
             });
-            let bufs = [words, &blocks, &plan.steps, &plan.dec_offs, &plan.lens, &plan.coef, &plan.errors];
+            let bufs = [
+                words,
+                &blocks,
+                &plan.steps,
+                &plan.dec_offs,
+                &plan.lens,
+                &plan.coef,
+                &plan.errors,
+            ];
             let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bufs
                 .iter()
                 .enumerate()
@@ -1076,11 +1276,16 @@ impl GpuDecoder {
             });
         }
         let codec = &self.codec;
-        let plan = codec.plan.as_ref().ok_or(DecodeError::Gpu("no plan".into()))?;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(DecodeError::Gpu("no plan".into()))?;
         let mut all: Vec<&Dispatch> = plan.decode_blocks.iter().collect();
         all.extend(plan.inverse.iter());
         codec.run(&all, |_| {});
-        let err = codec.read_back(&plan.errors, 0, 8).map_err(DecodeError::Gpu)?;
+        let err = codec
+            .read_back(&plan.errors, 0, 8)
+            .map_err(DecodeError::Gpu)?;
         let err: &[u32] = bytemuck::cast_slice(&err);
         if err[1] > 0 {
             let b = &plan.geom.blocks[err[0] as usize];
@@ -1103,9 +1308,14 @@ impl GpuDecoder {
             planes.push(all[at..at + n].to_vec());
             at += 2 * *words as usize;
         }
-        Picture::new(params.layout, params.width, params.height, params.bit_depth, planes).map_err(
-            |e| DecodeError::Gpu(format!("decoded picture is inconsistent: {e}")),
+        Picture::new(
+            params.layout,
+            params.width,
+            params.height,
+            params.bit_depth,
+            planes,
         )
+        .map_err(|e| DecodeError::Gpu(format!("decoded picture is inconsistent: {e}")))
     }
 
     fn codec_geom(&self) -> Result<Geometry, DecodeError> {

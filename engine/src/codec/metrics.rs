@@ -96,7 +96,11 @@ mod tests {
         assert!((ssim(&a, &a) - 1.0).abs() < 1e-12);
         let mut b = a.clone();
         for (i, v) in b.planes_mut()[0].iter_mut().enumerate() {
-            *v = if i % 2 == 0 { v.saturating_add(8).min(255) } else { v.saturating_sub(8) };
+            *v = if i % 2 == 0 {
+                v.saturating_add(8).min(255)
+            } else {
+                v.saturating_sub(8)
+            };
         }
         let p = psnr(&a, &b);
         assert!(p > 25.0 && p < 35.0, "{p}");

@@ -69,6 +69,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("the med8k bitstream code assumes a little-endian machine");
 
+pub mod av1;
 pub mod cpu;
 pub mod entropy;
 pub mod geometry;
@@ -181,7 +182,7 @@ impl Config {
             });
         }
         if !(MIN_SLICE_HEIGHT..=MAX_SLICE_HEIGHT).contains(&self.slice_height)
-            || self.slice_height % 2 != 0
+            || !self.slice_height.is_multiple_of(2)
         {
             return Err(InvalidConfig {
                 field: "slice_height",
@@ -256,7 +257,9 @@ impl Params {
 #[non_exhaustive]
 pub enum EncodeError {
     /// The picture does not fit the codec's limits.
-    #[error("picture {width}x{height} with {planes} planes is outside the codec's limits (at most {MAX_DIMENSION} per side, {MAX_BANDS} planes)")]
+    #[error(
+        "picture {width}x{height} with {planes} planes is outside the codec's limits (at most {MAX_DIMENSION} per side, {MAX_BANDS} planes)"
+    )]
     Size {
         /// Width.
         width: u32,
@@ -501,4 +504,3 @@ pub fn decode_with_limit(data: &[u8], max_samples: u64) -> Result<Picture, Decod
     cpu::decode(data, &header, &geom, &mut pic)?;
     Ok(pic)
 }
-

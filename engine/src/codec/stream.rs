@@ -154,8 +154,18 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
     };
     let width = c.u32("width")?;
     let height = c.u32("height")?;
-    check("width", u64::from(width), 1, u64::from(super::MAX_DIMENSION))?;
-    check("height", u64::from(height), 1, u64::from(super::MAX_DIMENSION))?;
+    check(
+        "width",
+        u64::from(width),
+        1,
+        u64::from(super::MAX_DIMENSION),
+    )?;
+    check(
+        "height",
+        u64::from(height),
+        1,
+        u64::from(super::MAX_DIMENSION),
+    )?;
     let bit_depth = c.u8("bit depth")?;
     check("bit depth", u64::from(bit_depth), 1, 16)?;
     let levels = c.u8("levels")?;
@@ -167,7 +177,7 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
         u64::from(super::MIN_SLICE_HEIGHT),
         u64::from(super::MAX_SLICE_HEIGHT),
     )?;
-    if slice_height % 2 != 0 {
+    if !slice_height.is_multiple_of(2) {
         return Err(DecodeError::Field {
             field: "slice height",
             value: u64::from(slice_height),
@@ -207,7 +217,12 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
     }
     let nslices = c.u32("slice count")?;
     let expect = height.div_ceil(slice_height);
-    check("slice count", u64::from(nslices), u64::from(expect), u64::from(expect))?;
+    check(
+        "slice count",
+        u64::from(nslices),
+        u64::from(expect),
+        u64::from(expect),
+    )?;
     let table_end = c.pos + 8 * nslices as usize + 4;
     if table_end > data.len() {
         return Err(DecodeError::Truncated {

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Lows go to the first `ceil(n/2)` positions, highs after them. `>>` is an
-//! arithmetic shift (floor division), as in WGSL.
+//! arithmetic shift (floor division), as in WGSL. The inverse transforms wrap
+//! on overflow, as WGSL does, so a hostile stream cannot panic the decoder.
 
 use super::geometry::{Geometry, split};
 use crate::picture::{Layout, Picture};
@@ -55,8 +56,8 @@ pub fn inverse_components(mut coef: Vec<i32>, pic: &mut Picture, geom: &Geometry
             let (cb, rest) = rest.split_at_mut(n);
             let cr = &mut rest[..n];
             for i in 0..n {
-                let g = y[i] - ((cb[i] + cr[i]) >> 2);
-                let (r, b) = (cr[i] + g, cb[i] + g);
+                let g = y[i].wrapping_sub(cb[i].wrapping_add(cr[i]) >> 2);
+                let (r, b) = (cr[i].wrapping_add(g), cb[i].wrapping_add(g));
                 y[i] = r;
                 cb[i] = g;
                 cr[i] = b;
@@ -70,7 +71,7 @@ pub fn inverse_components(mut coef: Vec<i32>, pic: &mut Picture, geom: &Geometry
     for (plane, g) in pic.planes_mut().iter_mut().zip(&geom.planes) {
         let src = &coef[g.offset..g.offset + plane.len()];
         for (d, &s) in plane.iter_mut().zip(src) {
-            *d = (s + shift).clamp(0, max) as u16;
+            *d = s.wrapping_add(shift).clamp(0, max) as u16;
         }
     }
 }
@@ -130,7 +131,11 @@ pub fn lift_forward(x: &[i32], out: &mut [i32]) {
     let (nl, nh) = (n.div_ceil(2), n / 2);
     let (lo, hi) = out.split_at_mut(nl);
     for i in 0..nh {
-        let right = if 2 * i + 2 < n { x[2 * i + 2] } else { x[2 * i] };
+        let right = if 2 * i + 2 < n {
+            x[2 * i + 2]
+        } else {
+            x[2 * i]
+        };
         hi[i] = x[2 * i + 1] - ((x[2 * i] + right) >> 1);
     }
     for i in 0..nl {
@@ -152,7 +157,7 @@ pub fn lift_inverse(c: &[i32], out: &mut [i32]) {
     for i in 0..nl {
         let dl = hi[i.saturating_sub(1)];
         let dr = hi[i.min(nh - 1)];
-        out[2 * i] = lo[i] - ((dl + dr + 2) >> 2);
+        out[2 * i] = lo[i].wrapping_sub(dl.wrapping_add(dr).wrapping_add(2) >> 2);
     }
     for i in 0..nh {
         let right = if 2 * i + 2 < n {
@@ -160,7 +165,7 @@ pub fn lift_inverse(c: &[i32], out: &mut [i32]) {
         } else {
             out[2 * i]
         };
-        out[2 * i + 1] = hi[i] + ((out[2 * i] + right) >> 1);
+        out[2 * i + 1] = hi[i].wrapping_add(out[2 * i].wrapping_add(right) >> 1);
     }
 }
 
@@ -230,14 +235,21 @@ fn columns_forward(buf: &mut [i32], stride: usize, w: usize, h: usize, tmp: &mut
     let (nl, nh) = (h.div_ceil(2), h / 2);
     let x = |r: usize| &tmp[r * w..(r + 1) * w];
     for i in 0..nh {
-        let (a, b, c) = (x(2 * i), x(2 * i + 1), x(if 2 * i + 2 < h { 2 * i + 2 } else { 2 * i }));
+        let (a, b, c) = (
+            x(2 * i),
+            x(2 * i + 1),
+            x(if 2 * i + 2 < h { 2 * i + 2 } else { 2 * i }),
+        );
         let out = &mut buf[(nl + i) * stride..(nl + i) * stride + w];
         for j in 0..w {
             out[j] = b[j] - ((a[j] + c[j]) >> 1);
         }
     }
     for i in 0..nl {
-        let (dl, dr) = ((nl + i.saturating_sub(1)) * stride, (nl + i.min(nh - 1)) * stride);
+        let (dl, dr) = (
+            (nl + i.saturating_sub(1)) * stride,
+            (nl + i.min(nh - 1)) * stride,
+        );
         let src = x(2 * i);
         for j in 0..w {
             let v = src[j] + ((buf[dl + j] + buf[dr + j] + 2) >> 2);
@@ -256,15 +268,23 @@ fn columns_inverse(buf: &mut [i32], stride: usize, w: usize, h: usize, tmp: &mut
         let (dl, dr) = ((nl + i.saturating_sub(1)) * w, (nl + i.min(nh - 1)) * w);
         let out = 2 * i * stride;
         for j in 0..w {
-            buf[out + j] = tmp[i * w + j] - ((tmp[dl + j] + tmp[dr + j] + 2) >> 2);
+            buf[out + j] = tmp[i * w + j]
+                .wrapping_sub(tmp[dl + j].wrapping_add(tmp[dr + j]).wrapping_add(2) >> 2);
         }
     }
     for i in 0..nh {
-        let (a, c) = (2 * i * stride, if 2 * i + 2 < h { (2 * i + 2) * stride } else { 2 * i * stride });
+        let (a, c) = (
+            2 * i * stride,
+            if 2 * i + 2 < h {
+                (2 * i + 2) * stride
+            } else {
+                2 * i * stride
+            },
+        );
         let out = (2 * i + 1) * stride;
         let hi = (nl + i) * w;
         for j in 0..w {
-            buf[out + j] = tmp[hi + j] + ((buf[a + j] + buf[c + j]) >> 1);
+            buf[out + j] = tmp[hi + j].wrapping_add(buf[a + j].wrapping_add(buf[c + j]) >> 1);
         }
     }
 }
@@ -274,7 +294,9 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> i32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 33) as i32 & 0xffff) - 0x8000
     }
 

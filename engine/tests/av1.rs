@@ -291,6 +291,13 @@ fn bad_settings_name_the_field_and_range() {
 }
 
 #[test]
+fn encoder_can_move_to_a_pipeline_thread() {
+    fn send<T: Send>() {}
+    send::<av1::Av1Encoder>();
+    send::<IvfWriter<std::fs::File>>();
+}
+
+#[test]
 fn send_picture_refuses_the_wrong_layout_size_and_depth() {
     let mut enc = Av1Config::new(500).new_encoder(64, 48).unwrap();
     let yuv422 = picture(Layout::Yuv422, 64, 48, 8, |_, _, _| 128);

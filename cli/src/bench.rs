@@ -294,7 +294,6 @@ fn peers(
     let (w, h, d) = (pic.width(), pic.height(), pic.bit_depth());
     let n = pic.layout().plane_count();
     let raw = dir.join("in.yuv");
-    let _ = Layout::Gray;
     let planar = planar_bytes(pic);
     std::fs::write(&raw, &planar)?;
     if have("ojph_compress") {

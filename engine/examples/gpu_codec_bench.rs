@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use med8k_engine::codec::gpu::{GpuContext, GpuDecoder, GpuEncoder};
 use med8k_engine::codec::{self, Config, EncodeBackend};
-use med8k_engine::picture::{Layout, Picture};
 use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -28,7 +27,7 @@ fn main() {
     .unwrap();
     let mut fb = FrameBuffers::new(&scene);
     scene.render(5, &mut fb.planes()).unwrap();
-    let pic = Picture::new(Layout::Yuv422, w, h, 10, vec![fb.y, fb.cb, fb.cr]).unwrap();
+    let pic = fb.into_picture().unwrap();
     let mpx = f64::from(w * h) / 1e6;
     let ctx = GpuContext::new().unwrap();
     println!("adapter: {}", ctx.describe());

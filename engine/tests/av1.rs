@@ -481,8 +481,7 @@ fn endoscope(width: u32, height: u32, frames: u32) -> Vec<Picture> {
     (0..frames)
         .map(|i| {
             scene.render(i, &mut fb.planes()).unwrap();
-            let planes = vec![fb.y.clone(), fb.cb.clone(), fb.cr.clone()];
-            Picture::new(Layout::Yuv422, width, height, 10, planes).unwrap()
+            fb.clone().into_picture().unwrap()
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use med8k_engine::codec::{self, Config, DecodeError};
-use med8k_engine::picture::{Layout, Picture};
+use med8k_engine::picture::Picture;
 use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 
 fn endoscope(w: u32, h: u32, index: u32) -> Picture {
@@ -16,7 +16,7 @@ fn endoscope(w: u32, h: u32, index: u32) -> Picture {
     .unwrap();
     let mut fb = FrameBuffers::new(&scene);
     scene.render(index, &mut fb.planes()).unwrap();
-    Picture::new(Layout::Yuv422, w, h, 10, vec![fb.y, fb.cb, fb.cr]).unwrap()
+    fb.into_picture().unwrap()
 }
 
 #[test]

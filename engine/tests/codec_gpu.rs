@@ -153,7 +153,7 @@ fn gpu_matches_the_twin_on_a_real_8k_frame() {
     .unwrap();
     let mut fb = FrameBuffers::new(&scene);
     scene.render(5, &mut fb.planes()).unwrap();
-    let pic = Picture::new(Layout::Yuv422, w, h, 10, vec![fb.y, fb.cb, fb.cr]).unwrap();
+    let pic = fb.into_picture().unwrap();
     let config = Config::lossless();
     let mut enc = config
         .new_encoder_with(Box::new(GpuEncoder::new(ctx.clone())))

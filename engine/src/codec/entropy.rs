@@ -229,6 +229,21 @@ pub fn dequantise(q: i32, step: u32) -> i32 {
     }
 }
 
+/// `2a + 2b + c + d` of the coded magnitudes left, above, above-left and
+/// above-right of column `x` (`rows[cur..]` this row, `rows[prev..]` the row
+/// above, which exists when `above`); outside the block counts as 0.
+#[inline]
+fn activity(rows: &[u32], prev: usize, cur: usize, x: usize, above: bool, w: usize) -> u32 {
+    let a = if x > 0 { rows[cur + x - 1] } else { 0 };
+    if !above {
+        return 2 * a;
+    }
+    let b = rows[prev + x];
+    let c = if x > 0 { rows[prev + x - 1] } else { 0 };
+    let d = if x + 1 < w { rows[prev + x + 1] } else { 0 };
+    2 * a + 2 * b + c + d
+}
+
 #[inline]
 fn context(t: u32) -> usize {
     (bitlen(t).min(16) - 1) as usize
@@ -278,17 +293,7 @@ pub fn encode_block(
     for y in 0..h {
         let mut x = 0;
         while x < w {
-            let a = if x > 0 { rows[cur + x - 1] } else { 0 };
-            let (b, c, d) = if y > 0 {
-                (
-                    rows[prev + x],
-                    if x > 0 { rows[prev + x - 1] } else { 0 },
-                    if x + 1 < w { rows[prev + x + 1] } else { 0 },
-                )
-            } else {
-                (0, 0, 0)
-            };
-            let t = 2 * a + 2 * b + c + d;
+            let t = activity(rows, prev, cur, x, y > 0, w);
             if t > 0 {
                 let q = quantise(at(x, y), step);
                 let u = zigzag(q);
@@ -383,17 +388,7 @@ pub fn decode_block(
     for y in 0..h {
         let mut x = 0;
         while x < w {
-            let a = if x > 0 { rows[cur + x - 1] } else { 0 };
-            let (b, c, d) = if y > 0 {
-                (
-                    rows[prev + x],
-                    if x > 0 { rows[prev + x - 1] } else { 0 },
-                    if x + 1 < w { rows[prev + x + 1] } else { 0 },
-                )
-            } else {
-                (0, 0, 0)
-            };
-            let t = 2 * a + 2 * b + c + d;
+            let t = activity(rows, prev, cur, x, y > 0, w);
             if t > 0 {
                 let cx = context(t);
                 let u = get_rice(&mut r, m.k(cx))?;

@@ -192,6 +192,7 @@ pub struct Plan {
     plane_words: Vec<u64>,
     coef: wgpu::Buffer,
     _tmp: wgpu::Buffer,
+    blocks: wgpu::Buffer,
     steps: wgpu::Buffer,
     lens: wgpu::Buffer,
     offs: wgpu::Buffer,
@@ -484,19 +485,31 @@ impl GpuCodec {
         let mut pending: Vec<Pending<'_>> = Vec::new();
         let shift = 1u32 << (params.bit_depth - 1);
         let maxv = (1u32 << params.bit_depth) - 1;
-        let mut plane_src = vec![0u64; geom.planes.len()];
-        let mut acc = 0u64;
-        for (i, w) in plane_words.iter().enumerate() {
-            plane_src[i] = 2 * acc;
-            acc += w;
-        }
         let comp: fn(&Kernels) -> &Kernel = |k| &k.components;
         let wav: fn(&Kernels) -> &Kernel = |k| &k.wavelet;
-        let n0 = u64::from(geom.planes[0].width) * u64::from(geom.planes[0].height);
-        // Stage tags: 0 forward, 1 inverse.
-        for (p, g) in geom.planes.iter().enumerate() {
+        // Component kernels bind the samples and the coefficients, wavelet
+        // kernels the coefficients and the scratch plane. Stage 0 is forward, 1 inverse.
+        let (components, wavelet) = (false, true);
+        let mut push = |kernel, entry, u: [u32; 8], on_tmp: bool, groups, stage| {
+            uniforms.push(u);
+            let bufs = if on_tmp {
+                vec![&coef, &tmp]
+            } else {
+                vec![&samples, &coef]
+            };
+            pending.push((kernel, entry, uniforms.len() - 1, bufs, groups, stage));
+        };
+        // Per plane: its first sample in `samples` (planes start on a word) and its size.
+        let mut plane_src = Vec::with_capacity(geom.planes.len());
+        let mut words = 0u64;
+        for w in &plane_words {
+            plane_src.push(2 * words);
+            words += w;
+        }
+        let plane_u = |p: usize| {
+            let g = &geom.planes[p];
             let count = u64::from(g.width) * u64::from(g.height);
-            uniforms.push([
+            let u = [
                 count as u32,
                 plane_src[p] as u32,
                 g.offset as u32,
@@ -505,144 +518,85 @@ impl GpuCodec {
                 0,
                 0,
                 0,
-            ]);
-            pending.push((
-                comp,
-                "forward_plane",
-                uniforms.len() - 1,
-                vec![&samples, &coef],
-                groups_1d(count),
-                0,
-            ));
-        }
-        let bands = u32::from(match params.layout {
-            Layout::Bands(n) => n,
-            _ => 0,
-        });
-        match params.layout {
-            Layout::Rgb | Layout::Rgba => {
-                uniforms.push([n0 as u32, 0, 0, shift, maxv, 0, 0, 0]);
-                pending.push((
-                    comp,
-                    "forward_rct",
-                    uniforms.len() - 1,
-                    vec![&samples, &coef],
-                    groups_1d(n0),
-                    0,
-                ));
-            }
-            Layout::Bands(_) => {
-                uniforms.push([n0 as u32, 0, 0, shift, maxv, bands, 0, 0]);
-                pending.push((
-                    comp,
-                    "forward_bands",
-                    uniforms.len() - 1,
-                    vec![&samples, &coef],
-                    groups_1d(n0),
-                    0,
-                ));
-            }
-            _ => {}
-        }
-        let level_params = |g: &super::geometry::PlaneGeom, l: u8| -> ([u32; 8], u32) {
+            ];
+            (u, count)
+        };
+        let n0 = u64::from(geom.planes[0].width) * u64::from(geom.planes[0].height);
+        let colour = match params.layout {
+            Layout::Rgb | Layout::Rgba => Some(("forward_rct", "inverse_rct", 0)),
+            Layout::Bands(n) => Some(("forward_bands", "inverse_bands", u32::from(n))),
+            _ => None,
+        };
+        let colour_u = |bands| [n0 as u32, 0, 0, shift, maxv, bands, 0, 0];
+        // One level of one plane: parameters and workgroups for rows and for columns.
+        let level = |g: &super::geometry::PlaneGeom, l: u8| {
             let mut w = g.width;
             for _ in 0..l {
                 w = w.div_ceil(2);
             }
-            (
-                [
-                    g.offset as u32,
-                    g.width,
-                    w,
-                    g.slice_rows,
-                    g.height,
-                    u32::from(l),
-                    0,
-                    0,
-                ],
+            let u = [
+                g.offset as u32,
+                g.width,
                 w,
-            )
+                g.slice_rows,
+                g.height,
+                u32::from(l),
+                0,
+                0,
+            ];
+            let rows = (w.div_ceil(2).div_ceil(WG).max(1), g.height);
+            let cols = (w.div_ceil(WG).max(1), g.height);
+            (u, rows, cols)
         };
+
+        // Forward: planes in, colour, then the wavelet level by level.
+        for p in 0..geom.planes.len() {
+            let (u, count) = plane_u(p);
+            push(comp, "forward_plane", u, components, groups_1d(count), 0);
+        }
+        if let Some((entry, _, bands)) = colour {
+            push(comp, entry, colour_u(bands), components, groups_1d(n0), 0);
+        }
         for g in &geom.planes {
             for l in 0..params.levels {
-                let (u, w) = level_params(g, l);
-                uniforms.push(u);
-                let idx = uniforms.len() - 1;
-                let rows = (w.div_ceil(2).div_ceil(WG).max(1), g.height);
-                let cols = (w.div_ceil(WG).max(1), g.height);
+                let (u, rows, cols) = level(g, l);
                 for (entry, dims) in [
                     ("fwd_rows_hi", rows),
                     ("fwd_rows_lo", rows),
                     ("fwd_cols_hi", cols),
                     ("fwd_cols_lo", cols),
                 ] {
-                    pending.push((wav, entry, idx, vec![&coef, &tmp], dims, 0));
+                    push(wav, entry, u, wavelet, dims, 0);
                 }
             }
         }
-        // Inverse: wavelet from the coarsest level, then components.
+        // Inverse: the wavelet from the coarsest level, colour, planes out.
         for g in &geom.planes {
             for l in (0..params.levels).rev() {
-                let (u, w) = level_params(g, l);
-                uniforms.push(u);
-                let idx = uniforms.len() - 1;
-                let rows = (w.div_ceil(2).div_ceil(WG).max(1), g.height);
-                let cols = (w.div_ceil(WG).max(1), g.height);
+                let (u, rows, cols) = level(g, l);
                 for (entry, dims) in [
                     ("inv_cols_lo", cols),
                     ("inv_cols_hi", cols),
                     ("inv_rows_lo", rows),
                     ("inv_rows_hi", rows),
                 ] {
-                    pending.push((wav, entry, idx, vec![&coef, &tmp], dims, 1));
+                    push(wav, entry, u, wavelet, dims, 1);
                 }
             }
         }
-        match params.layout {
-            Layout::Rgb | Layout::Rgba => {
-                uniforms.push([n0 as u32, 0, 0, shift, maxv, 0, 0, 0]);
-                pending.push((
-                    comp,
-                    "inverse_rct",
-                    uniforms.len() - 1,
-                    vec![&samples, &coef],
-                    groups_1d(n0),
-                    1,
-                ));
-            }
-            Layout::Bands(_) => {
-                uniforms.push([n0 as u32, 0, 0, shift, maxv, bands, 0, 0]);
-                pending.push((
-                    comp,
-                    "inverse_bands",
-                    uniforms.len() - 1,
-                    vec![&samples, &coef],
-                    groups_1d(n0),
-                    1,
-                ));
-            }
-            _ => {}
+        if let Some((_, entry, bands)) = colour {
+            push(comp, entry, colour_u(bands), components, groups_1d(n0), 1);
         }
-        for (p, g) in geom.planes.iter().enumerate() {
-            let count = u64::from(g.width) * u64::from(g.height);
-            uniforms.push([
-                count as u32,
-                plane_src[p] as u32,
-                g.offset as u32,
-                shift,
-                maxv,
-                0,
-                0,
-                0,
-            ]);
-            pending.push((
+        for p in 0..geom.planes.len() {
+            let (u, count) = plane_u(p);
+            push(
                 comp,
                 "inverse_plane",
-                uniforms.len() - 1,
-                vec![&samples, &coef],
+                u,
+                components,
                 groups_1d(count.div_ceil(2)),
                 1,
-            ));
+            );
         }
         // Entropy and compaction parameters.
         let measure_u = uniforms.len();
@@ -741,6 +695,7 @@ impl GpuCodec {
             plane_words,
             coef,
             _tmp: tmp,
+            blocks,
             steps,
             lens,
             offs,
@@ -852,7 +807,7 @@ pub struct GpuEncoder {
 #[derive(Debug)]
 struct Stripe {
     first: u32,
-    params: Params,
+    slices: u32,
     /// `None` when the frame was produced on the GPU.
     pic: Option<Picture>,
 }
@@ -884,7 +839,7 @@ impl GpuEncoder {
         self.codec.plan_for(params).map_err(EncodeError::Gpu)?;
         self.stripes = vec![Stripe {
             first: 0,
-            params: *params,
+            slices: params.height.div_ceil(params.slice_height),
             pic: None,
         }];
         self.resident = Some(0);
@@ -921,15 +876,6 @@ impl GpuEncoder {
         codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
         self.resident = Some(i);
         Ok(())
-    }
-
-    /// Stripes as (first slice, geometry of the stripe).
-    fn stripe_geoms(&self, geom: &Geometry) -> Vec<(u32, Geometry)> {
-        let _ = geom;
-        self.stripes
-            .iter()
-            .map(|s| (s.first, s.params.geometry()))
-            .collect()
     }
 }
 
@@ -969,7 +915,7 @@ impl EncodeBackend for GpuEncoder {
             codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
             self.stripes.push(Stripe {
                 first: 0,
-                params,
+                slices: geom.slices,
                 pic: None,
             });
             self.resident = Some(0);
@@ -979,7 +925,7 @@ impl EncodeBackend for GpuEncoder {
                 let sub = stripe_of(pic, geom.slice_height, first, n).map_err(EncodeError::Gpu)?;
                 self.stripes.push(Stripe {
                     first,
-                    params: params_of(&sub, geom),
+                    slices: n,
                     pic: Some(sub),
                 });
             }
@@ -994,26 +940,27 @@ impl EncodeBackend for GpuEncoder {
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
         let mut out = Vec::new();
-        for (i, (first, sub)) in self.stripe_geoms(geom).into_iter().enumerate() {
+        for i in 0..self.stripes.len() {
+            let (first, n) = (self.stripes[i].first, self.stripes[i].slices);
             let local: Vec<u32> = slices
                 .iter()
-                .filter(|&&s| s >= first && s < first + sub.slices)
+                .filter(|&&s| s >= first && s < first + n)
                 .map(|&s| s - first)
                 .collect();
             if local.is_empty() {
                 continue;
             }
             self.make_resident(i, geom)?;
-            out.extend(self.stripe_block_words(&sub, steps, &local)?);
+            out.extend(self.stripe_block_words(steps, &local)?);
         }
         Ok(out)
     }
 
     fn encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, EncodeError> {
         let mut coded = Coded::default();
-        for (i, (_, sub)) in self.stripe_geoms(geom).into_iter().enumerate() {
+        for i in 0..self.stripes.len() {
             self.make_resident(i, geom)?;
-            let part = self.stripe_encode(&sub, steps)?;
+            let part = self.stripe_encode(steps)?;
             coded.payload.extend_from_slice(&part.payload);
             coded.slice_lens.extend_from_slice(&part.slice_lens);
         }
@@ -1022,9 +969,9 @@ impl EncodeBackend for GpuEncoder {
 }
 
 impl GpuEncoder {
+    /// Block sizes of the resident stripe's `slices` (numbered within the stripe).
     fn stripe_block_words(
         &mut self,
-        geom: &Geometry,
         steps: &[u32],
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
@@ -1033,6 +980,7 @@ impl GpuEncoder {
             .plan
             .as_ref()
             .ok_or(EncodeError::Gpu("load first".into()))?;
+        let geom = &plan.geom;
         codec
             .ctx
             .queue
@@ -1057,12 +1005,14 @@ impl GpuEncoder {
             .collect())
     }
 
-    fn stripe_encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, EncodeError> {
+    /// Code the resident stripe.
+    fn stripe_encode(&mut self, steps: &[u32]) -> Result<Coded, EncodeError> {
         let codec = &self.codec;
         let plan = codec
             .plan
             .as_ref()
             .ok_or(EncodeError::Gpu("load first".into()))?;
+        let geom = &plan.geom;
         codec
             .ctx
             .queue
@@ -1158,10 +1108,7 @@ impl GpuDecoder {
             let a = starts[first as usize];
             let b = starts[(first + n - 1) as usize] + table[n as usize - 1].0 as usize;
             bytes.extend_from_slice(&data[a..b]);
-            let sub_header = stream::read_header(&bytes, max_samples).map_err(|e| match e {
-                DecodeError::Gpu(_) => e,
-                other => other,
-            })?;
+            let sub_header = stream::read_header(&bytes, max_samples)?;
             let part = self
                 .decode_whole(&bytes, &sub_header)
                 .map_err(|e| match e {
@@ -1197,7 +1144,12 @@ impl GpuDecoder {
     fn decode_whole(&mut self, data: &[u8], header: &Header) -> Result<Picture, DecodeError> {
         let params = header.params;
         self.codec.plan_for(&params).map_err(DecodeError::Gpu)?;
-        let (offs, lens) = block_offsets(data, header, &self.codec_geom()?)?;
+        let plan = self
+            .codec
+            .plan
+            .as_ref()
+            .ok_or(DecodeError::Gpu("no plan".into()))?;
+        let (offs, lens) = block_offsets(data, header, &plan.geom)?;
         let codec = &mut self.codec;
         let dev = codec.ctx.device.clone();
         let queue = codec.ctx.queue.clone();
@@ -1237,14 +1189,9 @@ impl GpuDecoder {
                 contents: bytemuck::cast_slice(&[nb, 0, 0, 0]),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-            let blocks = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("blocks"),
-                contents: bytemuck::cast_slice(&plan.geom.blocks),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
             let bufs = [
                 words,
-                &blocks,
+                &plan.blocks,
                 &plan.steps,
                 &plan.dec_offs,
                 &plan.lens,
@@ -1317,14 +1264,6 @@ impl GpuDecoder {
         )
         .map_err(|e| DecodeError::Gpu(format!("decoded picture is inconsistent: {e}")))
     }
-
-    fn codec_geom(&self) -> Result<Geometry, DecodeError> {
-        self.codec
-            .plan
-            .as_ref()
-            .map(|p| p.geom.clone())
-            .ok_or(DecodeError::Gpu("no plan".into()))
-    }
 }
 
 /// Check every slice (CRC, block table) and find each block's first word in
@@ -1354,7 +1293,5 @@ fn block_offsets(
     Ok((offs, lens))
 }
 
-#[allow(dead_code)]
-fn _assert_block_size() {
-    const _: () = assert!(std::mem::size_of::<Block>() == 32);
-}
+// The kernels read blocks as eight u32s.
+const _: () = assert!(std::mem::size_of::<Block>() == 32);

@@ -79,42 +79,50 @@ pub fn inverse_components(mut coef: Vec<i32>, pic: &mut Picture, geom: &Geometry
 /// Dyadic 5/3 along the band axis at every pixel: lows first, then highs
 /// of each level, until one low band is left.
 fn spectral_forward(coef: &mut [i32], n: usize, bands: usize) {
-    let mut x = vec![0i32; bands];
-    let mut out = vec![0i32; bands];
-    for i in 0..n {
-        for (b, v) in x.iter_mut().enumerate() {
-            *v = coef[b * n + i];
-        }
-        let mut len = bands;
-        while len > 1 {
-            let (nl, _) = split(len as u32);
+    let lens = band_levels(bands);
+    across_bands(coef, n, bands, |x, out| {
+        for &len in &lens {
             lift_forward(&x[..len], &mut out[..len]);
             x[..len].copy_from_slice(&out[..len]);
-            len = nl as usize;
         }
-        for (b, v) in x.iter().enumerate() {
-            coef[b * n + i] = *v;
-        }
-    }
+    });
 }
 
 fn spectral_inverse(coef: &mut [i32], n: usize, bands: usize) {
+    let lens = band_levels(bands);
+    across_bands(coef, n, bands, |x, out| {
+        for &len in lens.iter().rev() {
+            lift_inverse(&x[..len], &mut out[..len]);
+            x[..len].copy_from_slice(&out[..len]);
+        }
+    });
+}
+
+/// Signal lengths of the band-axis levels: `bands`, its low half, ... down to 2.
+fn band_levels(bands: usize) -> Vec<usize> {
     let mut lens = vec![];
     let mut len = bands;
     while len > 1 {
         lens.push(len);
         len = split(len as u32).0 as usize;
     }
+    lens
+}
+
+/// Run `f(pixel's bands, scratch)` on every pixel of band-sequential `coef`.
+fn across_bands(
+    coef: &mut [i32],
+    n: usize,
+    bands: usize,
+    mut f: impl FnMut(&mut [i32], &mut [i32]),
+) {
     let mut x = vec![0i32; bands];
     let mut out = vec![0i32; bands];
     for i in 0..n {
         for (b, v) in x.iter_mut().enumerate() {
             *v = coef[b * n + i];
         }
-        for &len in lens.iter().rev() {
-            lift_inverse(&x[..len], &mut out[..len]);
-            x[..len].copy_from_slice(&out[..len]);
-        }
+        f(&mut x, &mut out);
         for (b, v) in x.iter().enumerate() {
             coef[b * n + i] = *v;
         }

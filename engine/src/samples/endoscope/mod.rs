@@ -166,6 +166,18 @@ impl FrameBuffers {
         }
     }
 
+    /// The rendered frame as a 10-bit 4:2:2 [`Picture`](crate::picture::Picture)
+    /// (the mask stays behind).
+    pub fn into_picture(self) -> Result<crate::picture::Picture, crate::picture::PictureError> {
+        crate::picture::Picture::new(
+            crate::picture::Layout::Yuv422,
+            self.width,
+            self.height,
+            10,
+            vec![self.y, self.cb, self.cr],
+        )
+    }
+
     /// Borrow the buffers as [`FramePlanes`] for [`EndoscopeScene::render`].
     pub fn planes(&mut self) -> FramePlanes<'_> {
         let w = self.width as usize;

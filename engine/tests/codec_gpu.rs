@@ -81,7 +81,7 @@ fn check(
     config: &Config,
     pic: &Picture,
     what: &str,
-) {
+) -> codec::Packet {
     let cpu = config.new_encoder().unwrap().encode(pic).unwrap();
     let gpu = enc_gpu.encode(pic).unwrap();
     assert!(
@@ -103,6 +103,7 @@ fn check(
             "{what}: lossless decode is not the original"
         );
     }
+    cpu
 }
 
 #[test]
@@ -110,6 +111,7 @@ fn gpu_matches_the_twin_on_every_layout_depth_and_odd_sizes() {
     let Some(ctx) = context() else { return };
     let mut dec = GpuDecoder::new(ctx.clone());
     let mut seed = 1;
+    let mut two_tables = 0;
     let cases: &[(Layout, u32, u32)] = &[
         (Layout::Gray, 67, 45),
         (Layout::Rgb, 130, 37),
@@ -132,11 +134,19 @@ fn gpu_matches_the_twin_on_every_layout_depth_and_odd_sizes() {
                         .unwrap();
                     let what =
                         format!("{layout} {w}x{h} {depth}-bit {content:?} {:?}", config.mode);
-                    check(&ctx, &mut enc, &mut dec, &config, &pic, &what);
+                    let packet = check(&ctx, &mut enc, &mut dec, &config, &pic, &what);
+                    two_tables +=
+                        usize::from(codec::probe(&packet.data).unwrap().steps.tables().len() == 2);
                 }
             }
         }
     }
+    // Rate control mixes two step tables per slice on most frames: make sure
+    // the GPU's per-slice table lookup was exercised.
+    assert!(
+        two_tables >= 10,
+        "only {two_tables} streams used two step tables"
+    );
 }
 
 #[test]
@@ -167,4 +177,30 @@ fn gpu_matches_the_twin_on_a_real_8k_frame() {
         &pic,
         "8K 4:2:2 10-bit endoscope frame",
     );
+    // Quantised, with two step tables mixed over the slices (explicit steps:
+    // a rate-controlled search would run a dozen trials on a software GPU).
+    use codec::EncodeBackend;
+    let geom = codec::Params {
+        layout: pic.layout(),
+        width: w,
+        height: h,
+        bit_depth: pic.bit_depth(),
+        levels: codec::DEFAULT_LEVELS,
+        slice_height: codec::DEFAULT_SLICE_HEIGHT,
+        lossless: false,
+    }
+    .geometry();
+    let tables = vec![codec::rate::steps(2.0, 5), codec::rate::steps(3.0, 5)];
+    let select = (0..geom.slices).map(|s| (s % 3 == 0) as u8).collect();
+    let steps = codec::Steps::mixed(tables, select).unwrap();
+    let mut cpu = codec::cpu::CpuEncoder::new();
+    cpu.load(&pic, &geom).unwrap();
+    let mut gpu = GpuEncoder::new(ctx.clone());
+    gpu.load(&pic, &geom).unwrap();
+    let (a, b) = (
+        cpu.encode(&geom, &steps).unwrap(),
+        gpu.encode(&geom, &steps).unwrap(),
+    );
+    assert_eq!(a.slice_lens, b.slice_lens, "8K two-table slice lengths");
+    assert!(a.payload == b.payload, "8K two-table payload differs");
 }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::entropy::{BitWriter, decode_block, encode_block};
 use super::geometry::{Block, Geometry};
 use super::transform::{forward_components, inverse_components, spatial_forward, spatial_inverse};
-use super::{Coded, DecodeError, EncodeBackend};
+use super::{Coded, DecodeError, EncodeBackend, Steps};
 use crate::picture::Picture;
 
 /// Encoder state for one picture on the CPU.
@@ -76,7 +76,7 @@ impl EncodeBackend for CpuEncoder {
     fn block_words(
         &mut self,
         geom: &Geometry,
-        steps: &[u32],
+        table: &[u32],
         slices: &[u32],
     ) -> Result<Vec<u32>, super::EncodeError> {
         let coef = &self.coef;
@@ -89,14 +89,14 @@ impl EncodeBackend for CpuEncoder {
                     .iter()
                     .map(|b| {
                         w.clear();
-                        encode_block(coef, b, steps[b.band as usize], &mut w, &mut rows) as u32
+                        encode_block(coef, b, table[b.band as usize], &mut w, &mut rows) as u32
                     })
                     .collect::<Vec<_>>()
             })
             .collect())
     }
 
-    fn encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, super::EncodeError> {
+    fn encode(&mut self, geom: &Geometry, steps: &Steps) -> Result<Coded, super::EncodeError> {
         let coef = &self.coef;
         let slices: Vec<Vec<u8>> = (0..geom.slices)
             .into_par_iter()
@@ -108,7 +108,7 @@ impl EncodeBackend for CpuEncoder {
                 let mut words = Vec::new();
                 for b in blocks {
                     w.clear();
-                    let n = encode_block(coef, b, steps[b.band as usize], &mut w, &mut rows);
+                    let n = encode_block(coef, b, steps.step(s, b.band), &mut w, &mut rows);
                     lens.push(n as u32);
                     words.extend_from_slice(w.finish());
                 }
@@ -170,7 +170,7 @@ pub fn decode(
                     &words[at..at + n as usize],
                     regions[p],
                     &local,
-                    header.steps[b.band as usize],
+                    header.steps.step(s, b.band),
                     rows,
                 )
                 .map_err(|e| DecodeError::Block {

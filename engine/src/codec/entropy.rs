@@ -1,8 +1,8 @@
 //! The block coder: context-adaptive Golomb–Rice codes with a run mode, one
 //! independent state per code block.
 //!
-//! Coefficients are quantised on the fly (`q = sign(c)·(|c| / step)`, step 1
-//! is lossless) and scanned row by row. Each coefficient's context is the
+//! Coefficients are quantised on the fly (`q = sign(c)·⌊16|c| / step⌋`, steps
+//! in sixteenths, [`STEP_ONE`] is lossless) and scanned row by row. Each coefficient's context is the
 //! activity `t = 2a + 2b + c + d` of its already-coded neighbours (left,
 //! above, above-left, above-right, outside the block = 0, magnitudes capped
 //! at 65535):
@@ -207,24 +207,39 @@ fn unzigzag(u: u32) -> i32 {
     (u >> 1) as i32 ^ -((u & 1) as i32)
 }
 
+/// Quantiser steps are fixed point with this many fractional bits, so the
+/// rate controller can move a step by 1/16 rather than by a whole unit
+/// (a whole unit at step 2 is a 10% jump in frame size).
+pub const STEP_FRAC_BITS: u32 = 4;
+/// The step that leaves coefficients as they are (lossless).
+pub const STEP_ONE: u32 = 1 << STEP_FRAC_BITS;
+/// The largest step a stream may carry; it keeps `(|c| mod step) << 4`
+/// inside 32 bits.
+pub const STEP_MAX: u32 = 1 << 26;
+
+/// Dead-zone quantisation `sign(c)·⌊16|c| / step⌋`, computed without
+/// overflow for any `|c| < 2^32` and `step <= STEP_MAX`.
 #[inline]
 fn quantise(c: i32, step: u32) -> i32 {
-    if step == 1 {
+    if step == STEP_ONE {
         c
     } else {
-        let m = (c.unsigned_abs() / step) as i32;
-        if c < 0 { -m } else { m }
+        let a = c.unsigned_abs();
+        let m = ((a / step) << STEP_FRAC_BITS) + (((a % step) << STEP_FRAC_BITS) / step);
+        let m = m as i32;
+        if c < 0 { m.wrapping_neg() } else { m }
     }
 }
 
 /// Reconstruction of a quantised value: the middle of its interval.
 #[inline]
 pub fn dequantise(q: i32, step: u32) -> i32 {
-    if step == 1 || q == 0 {
+    if step == STEP_ONE || q == 0 {
         q
     } else {
         // Wrapping, as on the GPU: a hostile stream must not panic the decoder.
-        let m = q.unsigned_abs().wrapping_mul(step).wrapping_add(step / 2) as i32;
+        let m =
+            (q.unsigned_abs().wrapping_mul(step).wrapping_add(step / 2) >> STEP_FRAC_BITS) as i32;
         if q < 0 { m.wrapping_neg() } else { m }
     }
 }
@@ -492,7 +507,7 @@ mod tests {
                     .collect(),
             ];
             for c in cases {
-                let (back, _) = round_trip(&c, w, h, 1);
+                let (back, _) = round_trip(&c, w, h, STEP_ONE);
                 assert_eq!(back, c, "{w}x{h}");
             }
         }
@@ -500,21 +515,54 @@ mod tests {
 
     #[test]
     fn zeros_cost_almost_nothing_and_noise_falls_back_to_plain() {
-        let (_, words) = round_trip(&vec![0; 1024], 64, 16, 1);
+        let (_, words) = round_trip(&vec![0; 1024], 64, 16, STEP_ONE);
         assert_eq!(words, 1);
         let noise: Vec<i32> = (0..1024).map(|i| (i * 7919 % 65536) - 32768).collect();
-        let (back, words) = round_trip(&noise, 64, 16, 1);
+        let (back, words) = round_trip(&noise, 64, 16, STEP_ONE);
         assert_eq!(back, noise);
         assert!(words <= (7 + 1024 * 17usize).div_ceil(32));
     }
 
     #[test]
-    fn quantised_blocks_reconstruct_within_half_a_step() {
+    fn quantised_blocks_reconstruct_within_a_step() {
         let c: Vec<i32> = (0..512).map(|i| ((i * 37) % 201) - 100).collect();
-        let (back, _) = round_trip(&c, 32, 16, 10);
-        for (a, b) in c.iter().zip(&back) {
-            assert!((a - b).abs() <= 10, "{a} vs {b}");
+        // Whole steps (10) and fractional ones (1 1/16, 2 1/2).
+        for step in [160, 17, 40] {
+            let (back, _) = round_trip(&c, 32, 16, step);
+            let bound = step.div_ceil(STEP_ONE) as i32;
+            for (a, b) in c.iter().zip(&back) {
+                assert!((a - b).abs() <= bound, "step {step}: {a} vs {b}");
+            }
         }
+    }
+
+    #[test]
+    fn quantise_is_the_exact_fixed_point_quotient() {
+        let steps = [17, 23, 31, 40, 160, 4099, STEP_MAX];
+        let values = [
+            0i32,
+            1,
+            -1,
+            15,
+            16,
+            17,
+            1000,
+            -65_535,
+            1 << 26,
+            -(1 << 30),
+            i32::MAX,
+            i32::MIN,
+        ];
+        for &s in &steps {
+            for &c in &values {
+                let want = (u64::from(c.unsigned_abs()) << STEP_FRAC_BITS) / u64::from(s);
+                let q = quantise(c, s);
+                assert_eq!(u64::from(q.unsigned_abs()), want, "{c} / {s}");
+                assert_eq!(q < 0, c < 0 && want > 0, "{c} / {s}");
+            }
+        }
+        assert_eq!(quantise(-5, STEP_ONE), -5);
+        assert_eq!(dequantise(3, 40), 8); // (3 + 1/2) * 2.5 = 8.75
     }
 
     #[test]
@@ -522,11 +570,11 @@ mod tests {
         let c: Vec<i32> = (0..256).map(|i| (i % 13) - 6).collect();
         let b = block(16, 16);
         let mut out = BitWriter::default();
-        encode_block(&c, &b, 1, &mut out, &mut vec![]);
+        encode_block(&c, &b, STEP_ONE, &mut out, &mut vec![]);
         let words = out.finish().to_vec();
         let mut back = vec![0; 256];
         for cut in 0..words.len() {
-            assert!(decode_block(&words[..cut], &mut back, &b, 1, &mut vec![]).is_err());
+            assert!(decode_block(&words[..cut], &mut back, &b, STEP_ONE, &mut vec![]).is_err());
         }
     }
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::geometry::{Block, Geometry};
+use super::steps::{GPU_TABLE_STRIDE, MAX_TABLES};
 use super::stream::{self, Header};
-use super::{Coded, DecodeError, EncodeBackend, EncodeError, Params};
+use super::{Coded, DecodeError, EncodeBackend, EncodeError, Params, Steps};
 use crate::picture::{Layout, Picture};
 
 const WG: u32 = 64;
@@ -461,7 +462,12 @@ impl GpuCodec {
             contents: bytemuck::cast_slice(&geom.slice_blocks),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let steps = storage(dev, "steps", 4 * 32, map_read);
+        let steps = storage(
+            dev,
+            "steps",
+            4 * (MAX_TABLES * GPU_TABLE_STRIDE) as u64 + 4 * u64::from(geom.slices),
+            map_read,
+        );
         let scratch = storage(dev, "scratch", scratch_bytes, map_read);
         let lens = storage(dev, "lens", 4 * nb, map_read);
         let offs = storage(dev, "offs", 4 * (nb + 1), map_read);
@@ -936,7 +942,7 @@ impl EncodeBackend for GpuEncoder {
     fn block_words(
         &mut self,
         geom: &Geometry,
-        steps: &[u32],
+        table: &[u32],
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
         let mut out = Vec::new();
@@ -951,16 +957,18 @@ impl EncodeBackend for GpuEncoder {
                 continue;
             }
             self.make_resident(i, geom)?;
-            out.extend(self.stripe_block_words(steps, &local)?);
+            let uniform = Steps::uniform(table.to_vec(), n);
+            out.extend(self.stripe_block_words(&uniform, &local)?);
         }
         Ok(out)
     }
 
-    fn encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, EncodeError> {
+    fn encode(&mut self, geom: &Geometry, steps: &Steps) -> Result<Coded, EncodeError> {
         let mut coded = Coded::default();
         for i in 0..self.stripes.len() {
             self.make_resident(i, geom)?;
-            let part = self.stripe_encode(steps)?;
+            let (first, n) = (self.stripes[i].first, self.stripes[i].slices);
+            let part = self.stripe_encode(&steps.stripe(first, n))?;
             coded.payload.extend_from_slice(&part.payload);
             coded.slice_lens.extend_from_slice(&part.slice_lens);
         }
@@ -972,7 +980,7 @@ impl GpuEncoder {
     /// Block sizes of the resident stripe's `slices` (numbered within the stripe).
     fn stripe_block_words(
         &mut self,
-        steps: &[u32],
+        steps: &Steps,
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
         let codec = &self.codec;
@@ -984,7 +992,7 @@ impl GpuEncoder {
         codec
             .ctx
             .queue
-            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(steps));
+            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(&steps.gpu_words()));
         let nb = geom.blocks.len() as u64;
         codec.run(&plan.measure.iter().collect::<Vec<_>>(), |enc| {
             enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
@@ -1006,7 +1014,7 @@ impl GpuEncoder {
     }
 
     /// Code the resident stripe.
-    fn stripe_encode(&mut self, steps: &[u32]) -> Result<Coded, EncodeError> {
+    fn stripe_encode(&mut self, steps: &Steps) -> Result<Coded, EncodeError> {
         let codec = &self.codec;
         let plan = codec
             .plan
@@ -1016,7 +1024,7 @@ impl GpuEncoder {
         codec
             .ctx
             .queue
-            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(steps));
+            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(&steps.gpu_words()));
         let nb = geom.blocks.len() as u64;
         let all: Vec<&Dispatch> = plan.write.iter().chain(&plan.gather).collect();
         codec.run(&all, |enc| {
@@ -1104,7 +1112,7 @@ impl GpuDecoder {
             };
             let table = &header.slices[first as usize..(first + n) as usize];
             let mut bytes = Vec::new();
-            stream::write_header(&sub, &header.steps, table, &mut bytes);
+            stream::write_header(&sub, &header.steps.stripe(first, n), table, &mut bytes);
             let a = starts[first as usize];
             let b = starts[(first + n - 1) as usize] + table[n as usize - 1].0 as usize;
             bytes.extend_from_slice(&data[a..b]);
@@ -1180,7 +1188,11 @@ impl GpuDecoder {
         }
         queue.write_buffer(&plan.dec_offs, 0, bytemuck::cast_slice(&offs));
         queue.write_buffer(&plan.lens, 0, bytemuck::cast_slice(&lens));
-        queue.write_buffer(&plan.steps, 0, bytemuck::cast_slice(&header.steps));
+        queue.write_buffer(
+            &plan.steps,
+            0,
+            bytemuck::cast_slice(&header.steps.gpu_words()),
+        );
         queue.write_buffer(&plan.errors, 0, bytemuck::cast_slice(&[u32::MAX, 0]));
         if plan.decode_blocks.is_none() {
             let nb = plan.geom.blocks.len() as u32;

@@ -18,10 +18,12 @@
 //! 3. **Spatial wavelet**: the reversible integer 5/3 lifting, `levels`
 //!    deep, on each slice of each plane, with symmetric extension at slice
 //!    edges.
-//! 4. **Quantisation**: a dead-zone quantiser per subband (step 1 =
-//!    lossless). Steps follow the 5/3 synthesis gains so every subband
-//!    contributes alike to the error; the rate controller scales them per
-//!    frame until the frame lands on the target bits per pixel.
+//! 4. **Quantisation**: a dead-zone quantiser per subband, steps in
+//!    sixteenths (16 = lossless). Steps follow the 5/3 synthesis gains so
+//!    every subband contributes alike to the error; the rate controller
+//!    ([`rate`]) scales them per frame and, where one table cannot land on
+//!    the target bits per pixel, mixes two neighbouring tables slice by
+//!    slice ([`Steps`]).
 //! 5. **Entropy coding** ([`entropy`]): context-adaptive Golomb–Rice with a
 //!    JPEG-LS run mode, in independent code blocks of about 1024 coefficients.
 //!
@@ -76,10 +78,12 @@ pub mod geometry;
 pub mod gpu;
 pub mod metrics;
 pub mod rate;
+pub mod steps;
 pub mod stream;
 pub mod transform;
 
 use geometry::Geometry;
+pub use steps::Steps;
 
 use crate::picture::{Layout, Picture, PictureError};
 
@@ -373,15 +377,16 @@ impl Coded {
 pub trait EncodeBackend: Send + std::fmt::Debug {
     /// Take the picture and run the reversible transforms.
     fn load(&mut self, pic: &Picture, geom: &Geometry) -> Result<(), EncodeError>;
-    /// Coded size in words of every block of `slices` (in order) under `steps`.
+    /// Coded size in words of every block of `slices` (in order) with one
+    /// step table for all of them.
     fn block_words(
         &mut self,
         geom: &Geometry,
-        steps: &[u32],
+        table: &[u32],
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError>;
     /// Code every slice under `steps`.
-    fn encode(&mut self, geom: &Geometry, steps: &[u32]) -> Result<Coded, EncodeError>;
+    fn encode(&mut self, geom: &Geometry, steps: &Steps) -> Result<Coded, EncodeError>;
 }
 
 /// One coded picture.
@@ -434,11 +439,15 @@ impl Encoder {
         let geom = params.geometry();
         self.backend.load(pic, &geom)?;
         let (steps, base_step, trials) = match self.config.mode {
-            Mode::Lossless => (vec![1; step_count(params.levels)], 1.0, 0),
+            Mode::Lossless => (
+                Steps::lossless(step_count(params.levels), geom.slices),
+                1.0,
+                0,
+            ),
             Mode::Bpp(bpp) => rate::choose(self.backend.as_mut(), &geom, &params, bpp)?,
         };
         let params = Params {
-            lossless: steps.iter().all(|&s| s == 1),
+            lossless: steps.is_lossless(),
             ..params
         };
         let coded = self.backend.encode(&geom, &steps)?;
@@ -459,7 +468,7 @@ pub fn step_count(levels: u8) -> usize {
 }
 
 /// Header, slice table with CRCs, slices.
-fn assemble(params: &Params, steps: &[u32], coded: &Coded) -> Vec<u8> {
+fn assemble(params: &Params, steps: &Steps, coded: &Coded) -> Vec<u8> {
     use rayon::prelude::*;
     let mut ranges = Vec::with_capacity(coded.slice_lens.len());
     let mut at = 0usize;
@@ -472,7 +481,11 @@ fn assemble(params: &Params, steps: &[u32], coded: &Coded) -> Vec<u8> {
         .map(|r| (r.len() as u32, crc32fast::hash(&coded.payload[r])))
         .collect();
     let mut out = Vec::with_capacity(
-        stream::header_len(table.len() as u32, steps.len()) + coded.payload.len(),
+        stream::header_len(
+            table.len() as u32,
+            steps.tables()[0].len(),
+            steps.tables().len(),
+        ) + coded.payload.len(),
     );
     stream::write_header(params, steps, &table, &mut out);
     out.extend_from_slice(&coded.payload);

@@ -4,19 +4,28 @@
 //! Steps follow the synthesis gains of the 5/3 wavelet (a subband whose
 //! errors spread wider gets a finer step), all scaled by one base step. The
 //! controller searches the base step on a sample of slices (cheap), then
-//! corrects it with whole-frame trials until the frame is within
-//! [`TOLERANCE`] of the target. Every decision depends only on block sizes,
-//! which both backends compute identically, so both choose the same steps.
+//! runs whole-frame trials until one lands within 1% of the target or two
+//! bracket it; a bracket is mixed slice by slice (see [`Steps`]) to come
+//! within a slice's worth of the target from below. Every decision depends
+//! only on block sizes, which both backends compute identically, so both
+//! choose the same steps.
 
+use super::entropy::{STEP_MAX, STEP_ONE};
 use super::geometry::Geometry;
-use super::{EncodeBackend, EncodeError, Params, step_count, stream};
+use super::steps::MAX_TABLES;
+use super::{EncodeBackend, EncodeError, Params, Steps, step_count, stream};
 
-/// How close to the target a whole-frame trial must come to stop searching
-/// (the contract is 5%; the margin absorbs the final header rounding).
-pub const TOLERANCE: f64 = 0.03;
+/// A whole-frame trial this close to the target is used as it is.
+const CLOSE: f64 = 0.01;
+/// Two trials that bracket the target this closely are mixed per slice.
+const MIX_SPAN: f64 = 0.4;
 const SAMPLE_TRIALS: u32 = 14;
 const FULL_TRIALS: u32 = 8;
-const MAX_LOG_STEP: f64 = 24.0;
+/// log2 of the smallest base step that quantises anything (below it
+/// [`steps`] is lossless everywhere).
+const MIN_LOG_STEP: f64 = -0.5;
+/// log2 of the largest base step, well inside [`STEP_MAX`].
+const MAX_LOG_STEP: f64 = 20.0;
 
 /// Steps for base step `base`: LL finest, then per level `1.5^(level-1)`
 /// coarser for HL/LH and coarser still for HH.
@@ -37,15 +46,18 @@ pub fn steps(base: f64, levels: u8) -> Vec<u32> {
     out
 }
 
+/// A real step as a fixed-point quantiser (sixteenths).
 fn quantiser(x: f64) -> u32 {
-    x.round().clamp(1.0, f64::from(1u32 << 30)) as u32
+    (x * f64::from(STEP_ONE))
+        .round()
+        .clamp(f64::from(STEP_ONE), f64::from(STEP_MAX)) as u32
 }
 
-fn table_bits(geom: &Geometry, slices: &[u32]) -> u64 {
-    slices
-        .iter()
-        .map(|&s| 16 * geom.slice(s).len().next_multiple_of(2) as u64)
-        .sum()
+/// Bits of each slice of the whole frame under one table.
+struct Trial {
+    log_step: f64,
+    slice_bits: Vec<f64>,
+    bits: f64,
 }
 
 /// Choose steps for `bpp`; returns the steps, the base step and the trials run.
@@ -54,10 +66,12 @@ pub fn choose(
     geom: &Geometry,
     params: &Params,
     bpp: f64,
-) -> Result<(Vec<u32>, f64, u32), EncodeError> {
+) -> Result<(Steps, f64, u32), EncodeError> {
     let pixels = f64::from(params.width) * f64::from(params.height);
     let target = bpp * pixels;
-    let header = 8.0 * stream::header_len(geom.slices, step_count(params.levels)) as f64;
+    let nsteps = step_count(params.levels);
+    // Budget for the larger, two-table header so a mix never overshoots.
+    let header = 8.0 * stream::header_len(geom.slices, nsteps, MAX_TABLES) as f64;
     let every = (geom.slices / 16).max(1);
     let sample: Vec<u32> = (0..geom.slices).step_by(every as usize).collect();
     let all: Vec<u32> = (0..geom.slices).collect();
@@ -70,43 +84,69 @@ pub fn choose(
     };
     let scale = geom.coefficients as f64 / coefs(&sample) as f64;
     let mut trials = 0;
-    let mut measure = |backend: &mut dyn EncodeBackend, log_step: f64, slices: &[u32]| {
+    // Bits per slice of `slices` under `table`.
+    let mut measure = |backend: &mut dyn EncodeBackend, table: &[u32], slices: &[u32]| {
         trials += 1;
-        let st = steps(log_step.exp2(), params.levels);
-        let words: u64 = backend
-            .block_words(geom, &st, slices)?
+        let words = backend.block_words(geom, table, slices)?;
+        let mut at = 0;
+        let bits = slices
             .iter()
-            .map(|&w| u64::from(w))
-            .sum();
-        Ok::<f64, EncodeError>((32 * words + table_bits(geom, slices)) as f64)
+            .map(|&s| {
+                let n = geom.slice(s).len();
+                let w: u64 = words[at..at + n].iter().map(|&w| u64::from(w)).sum();
+                at += n;
+                (32 * w + 16 * n.next_multiple_of(2) as u64) as f64
+            })
+            .collect::<Vec<f64>>();
+        Ok::<Vec<f64>, EncodeError>(bits)
     };
-    // Phase 1: bisection of log2(base) on the sample.
-    let (mut lo, mut hi) = (0.0f64, MAX_LOG_STEP);
-    if measure(backend, lo, &sample)? * scale + header <= target {
-        return Ok((steps(1.0, params.levels), 1.0, trials));
+    let lossless = vec![STEP_ONE; nsteps];
+    let sampled = measure(backend, &lossless, &sample)?.iter().sum::<f64>();
+    if sampled * scale + header <= target {
+        return Ok((Steps::lossless(nsteps, geom.slices), 1.0, trials));
     }
+    let table = |log_step: f64| steps(log_step.exp2(), params.levels);
+    // Phase 1: bisection of log2(base) on the sample.
+    let (mut lo, mut hi) = (MIN_LOG_STEP, MAX_LOG_STEP);
     for _ in 0..SAMPLE_TRIALS {
         let mid = 0.5 * (lo + hi);
-        if measure(backend, mid, &sample)? * scale + header > target {
+        let bits: f64 = measure(backend, &table(mid), &sample)?.iter().sum();
+        if bits * scale + header > target {
             lo = mid;
         } else {
             hi = mid;
         }
     }
-    // Phase 2: whole-frame trials, secant on log(bits) against log(step).
+    // Phase 2: whole-frame trials, secant on log(bits) against log(step),
+    // until one lands close or two bracket the target.
+    let mut over: Option<Trial> = None;
+    let mut under: Option<Trial> = None;
     let mut x = 0.5 * (lo + hi);
-    let mut best = (f64::INFINITY, x);
     let mut prev: Option<(f64, f64)> = None;
     for _ in 0..FULL_TRIALS {
-        let bits = measure(backend, x, &all)? + header;
-        let err = bits / target - 1.0;
-        if err.abs() < best.0.abs() {
-            best = (err, x);
-        }
-        if err.abs() <= TOLERANCE {
-            break;
+        let slice_bits = measure(backend, &table(x), &all)?;
+        let bits = slice_bits.iter().sum::<f64>() + header;
+        let trial = Trial {
+            log_step: x,
+            slice_bits,
+            bits,
+        };
+        if (bits / target - 1.0).abs() <= CLOSE {
+            return Ok((Steps::uniform(table(x), geom.slices), x.exp2(), trials));
         }
         let lb = bits.log2();
+        if bits > target {
+            if over.as_ref().is_none_or(|o| bits < o.bits) {
+                over = Some(trial);
+            }
+        } else if under.as_ref().is_none_or(|u| bits > u.bits) {
+            under = Some(trial);
+        }
+        if let (Some(o), Some(u)) = (&over, &under)
+            && (o.bits - u.bits) / target <= MIX_SPAN
+        {
+            break;
+        }
         let slope = match prev {
             Some((px, pb)) if (x - px).abs() > 1e-9 && (lb - pb).abs() > 1e-9 => {
                 ((lb - pb) / (x - px)).clamp(-4.0, -0.05)
@@ -114,10 +154,52 @@ pub fn choose(
             _ => -0.6,
         };
         prev = Some((x, lb));
-        x = (x + (target.log2() - lb) / slope).clamp(0.0, MAX_LOG_STEP);
+        let mut next = (x + (target.log2() - lb) / slope).clamp(MIN_LOG_STEP, MAX_LOG_STEP);
+        // Keep inside a known bracket (a plateau can throw the secant out of it).
+        if let (Some(o), Some(u)) = (&over, &under)
+            && !(o.log_step < next && next < u.log_step)
+        {
+            next = 0.5 * (o.log_step + u.log_step);
+        }
+        x = next;
     }
-    let base = best.1.exp2();
-    Ok((steps(base, params.levels), base, trials))
+    match (over, under) {
+        (Some(o), Some(u)) => {
+            let (select, _) = mix(&o.slice_bits, &u.slice_bits, target - header);
+            let steps = Steps::mixed(vec![table(o.log_step), table(u.log_step)], select)
+                .expect("tables from `steps` have one length and select holds 0 or 1");
+            Ok((steps, u.log_step.exp2(), trials))
+        }
+        (Some(t), None) | (None, Some(t)) => Ok((
+            Steps::uniform(table(t.log_step), geom.slices),
+            t.log_step.exp2(),
+            trials,
+        )),
+        (None, None) => unreachable!("at least one full trial runs"),
+    }
+}
+
+/// Pick the slices that take the finer table (`fine` bits each, the others
+/// `coarse`) so the total comes as close to `budget` as it can without
+/// passing it; the chosen slices are spread over the frame. Returns the
+/// table index per slice (0 fine, 1 coarse) and the total.
+fn mix(fine: &[f64], coarse: &[f64], budget: f64) -> (Vec<u8>, f64) {
+    let mut select = vec![1u8; fine.len()];
+    let mut total: f64 = coarse.iter().sum();
+    // A low-discrepancy order, so upgrades land all over the picture.
+    let mut order: Vec<usize> = (0..fine.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| (i as f64 * 0.618_033_988_75).fract();
+        key(a).total_cmp(&key(b))
+    });
+    for i in order {
+        let extra = fine[i] - coarse[i];
+        if total + extra <= budget {
+            select[i] = 0;
+            total += extra;
+        }
+    }
+    (select, total)
 }
 
 #[cfg(test)]
@@ -125,8 +207,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn steps_are_one_at_base_one_and_grow_with_base() {
-        assert!(steps(1.0, 5).iter().all(|&s| s == 1));
+    fn steps_are_lossless_at_the_smallest_base_and_grow_with_base() {
+        assert!(steps(MIN_LOG_STEP.exp2(), 5).iter().all(|&s| s == STEP_ONE));
         let s = steps(64.0, 2);
         assert_eq!(s.len(), 7);
         // LL finest; level 1 HH coarsest.

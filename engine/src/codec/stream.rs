@@ -3,23 +3,27 @@
 //!
 //! ```text
 //! "M8KW"  version:u8  layout:u8  bands:u16  width:u32  height:u32
-//! bit_depth:u8  levels:u8  slice_height:u16  flags:u8  steps:u8  reserved:u16
-//! step[steps]:u32                       quantiser per subband (0 = LL, then HL, LH, HH per level)
+//! bit_depth:u8  levels:u8  slice_height:u16  flags:u8  steps:u8  tables:u8  reserved:u8
+//! step[tables][steps]:u32               quantiser per subband in sixteenths (0 = LL, then HL, LH, HH per level)
 //! slices:u32  { length:u32  crc32:u32 }[slices]
+//! table:u8[slices], padded to 4 bytes   only when tables > 1: the step table of each slice
 //! header_crc32:u32                      over everything above
 //! slice[slices]                         block lengths (u16 words, padded to 4 bytes), block words
 //! ```
 //! Everything is little-endian. The parser checks every field against its
 //! allowed range and the data it has before allocating anything.
 
+use super::entropy::{STEP_MAX, STEP_ONE};
 use super::geometry::{Geometry, subbands};
+use super::steps::{MAX_TABLES, Steps};
 use super::{DecodeError, Params};
 use crate::picture::Layout;
 
 /// First bytes of every med8k wavelet bitstream.
 pub const MAGIC: &[u8; 4] = b"M8KW";
-/// The bitstream version this build writes and reads.
-pub const VERSION: u8 = 1;
+/// The bitstream version this build writes and reads (2: steps in
+/// sixteenths; version 1 had whole steps and was never deployed).
+pub const VERSION: u8 = 2;
 const FLAG_LOSSLESS: u8 = 1;
 const FIXED: usize = 24;
 
@@ -28,8 +32,8 @@ const FIXED: usize = 24;
 pub struct Header {
     /// Coding parameters and picture shape.
     pub params: Params,
-    /// Quantiser per subband.
-    pub steps: Vec<u32>,
+    /// Quantiser per subband and slice.
+    pub steps: Steps,
     /// Byte length and CRC-32 of each slice.
     pub slices: Vec<(u32, u32)>,
     /// Bytes the header takes (where slice 0 begins).
@@ -47,13 +51,18 @@ fn layout_code(l: Layout) -> (u8, u16) {
     }
 }
 
-/// Bytes of the header for `slices` slices and `steps` steps.
-pub fn header_len(slices: u32, steps: usize) -> usize {
-    FIXED + 4 * steps + 4 + 8 * slices as usize + 4
+/// Bytes of the header for `slices` slices and `tables` tables of `steps` steps.
+pub fn header_len(slices: u32, steps: usize, tables: usize) -> usize {
+    let select = if tables > 1 {
+        (slices as usize).next_multiple_of(4)
+    } else {
+        0
+    };
+    FIXED + 4 * steps * tables + 4 + 8 * slices as usize + select + 4
 }
 
 /// Write the header for `slices` (length and CRC each).
-pub fn write_header(p: &Params, steps: &[u32], slices: &[(u32, u32)], out: &mut Vec<u8>) {
+pub fn write_header(p: &Params, steps: &Steps, slices: &[(u32, u32)], out: &mut Vec<u8>) {
     let start = out.len();
     let (code, bands) = layout_code(p.layout);
     out.extend_from_slice(MAGIC);
@@ -66,15 +75,25 @@ pub fn write_header(p: &Params, steps: &[u32], slices: &[(u32, u32)], out: &mut 
     out.push(p.levels);
     out.extend_from_slice(&(p.slice_height as u16).to_le_bytes());
     out.push(if p.lossless { FLAG_LOSSLESS } else { 0 });
-    out.push(steps.len() as u8);
-    out.extend_from_slice(&[0, 0]);
-    for s in steps {
+    let tables = steps.tables();
+    out.push(tables[0].len() as u8);
+    out.push(tables.len() as u8);
+    out.push(0);
+    for s in tables.iter().flatten() {
         out.extend_from_slice(&s.to_le_bytes());
     }
     out.extend_from_slice(&(slices.len() as u32).to_le_bytes());
     for (len, crc) in slices {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&crc.to_le_bytes());
+    }
+    if tables.len() > 1 {
+        let select = steps.select();
+        out.extend_from_slice(select);
+        out.resize(
+            out.len() + select.len().next_multiple_of(4) - select.len(),
+            0,
+        );
     }
     let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -189,7 +208,9 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
     let nsteps = c.u8("step count")?;
     let want = subbands(u32::MAX / 2, u32::MAX / 2, levels).len();
     check("step count", u64::from(nsteps), want as u64, want as u64)?;
-    c.u16("reserved")?;
+    let ntables = c.u8("table count")?;
+    check("table count", u64::from(ntables), 1, MAX_TABLES as u64)?;
+    c.u8("reserved")?;
     let samples = (0..layout.plane_count())
         .map(|p| {
             let (w, h) = layout.plane_dims(p, width, height);
@@ -202,17 +223,27 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
             limit: max_samples,
         });
     }
-    let mut steps = Vec::with_capacity(usize::from(nsteps));
-    for _ in 0..nsteps {
-        let s = c.u32("step")?;
-        check("step", u64::from(s), 1, u64::from(u32::MAX / 2))?;
-        steps.push(s);
+    let mut tables = Vec::with_capacity(usize::from(ntables));
+    for _ in 0..ntables {
+        let mut table = Vec::with_capacity(usize::from(nsteps));
+        for _ in 0..nsteps {
+            let s = c.u32("step")?;
+            check(
+                "step",
+                u64::from(s),
+                u64::from(STEP_ONE),
+                u64::from(STEP_MAX),
+            )?;
+            table.push(s);
+        }
+        tables.push(table);
     }
-    if flags & FLAG_LOSSLESS != 0 && steps.iter().any(|&s| s != 1) {
+    let lossless = flags & FLAG_LOSSLESS != 0;
+    if lossless && (ntables > 1 || tables[0].iter().any(|&s| s != STEP_ONE)) {
         return Err(DecodeError::Field {
             field: "step",
-            value: u64::from(steps.iter().copied().max().unwrap_or(1)),
-            allowed: "1 in a lossless stream".into(),
+            value: u64::from(tables.iter().flatten().copied().max().unwrap_or(STEP_ONE)),
+            allowed: format!("{STEP_ONE} in a lossless stream, in one table"),
         });
     }
     let nslices = c.u32("slice count")?;
@@ -223,7 +254,12 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
         u64::from(expect),
         u64::from(expect),
     )?;
-    let table_end = c.pos + 8 * nslices as usize + 4;
+    let select_len = if ntables > 1 {
+        (nslices as usize).next_multiple_of(4)
+    } else {
+        0
+    };
+    let table_end = c.pos + 8 * nslices as usize + select_len + 4;
     if table_end > data.len() {
         return Err(DecodeError::Truncated {
             what: "slice table",
@@ -235,6 +271,25 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
     for _ in 0..nslices {
         slices.push((c.u32("slice length")?, c.u32("slice crc")?));
     }
+    let select = if ntables > 1 {
+        let bytes = &data[c.pos..c.pos + nslices as usize];
+        c.pos += select_len;
+        if let Some(&bad) = bytes.iter().find(|&&t| t >= ntables) {
+            return Err(DecodeError::Field {
+                field: "slice step table",
+                value: u64::from(bad),
+                allowed: format!("0..{ntables}"),
+            });
+        }
+        bytes.to_vec()
+    } else {
+        vec![0; nslices as usize]
+    };
+    let steps = Steps::mixed(tables, select).ok_or(DecodeError::Field {
+        field: "step count",
+        value: u64::from(nsteps),
+        allowed: "tables of equal length".into(),
+    })?;
     let crc = crc32fast::hash(&data[..c.pos]);
     let stored = c.u32("header crc")?;
     if crc != stored {
@@ -257,7 +312,7 @@ pub fn read_header(data: &[u8], max_samples: u64) -> Result<Header, DecodeError>
             bit_depth,
             levels,
             slice_height,
-            lossless: flags & FLAG_LOSSLESS != 0,
+            lossless,
         },
         steps,
         slices,

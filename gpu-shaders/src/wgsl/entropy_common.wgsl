@@ -16,6 +16,16 @@ const ESCAPE: u32 = 23u;
 const RESET: u32 = 16u;
 const MAX_K: u32 = 24u;
 const MAG_CAP: u32 = 0xffffu;
+// Quantiser steps are in sixteenths; this one is lossless.
+const STEP_ONE: u32 = 16u;
+// The step buffer: two tables of TABLE_STRIDE steps, then a table index per slice.
+const TABLE_STRIDE: u32 = 32u;
+const SELECT_AT: u32 = 64u;
+
+// The step of the current block (each kernel declares `steps` and `blk`).
+fn block_step() -> u32 {
+    return steps[min(steps[SELECT_AT + blk.slice], 1u) * TABLE_STRIDE + blk.band];
+}
 const A_CAP: u32 = 16777216u;
 const J = array<u32, 32>(0u, 0u, 0u, 0u, 1u, 1u, 1u, 1u, 2u, 2u, 2u, 2u, 3u, 3u, 3u, 3u,
                          4u, 4u, 5u, 5u, 6u, 6u, 7u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);

@@ -60,20 +60,31 @@ fn read_rice(k: u32) -> u32 {
     return read_bits(32u);
 }
 
+// The middle of q's interval, steps in sixteenths (16 = lossless).
 fn dequant(q: i32) -> i32 {
-    if (step == 1u || q == 0) { return q; }
-    let m = i32(u32(abs(q)) * step + step / 2u);
+    if (step == STEP_ONE || q == 0) { return q; }
+    let m = i32((u32(abs(q)) * step + step / 2u) >> 4u);
     return select(m, -m, q < 0);
 }
 
+// Quantised values go into the block first (the contexts read them back);
+// `dequant_block` reconstructs once the block is complete.
 fn put_coef(x: u32, y: u32, q: i32) {
-    coef[blk.offset + y * blk.stride + x] = dequant(q);
+    coef[blk.offset + y * blk.stride + x] = q;
 }
 
 fn mag(x: u32, y: u32) -> u32 {
-    let c = coef[blk.offset + y * blk.stride + x];
-    if (step == 1u) { return min(u32(abs(c)), MAG_CAP); }
-    return min(u32(abs(c)) / step, MAG_CAP);
+    return magnitude(coef[blk.offset + y * blk.stride + x]);
+}
+
+fn dequant_block() {
+    if (step == STEP_ONE) { return; }
+    for (var y = 0u; y < blk.height; y++) {
+        for (var x = 0u; x < blk.width; x++) {
+            let i = blk.offset + y * blk.stride + x;
+            coef[i] = dequant(coef[i]);
+        }
+    }
 }
 
 @compute @workgroup_size(64)
@@ -81,7 +92,7 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let b = gid.y * nwg.x * 64u + gid.x;
     if (b >= p.blocks) { return; }
     blk = blocks[b];
-    step = steps[blk.band];
+    step = block_step();
     start = offs[b];
     limit = lens[b] * 32u;
     pos = 0u;
@@ -151,5 +162,7 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (bad) {
         atomicMin(&errors[0], b);
         atomicAdd(&errors[1], 1u);
+        return;
     }
+    dequant_block();
 }

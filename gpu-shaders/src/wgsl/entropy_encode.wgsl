@@ -63,10 +63,13 @@ fn finish() {
     }
 }
 
+// sign(c) * floor(16|c| / step), steps in sixteenths (16 = lossless);
+// split so nothing overflows 32 bits for step <= 2^26.
 fn quant(x: u32, y: u32) -> i32 {
     let c = coef[blk.offset + y * blk.stride + x];
-    if (step == 1u) { return c; }
-    let m = i32(u32(abs(c)) / step);
+    if (step == STEP_ONE) { return c; }
+    let a = u32(abs(c));
+    let m = i32(((a / step) << 4u) + (((a % step) << 4u) / step));
     return select(m, -m, c < 0);
 }
 
@@ -90,7 +93,7 @@ fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let b = gid.y * nwg.x * 64u + gid.x;
     if (b >= p.blocks) { return; }
     blk = blocks[b];
-    step = steps[blk.band];
+    step = block_step();
     let w = blk.width;
     let h = blk.height;
     room = (7u + 32u * w * h + 31u) / 32u;

@@ -11,6 +11,7 @@
 //! | [`ENTROPY_ENCODE`]: one block per invocation | `codec::entropy::encode_block` |
 //! | [`ENTROPY_DECODE`]: one block per invocation | `codec::entropy::decode_block` |
 //! | [`COMPACT`]: block offsets and gathering into slices | `codec::stream::write_slice` |
+//! | [`DOWNSCALE`]: box downscale to 4:2:0, BT.709 for RGB (AV1 path) | `codec::av1::downscale_420` |
 //!
 //! The entropy kernels share [`ENTROPY_COMMON`]; use [`entropy_encode`] and
 //! [`entropy_decode`] for the complete sources.
@@ -28,6 +29,9 @@ pub const ENTROPY_ENCODE: &str = include_str!("wgsl/entropy_encode.wgsl");
 pub const ENTROPY_DECODE: &str = include_str!("wgsl/entropy_decode.wgsl");
 /// Block offsets (a scan) and gathering blocks into slices.
 pub const COMPACT: &str = include_str!("wgsl/compact.wgsl");
+/// Box downscale by 1, 2 or 4 to 4:2:0 at 8 or 10 bits, with BT.709
+/// limited-range conversion of RGB: the AV1 path's GPU step.
+pub const DOWNSCALE: &str = include_str!("wgsl/downscale.wgsl");
 
 /// The complete block encoder source.
 pub fn entropy_encode() -> String {
@@ -47,5 +51,6 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("entropy_encode", entropy_encode()),
         ("entropy_decode", entropy_decode()),
         ("compact", COMPACT.to_owned()),
+        ("downscale", DOWNSCALE.to_owned()),
     ]
 }

@@ -99,6 +99,10 @@ pub enum Av1Error {
     /// [`downscale_420`] got a bit depth outside 8..=16.
     #[error("cannot downscale a {0}-bit picture: expected 8..=16 bits")]
     InputDepth(u8),
+    /// The GPU downscaler (`av1_gpu`) failed: no room on the device, a
+    /// lost device, a failed read-back.
+    #[error("GPU downscale: {0}")]
+    Gpu(String),
     /// A picture sent to the encoder is not 4:2:0.
     #[error("the AV1 encoder takes yuv420 pictures, got {0}")]
     PictureLayout(Layout),

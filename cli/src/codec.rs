@@ -2,9 +2,8 @@
 //! cubes in and out of the wavelet codec.
 //!
 //! A single picture codes to one bitstream (`M8KW…`). Several frames (a raw
-//! file of many frames, a recorded clip) code to a sequence file: `M8KS`,
-//! a version byte, then per frame a little-endian u32 length and the frame's
-//! bitstream.
+//! file of many frames, a recorded clip) code to a sequence file
+//! ([`med8k_engine::codec::sequence`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,15 +11,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use med8k_engine::codec::gpu::{GpuContext, GpuDecoder, GpuEncoder};
+use med8k_engine::codec::sequence::{self, SequenceWriter};
 use med8k_engine::codec::{self, Config, Encoder};
 use med8k_engine::gst::SourceOptions;
 use med8k_engine::imageio::{self, RawFrames, RawSpec};
 use med8k_engine::picture::Picture;
 
 use crate::Outcome;
-
-const SEQUENCE_MAGIC: &[u8; 4] = b"M8KS";
-const SEQUENCE_VERSION: u8 = 1;
 
 /// Where the codec runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -157,6 +154,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Outcome> {
             args.frames,
             args.mbps,
             args.scale,
+            args.backend,
         );
     }
     let mode = match (args.lossless, args.bpp) {
@@ -188,15 +186,14 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Outcome> {
     let bytes: usize = packets.iter().map(|p| p.data.len()).sum();
     if packets.len() == 1 {
         out.write_all(&packets[0].data)?;
+        out.flush()?;
     } else {
-        out.write_all(SEQUENCE_MAGIC)?;
-        out.write_all(&[SEQUENCE_VERSION])?;
+        let mut seq = SequenceWriter::new(out)?;
         for p in &packets {
-            out.write_all(&(p.data.len() as u32).to_le_bytes())?;
-            out.write_all(&p.data)?;
+            seq.write_frame(&p.data)?;
         }
+        seq.finish()?;
     }
-    out.flush()?;
     let mean_bpp = packets.iter().map(|p| p.bpp).sum::<f64>() / packets.len() as f64;
     println!(
         "{} frame(s) -> {} bytes, {:.3} bits/pixel, {:.2}:1 against 16-bit samples",
@@ -208,43 +205,10 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// The frames of a bitstream or sequence file.
-pub fn split_sequence(data: &[u8]) -> anyhow::Result<Vec<&[u8]>> {
-    if data.len() < 5 || &data[..4] != SEQUENCE_MAGIC {
-        return Ok(vec![data]);
-    }
-    if data[4] != SEQUENCE_VERSION {
-        bail!(
-            "sequence version {} is not supported (this build reads {SEQUENCE_VERSION})",
-            data[4]
-        );
-    }
-    let mut frames = Vec::new();
-    let mut at = 5usize;
-    while at < data.len() {
-        let len = data
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .with_context(|| {
-                format!("sequence truncated in the length of frame {}", frames.len())
-            })?;
-        let frame = data.get(at + 4..at + 4 + len).with_context(|| {
-            format!(
-                "sequence truncated in frame {}: {len} bytes announced, {} present",
-                frames.len(),
-                data.len() - at - 4
-            )
-        })?;
-        frames.push(frame);
-        at += 4 + len;
-    }
-    Ok(frames)
-}
-
 pub fn decode(args: &DecodeArgs) -> anyhow::Result<Outcome> {
     let data =
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let frames = split_sequence(&data)?;
+    let frames = sequence::split(&data).with_context(|| args.input.display().to_string())?;
     let mut gpu_dec = match args.backend {
         Backend::Gpu => Some(GpuDecoder::new(gpu()?)),
         Backend::Cpu => None,

@@ -2,7 +2,8 @@
 
 use med8k_engine::pipeline::{PipelineReport, StageReport};
 
-/// A table of the source and each stage: frames, fps, latencies, drops.
+/// A table of the source and each stage: frames, fps, latencies, drops;
+/// then each stage's own figures.
 pub fn print(report: &PipelineReport) {
     println!(
         "{:<14} {:>7} {:>7} {:>8} {:>10} {:>10} {:>10} {:>12}",
@@ -24,5 +25,13 @@ pub fn print(report: &PipelineReport) {
     };
     row(&report.source);
     report.stages.iter().for_each(row);
+    for s in report.stages.iter().filter(|s| !s.figures.is_empty()) {
+        let figures: Vec<String> = s
+            .figures
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        println!("{:<14} {}", s.name, figures.join(", "));
+    }
     println!("{:?} after {:.2} s", report.ending, report.seconds);
 }

@@ -88,6 +88,10 @@ fn demo_runs_from_nothing_and_writes_its_report() {
     assert_eq!(report["pipeline"]["source"]["dropped"], 0);
     assert_eq!(report["pipeline"]["ending"], "end_of_stream");
     assert_eq!(report["cubes"].as_array().unwrap().len(), 3);
+    // 12 frames: the codec codes and checks every one (one in 12 / 10).
+    let encode = &report["pipeline"]["stages"][0];
+    assert_eq!(encode["name"], "encode");
+    assert_eq!(encode["figures"]["verified_frames"], 12.0, "{encode}");
     assert!(
         report["pipeline"]["stages"][0]["process"]["p99_us"]
             .as_u64()
@@ -111,7 +115,7 @@ fn run_takes_a_toml_pipeline_from_clip_to_file() {
     std::fs::write(
         tmp.path().join("p.toml"),
         format!(
-            "[source]\nsamples = \"{}\"\n\n[[stage]]\nkind = \"v210-pack\"\n\n[sink]\npipeline = \"filesink location={}\"\n",
+            "[source]\nsamples = \"{}\"\n\n[[stage]]\nkind = \"encode\"\nbackend = \"cpu\"\nout = \"clip.m8ks\"\nverify = true\n\n[[stage]]\nkind = \"v210-pack\"\n\n[sink]\npipeline = \"filesink location={}\"\n",
             samples.display(),
             out.display()
         ),
@@ -126,8 +130,28 @@ fn run_takes_a_toml_pipeline_from_clip_to_file() {
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 8 * 144 * 768);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("r.json")).unwrap()).unwrap();
-    assert_eq!(report["stages"][1]["name"], "output");
-    assert_eq!(report["stages"][1]["frames_in"], 8);
+    assert_eq!(report["stages"][2]["name"], "output");
+    assert_eq!(report["stages"][2]["frames_in"], 8);
+    // The codec stage coded, checked and wrote every frame.
+    let encode = &report["stages"][0];
+    assert_eq!(encode["name"], "encode");
+    assert_eq!(encode["figures"]["verified_frames"], 8.0);
+    assert!(
+        encode["figures"]["ratio"].as_f64().unwrap() > 1.5,
+        "{encode}"
+    );
+    let o = med8k(
+        tmp.path(),
+        &["codec", "decode", "--in", "clip.m8ks", "--out", "clip.raw"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 8 frames of 256x144 10-bit 4:2:2 in 16-bit samples.
+    assert_eq!(
+        std::fs::metadata(tmp.path().join("clip.raw"))
+            .unwrap()
+            .len(),
+        8 * 256 * 144 * 2 * 2
+    );
 }
 
 #[test]

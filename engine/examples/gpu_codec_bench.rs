@@ -91,7 +91,7 @@ fn main() {
     }
     .geometry();
     be.load(&pic, &geom).unwrap();
-    let steps = vec![1u32; codec::step_count(config.levels)];
+    let steps = codec::Steps::lossless(codec::step_count(config.levels), geom.slices);
     let params = codec::Params {
         layout: pic.layout(),
         width: w,
@@ -108,7 +108,7 @@ fn main() {
         let c = be.encode(&geom, &steps).unwrap();
         r.push(t.elapsed());
         assert_eq!(
-            c.payload.len() + codec::stream::header_len(geom.slices, steps.len()),
+            c.payload.len() + codec::stream::header_len(geom.slices, steps.tables()[0].len(), 1),
             cpu.data.len()
         );
     }

@@ -13,7 +13,12 @@
 //! queue = 2              # frames between stages
 //!
 //! [[stage]]
-//! kind = "v210-pack"     # v210-pack | v210-unpack
+//! kind = "v210-pack"     # v210-pack | v210-unpack | encode
+//!
+//! [[stage]]
+//! kind = "encode"        # the wavelet codec; see `codec::stage` for its keys
+//! bpp = 3.0              # leave out for lossless
+//! out = "or3.m8ks"
 //!
 //! [sink]                 # optional: without it frames end after the last stage
 //! pipeline = "fakesink"  # any GStreamer sink description, after an appsrc
@@ -27,12 +32,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::codec::stage::{Backend, EncodeStage, OpenError};
+use crate::codec::{self, Mode};
 use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
 use crate::pipeline::{Pipeline, SinkStage, Stage, V210Pack, V210Unpack};
 use crate::samples;
 
 /// A `med8k run` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where frames come from.
@@ -86,7 +93,7 @@ fn default_queue() -> usize {
 }
 
 /// One `[[stage]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum StageConfig {
@@ -94,6 +101,25 @@ pub enum StageConfig {
     V210Pack,
     /// `v210` to planar 10-bit 4:2:2.
     V210Unpack,
+    /// The wavelet codec (see [`crate::codec::stage`]).
+    Encode {
+        /// Target bits per pixel; lossless when absent.
+        bpp: Option<f64>,
+        /// Where it runs.
+        #[serde(default)]
+        backend: Backend,
+        /// A sequence file for the coded frames, relative to the config.
+        out: Option<PathBuf>,
+        /// Decode every frame again and check it.
+        #[serde(default)]
+        verify: bool,
+        /// Wavelet levels.
+        levels: Option<u8>,
+        /// Lines per slice.
+        slice_height: Option<u32>,
+        /// Code one frame in this many.
+        every: Option<u64>,
+    },
 }
 
 /// `[sink]`.
@@ -141,6 +167,15 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A codec stage could not be opened.
+    #[error("{path}")]
+    Codec {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: OpenError,
     },
     /// A GStreamer source or sink could not be opened.
     #[error("{path}")]
@@ -246,6 +281,36 @@ impl Config {
             let s: Box<dyn Stage> = match stage {
                 StageConfig::V210Pack => Box::new(V210Pack),
                 StageConfig::V210Unpack => Box::new(V210Unpack),
+                StageConfig::Encode {
+                    bpp,
+                    backend,
+                    out,
+                    verify,
+                    levels,
+                    slice_height,
+                    every,
+                } => {
+                    let mut config =
+                        codec::Config::lossless().with_mode(bpp.map_or(Mode::Lossless, Mode::Bpp));
+                    if let Some(l) = levels {
+                        config = config.with_levels(*l);
+                    }
+                    if let Some(h) = slice_height {
+                        config = config.with_slice_height(*h);
+                    }
+                    let codec_err = |source| ConfigError::Codec {
+                        path: base.to_path_buf(),
+                        source,
+                    };
+                    let (encoder, place) = backend.encoder(&config).map_err(codec_err)?;
+                    tracing::info!(%place, "encode stage");
+                    let out = out.as_ref().map(|o| dir.join(o));
+                    Box::new(
+                        EncodeStage::new(encoder, out.as_deref(), *verify)
+                            .map_err(codec_err)?
+                            .every(every.unwrap_or(1)),
+                    )
+                }
             };
             pipeline = pipeline.boxed_stage(s);
         }
@@ -300,6 +365,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn an_encode_stage_parses_with_defaults_and_refuses_unknown_keys() {
+        let c =
+            parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"encode\"\nbpp = 3.0\n").unwrap();
+        assert_eq!(
+            c.stages,
+            vec![StageConfig::Encode {
+                bpp: Some(3.0),
+                backend: Backend::Auto,
+                out: None,
+                verify: false,
+                levels: None,
+                slice_height: None,
+                every: None,
+            }]
+        );
+        let err =
+            parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"encode\"\nbackend = \"fpga\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("fpga") && err.starts_with("test.toml:5"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -72,12 +72,15 @@
 compile_error!("the med8k bitstream code assumes a little-endian machine");
 
 pub mod av1;
+pub mod av1_gpu;
 pub mod cpu;
 pub mod entropy;
 pub mod geometry;
 pub mod gpu;
 pub mod metrics;
 pub mod rate;
+pub mod sequence;
+pub mod stage;
 pub mod steps;
 pub mod stream;
 pub mod transform;

@@ -87,7 +87,15 @@ pub trait Stage: Send {
     fn finish(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+    /// Figures of the stage's own for the report (a codec's ratio, say),
+    /// read after [`finish`](Self::finish).
+    fn figures(&self) -> Figures {
+        Figures::new()
+    }
 }
+
+/// Named figures a stage adds to its report.
+pub type Figures = std::collections::BTreeMap<&'static str, f64>;
 
 /// A request to stop, shared with a Ctrl-C handler.
 #[derive(Debug, Clone, Default)]
@@ -383,7 +391,9 @@ fn run_stage(
         }
     }
     stage.finish().map_err(|e| fail(&meter, None, e))?;
-    Ok(meter.report())
+    let mut report = meter.report();
+    report.figures = stage.figures();
+    Ok(report)
 }
 
 impl Source for GstSource {

@@ -71,6 +71,9 @@ pub struct StageReport {
     pub process: Percentiles,
     /// Time from capture to this stage being done with the frame.
     pub since_capture: Percentiles,
+    /// The stage's own figures (see [`super::Stage::figures`]).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub figures: super::Figures,
 }
 
 /// Accumulates a [`StageReport`].
@@ -130,6 +133,7 @@ impl StageMeter {
             },
             process: self.process.percentiles(),
             since_capture: self.since_capture.percentiles(),
+            figures: super::Figures::new(),
         }
     }
 }

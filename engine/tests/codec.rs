@@ -48,6 +48,7 @@ fn rate_control_lands_within_five_percent() {
             .unwrap()
             .encode(&pic)
             .unwrap();
+        eprintln!("{bpp} bpp: {:.4} after {} trials", p.bpp, p.trials);
         let err = (p.bpp / bpp - 1.0).abs();
         assert!(
             err <= 0.05,

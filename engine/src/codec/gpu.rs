@@ -840,6 +840,12 @@ impl GpuEncoder {
             .samples)
     }
 
+    /// True when the loaded picture was too big for the device's bindings
+    /// and is coded in stripes (it cannot be resident then).
+    pub fn is_striped(&self) -> bool {
+        self.stripes.len() > 1
+    }
+
     /// Transform the frame already in [`input_buffer`](Self::input_buffer).
     pub fn load_resident(&mut self, params: &Params) -> Result<(), EncodeError> {
         self.codec.plan_for(params).map_err(EncodeError::Gpu)?;

@@ -19,7 +19,7 @@ use super::{EncodeBackend, EncodeError, Params, Steps, step_count, stream};
 const CLOSE: f64 = 0.01;
 /// Two trials that bracket the target this closely are mixed per slice.
 const MIX_SPAN: f64 = 0.4;
-const SAMPLE_TRIALS: u32 = 14;
+const SAMPLE_TRIALS: u32 = 10;
 const FULL_TRIALS: u32 = 8;
 /// log2 of the smallest base step that quantises anything (below it
 /// [`steps`] is lossless everywhere).
@@ -72,7 +72,13 @@ pub fn choose(
     let nsteps = step_count(params.levels);
     // Budget for the larger, two-table header so a mix never overshoots.
     let header = 8.0 * stream::header_len(geom.slices, nsteps, MAX_TABLES) as f64;
-    let every = (geom.slices / 16).max(1);
+    // About 16 slices, and never more than a quarter of the frame, so the
+    // search on the sample stays cheap next to a whole-frame trial.
+    let every = if geom.slices >= 8 {
+        (geom.slices / 16).max(4)
+    } else {
+        1
+    };
     let sample: Vec<u32> = (0..geom.slices).step_by(every as usize).collect();
     let all: Vec<u32> = (0..geom.slices).collect();
     let coefs = |slices: &[u32]| -> u64 {

@@ -80,20 +80,20 @@ pub fn inverse_components(mut coef: Vec<i32>, pic: &mut Picture, geom: &Geometry
 /// of each level, until one low band is left.
 fn spectral_forward(coef: &mut [i32], n: usize, bands: usize) {
     let lens = band_levels(bands);
-    across_bands(coef, n, bands, |x, out| {
+    across_bands(coef, n, bands, |x, out, run| {
         for &len in &lens {
-            lift_forward(&x[..len], &mut out[..len]);
-            x[..len].copy_from_slice(&out[..len]);
+            lift_rows_forward(&x[..len * run], &mut out[..len * run], run);
+            x[..len * run].copy_from_slice(&out[..len * run]);
         }
     });
 }
 
 fn spectral_inverse(coef: &mut [i32], n: usize, bands: usize) {
     let lens = band_levels(bands);
-    across_bands(coef, n, bands, |x, out| {
+    across_bands(coef, n, bands, |x, out, run| {
         for &len in lens.iter().rev() {
-            lift_inverse(&x[..len], &mut out[..len]);
-            x[..len].copy_from_slice(&out[..len]);
+            lift_rows_inverse(&x[..len * run], &mut out[..len * run], run);
+            x[..len * run].copy_from_slice(&out[..len * run]);
         }
     });
 }
@@ -109,22 +109,107 @@ fn band_levels(bands: usize) -> Vec<usize> {
     lens
 }
 
-/// Run `f(pixel's bands, scratch)` on every pixel of band-sequential `coef`.
+/// Run `f(bands, scratch, run)` on runs of pixels of band-sequential `coef`,
+/// in parallel: `bands` holds the run's samples band by band (`run` per band),
+/// so the band-axis lifting below works on whole rows at a time.
 fn across_bands(
     coef: &mut [i32],
     n: usize,
     bands: usize,
-    mut f: impl FnMut(&mut [i32], &mut [i32]),
+    f: impl Fn(&mut [i32], &mut [i32], usize) + Sync,
 ) {
-    let mut x = vec![0i32; bands];
-    let mut out = vec![0i32; bands];
-    for i in 0..n {
-        for (b, v) in x.iter_mut().enumerate() {
-            *v = coef[b * n + i];
+    use rayon::prelude::*;
+    const RUN: usize = 2048;
+    if n == 0 {
+        return;
+    }
+    // Group the same run of pixels of every band together.
+    let mut runs: Vec<Vec<&mut [i32]>> = (0..n.div_ceil(RUN))
+        .map(|_| Vec::with_capacity(bands))
+        .collect();
+    for plane in coef[..bands * n].chunks_mut(n) {
+        for (run, part) in runs.iter_mut().zip(plane.chunks_mut(RUN)) {
+            run.push(part);
         }
-        f(&mut x, &mut out);
-        for (b, v) in x.iter().enumerate() {
-            coef[b * n + i] = *v;
+    }
+    runs.into_par_iter().for_each_init(
+        || (vec![0i32; bands * RUN], vec![0i32; bands * RUN]),
+        |(x, out), mut parts| {
+            let run = parts[0].len();
+            for (b, p) in parts.iter().enumerate() {
+                x[b * run..(b + 1) * run].copy_from_slice(p);
+            }
+            f(x, out, run);
+            for (b, p) in parts.iter_mut().enumerate() {
+                p.copy_from_slice(&x[b * run..(b + 1) * run]);
+            }
+        },
+    );
+}
+
+/// [`lift_forward`] at every pixel of a run at once: `x` and `out` hold
+/// `len` rows of `run` samples, one row per position along the signal.
+fn lift_rows_forward(x: &[i32], out: &mut [i32], run: usize) {
+    let n = x.len() / run;
+    let row = |i: usize| &x[i * run..(i + 1) * run];
+    if n == 1 {
+        out.copy_from_slice(x);
+        return;
+    }
+    let (nl, nh) = (n.div_ceil(2), n / 2);
+    let (lo, hi) = out.split_at_mut(nl * run);
+    for i in 0..nh {
+        let (a, b) = (row(2 * i), row(2 * i + 1));
+        let c = row(if 2 * i + 2 < n { 2 * i + 2 } else { 2 * i });
+        for (((h, &a), &b), &c) in hi[i * run..(i + 1) * run].iter_mut().zip(a).zip(b).zip(c) {
+            *h = b - ((a + c) >> 1);
+        }
+    }
+    for i in 0..nl {
+        let (dl, dr) = (i.saturating_sub(1), i.min(nh - 1));
+        let (dl, dr) = (&hi[dl * run..(dl + 1) * run], &hi[dr * run..(dr + 1) * run]);
+        for (((l, &a), &d0), &d1) in lo[i * run..(i + 1) * run]
+            .iter_mut()
+            .zip(row(2 * i))
+            .zip(dl)
+            .zip(dr)
+        {
+            *l = a + ((d0 + d1 + 2) >> 2);
+        }
+    }
+}
+
+/// [`lift_inverse`] at every pixel of a run at once (rows as in
+/// [`lift_rows_forward`]).
+fn lift_rows_inverse(c: &[i32], out: &mut [i32], run: usize) {
+    let n = c.len() / run;
+    if n == 1 {
+        out.copy_from_slice(c);
+        return;
+    }
+    let (nl, nh) = (n.div_ceil(2), n / 2);
+    let (lo, hi) = c.split_at(nl * run);
+    let hrow = |i: usize| &hi[i * run..(i + 1) * run];
+    for i in 0..nl {
+        let (dl, dr) = (hrow(i.saturating_sub(1)), hrow(i.min(nh - 1)));
+        for (((o, &l), &d0), &d1) in out[2 * i * run..(2 * i + 1) * run]
+            .iter_mut()
+            .zip(&lo[i * run..(i + 1) * run])
+            .zip(dl)
+            .zip(dr)
+        {
+            *o = l.wrapping_sub(d0.wrapping_add(d1).wrapping_add(2) >> 2);
+        }
+    }
+    for i in 0..nh {
+        let r = if 2 * i + 2 < n { 2 * i + 2 } else { 2 * i };
+        // Row 2i+1 from rows 2i and r (both even, already written).
+        let (before, after) = out.split_at_mut((2 * i + 1) * run);
+        let left = &before[2 * i * run..(2 * i + 1) * run];
+        let (odd, rest) = after.split_at_mut(run);
+        let right: &[i32] = if r == 2 * i { left } else { &rest[..run] };
+        for (((o, &h), &a), &b) in odd.iter_mut().zip(hrow(i)).zip(left).zip(right) {
+            *o = h.wrapping_add(a.wrapping_add(b) >> 1);
         }
     }
 }

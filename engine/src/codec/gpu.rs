@@ -279,6 +279,10 @@ pub struct GpuCodec {
     ctx: Arc<GpuContext>,
     kernels: Arc<Kernels>,
     plan: Option<Plan>,
+    /// Host-visible buffer for read-backs, kept between calls: allocating
+    /// (and first touching) tens of MB of mappable memory per frame costs
+    /// more than the copy itself.
+    staging: std::sync::Mutex<Option<wgpu::Buffer>>,
 }
 
 impl std::fmt::Debug for GpuCodec {
@@ -313,6 +317,7 @@ impl GpuCodec {
             ctx,
             kernels,
             plan: None,
+            staging: std::sync::Mutex::new(None),
         }
     }
 }
@@ -738,7 +743,17 @@ impl GpuCodec {
     }
 
     fn read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, String> {
-        let slice = buf.slice(0..bytes.max(4));
+        self.read_with(buf, bytes, <[u8]>::to_vec)
+    }
+
+    /// Map the first `bytes` of `buf`, hand them to `f`, unmap.
+    fn read_with<T>(
+        &self,
+        buf: &wgpu::Buffer,
+        bytes: u64,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, String> {
+        let slice = buf.slice(0..bytes.max(4).next_multiple_of(4));
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -750,29 +765,50 @@ impl GpuCodec {
         rx.recv()
             .map_err(|_| "map callback lost".to_owned())?
             .map_err(|e| format!("map: {e}"))?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| format!("mapped range: {e}"))?
-            .to_vec();
+        let out = {
+            let data = slice
+                .get_mapped_range()
+                .map_err(|e| format!("mapped range: {e}"))?;
+            f(&data[..bytes as usize])
+        };
         buf.unmap();
-        Ok(data[..bytes as usize].to_vec())
+        Ok(out)
     }
 
     fn read_back(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>, String> {
+        self.read_back_with(src, offset, bytes, <[u8]>::to_vec)
+    }
+
+    /// Copy `bytes` of `src` from `offset` into the kept staging buffer and
+    /// hand them to `f` while mapped.
+    fn read_back_with<T>(
+        &self,
+        src: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, String> {
         let size = bytes.max(4).next_multiple_of(4);
-        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read_back"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut staging = self
+            .staging
+            .lock()
+            .map_err(|_| "staging buffer lock poisoned".to_owned())?;
+        if staging.as_ref().is_none_or(|b| b.size() < size) {
+            *staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read_back"),
+                size: size.next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let buf = staging.as_ref().ok_or("no staging buffer")?;
         let mut enc = self
             .ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        enc.copy_buffer_to_buffer(src, offset, buf, 0, size);
         self.ctx.queue.submit([enc.finish()]);
-        self.read(&staging, bytes)
+        self.read_with(buf, bytes, f)
     }
 
     fn upload(&self, plan: &Plan, pic: &Picture) {
@@ -1262,17 +1298,24 @@ impl GpuDecoder {
             });
         }
         let total: u64 = plan.plane_words.iter().sum();
-        let bytes = codec
-            .read_back(&plan.samples, 0, 4 * total)
+        // One copy, from the mapped staging buffer straight into the planes.
+        let planes = codec
+            .read_back_with(&plan.samples, 0, 4 * total, |bytes| {
+                let mut planes = Vec::with_capacity(plan.geom.planes.len());
+                let mut at = 0usize;
+                for (g, words) in plan.geom.planes.iter().zip(&plan.plane_words) {
+                    let n = g.width as usize * g.height as usize;
+                    planes.push(
+                        bytes[2 * at..2 * (at + n)]
+                            .chunks_exact(2)
+                            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                            .collect::<Vec<u16>>(),
+                    );
+                    at += 2 * *words as usize;
+                }
+                planes
+            })
             .map_err(DecodeError::Gpu)?;
-        let all: &[u16] = bytemuck::cast_slice(&bytes);
-        let mut planes = Vec::with_capacity(plan.geom.planes.len());
-        let mut at = 0usize;
-        for (g, words) in plan.geom.planes.iter().zip(&plan.plane_words) {
-            let n = g.width as usize * g.height as usize;
-            planes.push(all[at..at + n].to_vec());
-            at += 2 * *words as usize;
-        }
         Picture::new(
             params.layout,
             params.width,

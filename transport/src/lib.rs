@@ -23,13 +23,25 @@
 //! It is tested with two sessions in memory under a simulated clock with
 //! latency, loss and outages.
 //!
-//! ## What the driver will add
-//! A quinn driver (not written yet) that owns the sockets and the clock:
-//! the QUIC endpoint with mutual TLS from facility certificates, a control
-//! stream per connection, one unidirectional stream per live frame (newest
-//! first, reset at its deadline), a reliable stream for object data, and the
-//! wiring of the consent gate from `med8k-auth` to
-//! [`Event::AuthRequest`](proto::Event::AuthRequest).
+//! A test tool, [`relay`]: a userspace UDP impairment relay for loopback
+//! (delay, jitter, random and burst loss, reordering, a bandwidth cap with a
+//! drop-tail queue, blackouts; per direction, changeable at runtime, with
+//! counters), so real QUIC endpoints can be tested without kernel traffic
+//! shaping.
+//!
+//! ## The driver
+//! [`driver`] owns the sockets and the clock: the quinn endpoint with mutual
+//! TLS from facility certificates (unknown CA, expired certificate or a
+//! facility not allowed: refused in the handshake), a control stream per
+//! connection, one unidirectional stream per live frame (newest first, reset
+//! at its deadline, oversized headers refused before any payload is read),
+//! and the consent [`Gate`](driver::Gate) wired to
+//! [`Event::AuthRequest`](proto::Event::AuthRequest), with a
+//! [`SessionControl`](driver::SessionControl) to revoke a live session;
+//! reliable objects on streams of their own that resume after reconnecting,
+//! and a [`Dialer`](driver::Dialer) that reconnects with backoff.
 #![warn(missing_docs)]
 
+pub mod driver;
 pub mod proto;
+pub mod relay;

@@ -8,6 +8,7 @@ mod av1;
 mod bench;
 mod codec;
 mod demo;
+mod link;
 mod probe;
 mod report;
 mod run;
@@ -62,6 +63,10 @@ enum Command {
         #[command(subcommand)]
         command: CodecCommand,
     },
+    /// Accept links from other sites and store what they send.
+    Serve(link::serve::ServeArgs),
+    /// Send live frames (and optionally a file) to a site.
+    Send(link::send::SendArgs),
     /// Benchmarks on the recorded samples.
     Bench {
         #[command(subcommand)]
@@ -81,6 +86,9 @@ enum CodecCommand {
 enum BenchCommand {
     /// Ratio, speed and quality of the codec and its peers.
     Codec(bench::BenchCodecArgs),
+    /// A link on loopback (through the impairment relay when impaired):
+    /// goodput against a plain quinn ceiling, frame latency, losses.
+    Link(link::bench::BenchLinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +116,11 @@ fn main() -> ExitCode {
         Command::Bench {
             command: BenchCommand::Codec(args),
         } => bench::bench_codec(&args),
+        Command::Bench {
+            command: BenchCommand::Link(args),
+        } => link::bench::bench_link(&args),
+        Command::Serve(args) => link::serve::serve(&args),
+        Command::Send(args) => link::send::send(&args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

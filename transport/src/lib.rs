@@ -43,5 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod pki;
 pub mod proto;
 pub mod relay;
+pub mod site;

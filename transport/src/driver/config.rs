@@ -38,9 +38,28 @@ pub struct DriverConfig {
     pub receive_window: u64,
     /// Bytes this end buffers unacknowledged across all streams.
     pub send_window: u64,
-    /// Live frame streams a peer may have open at once (bounds the memory a
-    /// receiver spends on frames: this many × the largest frame).
+    /// Live frame streams a peer may have open at once.
     pub max_concurrent_frames: u32,
+    /// Bytes of incoming frame payloads held at once across every frame
+    /// being read (a frame's reader reserves its whole announced length
+    /// before reading its payload, and waits while the budget is spent);
+    /// also the most bytes of delivered frames queued for the host (beyond
+    /// it they are dropped). So live frames cost a receiver at most twice
+    /// this, plus one frame being handed over. Never less than the
+    /// session's largest frame.
+    pub frame_buffer_budget: u64,
+    /// How long a complete live frame may be held back while older frames
+    /// of its channel are still arriving, so that a frame waiting for a
+    /// retransmission is not given up the moment a newer one completes
+    /// (never past the older frame's deadline). Zero (the default): the
+    /// newest complete frame is delivered at once and older ones arriving
+    /// are lost. Under random loss with a round trip longer than the frame
+    /// interval, a wait of one or two round trips keeps nearly every frame.
+    pub frame_reorder_wait: Duration,
+    /// How often each end sends the peer its view of the link
+    /// ([`Event::PeerStats`](crate::proto::Event::PeerStats) there); zero:
+    /// never.
+    pub stats_interval: Duration,
     /// Keep-alive interval.
     pub keep_alive: Duration,
     /// The connection ends after this long without a packet.
@@ -59,7 +78,10 @@ pub struct DriverConfig {
 impl Default for DriverConfig {
     fn default() -> DriverConfig {
         DriverConfig {
-            session: proto::Config::default(),
+            // 64 MiB: a compressed 8K frame with room to spare (an 8K
+            // frame at 1 bit per pixel is 4 MB); proto's own default is
+            // the largest the format allows.
+            session: proto::Config::default().with_max_frame_payload(64 << 20),
             congestion: Congestion::Cubic,
             // 1 MB: ~8 ms at 1 Gbit/s, instead of quinn's ~14 KB.
             initial_window: 1 << 20,
@@ -67,6 +89,9 @@ impl Default for DriverConfig {
             receive_window: 256 << 20,
             send_window: 256 << 20,
             max_concurrent_frames: 16,
+            frame_buffer_budget: 256 << 20,
+            stats_interval: Duration::from_secs(1),
+            frame_reorder_wait: Duration::ZERO,
             keep_alive: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(10),
             event_capacity: 64,
@@ -112,6 +137,21 @@ impl DriverConfig {
         self.max_concurrent_frames = v.max(1);
         self
     }
+    /// Sets [`frame_buffer_budget`](Self::frame_buffer_budget).
+    pub fn with_frame_buffer_budget(mut self, v: u64) -> DriverConfig {
+        self.frame_buffer_budget = v;
+        self
+    }
+    /// Sets [`stats_interval`](Self::stats_interval).
+    pub fn with_stats_interval(mut self, v: Duration) -> DriverConfig {
+        self.stats_interval = v;
+        self
+    }
+    /// Sets [`frame_reorder_wait`](Self::frame_reorder_wait).
+    pub fn with_frame_reorder_wait(mut self, v: Duration) -> DriverConfig {
+        self.frame_reorder_wait = v;
+        self
+    }
     /// Sets [`keep_alive`](Self::keep_alive).
     pub fn with_keep_alive(mut self, v: Duration) -> DriverConfig {
         self.keep_alive = v;
@@ -136,6 +176,17 @@ impl DriverConfig {
     pub fn with_close_grace(mut self, v: Duration) -> DriverConfig {
         self.close_grace = v;
         self
+    }
+
+    /// The frame buffer budget in effect: at least one largest frame.
+    pub(crate) fn effective_frame_budget(&self) -> usize {
+        let v = self
+            .frame_buffer_budget
+            .max(u64::from(self.session.max_frame_payload));
+        // Tokio's semaphore holds at most `usize::MAX >> 3` permits.
+        usize::try_from(v)
+            .unwrap_or(usize::MAX)
+            .min(usize::MAX >> 3)
     }
 
     /// The quinn transport configuration.

@@ -7,21 +7,29 @@
 //!
 //! Receiving: each stream is read by a task of its own; the header is
 //! checked against the largest frame accepted before any payload is read;
-//! the payload is read whole (at most the header's length) and handed to the
-//! session's task. A stream that takes longer than the read timeout is
+//! then the reader reserves the payload's length from the link's frame
+//! buffer budget (a byte semaphore, waiting while other frames hold it), reads
+//! the payload whole (at most the header's length) and hands it, with its
+//! reservation, to the session's task, which gives the reservation back once
+//! the frame is settled. So the bytes held by frame readers never exceed
+//! [`DriverConfig::frame_buffer_budget`](super::DriverConfig::frame_buffer_budget),
+//! whatever the number of streams; reserving whole frames (not chunk by
+//! chunk) means readers never deadlock each holding part of the budget. A
+//! stream that takes longer than the read timeout (waiting included) is
 //! stopped and its frame counted lost.
 //!
 //! Objects: each object's data goes on a stream of its own at a priority
 //! below every frame; the receiver hands each message to the session, which
 //! checks offsets and the SHA-256 and acknowledges on the control stream.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::codes;
-use crate::proto::{FrameHeader, Message, MessageReader, ObjectData};
+use crate::proto::{CallError, FrameHeader, Message, MessageReader, ObjectData};
 
 /// Largest single write of a frame payload.
 const WRITE_PIECE: usize = 256 * 1024;
@@ -31,11 +39,13 @@ const WRITE_PIECE: usize = 256 * 1024;
 pub(crate) enum FrameInput {
     /// The header arrived.
     Header(FrameHeader),
-    /// The whole payload arrived.
+    /// The whole payload arrived; `permit` holds its bytes of the frame
+    /// buffer budget until the session has settled the frame.
     Payload {
         channel: u16,
         seq: u64,
         data: Vec<u8>,
+        permit: Option<OwnedSemaphorePermit>,
     },
     /// The sender reset the stream, or it timed out: the frame is lost.
     Reset { channel: u16, seq: u64 },
@@ -45,11 +55,20 @@ pub(crate) enum FrameInput {
     Violation(String),
 }
 
-/// Priority of frame `seq`'s stream: newer is higher (wraps after 2³¹
-/// frames, over a year at 60 frames/s).
+/// Priority of frame `seq`'s stream while its bytes are being written:
+/// newer is higher (wraps after 2³¹ − 1 frames, over a year at 60 frames/s),
+/// always below [`REPAIR_PRIORITY`].
 fn priority(seq: u64) -> i32 {
-    i32::try_from(seq & 0x7fff_ffff).unwrap_or(i32::MAX)
+    i32::try_from(seq % 0x7fff_ffff).unwrap_or(0)
 }
+
+/// Priority of a frame's stream once all its bytes are written: what it
+/// still sends are retransmissions of lost packets, which go before any new
+/// frame's bytes. Otherwise, under random loss, every frame's repairs wait
+/// behind the next frame, which then completes first and makes the older
+/// one lost (the newest frame wins): a 1% packet loss would cost a large
+/// share of the frames of a stream that fits the link.
+const REPAIR_PRIORITY: i32 = i32::MAX;
 
 /// Sends one frame on a new stream; resets it at `deadline` if it is not
 /// acknowledged whole by then.
@@ -81,6 +100,7 @@ async fn write_frame(stream: &mut SendStream, header: &[u8], payload: &[u8]) -> 
         stream.write_all(piece).await.map_err(drop)?;
     }
     stream.finish().map_err(drop)?;
+    let _ = stream.set_priority(REPAIR_PRIORITY);
     // Resolves once the peer has every byte (or stopped the stream).
     stream.stopped().await.map_err(drop)?;
     Ok(())
@@ -92,6 +112,7 @@ pub(crate) async fn receive(
     mut stream: RecvStream,
     max_payload: u32,
     read_timeout: Duration,
+    budget: Arc<Semaphore>,
     tx: mpsc::Sender<FrameInput>,
 ) {
     let deadline = tokio::time::Instant::now() + read_timeout;
@@ -113,7 +134,7 @@ pub(crate) async fn receive(
     match first {
         Message::FrameHeader(header) => {
             let (channel, seq) = (header.channel, header.seq);
-            let read = read_frame(&mut stream, header, reader, max_payload, &tx);
+            let read = read_frame(&mut stream, header, reader, max_payload, budget, &tx);
             if tokio::time::timeout_at(deadline, read).await.is_err() {
                 let _ = stream.stop(VarInt::from_u32(codes::FRAME_STOPPED));
                 let _ = tx.send(FrameInput::Reset { channel, seq }).await;
@@ -159,6 +180,7 @@ async fn read_frame(
     header: FrameHeader,
     mut reader: MessageReader,
     max_payload: u32,
+    budget: Arc<Semaphore>,
     tx: &mpsc::Sender<FrameInput>,
 ) {
     let (channel, seq, len) = (header.channel, header.seq, header.payload_len);
@@ -170,6 +192,16 @@ async fn read_frame(
         let _ = stream.stop(VarInt::from_u32(codes::FRAME_STOPPED));
         return;
     }
+    // At most `max_payload`, and the budget is never below it: this can
+    // only wait for other frames to settle (bounded by the read timeout).
+    let permit = if len == 0 {
+        None
+    } else {
+        match budget.acquire_many_owned(len).await {
+            Ok(p) => Some(p),
+            Err(_) => return,
+        }
+    };
     let len = len as usize;
     let mut data = reader.take_rest();
     if data.len() > len {
@@ -188,7 +220,13 @@ async fn read_frame(
             Err(_) => return,
         }
     }
-    let _ = tx.send(FrameInput::Payload { channel, seq, data }).await;
+    let input = FrameInput::Payload {
+        channel,
+        seq,
+        data,
+        permit,
+    };
+    let _ = tx.send(input).await;
 }
 
 /// Object data messages, handed on one by one (the session's queue bounds
@@ -234,16 +272,32 @@ async fn read_objects(
     }
 }
 
+/// What an object stream's writer is asked to do.
+#[derive(Debug)]
+pub(crate) enum ObjectWrite {
+    /// Write an encoded `ObjectData` message.
+    Bytes(Vec<u8>),
+    /// Answer once everything before is written.
+    Flush(oneshot::Sender<Result<(), CallError>>),
+}
+
 /// Writes one object's data messages on a stream of its own, below every
 /// live frame in priority; finishes it when the queue closes.
-pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiver<ObjectWrite>) {
     let Ok(mut stream) = conn.open_uni().await else {
         return;
     };
     let _ = stream.set_priority(-1);
-    while let Some(bytes) = rx.recv().await {
-        if stream.write_all(&bytes).await.is_err() {
-            return;
+    while let Some(write) = rx.recv().await {
+        match write {
+            ObjectWrite::Bytes(bytes) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            ObjectWrite::Flush(reply) => {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
     let _ = stream.finish();

@@ -17,8 +17,10 @@ use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::frames::{self, FrameInput};
+use super::frames::{self, FrameInput, ObjectWrite};
 use super::gate::{CloseRequest, Credentials, Gate, PeerInfo, SessionControl};
+use super::reorder::{Payload, Reorder};
+use super::stats::{LinkStatsSnapshot, Reporter, Shared};
 use super::{DriverConfig, codes};
 use crate::proto::{
     Annotation, AuthDecision, CallError, CloseReason, DenyReason, Ended, Event, FrameHeader,
@@ -90,6 +92,7 @@ pub struct Link {
     events: mpsc::Receiver<Event>,
     /// The session's object transfers once its task ends (client links).
     transfers: Option<oneshot::Receiver<Transfers>>,
+    shared: Arc<Shared>,
     // Keeps a client's own endpoint alive as long as its link.
     _endpoint: Option<quinn::Endpoint>,
 }
@@ -132,6 +135,15 @@ impl Link {
         self.remote
     }
 
+    /// The link's figures now: round trip, packets sent and lost, bytes
+    /// each way (quinn's, for the whole connection), live frames sent,
+    /// delivered, late and lost (the session's), and the peer's last report.
+    /// Cheap (a lock and a copy); still valid after the session ended (the
+    /// last figures).
+    pub fn stats(&self) -> LinkStatsSnapshot {
+        self.shared.snapshot()
+    }
+
     /// A handle that closes the session from anywhere.
     pub fn control(&self) -> SessionControl {
         self.control.clone()
@@ -166,8 +178,9 @@ impl Link {
     }
 
     /// Sends object bytes at `offset` (see [`Session::send_object_data`]).
-    /// They are held in memory until written: pass an object in pieces of
-    /// a few MB, the next when this call returns.
+    /// Returns once they are written into the connection's send buffer
+    /// (at most [`DriverConfig::send_window`] unacknowledged): pass an object
+    /// in pieces of a few MB, the next when this call returns.
     pub async fn send_object_data(
         &self,
         id: u64,
@@ -222,9 +235,15 @@ impl Link {
     /// The next event: [`Event::Open`], frames, loss reports, …,
     /// [`Event::Closed`] last; `None` once the session's task has ended.
     /// Frames and loss reports the host leaves unread beyond
-    /// [`DriverConfig::event_capacity`] are dropped.
+    /// [`DriverConfig::event_capacity`] are dropped, and frames beyond
+    /// [`DriverConfig::frame_buffer_budget`] bytes
+    /// ([`LinkStatsSnapshot::frames_unread`] counts them).
     pub async fn next_event(&mut self) -> Option<Event> {
-        self.events.recv().await
+        let event = self.events.recv().await;
+        if let Some(Event::Frame(f)) = &event {
+            self.shared.unqueue_frame(f.payload.len(), false);
+        }
+        event
     }
 
     /// Events waiting for [`next_event`](Self::next_event) (a host falling
@@ -291,7 +310,11 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         mpsc::channel(2 * usize::try_from(config.max_concurrent_frames).unwrap_or(16));
     let writer = tokio::spawn(write_control(send, control_rx, config.close_grace));
     let remote = conn.remote_address();
+    let shared = Arc::new(Shared::new(conn.clone(), config.effective_frame_budget()));
+    let reorder = Reorder::new(config.frame_reorder_wait, config.session.frame_deadline);
     let driver = Driver {
+        reorder,
+        shared: shared.clone(),
         conn,
         session,
         facility: facility.clone(),
@@ -305,6 +328,7 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         ended: None,
         stalled: false,
         objects: HashMap::new(),
+        flushes: Vec::new(),
         keep,
         close_rx,
         host_stalled: false,
@@ -317,12 +341,16 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         control,
         events,
         transfers,
+        shared,
         _endpoint: endpoint,
     }
 }
 
 struct Driver {
     conn: Connection,
+    /// Complete frames held while older ones arrive.
+    reorder: Reorder,
+    shared: Arc<Shared>,
     session: Session,
     facility: String,
     remote: SocketAddr,
@@ -337,7 +365,9 @@ struct Driver {
     /// The peer stopped reading the control stream.
     stalled: bool,
     /// Object id → its stream's writer.
-    objects: HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    objects: HashMap<u64, mpsc::UnboundedSender<ObjectWrite>>,
+    /// `send_object_data` calls answered once their bytes are written.
+    flushes: Vec<(u64, oneshot::Sender<Result<(), CallError>>)>,
     keep: Box<dyn FnOnce(Transfers) + Send>,
     close_rx: watch::Receiver<Option<CloseRequest>>,
     /// A close was requested while the host was not taking events: events
@@ -356,12 +386,22 @@ impl Driver {
         let mut buf = vec![0u8; CONTROL_READ];
         let mut control_open = true;
         let mut commands_open = true;
+        let stats_every = self.config.stats_interval;
+        let mut ticker = tokio::time::interval(stats_every.max(Duration::from_millis(1)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reporter = Reporter::new(&self.shared);
         loop {
             self.pump().await;
+            self.flush_objects();
+            self.shared.set_frames(self.session.stats());
             if self.session.state() == State::Closed || self.stalled {
                 break;
             }
             let timer = self.session.poll_timeout();
+            let held = self
+                .reorder
+                .next_release()
+                .map(tokio::time::Instant::from_std);
             let wake = tokio::time::Instant::from_std(
                 timer.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
@@ -374,6 +414,16 @@ impl Driver {
                 Ok(()) = self.close_rx.changed() => self.close_requested(),
                 () = tokio::time::sleep_until(wake), if timer.is_some() => {
                     self.session.handle_timeout(Instant::now());
+                }
+                () = tokio::time::sleep_until(held.unwrap_or(wake)), if held.is_some() => {
+                    self.release_frames(Instant::now());
+                }
+                _ = ticker.tick(), if !stats_every.is_zero() => {
+                    let transport = reporter.next(&self.shared);
+                    if self.session.state() == State::Open {
+                        // Refused only if the session is not open.
+                        let _ = self.session.send_link_stats(transport);
+                    }
                 }
                 r = recv.read(&mut buf), if control_open => {
                     let now = Instant::now();
@@ -399,6 +449,7 @@ impl Driver {
                             stream,
                             self.config.session.max_frame_payload,
                             self.config.frame_read_timeout,
+                            self.shared.frame_bytes.clone(),
                             self.frames_tx.clone(),
                         ));
                     }
@@ -426,7 +477,13 @@ impl Driver {
                         let _ = reply.send(r);
                     }
                     Some(Command::SendObjectData { id, offset, data, reply }) => {
-                        let _ = reply.send(self.session.send_object_data(id, offset, &data));
+                        match self.session.send_object_data(id, offset, &data) {
+                            // Answered once written (after the next pump).
+                            Ok(()) => self.flushes.push((id, reply)),
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
                     }
                     None => {
                         commands_open = false;
@@ -473,7 +530,7 @@ impl Driver {
                             tokio::spawn(frames::send_objects(conn.clone(), rx));
                             tx
                         });
-                        let _ = writer.send(bytes);
+                        let _ = writer.send(ObjectWrite::Bytes(bytes));
                     }
                 }
             }
@@ -484,6 +541,26 @@ impl Driver {
             if !progressed {
                 return;
             }
+        }
+    }
+
+    /// Answers `send_object_data` calls once their object's writer has
+    /// written what was queued before (into quinn's send buffer, bounded by
+    /// [`DriverConfig::send_window`]): the host's pieces are backpressured
+    /// instead of piling up in memory.
+    fn flush_objects(&mut self) {
+        for (id, reply) in self.flushes.drain(..) {
+            let reply = match self.objects.get(&id) {
+                Some(writer) => match writer.send(ObjectWrite::Flush(reply)) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::SendError(ObjectWrite::Flush(reply))) => reply,
+                    Err(_) => continue,
+                },
+                None => reply,
+            };
+            // No stream for it (not resumed yet, delivered, or the writer
+            // ended with the connection): nothing to wait for.
+            let _ = reply.send(Ok(()));
         }
     }
 
@@ -551,13 +628,25 @@ impl Driver {
                 self.ended = Some((why, detail.clone()));
                 self.deliver(Event::Closed { by, why, detail }).await;
             }
-            e @ (Event::Frame(_)
-            | Event::FramesLost { .. }
-            | Event::PeerFramesLost { .. }
-            | Event::FrameMeta(_)
-            | Event::PeerStats(_)) => {
+            Event::Frame(f) => {
+                // Live data is worthless late: drop it rather than stall;
+                // and the frames waiting for the host hold at most the
+                // frame buffer budget.
+                let len = f.payload.len();
+                if !self.shared.queue_frame(len) {
+                    return;
+                }
+                if self.events.try_send(Event::Frame(f)).is_err() {
+                    self.shared.unqueue_frame(len, true);
+                }
+            }
+            e @ (Event::FramesLost { .. } | Event::PeerFramesLost { .. } | Event::FrameMeta(_)) => {
                 // Live data is worthless late: drop it rather than stall.
                 let _ = self.events.try_send(e);
+            }
+            Event::PeerStats(s) => {
+                self.shared.set_peer(s);
+                let _ = self.events.try_send(Event::PeerStats(s));
             }
             other => {
                 self.deliver(other).await;
@@ -609,19 +698,52 @@ impl Driver {
     fn on_frame_input(&mut self, input: FrameInput) {
         let now = Instant::now();
         match input {
-            FrameInput::Header(h) => self.session.handle_message(now, Message::FrameHeader(h)),
-            FrameInput::Payload { channel, seq, data } => {
-                // The stream is read whole already: Continue/Stop is moot.
-                let _ = self.session.handle_frame_payload(now, channel, seq, &data);
+            FrameInput::Header(h) => {
+                self.reorder.header(now, h.channel, h.seq, h.payload_len);
+                self.session.handle_message(now, Message::FrameHeader(h))
+            }
+            FrameInput::Payload {
+                channel,
+                seq,
+                data,
+                permit,
+            } => {
+                self.shared.add_app_bytes(data.len());
+                if let Some(payload) = self.reorder.complete(now, channel, seq, (data, permit)) {
+                    self.feed_frame(now, channel, seq, payload);
+                }
+                self.release_frames(now);
             }
             FrameInput::Reset { channel, seq } => {
-                self.session.handle_frame_reset(now, channel, seq)
+                self.reorder.ended(channel, seq);
+                self.session.handle_frame_reset(now, channel, seq);
+                self.release_frames(now);
             }
-            FrameInput::Object(d) => self.session.handle_message(now, Message::ObjectData(d)),
+            FrameInput::Object(d) => {
+                self.shared.add_app_bytes(d.data.len());
+                self.session.handle_message(now, Message::ObjectData(d))
+            }
             FrameInput::Violation(detail) => {
                 self.session
                     .close(now, CloseReason::ProtocolViolation, detail)
             }
+        }
+    }
+
+    /// Hands the session a whole frame payload.
+    fn feed_frame(&mut self, now: Instant, channel: u16, seq: u64, payload: Payload) {
+        let (data, permit) = payload;
+        // The stream is read whole already: Continue/Stop is moot.
+        let _ = self.session.handle_frame_payload(now, channel, seq, &data);
+        // The frame is settled (delivered as an event, or dropped): its
+        // reader's share of the budget goes back.
+        drop(permit);
+    }
+
+    /// Feeds the held frames that need not wait any more.
+    fn release_frames(&mut self, now: Instant) {
+        for (channel, seq, payload) in self.reorder.release(now) {
+            self.feed_frame(now, channel, seq, payload);
         }
     }
 

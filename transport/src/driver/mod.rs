@@ -27,6 +27,19 @@
 //!   acknowledgements on the control stream; [`Link::into_transfers`] and
 //!   [`Client::resume`] carry unfinished transfers to the next connection (a
 //!   server keeps them per facility itself).
+//! - Receiver memory: a frame's reader reserves its payload's length from
+//!   a byte budget ([`DriverConfig::frame_buffer_budget`]) before reading
+//!   it, so frame readers never hold more than that; optionally a complete
+//!   frame waits ([`DriverConfig::frame_reorder_wait`]) for older frames
+//!   still arriving instead of making them lost.
+//! - Statistics: [`Link::stats`] ([`LinkStatsSnapshot`]: round trip,
+//!   packets and bytes from quinn, frame counters from the session, the
+//!   peer's last report); each end reports its view to the other every
+//!   [`DriverConfig::stats_interval`]
+//!   ([`Event::PeerStats`](crate::proto::Event::PeerStats)).
+//! - Object data is backpressured: [`Link::send_object_data`] returns once
+//!   its bytes are written into quinn's send buffer
+//!   ([`DriverConfig::send_window`]).
 //! - [`Dialer`]: reconnection with exponential [`Backoff`] on transient
 //!   failures, resuming transfers.
 //! - [`DriverConfig`]: congestion controller ([`Congestion`]), initial
@@ -63,6 +76,8 @@ mod frames;
 mod gate;
 mod link;
 mod reconnect;
+mod reorder;
+mod stats;
 pub mod tls;
 
 pub use config::{Congestion, DriverConfig};
@@ -70,6 +85,7 @@ pub use endpoint::{Client, ConnectError, Refused, Server, Site};
 pub use gate::{Credentials, Gate, PeerInfo, SessionControl};
 pub use link::{Link, LinkError};
 pub use reconnect::{Backoff, Dialer};
+pub use stats::LinkStatsSnapshot;
 pub use tls::{SiteIdentity, TlsError, TrustConfig};
 
 /// QUIC application error codes (connection close) and stream codes

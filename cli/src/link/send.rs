@@ -1,0 +1,419 @@
+//! `med8k send --to ADDR --config SITE.toml --source CLIP_OR_PIPELINE`:
+//! captures, codes and sends live frames; `--object FILE` sends a file on
+//! the reliable channel too.
+//!
+//! Capture and coding run on a thread of their own and hand frames to the
+//! link through a short queue: a live source drops frames when the link
+//! falls behind (counted), a file waits.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use med8k_engine::codec::stage::Backend;
+use med8k_engine::codec::{self, Mode};
+use med8k_engine::gst::SourceOptions;
+use med8k_engine::picture::Picture;
+use med8k_engine::pipeline::Shutdown;
+use med8k_transport::driver::{Client, Link};
+use med8k_transport::proto::{Capabilities, Event, FrameHeader, ObjectKind, ObjectOffer};
+use med8k_transport::site::SiteConfig;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{count_lost, development_credentials, frame_header, mbps};
+use crate::{Outcome, on_ctrl_c};
+
+/// Coded frames waiting for the link.
+const SEND_QUEUE: usize = 4;
+/// Object bytes handed to the link per call.
+const OBJECT_PIECE: usize = 1 << 20;
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The receiving site's address.
+    #[arg(long)]
+    to: SocketAddr,
+    /// The site configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// A recorded clip (.mkv), a sample folder, a picture or raw file, or a
+    /// GStreamer pipeline description.
+    #[arg(long)]
+    source: String,
+    /// Target bits per pixel per frame.
+    #[arg(long, conflicts_with = "lossless")]
+    bpp: Option<f64>,
+    /// Every sample comes back exactly (the default).
+    #[arg(long)]
+    lossless: bool,
+    /// The facility the receiver's certificate must name (default: the one
+    /// allowed facility of the configuration).
+    #[arg(long)]
+    facility: Option<String>,
+    /// Also send this file on the reliable channel (a cube's .raw, a DICOM file…).
+    #[arg(long)]
+    object: Option<PathBuf>,
+    /// Most frames to send.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Frames per second from a file (a live source keeps its own pace);
+    /// sent faster than the link takes them, newer frames overtake older
+    /// ones, which are then lost.
+    #[arg(long, default_value_t = 60.0)]
+    fps: f64,
+}
+
+/// A coded frame for the link.
+struct Coded {
+    header: FrameHeader,
+    payload: Vec<u8>,
+}
+
+/// What the capture thread came to.
+#[derive(Debug, Default)]
+struct Captured {
+    frames: u64,
+    dropped: u64,
+    encoder: String,
+}
+
+/// The object being sent.
+struct Outgoing {
+    id: u64,
+    file: std::fs::File,
+    size: u64,
+    sha: [u8; 32],
+    next: Option<u64>,
+    delivered: bool,
+}
+
+pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
+    let config = SiteConfig::load(&args.config)?;
+    let site = config.site(Capabilities::SEND_LIVE | Capabilities::SEND_OBJECTS)?;
+    let driver = config.driver_config();
+    let facility = match (&args.facility, config.allowed.as_slice()) {
+        (Some(f), _) => f.clone(),
+        (None, [only]) => only.clone(),
+        (None, many) => bail!(
+            "name the receiving facility with --facility (allowed: {})",
+            many.join(", ")
+        ),
+    };
+    let object = match &args.object {
+        Some(path) => Some(open_object(path)?),
+        None => None,
+    };
+    let mode = args.bpp.map_or(Mode::Lossless, Mode::Bpp);
+    let codec_config = codec::Config::lossless().with_mode(mode);
+    codec_config.validate()?;
+    let lossless = args.bpp.is_none();
+    if !(args.fps > 0.0 && args.fps <= 1000.0) {
+        bail!("--fps {} is outside (0, 1000]", args.fps);
+    }
+    let period = Duration::from_secs_f64(1.0 / args.fps);
+    let shutdown = Shutdown::new();
+    on_ctrl_c(&shutdown)?;
+    // The source opens on the capture thread (GStreamer objects stay there);
+    // frames wait in the queue until the session opens.
+    let (tx, mut rx) = mpsc::channel::<Coded>(SEND_QUEUE);
+    let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+    let epoch = Instant::now();
+    let capture = {
+        let stop = shutdown.clone();
+        let spec = args.source.clone();
+        let limit = args.frames;
+        std::thread::Builder::new()
+            .name("med8k-send-capture".into())
+            .spawn(move || {
+                let source = match open_source(&spec, limit) {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(Captured::default());
+                    }
+                };
+                capture(source, &codec_config, lossless, period, epoch, &tx, &stop)
+            })?
+    };
+    ready
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the capture thread ended"))??;
+
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let mut link = Client::connect(
+            args.to,
+            &site,
+            &facility,
+            development_credentials(),
+            &driver,
+        )
+        .await
+        .with_context(|| format!("connecting to {facility} at {}", args.to))?;
+        wait_open(&mut link).await?;
+        println!("connected to {facility} at {}", args.to);
+
+        let mut outgoing = object;
+        if let Some(o) = &outgoing {
+            link.offer_object(o.offer()).await?;
+        }
+        let mut sizes: Vec<u32> = Vec::new();
+        let mut lost = 0u64;
+        let mut lost_bytes = 0u64;
+        let mut sent_bytes = 0u64;
+        let mut frames_done = false;
+        let mut closed = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let start = Instant::now();
+        let mut last_send = start;
+        let interrupted = loop {
+            let object_ready = outgoing.as_ref().is_some_and(|o| o.next.is_some());
+            let object_done = outgoing.as_ref().is_none_or(|o| o.delivered);
+            if frames_done && object_done {
+                break false;
+            }
+            tokio::select! {
+                biased;
+                event = link.next_event() => match event {
+                    Some(Event::PeerFramesLost { ranges, .. }) => {
+                        lost += count_lost(&ranges);
+                        for r in &ranges {
+                            for s in r.first..=r.last {
+                                lost_bytes += sizes.get(s as usize).copied().map_or(0, u64::from);
+                            }
+                        }
+                    }
+                    Some(Event::ObjectResume { id, from }) => {
+                        if let Some(o) = outgoing.as_mut().filter(|o| o.id == id) {
+                            o.next = Some(from);
+                        }
+                    }
+                    Some(Event::ObjectDelivered { id }) => {
+                        if let Some(o) = outgoing.as_mut().filter(|o| o.id == id) {
+                            o.delivered = true;
+                            o.next = None;
+                            println!("object {id:016x} delivered ({} bytes, SHA-256 checked)", o.size);
+                        }
+                    }
+                    Some(Event::ObjectRefused { id }) => bail!("the receiver refused object {id:016x}"),
+                    Some(Event::Closed { by, why, detail }) => {
+                        closed = Some(format!("closed by {by:?}: {why:?} ({detail})"));
+                    }
+                    Some(_) => {}
+                    None => break false,
+                },
+                coded = rx.recv(), if !frames_done => match coded {
+                    Some(c) => {
+                        let len = c.payload.len();
+                        let seq = link.send_frame(c.header, c.payload).await?;
+                        let i = seq as usize;
+                        if sizes.len() <= i {
+                            sizes.resize(i + 1, 0);
+                        }
+                        sizes[i] = len as u32;
+                        sent_bytes += len as u64;
+                        last_send = Instant::now();
+                    }
+                    None => frames_done = true,
+                },
+                () = std::future::ready(()), if object_ready => {
+                    if let Some(o) = outgoing.as_mut() {
+                        o.send_piece(&link).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    if shutdown.is_requested() {
+                        break true;
+                    }
+                }
+            }
+        };
+        // Loss reports for the last frames come within a deadline and a round trip.
+        let grace = driver.session.frame_deadline + Duration::from_millis(300);
+        let until = tokio::time::Instant::now() + grace;
+        while let Ok(Some(event)) = tokio::time::timeout_at(until, link.next_event()).await {
+            if let Event::PeerFramesLost { ranges, .. } = event {
+                lost += count_lost(&ranges);
+            }
+        }
+        link.close("sender done");
+        let _ = tokio::time::timeout(Duration::from_secs(2), link.into_transfers()).await;
+        let captured = capture
+            .join()
+            .map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
+        let seconds = (last_send - start).as_secs_f64();
+        println!(
+            "{} frame(s) captured ({}), {} sent, {} lost or late, {} dropped before sending; \
+             goodput {:.1} Mbit/s over {:.2} s",
+            captured.frames,
+            captured.encoder,
+            sizes.len(),
+            lost,
+            captured.dropped,
+            mbps(sent_bytes.saturating_sub(lost_bytes), seconds),
+            seconds,
+        );
+        if let Some(c) = closed {
+            tracing::info!("{c}");
+        }
+        if let Some(o) = &outgoing
+            && !o.delivered
+        {
+            bail!("object {:016x} was not delivered", o.id);
+        }
+        anyhow::Ok(if interrupted {
+            Outcome::Interrupted
+        } else {
+            Outcome::Done
+        })
+    })
+}
+
+/// Waits for the gate's permit.
+async fn wait_open(link: &mut Link) -> anyhow::Result<()> {
+    while let Some(event) = link.next_event().await {
+        match event {
+            Event::Open { .. } => return Ok(()),
+            Event::Closed { why, detail, .. } => {
+                bail!("the session was not opened: {why:?} ({detail})")
+            }
+            _ => {}
+        }
+    }
+    bail!("the link ended before the session opened")
+}
+
+fn open_object(path: &Path) -> anyhow::Result<Outgoing> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; OBJECT_PIECE];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    if size == 0 {
+        bail!("{} is empty", path.display());
+    }
+    let sha: [u8; 32] = hasher.finalize().into();
+    let id = u64::from_be_bytes(sha[..8].try_into()?);
+    Ok(Outgoing {
+        id,
+        file,
+        size,
+        sha,
+        next: None,
+        delivered: false,
+    })
+}
+
+impl Outgoing {
+    fn offer(&self) -> ObjectOffer {
+        ObjectOffer {
+            id: self.id,
+            kind: ObjectKind::Other,
+            size: self.size,
+            sha256: self.sha,
+        }
+    }
+
+    async fn send_piece(&mut self, link: &Link) -> anyhow::Result<()> {
+        let Some(offset) = self.next else {
+            return Ok(());
+        };
+        let len = (self.size - offset).min(OBJECT_PIECE as u64) as usize;
+        let mut data = vec![0u8; len];
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(&mut data)?;
+        link.send_object_data(self.id, offset, data).await?;
+        let next = offset + len as u64;
+        self.next = (next < self.size).then_some(next);
+        Ok(())
+    }
+}
+
+/// Pictures from a sample folder, a file, or a pipeline; and whether the
+/// source is live (drops frames rather than wait).
+type Pictures = Box<dyn Iterator<Item = anyhow::Result<Picture>>>;
+
+fn open_source(spec: &str, limit: Option<u64>) -> anyhow::Result<(Pictures, bool)> {
+    let path = Path::new(spec);
+    if path.exists() && !path.is_dir() {
+        return Ok((crate::codec::frames(path, None, limit)?, false));
+    }
+    let mut src = if path.is_dir() {
+        med8k_engine::samples::open(path)?.open_clip(SourceOptions::default().id("capture"))?
+    } else {
+        SourceOptions::default()
+            .id("capture")
+            .open(spec)
+            .with_context(|| {
+                format!("{spec:?} is neither a file nor a usable GStreamer pipeline")
+            })?
+    };
+    let live = src.is_live();
+    let it = std::iter::from_fn(move || match src.next_frame() {
+        Ok(Some(f)) => Some(Picture::from_frame(&f).map_err(anyhow::Error::from)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e.into())),
+    });
+    Ok((Box::new(it.take(limit.unwrap_or(u64::MAX) as usize)), live))
+}
+
+fn capture(
+    (pictures, live): (Pictures, bool),
+    config: &codec::Config,
+    lossless: bool,
+    period: Duration,
+    epoch: Instant,
+    tx: &mpsc::Sender<Coded>,
+    stop: &Shutdown,
+) -> anyhow::Result<Captured> {
+    let (mut encoder, name) = Backend::Auto.encoder(config)?;
+    let mut out = Captured {
+        encoder: name,
+        ..Captured::default()
+    };
+    let mut next = Instant::now();
+    for pic in pictures {
+        if stop.is_requested() {
+            break;
+        }
+        if !live {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            next = next.max(Instant::now() - period) + period;
+        }
+        let pic = pic?;
+        let capture_us = epoch.elapsed().as_micros() as u64;
+        let packet = encoder.encode(&pic)?;
+        out.frames += 1;
+        let header = frame_header(&pic, lossless, &packet.data, capture_us);
+        let coded = Coded {
+            header,
+            payload: packet.data,
+        };
+        if live {
+            match tx.try_send(coded) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => out.dropped += 1,
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        } else if tx.blocking_send(coded).is_err() {
+            break;
+        }
+    }
+    Ok(out)
+}

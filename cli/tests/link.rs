@@ -1,0 +1,336 @@
+//! `med8k serve`, `med8k send` and `med8k bench link`: the real binary, two
+//! sites on loopback with a PKI made for the test.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use med8k_transport::pki::Ephemeral;
+use tempfile::TempDir;
+
+const A: &str = "jp.hospital-a";
+const B: &str = "jp.hospital-b";
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_med8k"));
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("MED8K_SAMPLES")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("RUST_LOG", "warn");
+    c
+}
+
+fn med8k(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 1 and exactly one `med8k:` error line containing every word.
+fn assert_one_line_error(o: &Output, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("med8k: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for w in words {
+        assert!(lines[0].contains(w), "`{w}` not in `{}`", lines[0]);
+    }
+}
+
+/// Two sites' certificates under one CA, a stranger CA, and a site
+/// configuration for each end.
+fn pki(dir: &Path) {
+    let ca = Ephemeral::new("Test CA").unwrap();
+    let other = Ephemeral::new("Stranger CA").unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca.cert_pem).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), &other.cert_pem).unwrap();
+    for (id, file) in [(A, "a"), (B, "b")] {
+        let leaf = ca.facility(id).unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), &leaf.cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), &leaf.key_pem).unwrap();
+    }
+    site_toml(dir, "site-a.toml", A, "a", B, "ca.pem");
+    site_toml(dir, "site-b.toml", B, "b", A, "ca.pem");
+    site_toml(dir, "site-a-stranger.toml", A, "a", B, "other-ca.pem");
+}
+
+fn site_toml(dir: &Path, name: &str, id: &str, file: &str, peer: &str, roots: &str) {
+    let text = format!(
+        "[site]\nid = \"{id}\"\nname = \"Site {file}\"\n\n[tls]\ncert = \"{file}.pem\"\n\
+         key = \"{file}.key\"\nroots = [\"{roots}\"]\nallowed = [\"{peer}\"]\n\n\
+         [link]\ndeadline_ms = 1000\n\n[gate]\nkind = \"allow-authenticated\"\n"
+    );
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A running `med8k serve`, killed if the test ends first.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Serve {
+    fn start(dir: &Path, args: &[&str]) -> Serve {
+        let mut all = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            "site-b.toml",
+        ];
+        all.extend_from_slice(args);
+        let mut child = command(dir, &all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        Serve { child, addr }
+    }
+
+    /// Waits for it to exit by itself (at most `limit`).
+    fn wait(mut self, limit: Duration) -> Output {
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < limit, "serve did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn samples(dir: &Path) -> PathBuf {
+    let out = dir.join("samples");
+    let o = med8k(
+        dir,
+        &[
+            "samples",
+            "generate",
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            "256x144",
+            "--frames",
+            "6",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn send_reaches_serve_frames_and_object_intact() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let clip = samples(dir).join("endoscope.mkv");
+    let object: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(dir.join("cube.raw"), &object).unwrap();
+
+    let serve = Serve::start(
+        dir,
+        &["--out", "recv", "--sink", "fakesink", "--links", "1"],
+    );
+    let sent = med8k(
+        dir,
+        &[
+            "send",
+            "--to",
+            &serve.addr,
+            "--config",
+            "site-a.toml",
+            "--source",
+            clip.to_str().unwrap(),
+            "--lossless",
+            "--object",
+            "cube.raw",
+        ],
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = stdout(&sent);
+    assert!(out.contains("6 frame(s) captured"), "{out}");
+    assert!(out.contains("0 lost or late"), "{out}");
+    assert!(out.contains("delivered"), "{out}");
+
+    let served = serve.wait(Duration::from_secs(20));
+    assert!(served.status.success(), "{}", stderr(&served));
+    let report = stdout(&served);
+    assert!(report.contains(&format!("link {A}")), "{report}");
+    assert!(report.contains("6 frame(s)"), "{report}");
+    assert!(
+        report.contains("6 frame(s) decoded to the sink"),
+        "{report}"
+    );
+
+    // The frames decode, all six.
+    let seq = dir.join("recv").join(format!("{A}-1.m8ks"));
+    assert!(seq.exists(), "{report}");
+    let o = med8k(
+        dir,
+        &[
+            "codec",
+            "decode",
+            "--in",
+            seq.to_str().unwrap(),
+            "--out",
+            "frames.raw",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("6 frames"), "{}", stdout(&o));
+
+    // The object arrived bit-exact.
+    let objects: Vec<PathBuf> = std::fs::read_dir(dir.join("recv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("object-")
+        })
+        .collect();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(std::fs::read(&objects[0]).unwrap() == object);
+}
+
+#[test]
+fn a_peer_under_an_unknown_ca_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let mut pgm = b"P5\n16 16\n255\n".to_vec();
+    pgm.extend((0..256u32).map(|i| i as u8));
+    std::fs::write(dir.join("still.pgm"), pgm).unwrap();
+    let serve = Serve::start(dir, &[]);
+    let o = med8k(
+        dir,
+        &[
+            "send",
+            "--to",
+            &serve.addr,
+            "--config",
+            "site-a-stranger.toml",
+            "--source",
+            "still.pgm",
+        ],
+    );
+    assert_one_line_error(&o, &["connecting to", B, "connection failed"]);
+}
+
+#[test]
+fn a_bad_site_config_names_file_and_line() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let text = std::fs::read_to_string(dir.join("site-b.toml")).unwrap();
+    std::fs::write(dir.join("bad.toml"), text.replace("allowed", "permitted")).unwrap();
+    let o = med8k(
+        dir,
+        &["serve", "--listen", "127.0.0.1:0", "--config", "bad.toml"],
+    );
+    assert_one_line_error(&o, &["bad.toml:9:", "permitted"]);
+
+    let missing = text.replace("b.pem", "missing.pem");
+    std::fs::write(dir.join("missing.toml"), missing).unwrap();
+    let o = med8k(
+        dir,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            "missing.toml",
+        ],
+    );
+    assert_one_line_error(&o, &["missing.toml", "missing.pem"]);
+}
+
+#[test]
+fn bench_link_on_loopback_reports_the_ratio() {
+    let tmp = TempDir::new().unwrap();
+    let o = med8k(
+        tmp.path(),
+        &["bench", "link", "--seconds", "2", "--json", "link.json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for w in ["ceiling", "goodput", "ratio to ceiling", "p99"] {
+        assert!(out.contains(w), "`{w}` not in {out}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("link.json")).unwrap()).unwrap();
+    assert_eq!(json["path"], "loopback");
+    assert!(json["ceiling_mbps"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(json["frames_received"].as_u64().unwrap() > 0, "{json}");
+}
+
+#[test]
+fn bench_link_through_the_relay() {
+    let tmp = TempDir::new().unwrap();
+    let args = [
+        "bench",
+        "link",
+        "--loss",
+        "0.01",
+        "--delay",
+        "20",
+        "--rate",
+        "200",
+        "--seconds",
+        "3",
+    ];
+    let o = med8k(tmp.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("path: relay"), "{out}");
+    assert!(out.contains("ratio to relay cap"), "{out}");
+}
+
+#[test]
+fn bench_link_refuses_bad_arguments() {
+    let tmp = TempDir::new().unwrap();
+    let o = med8k(tmp.path(), &["bench", "link", "--loss", "2"]);
+    assert_one_line_error(&o, &["loss"]);
+    let o = med8k(tmp.path(), &["bench", "link", "--seconds", "0"]);
+    assert_one_line_error(&o, &["--seconds"]);
+    let o = med8k(tmp.path(), &["bench", "link", "--rate", "fast"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn the_example_site_configs_parse() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for (file, id, peer) in [("site-a.toml", A, B), ("site-b.toml", B, A)] {
+        let c = med8k_transport::site::SiteConfig::load(&configs.join(file)).unwrap();
+        assert_eq!(c.id, id);
+        assert_eq!(c.allowed, vec![peer.to_owned()]);
+        assert!(c.cert.starts_with(&configs), "{:?}", c.cert);
+    }
+}

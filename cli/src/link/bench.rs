@@ -79,7 +79,7 @@ pub struct BenchLinkArgs {
     #[arg(long, default_value_t = 250)]
     deadline_ms: u64,
     /// Congestion controller for both phases.
-    #[arg(long, value_enum, default_value_t = CongestionArg::Cubic)]
+    #[arg(long, value_enum, default_value_t = CongestionArg::Bbr)]
     congestion: CongestionArg,
     /// Also write the results as JSON here.
     #[arg(long)]

@@ -215,7 +215,7 @@ impl Relay {
                 .validate()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
-        let socket = UdpSocket::bind(listen)?;
+        let socket = bind_udp(listen)?;
         socket.set_read_timeout(Some(POLL))?;
         let local_addr = socket.local_addr()?;
         let socket = Arc::new(socket);
@@ -437,10 +437,29 @@ fn open_upstream_socket(upstream: SocketAddr) -> io::Result<UdpSocket> {
         (IpAddr::V6(_), true) => Ipv6Addr::LOCALHOST.into(),
         (IpAddr::V6(_), false) => Ipv6Addr::UNSPECIFIED.into(),
     };
-    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    let socket = bind_udp(SocketAddr::new(ip, 0))?;
     socket.connect(upstream)?;
     socket.set_read_timeout(Some(POLL))?;
     Ok(socket)
+}
+
+/// Socket buffers the relay asks for: the kernel's 208 KiB default overflows
+/// under a Gbit/s burst, and datagrams lost there would be losses the test
+/// did not ask for. Linux caps the request at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// A UDP socket bound to `addr` with large kernel buffers.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer still works, only with more drops.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// Reads one client's upstream socket.

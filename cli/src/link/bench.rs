@@ -457,6 +457,10 @@ impl Pacer {
     }
 }
 
+/// How early a frame may go before its pacer slot (timers are ~1 ms
+/// coarse; the pacer's debt rule keeps the average rate).
+const SLACK: Duration = Duration::from_millis(2);
+
 /// Phase 2: live frames over the med8k link.
 async fn live(
     setup: &Setup,
@@ -545,7 +549,7 @@ async fn live(
                 pacer.update(&shared);
                 let outstanding = sent.saturating_sub(done + credit);
                 let now = Instant::now();
-                if outstanding < u64::from(window) && now >= pacer.next {
+                if outstanding < u64::from(window) && now + SLACK >= pacer.next {
                     break;
                 }
                 if outstanding >= u64::from(window) {
@@ -558,10 +562,10 @@ async fn live(
                         // frame as gone rather than stall.
                         credit += 1;
                     }
-                } else if pacer.next - now > Duration::from_millis(2) {
-                    tokio::time::sleep_until(pacer.next.into()).await;
                 } else {
-                    tokio::task::yield_now().await;
+                    // Never spin: on a 2-core machine a busy sender takes
+                    // the CPU the link itself needs.
+                    tokio::time::sleep_until(pacer.next.into()).await;
                 }
             },
         }

@@ -268,13 +268,19 @@ impl SiteConfig {
         let link = &self.link;
         let mut config = DriverConfig::default();
         let mut session = config.session.clone();
-        if let Some(ms) = link.deadline_ms {
-            session = session.with_frame_deadline(Duration::from_millis(ms));
-        }
         if let Some(mb) = link.max_frame_mb {
             session = session.with_max_frame_payload(mb << 20);
         }
         config = config.with_session(session);
+        if let Some(ms) = link.deadline_ms {
+            // A frame waiting for a retransmission may be waited for as
+            // long as it can still make its deadline.
+            let deadline = Duration::from_millis(ms);
+            let session = config.session.clone().with_frame_deadline(deadline);
+            config = config
+                .with_session(session)
+                .with_frame_reorder_wait(deadline);
+        }
         if let Some(c) = link.congestion {
             config = config.with_congestion(match c {
                 CongestionName::Cubic => Congestion::Cubic,
@@ -322,6 +328,7 @@ deadline_ms = 250
         let d = c.driver_config();
         assert_eq!(d.congestion, Congestion::Bbr);
         assert_eq!(d.session.frame_deadline, Duration::from_millis(250));
+        assert_eq!(d.frame_reorder_wait, Duration::from_millis(250));
     }
 
     #[test]

@@ -97,7 +97,23 @@ enum SamplesCommand {
     Generate(samples::GenerateArgs),
 }
 
+/// Mesa's device-select Vulkan layer looks for a Wayland display whenever
+/// a GPU is opened and, on a headless machine (no `XDG_RUNTIME_DIR`), prints
+/// `error: XDG_RUNTIME_DIR is invalid` to stderr from whichever thread opened
+/// it, in the middle of med8k's own messages. Without a display there is
+/// nothing for it to find, so it is switched off there.
+fn quiet_headless_vulkan() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: the first thing `main` does, before any thread exists, so
+        // nothing else reads or writes the environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_headless_vulkan();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {

@@ -3,74 +3,12 @@
 //! there is no GPU.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod gpu_support;
 
+use gpu_support::{Content, Rng, context, picture};
 use med8k_engine::codec::av1::{self, Av1Error};
 use med8k_engine::codec::av1_gpu::GpuDownscaler;
-use med8k_engine::codec::gpu::GpuContext;
 use med8k_engine::picture::{Layout, Picture};
-
-fn context() -> Option<Arc<GpuContext>> {
-    match GpuContext::new() {
-        Ok(c) => {
-            eprintln!("GPU: {}", c.describe());
-            Some(c)
-        }
-        Err(e) => {
-            assert!(
-                std::env::var_os("MED8K_REQUIRE_GPU").is_none(),
-                "MED8K_REQUIRE_GPU is set but there is no adapter: {e}"
-            );
-            eprintln!("SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe");
-            None
-        }
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 32) as u32
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Content {
-    Random,
-    /// Only 0 and the depth's maximum, in small patches.
-    Extremes,
-}
-
-fn picture(layout: Layout, w: u32, h: u32, depth: u8, content: Content, seed: u64) -> Picture {
-    let mut rng = Rng(seed);
-    let max = (1u32 << depth) - 1;
-    let planes = (0..layout.plane_count())
-        .map(|p| {
-            let (pw, ph) = layout.plane_dims(p, w, h);
-            (0..pw * ph)
-                .map(|i| {
-                    let (x, y) = (i % pw, i / pw);
-                    let v = match content {
-                        Content::Random => rng.next() & max,
-                        Content::Extremes => {
-                            if (x / 3 + y / 2 + p as u32 + rng.next() % 4 / 3).is_multiple_of(2) {
-                                max
-                            } else {
-                                0
-                            }
-                        }
-                    };
-                    v as u16
-                })
-                .collect()
-        })
-        .collect();
-    Picture::new(layout, w, h, depth, planes).unwrap()
-}
 
 /// Downscale on both and insist on identical pictures, naming the first
 /// differing sample.

@@ -2,77 +2,14 @@
 //! picture out of the decoder. Runs on Mesa's lavapipe where there is no GPU.
 #![allow(clippy::unwrap_used)]
 
+mod gpu_support;
+
 use std::sync::Arc;
 
+use gpu_support::{Content, context, picture};
 use med8k_engine::codec::gpu::{GpuContext, GpuDecoder, GpuEncoder};
 use med8k_engine::codec::{self, Config};
 use med8k_engine::picture::{Layout, Picture};
-
-fn context() -> Option<Arc<GpuContext>> {
-    match GpuContext::new() {
-        Ok(c) => {
-            eprintln!("GPU: {}", c.describe());
-            Some(c)
-        }
-        Err(e) => {
-            assert!(
-                std::env::var_os("MED8K_REQUIRE_GPU").is_none(),
-                "MED8K_REQUIRE_GPU is set but there is no adapter: {e}"
-            );
-            eprintln!("SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe");
-            None
-        }
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 32) as u32
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Content {
-    Random,
-    Extremes,
-    Smooth,
-}
-
-fn picture(layout: Layout, w: u32, h: u32, depth: u8, content: Content, seed: u64) -> Picture {
-    let mut rng = Rng(seed);
-    let max = (1u32 << depth) - 1;
-    let planes = (0..layout.plane_count())
-        .map(|p| {
-            let (pw, ph) = layout.plane_dims(p, w, h);
-            (0..pw * ph)
-                .map(|i| {
-                    let (x, y) = (i % pw, i / pw);
-                    let v = match content {
-                        Content::Random => rng.next() & max,
-                        Content::Extremes => {
-                            if (x / 3 + y / 2 + p as u32).is_multiple_of(2) {
-                                max
-                            } else {
-                                0
-                            }
-                        }
-                        Content::Smooth => {
-                            let base = (x * 7 + y * 5 + p as u32 * 40) % (max + 1);
-                            (base + (rng.next() & 3)).min(max)
-                        }
-                    };
-                    v as u16
-                })
-                .collect()
-        })
-        .collect();
-    Picture::new(layout, w, h, depth, planes).unwrap()
-}
 
 fn check(
     ctx: &Arc<GpuContext>,

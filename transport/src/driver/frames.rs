@@ -209,7 +209,9 @@ async fn read_frame(
         let _ = tx.send(FrameInput::Violation(detail)).await;
         return;
     }
-    // Grows with what arrives (never reserved on the peer's word).
+    // The budget already holds `len` bytes for this frame, so reserving
+    // them is bounded by our own limit, not by the peer's word alone.
+    data.reserve_exact(len - data.len());
     while data.len() < len {
         match stream.read_chunk(len - data.len(), true).await {
             Ok(Some(chunk)) => data.extend_from_slice(&chunk.bytes),

@@ -1,9 +1,15 @@
 //! # med8k-auth
 //!
 //! Who may see what: HPKI physician authentication, JPKI-signed patient
-//! consent, and the audit trail (the consent and identity work fills this
-//! crate). What exists today is the first piece every later one needs:
-//! finding the PKCS#11 modules that reach the cards ([`pkcs11`]).
+//! consent, and the audit trail. What exists today:
+//! - [`pkcs11`]: finding the PKCS#11 modules that reach the cards;
+//! - [`cert`]: the two-stage certificate checks for JPKI, HPKI and facility
+//!   certificates: the chain to a trust anchor of the purpose's store, then
+//!   the profile (policy OIDs, HPKI hcRole), and revocation (CRLs; an OCSP
+//!   interface).
+//!
+//! Still to come: the identity trait over PKCS#11 and key files, login,
+//! the consent record and ledger, the transport `Gate`, and the audit log.
 //!
 //! ```no_run
 //! for m in med8k_auth::pkcs11::configured_modules() {
@@ -12,4 +18,5 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cert;
 pub mod pkcs11;

@@ -1,0 +1,786 @@
+//! Certificate checks, with every certificate generated here by rcgen.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use med8k_auth::cert::{
+    CertError, CrlFile, HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, ParsedCert,
+    PolicyRule, Profile, ProfileConfig, Purpose, Revocation, Role, StoreKind, TrustStore, crl_urls,
+    hc_roles, verify_chain,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
+    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber, date_time_ymd,
+};
+
+// ---- a tiny DER writer for the extensions rcgen does not build ----
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend([0x81, n as u8]);
+    } else {
+        out.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn set(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(0x31, &parts.concat())
+}
+
+fn arcs(dotted: &str) -> Vec<u64> {
+    dotted.split('.').map(|a| a.parse().unwrap()).collect()
+}
+
+fn oid(dotted: &str) -> Vec<u8> {
+    let a = arcs(dotted);
+    let mut body = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        body.extend(tmp);
+    };
+    push(a[0] * 40 + a[1]);
+    for &x in &a[2..] {
+        push(x);
+    }
+    tlv(0x06, &body)
+}
+
+fn utf8(s: &str) -> Vec<u8> {
+    tlv(0x0c, s.as_bytes())
+}
+
+fn policies_ext(oids: &[&str]) -> CustomExtension {
+    let infos: Vec<Vec<u8>> = oids.iter().map(|o| seq(&[oid(o)])).collect();
+    CustomExtension::from_oid_content(&arcs("2.5.29.32"), seq(&infos))
+}
+
+/// hcRole HCActor with codedData [0] EXPLICIT CodedData { [0] scheme,
+/// [1] codeDataValue, [2] codeDataFreeText }.
+fn hc_actor(value: Option<&str>, free_text: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![tlv(0xa0, &oid("1.2.392.100495.1.6.1.1"))];
+    if let Some(v) = value {
+        fields.push(tlv(0xa1, &utf8(v)));
+    }
+    if let Some(t) = free_text {
+        fields.push(tlv(0xa2, &utf8(t)));
+    }
+    seq(&[tlv(0xa0, &seq(&fields))])
+}
+
+fn sda_content(actors: &[Vec<u8>]) -> Vec<u8> {
+    let hc_actor_data = set(actors);
+    seq(&[seq(&[oid(HC_ROLE_ISO17090), set(&[hc_actor_data])])])
+}
+
+fn sda_ext(actors: &[Vec<u8>]) -> CustomExtension {
+    CustomExtension::from_oid_content(&arcs("2.5.29.9"), sda_content(actors))
+}
+
+// ---- a small PKI ----
+
+const HPKI_SIGN_POLICY: &str = "1.2.392.100495.9.9.1";
+const HPKI_AUTH_POLICY: &str = "1.2.392.100495.9.9.2";
+
+fn at(y: i32, m: u8, d: u8) -> SystemTime {
+    let t = date_time_ymd(y, m, d).unix_timestamp();
+    UNIX_EPOCH + Duration::from_secs(t as u64)
+}
+
+fn now() -> SystemTime {
+    at(2026, 6, 1)
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut d = DistinguishedName::new();
+    d.push(DnType::CommonName, cn);
+    d
+}
+
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    der: Vec<u8>,
+}
+
+fn ca(cn: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2020, 1, 1);
+    p.not_after = date_time_ymd(2035, 1, 1);
+    let cert = p.self_signed(&key).unwrap();
+    Ca {
+        der: cert.der().to_vec(),
+        issuer: Issuer::new(p, key),
+    }
+}
+
+fn intermediate(cn: &str, parent: &Ca) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.not_before = date_time_ymd(2021, 1, 1);
+    p.not_after = date_time_ymd(2034, 1, 1);
+    let cert = p.signed_by(&key, &parent.issuer).unwrap();
+    Ca {
+        der: cert.der().to_vec(),
+        issuer: Issuer::new(p, key),
+    }
+}
+
+struct Leaf {
+    cn: &'static str,
+    serial: u64,
+    usages: Vec<KeyUsagePurpose>,
+    exts: Vec<CustomExtension>,
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+}
+
+impl Leaf {
+    fn new(cn: &'static str, usages: Vec<KeyUsagePurpose>, exts: Vec<CustomExtension>) -> Self {
+        Leaf {
+            cn,
+            serial: 1000,
+            usages,
+            exts,
+            from: (2025, 1, 1),
+            to: (2030, 1, 1),
+        }
+    }
+
+    fn issue(self, by: &Ca) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name = dn(self.cn);
+        p.serial_number = Some(SerialNumber::from(self.serial));
+        p.key_usages = self.usages;
+        p.custom_extensions = self.exts;
+        p.not_before = date_time_ymd(self.from.0, self.from.1, self.from.2);
+        p.not_after = date_time_ymd(self.to.0, self.to.1, self.to.2);
+        p.signed_by(&key, &by.issuer).unwrap().der().to_vec()
+    }
+}
+
+fn sign_usage() -> Vec<KeyUsagePurpose> {
+    vec![KeyUsagePurpose::ContentCommitment]
+}
+
+fn auth_usage() -> Vec<KeyUsagePurpose> {
+    vec![KeyUsagePurpose::DigitalSignature]
+}
+
+fn store(kind: StoreKind, anchor: &Ca) -> TrustStore {
+    let mut s = TrustStore::new(kind);
+    s.add_der(&anchor.der).unwrap();
+    s
+}
+
+fn profile() -> Profile {
+    let mut c = ProfileConfig::default();
+    c.policies.insert(
+        Purpose::HpkiSign,
+        PolicyRule::AnyOf(vec![HPKI_SIGN_POLICY.into()]),
+    );
+    c.policies.insert(
+        Purpose::HpkiAuth,
+        PolicyRule::AnyOf(vec![HPKI_AUTH_POLICY.into()]),
+    );
+    Profile::new(c)
+}
+
+fn jpki_sign_leaf(root: &Ca) -> Vec<u8> {
+    Leaf::new(
+        "JPKI sign",
+        sign_usage(),
+        vec![policies_ext(&[JPKI_SIGN_POLICY])],
+    )
+    .issue(root)
+}
+
+fn jpki_auth_leaf(root: &Ca) -> Vec<u8> {
+    Leaf::new(
+        "JPKI auth",
+        auth_usage(),
+        vec![policies_ext(&[JPKI_AUTH_POLICY])],
+    )
+    .issue(root)
+}
+
+fn hpki_leaf(by: &Ca, policy: &str, actors: &[Vec<u8>]) -> Vec<u8> {
+    let mut exts = vec![policies_ext(&[policy])];
+    if !actors.is_empty() {
+        exts.push(sda_ext(actors));
+    }
+    Leaf::new(
+        "HPKI doctor",
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ],
+        exts,
+    )
+    .issue(by)
+}
+
+fn doctor() -> Vec<u8> {
+    hc_actor(Some("Medical Doctor"), None)
+}
+
+// ---- accepted ----
+
+#[test]
+fn good_chain_every_purpose() {
+    let p = profile();
+    let jroot = ca("J-LIS test root");
+    let jstore = store(StoreKind::Jpki, &jroot);
+    for (leaf, purpose) in [
+        (jpki_sign_leaf(&jroot), Purpose::JpkiSign),
+        (jpki_auth_leaf(&jroot), Purpose::JpkiAuth),
+    ] {
+        let chain = verify_chain(&leaf, &[], &jstore, purpose, now()).unwrap();
+        assert_eq!(chain.certs().len(), 2);
+        p.check(&chain).unwrap();
+    }
+
+    let hroot = ca("HPKI test root");
+    let hsub = intermediate("HPKI test sub CA", &hroot);
+    let hstore = store(StoreKind::Hpki, &hroot);
+    for (policy, purpose) in [
+        (HPKI_SIGN_POLICY, Purpose::HpkiSign),
+        (HPKI_AUTH_POLICY, Purpose::HpkiAuth),
+    ] {
+        let leaf = hpki_leaf(&hsub, policy, &[doctor()]);
+        let chain = verify_chain(&leaf, &[&hsub.der], &hstore, purpose, now()).unwrap();
+        assert_eq!(chain.certs().len(), 3);
+        p.check(&chain).unwrap();
+        assert_eq!(
+            p.require_role(chain.leaf(), &[Role::MedicalDoctor])
+                .unwrap(),
+            Role::MedicalDoctor
+        );
+    }
+
+    let froot = ca("Facility CA");
+    let fstore = store(StoreKind::Facility, &froot);
+    let leaf = Leaf::new("viewer-01", auth_usage(), vec![]).issue(&froot);
+    let chain = verify_chain(&leaf, &[], &fstore, Purpose::Facility, now()).unwrap();
+    p.check(&chain).unwrap();
+}
+
+#[test]
+fn anchors_load_from_pem() {
+    let root = ca("PEM root");
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64(&root.der)
+    );
+    let mut s = TrustStore::new(StoreKind::Jpki);
+    assert_eq!(s.add_pem(pem.as_bytes()).unwrap(), 1);
+    verify_chain(&jpki_sign_leaf(&root), &[], &s, Purpose::JpkiSign, now()).unwrap();
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn role_from_free_text_accepted() {
+    let root = ca("HPKI root");
+    let leaf = hpki_leaf(
+        &root,
+        HPKI_AUTH_POLICY,
+        &[hc_actor(None, Some("Medical Doctor"))],
+    );
+    let chain = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Hpki, &root),
+        Purpose::HpkiAuth,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        hc_roles(chain.leaf(), HC_ROLE_ISO17090).unwrap(),
+        ["Medical Doctor"]
+    );
+    profile()
+        .require_role(chain.leaf(), &[Role::MedicalDoctor])
+        .unwrap();
+}
+
+// ---- refused: stage one ----
+
+#[test]
+fn expired_refused() {
+    let root = ca("J-LIS root");
+    let mut l = Leaf::new("old", sign_usage(), vec![policies_ext(&[JPKI_SIGN_POLICY])]);
+    l.from = (2020, 1, 1);
+    l.to = (2025, 1, 1);
+    let err = verify_chain(
+        &l.issue(&root),
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, CertError::Expired { subject, .. } if subject.contains("old")),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_yet_valid_refused() {
+    let root = ca("J-LIS root");
+    let mut l = Leaf::new(
+        "future",
+        sign_usage(),
+        vec![policies_ext(&[JPKI_SIGN_POLICY])],
+    );
+    l.from = (2027, 1, 1);
+    let err = verify_chain(
+        &l.issue(&root),
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertError::NotYetValid { .. }), "{err}");
+    // The anchor's own validity counts too.
+    let err = verify_chain(
+        &jpki_sign_leaf(&root),
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        at(2036, 1, 1),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertError::Expired { .. }), "{err}");
+}
+
+#[test]
+fn unknown_ca_refused() {
+    let trusted = ca("J-LIS root");
+    let rogue = ca("Rogue root");
+    let err = verify_chain(
+        &jpki_sign_leaf(&rogue),
+        &[],
+        &store(StoreKind::Jpki, &trusted),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, CertError::UnknownIssuer { issuer, .. } if issuer.contains("Rogue")),
+        "{err}"
+    );
+}
+
+#[test]
+fn same_name_different_key_is_bad_signature() {
+    let trusted = ca("J-LIS root");
+    let impostor = ca("J-LIS root");
+    let err = verify_chain(
+        &jpki_sign_leaf(&impostor),
+        &[],
+        &store(StoreKind::Jpki, &trusted),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertError::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn tampered_signature_refused() {
+    let root = ca("J-LIS root");
+    let mut leaf = jpki_sign_leaf(&root);
+    let last = leaf.len() - 1;
+    leaf[last] ^= 0x01;
+    let err = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, CertError::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn leaf_as_issuer_is_not_a_ca() {
+    let root = ca("Facility CA");
+    let fake_ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn("not a CA");
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.is_ca = IsCa::ExplicitNoCa;
+    let der = p
+        .signed_by(&fake_ca_key, &root.issuer)
+        .unwrap()
+        .der()
+        .to_vec();
+    let fake = Ca {
+        der,
+        issuer: Issuer::new(p, fake_ca_key),
+    };
+    let leaf = Leaf::new("victim", auth_usage(), vec![]).issue(&fake);
+    let err = verify_chain(
+        &leaf,
+        &[&fake.der],
+        &store(StoreKind::Facility, &root),
+        Purpose::Facility,
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, CertError::NotCa { subject, .. } if subject.contains("not a CA")),
+        "{err}"
+    );
+}
+
+#[test]
+fn key_usage_and_store_mismatch_refused() {
+    let root = ca("J-LIS root");
+    let s = store(StoreKind::Jpki, &root);
+    // Signing usage only: not an authentication certificate.
+    let leaf = Leaf::new(
+        "sign only",
+        sign_usage(),
+        vec![policies_ext(&[JPKI_AUTH_POLICY])],
+    )
+    .issue(&root);
+    let err = verify_chain(&leaf, &[], &s, Purpose::JpkiAuth, now()).unwrap_err();
+    assert!(matches!(err, CertError::KeyUsage { .. }), "{err}");
+    // A JPKI store cannot vouch for an HPKI purpose.
+    let err = verify_chain(&jpki_auth_leaf(&root), &[], &s, Purpose::HpkiAuth, now()).unwrap_err();
+    assert!(matches!(err, CertError::WrongStore { .. }), "{err}");
+}
+
+// ---- refused: revocation ----
+
+fn crl(by: &Ca, revoked: &[u64]) -> Vec<u8> {
+    CertificateRevocationListParams {
+        this_update: date_time_ymd(2026, 5, 1),
+        next_update: date_time_ymd(2026, 7, 1),
+        crl_number: SerialNumber::from(7u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|&s| RevokedCertParams {
+                serial_number: SerialNumber::from(s),
+                revocation_time: date_time_ymd(2026, 5, 15),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&by.issuer)
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+#[test]
+fn revoked_by_crl_refused() {
+    let root = ca("J-LIS root");
+    let s = store(StoreKind::Jpki, &root);
+    let mut bad = Leaf::new(
+        "revoked",
+        sign_usage(),
+        vec![policies_ext(&[JPKI_SIGN_POLICY])],
+    );
+    bad.serial = 666;
+    let bad = verify_chain(&bad.issue(&root), &[], &s, Purpose::JpkiSign, now()).unwrap();
+    let good = verify_chain(&jpki_sign_leaf(&root), &[], &s, Purpose::JpkiSign, now()).unwrap();
+
+    let mut crls = CrlFile::new();
+    crls.add_der(&crl(&root, &[666, 12345])).unwrap();
+    let err = crls.check_chain(&bad, now()).unwrap_err();
+    assert!(
+        matches!(&err, CertError::Revoked { subject, .. } if subject.contains("revoked")),
+        "{err}"
+    );
+    crls.check_chain(&good, now()).unwrap();
+    // Before the revocation date the certificate was still good.
+    crls.check_chain(&bad, at(2026, 5, 10)).unwrap();
+    // A stale CRL does not answer.
+    let err = crls.check_chain(&good, at(2026, 8, 1)).unwrap_err();
+    assert!(matches!(err, CertError::RevocationUnknown { .. }), "{err}");
+}
+
+#[test]
+fn crl_signed_by_impostor_does_not_answer() {
+    let root = ca("J-LIS root");
+    let impostor = ca("J-LIS root");
+    let chain = verify_chain(
+        &jpki_sign_leaf(&root),
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let mut crls = CrlFile::new();
+    crls.add_der(&crl(&impostor, &[])).unwrap();
+    let err = crls.check_chain(&chain, now()).unwrap_err();
+    assert!(matches!(err, CertError::RevocationUnknown { .. }), "{err}");
+    assert!(CrlFile::new().check_chain(&chain, now()).is_err());
+}
+
+// ---- refused: stage two ----
+
+#[test]
+fn missing_hc_role_refused() {
+    let root = ca("HPKI root");
+    let leaf = hpki_leaf(&root, HPKI_AUTH_POLICY, &[]);
+    let chain = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Hpki, &root),
+        Purpose::HpkiAuth,
+        now(),
+    )
+    .unwrap();
+    let p = profile();
+    assert!(matches!(
+        p.check(&chain),
+        Err(CertError::MissingRole { .. })
+    ));
+    assert!(matches!(
+        p.require_role(chain.leaf(), &[Role::MedicalDoctor]),
+        Err(CertError::MissingRole { .. })
+    ));
+}
+
+#[test]
+fn pharmacist_where_doctor_required_refused() {
+    let root = ca("HPKI root");
+    let leaf = hpki_leaf(
+        &root,
+        HPKI_AUTH_POLICY,
+        &[hc_actor(Some("Pharmacist"), Some("薬剤師"))],
+    );
+    let chain = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Hpki, &root),
+        Purpose::HpkiAuth,
+        now(),
+    )
+    .unwrap();
+    let p = profile();
+    p.check(&chain).unwrap();
+    assert_eq!(p.roles(chain.leaf()).unwrap(), [Role::Pharmacist]);
+    let err = p
+        .require_role(chain.leaf(), &[Role::MedicalDoctor])
+        .unwrap_err();
+    assert!(
+        matches!(&err, CertError::RoleNotAllowed { held, .. } if held.contains("Pharmacist")),
+        "{err}"
+    );
+    assert_eq!(
+        p.require_role(chain.leaf(), &[Role::Pharmacist, Role::MedicalDoctor])
+            .unwrap(),
+        Role::Pharmacist
+    );
+}
+
+#[test]
+fn jpki_auth_certificate_cannot_sign_consent() {
+    let root = ca("J-LIS root");
+    // Give the auth certificate nonRepudiation too, so only the policy tells.
+    let leaf = Leaf::new(
+        "JPKI auth",
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ],
+        vec![policies_ext(&[JPKI_AUTH_POLICY])],
+    )
+    .issue(&root);
+    let chain = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Jpki, &root),
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let err = profile().check(&chain).unwrap_err();
+    assert!(
+        matches!(&err, CertError::Policy { purpose: Purpose::JpkiSign, needed, .. } if needed == JPKI_SIGN_POLICY),
+        "{err}"
+    );
+}
+
+#[test]
+fn hpki_without_configured_policy_fails_closed() {
+    let root = ca("HPKI root");
+    let leaf = hpki_leaf(&root, HPKI_AUTH_POLICY, &[doctor()]);
+    let chain = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Hpki, &root),
+        Purpose::HpkiAuth,
+        now(),
+    )
+    .unwrap();
+    let p = Profile::new(ProfileConfig::default());
+    assert!(matches!(p.check(&chain), Err(CertError::Policy { .. })));
+}
+
+// ---- hostile input ----
+
+#[test]
+fn hostile_der_errors_never_panic() {
+    let root = ca("HPKI root");
+    let s = store(StoreKind::Hpki, &root);
+    let leaf = hpki_leaf(&root, HPKI_AUTH_POLICY, &[doctor()]);
+
+    // Random bytes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in [0usize, 1, 2, 17, 300, 2000] {
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(verify_chain(&junk, &[], &s, Purpose::HpkiAuth, now()).is_err());
+        assert!(ParsedCert::from_der(&junk).is_err());
+        assert!(TrustStore::new(StoreKind::Hpki).add_der(&junk).is_err());
+        assert!(CrlFile::new().add_der(&junk).is_err());
+    }
+
+    // Every truncation and every single-byte flip: errors or (for bytes the
+    // signature does not cover meaningfully) some answer, never a panic.
+    let p = profile();
+    let mut parsed_mutants = 0;
+    for cut in 0..leaf.len() {
+        assert!(verify_chain(&leaf[..cut], &[], &s, Purpose::HpkiAuth, now()).is_err());
+    }
+    for i in 0..leaf.len() {
+        let mut m = leaf.clone();
+        m[i] ^= 0xff;
+        let _ = verify_chain(&m, &[], &s, Purpose::HpkiAuth, now());
+        if let Ok(c) = ParsedCert::from_der(&m) {
+            parsed_mutants += 1;
+            let _ = hc_roles(&c, HC_ROLE_ISO17090);
+            let _ = p.require_role(&c, &[Role::MedicalDoctor]);
+        }
+    }
+    // The mutants reach the profile decoders, not only the parser.
+    assert!(parsed_mutants > leaf.len() / 4, "{parsed_mutants}");
+}
+
+#[test]
+fn truncated_hc_role_extension_is_an_error() {
+    let root = ca("HPKI root");
+    let full = sda_content(&[doctor()]);
+    let mut checked = 0;
+    for cut in [1, 5, full.len() / 2, full.len() - 1] {
+        let mut bad = full[..cut].to_vec();
+        // Keep the outer length claiming the full size.
+        if bad.len() > 1 {
+            bad[1] = (full.len() - 2) as u8;
+        }
+        let ext = CustomExtension::from_oid_content(&arcs("2.5.29.9"), bad);
+        let leaf = Leaf::new(
+            "broken",
+            auth_usage(),
+            vec![policies_ext(&[HPKI_AUTH_POLICY]), ext],
+        )
+        .issue(&root);
+        let Ok(c) = ParsedCert::from_der(&leaf) else {
+            continue;
+        };
+        assert!(
+            matches!(hc_roles(&c, HC_ROLE_ISO17090), Err(CertError::Parse { .. })),
+            "cut {cut}"
+        );
+        assert!(profile().require_role(&c, &[Role::MedicalDoctor]).is_err());
+        checked += 1;
+    }
+    assert!(checked > 0, "x509-parser refused every truncated extension");
+}
+
+#[test]
+fn crl_urls_listed_for_a_fetcher() {
+    let root = ca("J-LIS root");
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn("with CRL DP");
+    p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec!["http://crl.example.invalid/jpki.crl".into()],
+    }];
+    let der = p.signed_by(&key, &root.issuer).unwrap().der().to_vec();
+    let c = ParsedCert::from_der(&der).unwrap();
+    assert_eq!(
+        crl_urls(&c).unwrap(),
+        ["http://crl.example.invalid/jpki.crl"]
+    );
+    let none = ParsedCert::from_der(&jpki_sign_leaf(&root)).unwrap();
+    assert!(crl_urls(&none).unwrap().is_empty());
+}
+
+#[test]
+fn unknown_critical_extension_refused() {
+    let root = ca("Facility CA");
+    let mut ext = CustomExtension::from_oid_content(&arcs("1.3.6.1.4.1.99999.1"), vec![0x05, 0x00]);
+    ext.set_criticality(true);
+    let leaf = Leaf::new("odd", auth_usage(), vec![ext]).issue(&root);
+    let err = verify_chain(
+        &leaf,
+        &[],
+        &store(StoreKind::Facility, &root),
+        Purpose::Facility,
+        now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, CertError::UnknownCriticalExtension { oid, .. } if oid == "1.3.6.1.4.1.99999.1"),
+        "{err}"
+    );
+}

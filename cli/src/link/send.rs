@@ -17,13 +17,16 @@ use med8k_engine::codec::{self, Mode};
 use med8k_engine::gst::SourceOptions;
 use med8k_engine::picture::Picture;
 use med8k_engine::pipeline::Shutdown;
-use med8k_transport::driver::{Client, Link};
+use med8k_transport::driver::{Dialer, Link};
 use med8k_transport::proto::{Capabilities, Event, FrameHeader, ObjectKind, ObjectOffer};
 use med8k_transport::site::SiteConfig;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::{count_lost, development_credentials, frame_header, mbps};
+
+/// Attempts to reach the receiver before giving up (with backoff between).
+const CONNECT_ATTEMPTS: u32 = 5;
 use crate::{Outcome, on_ctrl_c};
 
 /// Coded frames waiting for the link.
@@ -147,15 +150,22 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
 
     let rt = super::runtime()?;
     rt.block_on(async {
-        let mut link = Client::connect(
+        // A receiver that is not up yet (or a link that does not answer)
+        // is tried again with backoff; a refusal is final at once.
+        let mut dialer = Dialer::new(
             args.to,
-            &site,
-            &facility,
+            site,
+            facility.clone(),
             development_credentials(),
-            &driver,
+            driver.clone(),
         )
-        .await
-        .with_context(|| format!("connecting to {facility} at {}", args.to))?;
+        .on_retry(|attempt, error, delay| {
+            tracing::warn!(attempt, %error, ?delay, "connecting failed, trying again");
+        });
+        let mut link = dialer
+            .connect(Some(CONNECT_ATTEMPTS))
+            .await
+            .with_context(|| format!("connecting to {facility} at {}", args.to))?;
         wait_open(&mut link).await?;
         println!("connected to {facility} at {}", args.to);
 

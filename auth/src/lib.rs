@@ -6,10 +6,12 @@
 //! - [`cert`]: the two-stage certificate checks for JPKI, HPKI and facility
 //!   certificates: the chain to a trust anchor of the purpose's store, then
 //!   the profile (policy OIDs, HPKI hcRole), and revocation (CRLs; an OCSP
-//!   interface).
+//!   interface);
+//! - [`audit`]: the hash-chained, append-only audit log of ATNA-shaped events
+//!   (identifiers hashed, no patient data) and its verifier.
 //!
 //! Still to come: the identity trait over PKCS#11 and key files, login,
-//! the consent record and ledger, the transport `Gate`, and the audit log.
+//! the consent record and ledger, and the transport `Gate`.
 //!
 //! ```no_run
 //! for m in med8k_auth::pkcs11::configured_modules() {
@@ -18,5 +20,6 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cert;
 pub mod pkcs11;

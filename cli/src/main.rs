@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 failure (bad input, a device or pipeline error);
 //! 2 usage error; 130 stopped by Ctrl-C.
 
+mod audit;
 mod av1;
 mod bench;
 mod codec;
@@ -72,6 +73,22 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// The audit log of consent decisions and transfers.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the log's hash chain; names the first altered, removed,
+    /// reordered or garbled entry.
+    Verify {
+        /// The audit log (JSON Lines).
+        #[arg(long)]
+        log: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +154,9 @@ fn main() -> ExitCode {
         } => link::bench::bench_link(&args),
         Command::Serve(args) => link::serve::serve(&args),
         Command::Send(args) => link::send::send(&args),
+        Command::Audit {
+            command: AuditCommand::Verify { log },
+        } => audit::verify(&log),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -1,0 +1,578 @@
+//! The audit trail: every consent decision and every transfer, as an event
+//! shaped like an IHE ATNA audit message, appended to a hash-chained log.
+//!
+//! # Events
+//!
+//! An [`AuditEvent`] says what happened ([`EventKind`], ATNA's EventID), when
+//! (`time`, given by the caller: this module never reads the clock), who took
+//! part ([`Participant`]s, ATNA's ActiveParticipant), on what (`object`, such
+//! as a study UID) and how it ended ([`Outcome`]).
+//!
+//! **No patient data goes into the log.** People and facilities appear only
+//! as [`hash_identifier`]`(salt, raw_id)`: the hex SHA-256 of a site salt
+//! followed by the identifier. The raw identifier never reaches the file, and
+//! [`AuditLog::append`] refuses a participant whose `id_hash` is not such a
+//! hash. `object` carries identifiers of things (study, series, transfer
+//! UIDs), never names or birth dates; `detail` is free text and callers must
+//! not put patient data in it either.
+//!
+//! # The file
+//!
+//! JSON Lines, one entry per line, each line ended by `\n`:
+//!
+//! ```text
+//! {"seq":1,"prev":"000…000","event":{…},"hash":"9f2c…"}
+//! ```
+//!
+//! - `seq` counts entries from 1, so entry `n` is line `n`;
+//! - `prev` is the hex SHA-256 of the previous line's bytes (without its
+//!   `\n`), or 64 zeros for the first entry;
+//! - `hash` is the hex SHA-256 of `seq` (8 bytes, big-endian), then `prev`
+//!   (its 64 ASCII hex digits), then the event serialized as compact JSON
+//!   with its fields in declaration order and absent options as `null`.
+//!
+//! [`verify`] walks the file and names the first line that does not fit:
+//! an altered entry fails its `hash` (or breaks the next `prev`), a removed
+//! or reordered one breaks `seq` and `prev`, a truncated or garbled line does
+//! not parse. Lines are bounded by [`MAX_LINE`]; hostile files give errors,
+//! never panics.
+//!
+//! Limits: the chain is unkeyed, so it proves the file is internally
+//! consistent, not who wrote it; someone able to rewrite the whole file can
+//! recompute every hash. Removing entries from the *end* leaves a valid,
+//! shorter chain: compare [`VerifyReport::entries`] and
+//! [`VerifyReport::head`] with a copy kept elsewhere to detect that.
+//! One [`AuditLog`] writes a file at a time.
+//!
+//! ```no_run
+//! use med8k_auth::audit::{
+//!     hash_identifier, AuditEvent, AuditLog, EventKind, Outcome, Participant, Role,
+//! };
+//!
+//! let mut log = AuditLog::open("audit.jsonl")?;
+//! let now_us = 1_700_000_000_000_000;
+//! let event = AuditEvent::new(EventKind::AccessPermitted, now_us, Outcome::Success)
+//!     .with_participant(Participant::new(Role::Physician, b"site salt", "HPKI-123"))
+//!     .with_object("1.2.392.200036.9116.2.6.1.48");
+//! log.append(&event)?;
+//! let report = med8k_auth::audit::verify("audit.jsonl")?;
+//! println!("{} entries, chain intact", report.entries);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The longest line, `\n` excluded, that the log writes or reads (64 KiB).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// `prev` of the first entry.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened (ATNA EventID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    /// A patient granted consent.
+    ConsentGranted,
+    /// A patient revoked consent.
+    ConsentRevoked,
+    /// An access request was allowed.
+    AccessPermitted,
+    /// An access request was refused.
+    AccessDenied,
+    /// A user authenticated (or failed to).
+    Login,
+    /// A transfer to or from another site began.
+    TransferStarted,
+    /// A transfer finished with everything delivered.
+    TransferCompleted,
+    /// A transfer stopped before finishing.
+    TransferFailed,
+}
+
+/// The part a participant played (ATNA ActiveParticipant role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// A physician (identified by an HPKI certificate).
+    Physician,
+    /// A patient (identified by a JPKI certificate).
+    Patient,
+    /// A facility (hospital, site).
+    Facility,
+    /// med8k itself or another process.
+    System,
+}
+
+/// How the event ended (ATNA EventOutcomeIndicator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed, but recoverably.
+    MinorFailure,
+    /// It failed and the action was not carried out.
+    SeriousFailure,
+}
+
+/// Someone or something that took part in an event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Participant {
+    /// The part played.
+    pub role: Role,
+    /// [`hash_identifier`] of the identifier: 64 lowercase hex digits,
+    /// never the identifier itself.
+    pub id_hash: String,
+}
+
+impl Participant {
+    /// A participant identified by `raw_id`, which is hashed with `salt`
+    /// here and never stored.
+    pub fn new(role: Role, salt: &[u8], raw_id: &str) -> Self {
+        Self {
+            role,
+            id_hash: hash_identifier(salt, raw_id),
+        }
+    }
+}
+
+/// One audit event, shaped like an IHE ATNA message. Holds no patient data:
+/// see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    /// What happened.
+    pub event: EventKind,
+    /// When, in microseconds since the Unix epoch (UTC), from the caller's
+    /// clock.
+    pub time: u64,
+    /// Who took part, identifiers hashed.
+    pub participants: Vec<Participant>,
+    /// What it was about, e.g. a study UID; never patient data.
+    pub object: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Free text for people reading the log (a reason, a peer address).
+    /// Callers must not put patient data here.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event with no participants, object or detail yet.
+    pub fn new(event: EventKind, time: u64, outcome: Outcome) -> Self {
+        Self {
+            event,
+            time,
+            participants: Vec::new(),
+            object: None,
+            outcome,
+            detail: None,
+        }
+    }
+
+    /// Adds a participant.
+    #[must_use]
+    pub fn with_participant(mut self, participant: Participant) -> Self {
+        self.participants.push(participant);
+        self
+    }
+
+    /// Sets the object (a study or transfer UID; no patient data).
+    #[must_use]
+    pub fn with_object(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
+    }
+
+    /// Sets the detail text (no patient data).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// The hex SHA-256 of `salt` followed by `raw_id`: how people and facilities
+/// appear in the log. The same salt and identifier always give the same
+/// hash, so entries about one person can be matched without naming them;
+/// keep the salt secret and per site so hashes cannot be reversed by
+/// trying known identifiers.
+pub fn hash_identifier(salt: &[u8], raw_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(raw_id.as_bytes());
+    hex(&h.finalize())
+}
+
+/// One line of the file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    seq: u64,
+    prev: String,
+    event: AuditEvent,
+    hash: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn line_digest(line: &[u8]) -> String {
+    hex(&Sha256::digest(line))
+}
+
+fn entry_hash(seq: u64, prev: &str, event: &AuditEvent) -> String {
+    let mut h = Sha256::new();
+    h.update(seq.to_be_bytes());
+    h.update(prev.as_bytes());
+    // Serializing plain structs, enums, strings and integers cannot fail.
+    h.update(serde_json::to_vec(event).unwrap_or_default());
+    hex(&h.finalize())
+}
+
+/// Why a log failed verification or could not be opened for appending.
+/// Lines count from 1; entry `n` belongs on line `n`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The file could not be opened or read.
+    #[error("reading {path}: {source}", path = path.display())]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A line is longer than [`MAX_LINE`].
+    #[error("line {line}: longer than {MAX_LINE} bytes")]
+    LineTooLong {
+        /// The line.
+        line: u64,
+    },
+    /// The file ends without `\n`: the last line was cut short.
+    #[error("line {line}: incomplete (no newline at the end; truncated?)")]
+    Incomplete {
+        /// The line.
+        line: u64,
+    },
+    /// A line is not a well-formed entry (garbled, truncated, not JSON).
+    #[error("line {line}: not a valid entry ({reason})")]
+    Malformed {
+        /// The line.
+        line: u64,
+        /// What is wrong, without echoing the line's contents.
+        reason: String,
+    },
+    /// An entry's `seq` is not the next number: an entry before it was
+    /// removed, or entries were reordered.
+    #[error(
+        "line {line}: entry {found} where entry {expected} belongs (entry removed or reordered)"
+    )]
+    Sequence {
+        /// The line.
+        line: u64,
+        /// The `seq` that belongs on this line.
+        expected: u64,
+        /// The `seq` found.
+        found: u64,
+    },
+    /// An entry's `prev` is not the digest of the line before it: that line
+    /// was altered, or the entries around it were removed or reordered.
+    #[error(
+        "line {line} (entry {seq}): does not follow the line before it (altered, removed or reordered entry)"
+    )]
+    BrokenLink {
+        /// The line.
+        line: u64,
+        /// Its `seq`.
+        seq: u64,
+    },
+    /// An entry's `hash` does not match its contents: it was altered.
+    #[error("line {line} (entry {seq}): hash does not match its contents (entry altered)")]
+    HashMismatch {
+        /// The line.
+        line: u64,
+        /// Its `seq`.
+        seq: u64,
+    },
+}
+
+/// What [`verify`] found in an intact log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// How many entries the log holds.
+    pub entries: u64,
+    /// The hex SHA-256 of the last line (64 zeros for an empty log): the
+    /// `prev` of the next entry. Keep it elsewhere to detect entries
+    /// removed from the end.
+    pub head: String,
+}
+
+/// Parses one line (without `\n`) and checks it against its own hash and
+/// the expected position. Returns the entry's `seq`.
+fn check_line(line_no: u64, bytes: &[u8], expected_prev: Option<&str>) -> Result<u64, AuditError> {
+    let entry: Entry = serde_json::from_slice(bytes).map_err(|e| AuditError::Malformed {
+        line: line_no,
+        reason: describe(&e),
+    })?;
+    if entry.seq != line_no {
+        return Err(AuditError::Sequence {
+            line: line_no,
+            expected: line_no,
+            found: entry.seq,
+        });
+    }
+    let link_ok = match expected_prev {
+        Some(prev) => entry.prev == prev,
+        None => is_sha256_hex(&entry.prev) && (line_no != 1 || entry.prev == GENESIS),
+    };
+    if !link_ok {
+        return Err(AuditError::BrokenLink {
+            line: line_no,
+            seq: entry.seq,
+        });
+    }
+    if entry.hash != entry_hash(entry.seq, &entry.prev, &entry.event) {
+        return Err(AuditError::HashMismatch {
+            line: line_no,
+            seq: entry.seq,
+        });
+    }
+    Ok(entry.seq)
+}
+
+/// A serde_json error without the offending text (which could be anything).
+fn describe(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "bad JSON",
+        serde_json::error::Category::Data => "unexpected field or value",
+        serde_json::error::Category::Eof => "ends early",
+    };
+    format!("{what} at column {}", e.column())
+}
+
+/// Reads the next line into `buf` (without `\n`). `Ok(false)` at the end of
+/// the file.
+fn next_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    line_no: u64,
+    path: &Path,
+) -> Result<bool, AuditError> {
+    buf.clear();
+    let limit = u64::try_from(MAX_LINE + 1).unwrap_or(u64::MAX);
+    let n = reader
+        .by_ref()
+        .take(limit)
+        .read_until(b'\n', buf)
+        .map_err(|source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        Ok(true)
+    } else if buf.len() > MAX_LINE {
+        Err(AuditError::LineTooLong { line: line_no })
+    } else {
+        Err(AuditError::Incomplete { line: line_no })
+    }
+}
+
+/// Checks the whole chain of the log at `path`, naming the first line that
+/// is altered, out of place, missing its predecessor, or garbled.
+pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut head = GENESIS.to_owned();
+    let mut entries = 0u64;
+    while next_line(&mut reader, &mut buf, entries + 1, path)? {
+        entries += 1;
+        check_line(entries, &buf, Some(&head))?;
+        head = line_digest(&buf);
+    }
+    Ok(VerifyReport { entries, head })
+}
+
+/// An append-only, hash-chained audit log file. See the [module docs](self)
+/// for the format.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: File,
+    path: PathBuf,
+    /// `seq` of the last entry (0 when empty).
+    last_seq: u64,
+    /// Digest of the last line (genesis when empty).
+    head: String,
+    /// A write failed part-way; the file may end in a partial line.
+    poisoned: bool,
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) the log at `path` to append to it.
+    ///
+    /// Reads the last line to continue the chain; it must be a complete,
+    /// self-consistent entry in its place, or this fails naming it (run
+    /// [`verify`] for the whole file). Earlier lines are not checked here.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        let path = path.as_ref().to_owned();
+        let io_err = |source| AuditError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err)?;
+
+        // Count lines and find where the last one starts.
+        let mut lines = 0u64;
+        let mut last_nl: Option<u64> = None;
+        let mut before_last_nl: Option<u64> = None;
+        let mut pos = 0u64;
+        let mut ends_with_nl = true;
+        let mut chunk = vec![0u8; 64 * 1024];
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        loop {
+            let n = match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            for (i, &b) in chunk[..n].iter().enumerate() {
+                if b == b'\n' {
+                    lines += 1;
+                    before_last_nl = last_nl;
+                    last_nl = Some(pos + i as u64);
+                }
+            }
+            ends_with_nl = chunk[n - 1] == b'\n';
+            pos += n as u64;
+        }
+        if !ends_with_nl {
+            return Err(AuditError::Incomplete { line: lines + 1 });
+        }
+        let Some(last_nl) = last_nl else {
+            // Empty file.
+            return Ok(Self {
+                file,
+                path,
+                last_seq: 0,
+                head: GENESIS.to_owned(),
+                poisoned: false,
+            });
+        };
+        let start = before_last_nl.map_or(0, |p| p + 1);
+        let len = last_nl - start;
+        if len > MAX_LINE as u64 {
+            return Err(AuditError::LineTooLong { line: lines });
+        }
+        let mut line = vec![0u8; len as usize];
+        file.seek(SeekFrom::Start(start)).map_err(io_err)?;
+        file.read_exact(&mut line).map_err(io_err)?;
+        let seq = check_line(lines, &line, None)?;
+        Ok(Self {
+            file,
+            path,
+            last_seq: seq,
+            head: line_digest(&line),
+            poisoned: false,
+        })
+    }
+
+    /// The file this log writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many entries the log holds.
+    pub fn len(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Whether the log holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.last_seq == 0
+    }
+
+    /// Appends `event` and waits until it is on disk (`sync_data`). Returns
+    /// its `seq`.
+    ///
+    /// Fails with `InvalidInput` for a participant whose `id_hash` is not a
+    /// [`hash_identifier`] (64 lowercase hex digits) or an entry longer than
+    /// [`MAX_LINE`]; nothing is written then. After a failed write the log
+    /// refuses further appends: reopen it (which checks the last line).
+    pub fn append(&mut self, event: &AuditEvent) -> io::Result<u64> {
+        if self.poisoned {
+            return Err(io::Error::other(
+                "an earlier append failed; reopen the audit log",
+            ));
+        }
+        if let Some(i) = event
+            .participants
+            .iter()
+            .position(|p| !is_sha256_hex(&p.id_hash))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("participant {i}: id_hash is not a hash_identifier() value"),
+            ));
+        }
+        let seq = self.last_seq + 1;
+        let hash = entry_hash(seq, &self.head, event);
+        let entry = Entry {
+            seq,
+            prev: self.head.clone(),
+            event: event.clone(),
+            hash,
+        };
+        let mut line = serde_json::to_vec(&entry)?;
+        if line.len() > MAX_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("audit entry of {} bytes exceeds {MAX_LINE}", line.len()),
+            ));
+        }
+        let head = line_digest(&line);
+        line.push(b'\n');
+        if let Err(e) = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+        {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.last_seq = seq;
+        self.head = head;
+        Ok(seq)
+    }
+}

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use med8k_engine::codec::gpu::{GpuContext, GpuDecoder, GpuEncoder};
+use med8k_engine::codec::gpu::{GpuContext, GpuDecoder};
 use med8k_engine::codec::sequence::{self, SequenceWriter};
+use med8k_engine::codec::stage;
 use med8k_engine::codec::{self, Config, Encoder};
 use med8k_engine::gst::SourceOptions;
 use med8k_engine::imageio::{self, RawFrames, RawSpec};
@@ -92,10 +93,11 @@ pub struct DecodeArgs {
 
 /// An encoder on the chosen backend.
 pub fn encoder(config: &Config, backend: Backend) -> anyhow::Result<Encoder> {
-    Ok(match backend {
-        Backend::Cpu => config.new_encoder()?,
-        Backend::Gpu => config.new_encoder_with(Box::new(GpuEncoder::new(gpu()?)))?,
-    })
+    let backend = match backend {
+        Backend::Cpu => stage::Backend::Cpu,
+        Backend::Gpu => stage::Backend::Gpu,
+    };
+    Ok(backend.encoder(config)?.0)
 }
 
 /// The GPU context, or an error saying why there is none.

@@ -1,19 +1,13 @@
 //! `med8k audit verify` on logs written through the auth crate.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::med8k;
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role};
-
-fn med8k(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_med8k"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn write_log(path: &Path, n: u64) {
     let mut log = AuditLog::open(path).unwrap();

@@ -1,38 +1,13 @@
 //! The real `med8k` binary, run in temporary directories.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{assert_one_line_error, med8k, stderr};
 use tempfile::TempDir;
-
-fn med8k(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_med8k"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("MED8K_SAMPLES")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The command failed with exit code 1 and exactly one `med8k:` error line
-/// containing every one of `words`.
-fn assert_one_line_error(o: &Output, words: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("med8k: ")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    for w in words {
-        assert!(lines[0].contains(w), "`{w}` not in `{}`", lines[0]);
-    }
-}
 
 /// A small sample set, shared by the tests of one process.
 fn small_samples() -> &'static Path {

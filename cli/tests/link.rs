@@ -2,50 +2,19 @@
 //! sites on loopback with a PKI made for the test.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{assert_one_line_error, command, med8k, stderr, stdout};
 use med8k_transport::pki::Ephemeral;
 use tempfile::TempDir;
 
 const A: &str = "jp.hospital-a";
 const B: &str = "jp.hospital-b";
-
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_med8k"));
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("MED8K_SAMPLES")
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .env("RUST_LOG", "warn");
-    c
-}
-
-fn med8k(dir: &Path, args: &[&str]) -> Output {
-    command(dir, args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit code 1 and exactly one `med8k:` error line containing every word.
-fn assert_one_line_error(o: &Output, words: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("med8k: ")).collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    for w in words {
-        assert!(lines[0].contains(w), "`{w}` not in `{}`", lines[0]);
-    }
-}
 
 /// Two sites' certificates under one CA, a stranger CA, and a site
 /// configuration for each end.

@@ -1019,22 +1019,28 @@ impl EncodeBackend for GpuEncoder {
 }
 
 impl GpuEncoder {
+    /// The resident stripe's plan, with `steps` uploaded for its slices.
+    fn plan_with_steps(&self, steps: &Steps) -> Result<(&GpuCodec, &Plan), EncodeError> {
+        let codec = &self.codec;
+        let plan = codec
+            .plan
+            .as_ref()
+            .ok_or(EncodeError::Gpu("load first".into()))?;
+        codec
+            .ctx
+            .queue
+            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(&steps.gpu_words()));
+        Ok((codec, plan))
+    }
+
     /// Block sizes of the resident stripe's `slices` (numbered within the stripe).
     fn stripe_block_words(
         &mut self,
         steps: &Steps,
         slices: &[u32],
     ) -> Result<Vec<u32>, EncodeError> {
-        let codec = &self.codec;
-        let plan = codec
-            .plan
-            .as_ref()
-            .ok_or(EncodeError::Gpu("load first".into()))?;
+        let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
-        codec
-            .ctx
-            .queue
-            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(&steps.gpu_words()));
         let nb = geom.blocks.len() as u64;
         codec.run(&plan.measure.iter().collect::<Vec<_>>(), |enc| {
             enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
@@ -1057,16 +1063,8 @@ impl GpuEncoder {
 
     /// Code the resident stripe.
     fn stripe_encode(&mut self, steps: &Steps) -> Result<Coded, EncodeError> {
-        let codec = &self.codec;
-        let plan = codec
-            .plan
-            .as_ref()
-            .ok_or(EncodeError::Gpu("load first".into()))?;
+        let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
-        codec
-            .ctx
-            .queue
-            .write_buffer(&plan.steps, 0, bytemuck::cast_slice(&steps.gpu_words()));
         let nb = geom.blocks.len() as u64;
         let all: Vec<&Dispatch> = plan.write.iter().chain(&plan.gather).collect();
         codec.run(&all, |enc| {

@@ -22,4 +22,5 @@
 
 pub mod audit;
 pub mod cert;
+pub mod identity;
 pub mod pkcs11;

@@ -33,6 +33,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod detect;
 pub mod frame;
 pub mod gpu;
 pub mod gst;

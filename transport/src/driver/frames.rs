@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -86,18 +87,25 @@ pub(crate) async fn send(
         return;
     };
     let _ = stream.set_priority(priority(seq));
-    let done = tokio::time::timeout_at(deadline, write_frame(&mut stream, &header, &payload)).await;
+    let done = tokio::time::timeout_at(deadline, write_frame(&mut stream, header, payload)).await;
     if done.is_err() {
         let _ = stream.reset(VarInt::from_u32(codes::FRAME_EXPIRED));
     }
 }
 
-async fn write_frame(stream: &mut SendStream, header: &[u8], payload: &[u8]) -> Result<(), ()> {
-    stream.write_all(header).await.map_err(drop)?;
-    // In pieces, so the connection sends (this frame's header, other
-    // frames) while a large payload is copied in.
-    for piece in payload.chunks(WRITE_PIECE) {
-        stream.write_all(piece).await.map_err(drop)?;
+async fn write_frame(stream: &mut SendStream, header: Vec<u8>, payload: Vec<u8>) -> Result<(), ()> {
+    stream.write_chunk(header.into()).await.map_err(drop)?;
+    // Handed over without a copy, in pieces, so the connection sends (this
+    // frame's header, other frames) while the rest is queued.
+    let payload = Bytes::from(payload);
+    let mut at = 0;
+    while at < payload.len() {
+        let end = (at + WRITE_PIECE).min(payload.len());
+        stream
+            .write_chunk(payload.slice(at..end))
+            .await
+            .map_err(drop)?;
+        at = end;
     }
     stream.finish().map_err(drop)?;
     let _ = stream.set_priority(REPAIR_PRIORITY);

@@ -246,6 +246,17 @@ impl Link {
         event
     }
 
+    /// The next event if one is waiting, without waiting (a sender that
+    /// polls for loss reports between frames). `None` also once the
+    /// session's task has ended.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        let event = self.events.try_recv().ok();
+        if let Some(Event::Frame(f)) = &event {
+            self.shared.unqueue_frame(f.payload.len(), false);
+        }
+        event
+    }
+
     /// Events waiting for [`next_event`](Self::next_event) (a host falling
     /// behind sees it grow to [`DriverConfig::event_capacity`]).
     pub fn queued_events(&self) -> usize {
@@ -699,6 +710,7 @@ impl Driver {
         let now = Instant::now();
         match input {
             FrameInput::Header(h) => {
+                self.reorder.set_round_trip(self.conn.rtt());
                 self.reorder.header(now, h.channel, h.seq, h.payload_len);
                 self.session.handle_message(now, Message::FrameHeader(h))
             }
@@ -734,7 +746,7 @@ impl Driver {
     fn feed_frame(&mut self, now: Instant, channel: u16, seq: u64, payload: Payload) {
         let (data, permit) = payload;
         // The stream is read whole already: Continue/Stop is moot.
-        let _ = self.session.handle_frame_payload(now, channel, seq, &data);
+        let _ = self.session.handle_frame_payload(now, channel, seq, data);
         // The frame is settled (delivered as an event, or dropped): its
         // reader's share of the budget goes back.
         drop(permit);

@@ -18,6 +18,7 @@
 //! - At most `max_tracked` partial frames and `max_tracked` gaps per channel;
 //!   beyond that the oldest is declared lost.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -153,7 +154,7 @@ impl LiveRx {
         &mut self,
         channel: u16,
         seq: u64,
-        data: &[u8],
+        data: Cow<'_, [u8]>,
     ) -> Result<(FrameStream, Option<ReceivedFrame>), SessionError> {
         let Some(ch) = self.channels.get_mut(&channel) else {
             return Ok((FrameStream::Stop, None));
@@ -171,14 +172,20 @@ impl LiveRx {
                 expected: p.header.payload_len,
             });
         }
-        if p.payload.capacity() == 0 {
-            // Reserve a bounded first piece, not the announced length: memory
-            // follows the bytes that actually arrive (which QUIC flow control
-            // limits), not what a header claims.
-            p.payload
-                .reserve_exact(expected.min(INITIAL_PAYLOAD_RESERVE));
+        if p.payload.is_empty() && got == expected {
+            // The whole payload in one piece: kept as it is (no copy when
+            // the caller hands over its buffer).
+            p.payload = data.into_owned();
+        } else {
+            if p.payload.capacity() == 0 {
+                // Reserve a bounded first piece, not the announced length:
+                // memory follows the bytes that actually arrive (which QUIC
+                // flow control limits), not what a header claims.
+                p.payload
+                    .reserve_exact(expected.min(INITIAL_PAYLOAD_RESERVE));
+            }
+            p.payload.extend_from_slice(&data);
         }
-        p.payload.extend_from_slice(data);
         if got < expected {
             return Ok((FrameStream::Continue, None));
         }

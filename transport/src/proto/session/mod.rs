@@ -48,6 +48,7 @@ mod event;
 mod live;
 mod objects;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -386,17 +387,17 @@ impl Session {
 
     /// Payload bytes of live frame `channel`/`seq`, in stream order, after
     /// its header went through [`handle_message`](Self::handle_message).
-    pub fn handle_frame_payload(
+    pub fn handle_frame_payload<'a>(
         &mut self,
         _now: Instant,
         channel: u16,
         seq: u64,
-        data: &[u8],
+        data: impl Into<Cow<'a, [u8]>>,
     ) -> FrameStream {
         if self.state != State::Open {
             return FrameStream::Stop;
         }
-        let status = match self.live_rx.handle_payload(channel, seq, data) {
+        let status = match self.live_rx.handle_payload(channel, seq, data.into()) {
             Ok((status, frame)) => {
                 if let Some(frame) = frame {
                     self.out.events.push_back(Event::Frame(frame));

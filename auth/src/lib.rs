@@ -7,11 +7,17 @@
 //!   certificates: the chain to a trust anchor of the purpose's store, then
 //!   the profile (policy OIDs, HPKI hcRole), and revocation (CRLs; an OCSP
 //!   interface);
+//! - [`identity`]: the [`identity::Signer`] trait and its backends, PKCS#11
+//!   tokens and cards ([`identity::pkcs11`]) and key files
+//!   ([`identity::keyfile`]);
+//! - [`login`]: sans-IO challenge/response login for patients (JPKI) and
+//!   physicians (HPKI, with role);
+//! - [`issue`]: demo and test CAs, JPKI/HPKI/facility-shaped certificates
+//!   and CRLs;
 //! - [`audit`]: the hash-chained, append-only audit log of ATNA-shaped events
 //!   (identifiers hashed, no patient data) and its verifier.
 //!
-//! Still to come: the identity trait over PKCS#11 and key files, login,
-//! the consent record and ledger, and the transport `Gate`.
+//! Still to come: the consent record and ledger, and the transport `Gate`.
 //!
 //! ```no_run
 //! for m in med8k_auth::pkcs11::configured_modules() {
@@ -22,5 +28,8 @@
 
 pub mod audit;
 pub mod cert;
+pub mod consent;
 pub mod identity;
+pub mod issue;
+pub mod login;
 pub mod pkcs11;

@@ -83,6 +83,15 @@ pub fn probe(path: &Path) -> ModuleStatus {
     if !path.exists() {
         return ModuleStatus::Missing;
     }
+    // A module this process already uses for identities is asked through
+    // that context, and left initialised; none is opened meanwhile.
+    crate::identity::pkcs11::Module::with_opened(path, |opened| match opened {
+        Some(m) => status_of(m.context()),
+        None => probe_alone(path),
+    })
+}
+
+fn probe_alone(path: &Path) -> ModuleStatus {
     let ctx = match Pkcs11::new(path) {
         Ok(c) => c,
         Err(e) => return ModuleStatus::Failed(e.to_string()),
@@ -90,7 +99,13 @@ pub fn probe(path: &Path) -> ModuleStatus {
     if let Err(e) = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         return ModuleStatus::Failed(format!("C_Initialize: {e}"));
     }
-    let status = match (ctx.get_library_info(), ctx.get_slots_with_token()) {
+    let status = status_of(&ctx);
+    let _ = ctx.finalize();
+    status
+}
+
+fn status_of(ctx: &Pkcs11) -> ModuleStatus {
+    match (ctx.get_library_info(), ctx.get_slots_with_token()) {
         (Ok(info), Ok(slots)) => {
             let v = info.library_version();
             ModuleStatus::Loaded {
@@ -101,9 +116,7 @@ pub fn probe(path: &Path) -> ModuleStatus {
             }
         }
         (Err(e), _) | (_, Err(e)) => ModuleStatus::Failed(e.to_string()),
-    };
-    let _ = ctx.finalize();
-    status
+    }
 }
 
 #[cfg(test)]

@@ -8,95 +8,41 @@ use med8k_auth::cert::{
     PolicyRule, Profile, ProfileConfig, Purpose, Revocation, Role, StoreKind, TrustStore, crl_urls,
     hc_roles, verify_chain,
 };
+use med8k_auth::issue;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
     DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
     RevokedCertParams, SerialNumber, date_time_ymd,
 };
 
-// ---- a tiny DER writer for the extensions rcgen does not build ----
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend([0x81, n as u8]);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
-fn set(parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(0x31, &parts.concat())
-}
+// ---- the extensions rcgen does not build, from med8k_auth::issue ----
 
 fn arcs(dotted: &str) -> Vec<u64> {
-    dotted.split('.').map(|a| a.parse().unwrap()).collect()
-}
-
-fn oid(dotted: &str) -> Vec<u8> {
-    let a = arcs(dotted);
-    let mut body = Vec::new();
-    let mut push = |mut v: u64| {
-        let mut tmp = vec![(v & 0x7f) as u8];
-        v >>= 7;
-        while v > 0 {
-            tmp.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
-        }
-        tmp.reverse();
-        body.extend(tmp);
-    };
-    push(a[0] * 40 + a[1]);
-    for &x in &a[2..] {
-        push(x);
-    }
-    tlv(0x06, &body)
-}
-
-fn utf8(s: &str) -> Vec<u8> {
-    tlv(0x0c, s.as_bytes())
+    issue::der::arcs(dotted).unwrap()
 }
 
 fn policies_ext(oids: &[&str]) -> CustomExtension {
-    let infos: Vec<Vec<u8>> = oids.iter().map(|o| seq(&[oid(o)])).collect();
-    CustomExtension::from_oid_content(&arcs("2.5.29.32"), seq(&infos))
+    issue::policies_ext(oids).unwrap()
 }
 
 /// hcRole HCActor with codedData [0] EXPLICIT CodedData { [0] scheme,
 /// [1] codeDataValue, [2] codeDataFreeText }.
 fn hc_actor(value: Option<&str>, free_text: Option<&str>) -> Vec<u8> {
-    let mut fields = vec![tlv(0xa0, &oid("1.2.392.100495.1.6.1.1"))];
-    if let Some(v) = value {
-        fields.push(tlv(0xa1, &utf8(v)));
-    }
-    if let Some(t) = free_text {
-        fields.push(tlv(0xa2, &utf8(t)));
-    }
-    seq(&[tlv(0xa0, &seq(&fields))])
+    issue::hc_actor(value, free_text).unwrap()
 }
 
 fn sda_content(actors: &[Vec<u8>]) -> Vec<u8> {
-    let hc_actor_data = set(actors);
-    seq(&[seq(&[oid(HC_ROLE_ISO17090), set(&[hc_actor_data])])])
+    issue::sda_content(actors).unwrap()
 }
 
 fn sda_ext(actors: &[Vec<u8>]) -> CustomExtension {
-    CustomExtension::from_oid_content(&arcs("2.5.29.9"), sda_content(actors))
+    issue::sda_ext(actors).unwrap()
 }
 
 // ---- a small PKI ----
 
-const HPKI_SIGN_POLICY: &str = "1.2.392.100495.9.9.1";
-const HPKI_AUTH_POLICY: &str = "1.2.392.100495.9.9.2";
+const HPKI_SIGN_POLICY: &str = issue::DEMO_HPKI_SIGN_POLICY;
+const HPKI_AUTH_POLICY: &str = issue::DEMO_HPKI_AUTH_POLICY;
 
 fn at(y: i32, m: u8, d: u8) -> SystemTime {
     let t = date_time_ymd(y, m, d).unix_timestamp();
@@ -291,31 +237,10 @@ fn good_chain_every_purpose() {
 #[test]
 fn anchors_load_from_pem() {
     let root = ca("PEM root");
-    let pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        base64(&root.der)
-    );
+    let pem = issue::pem("CERTIFICATE", &root.der);
     let mut s = TrustStore::new(StoreKind::Jpki);
     assert_eq!(s.add_pem(pem.as_bytes()).unwrap(), 1);
     verify_chain(&jpki_sign_leaf(&root), &[], &s, Purpose::JpkiSign, now()).unwrap();
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -6,6 +6,12 @@
 //! backend here signs exactly that way ([`Signer::sign_sha256`]), and
 //! [`verify_sha256`] checks such a signature against a certificate's key.
 
+pub mod keyfile;
+pub mod pkcs11;
+
+pub use keyfile::KeyFileSigner;
+pub use pkcs11::{Module, TokenCert, TokenSession, TokenSigner};
+
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 

@@ -14,10 +14,14 @@
 //!   physicians (HPKI, with role);
 //! - [`issue`]: demo and test CAs, JPKI/HPKI/facility-shaped certificates
 //!   and CRLs;
+//! - [`consent`]: FHIR-like consent records in a canonical form, signed as
+//!   detached CMS SignedData with the patient's JPKI signing key, the
+//!   append-only SQLite ledger and the pure `decide`;
+//! - [`gate`]: the transport's `Gate` over logins, the ledger and the audit
+//!   log, closing sessions whose consent is revoked, and the client's
+//!   credentials;
 //! - [`audit`]: the hash-chained, append-only audit log of ATNA-shaped events
 //!   (identifiers hashed, no patient data) and its verifier.
-//!
-//! Still to come: the consent record and ledger, and the transport `Gate`.
 //!
 //! ```no_run
 //! for m in med8k_auth::pkcs11::configured_modules() {
@@ -29,6 +33,7 @@
 pub mod audit;
 pub mod cert;
 pub mod consent;
+pub mod gate;
 pub mod identity;
 pub mod issue;
 pub mod login;

@@ -200,6 +200,14 @@ pub enum LoginError {
         /// Expiry, unix seconds.
         expired_at: i64,
     },
+    /// A client-chosen expiry beyond the verifier's time to live.
+    #[error("challenge expiry {expires} is past the latest allowed, {latest} (unix seconds)")]
+    ExpiryTooFar {
+        /// The expiry asked for.
+        expires: i64,
+        /// The latest allowed.
+        latest: i64,
+    },
     /// The signature does not verify with the certificate.
     #[error("signature refused: {0}")]
     Signature(#[from] SignatureError),
@@ -322,6 +330,39 @@ impl LoginVerifier {
             context: self.config.context.clone(),
             expires,
         })
+    }
+
+    /// Registers a challenge made elsewhere: a link session's own random
+    /// challenge (sent to the client in the session handshake, fresh for
+    /// each session), with an expiry the client chose and signed. The expiry
+    /// must lie between `now` and `now + ttl`. Answer it with
+    /// [`verify`](Self::verify) as any other; it is used up the same way.
+    pub fn accept_challenge(
+        &mut self,
+        now: SystemTime,
+        purpose: Purpose,
+        nonce: [u8; 32],
+        expires: i64,
+    ) -> Result<Challenge, LoginError> {
+        let t = unix_seconds(now);
+        let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
+        if expires < t {
+            return Err(LoginError::Expired {
+                expired_at: expires,
+            });
+        }
+        if expires > t.saturating_add(ttl) {
+            return Err(LoginError::ExpiryTooFar {
+                expires,
+                latest: t.saturating_add(ttl),
+            });
+        }
+        let mut challenge = self.challenge(now, purpose, nonce)?;
+        if let Some(p) = self.pending.get_mut(&nonce) {
+            p.expires = expires;
+        }
+        challenge.expires = expires;
+        Ok(challenge)
     }
 
     fn store(&self, purpose: Purpose) -> Option<&TrustStore> {

@@ -32,6 +32,28 @@ pub trait Revocation {
     }
 }
 
+impl<R: Revocation + ?Sized> Revocation for Box<R> {
+    fn check(
+        &self,
+        cert: &ParsedCert,
+        issuer: &ParsedCert,
+        at: SystemTime,
+    ) -> Result<(), CertError> {
+        (**self).check(cert, issuer, at)
+    }
+}
+
+impl<R: Revocation + ?Sized> Revocation for std::sync::Arc<R> {
+    fn check(
+        &self,
+        cert: &ParsedCert,
+        issuer: &ParsedCert,
+        at: SystemTime,
+    ) -> Result<(), CertError> {
+        (**self).check(cert, issuer, at)
+    }
+}
+
 /// CRLs loaded from files or bytes fetched from a CRL distribution point URL
 /// (fetching is the caller's: this type does no I/O).
 ///

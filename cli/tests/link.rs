@@ -50,13 +50,11 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, args: &[&str]) -> Serve {
-        let mut all = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            "site-b.toml",
-        ];
+        Serve::start_at(dir, "127.0.0.1:0", args)
+    }
+
+    fn start_at(dir: &Path, listen: &str, args: &[&str]) -> Serve {
+        let mut all = vec!["serve", "--listen", listen, "--config", "site-b.toml"];
         all.extend_from_slice(args);
         let mut child = command(dir, &all)
             .stdout(Stdio::piped())
@@ -187,6 +185,73 @@ fn send_reaches_serve_frames_and_object_intact() {
         .collect();
     assert_eq!(objects.len(), 1, "{objects:?}");
     assert!(std::fs::read(&objects[0]).unwrap() == object);
+}
+
+#[test]
+fn send_reconnects_when_the_receiver_restarts() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    // The sender notices a silent peer after a second.
+    let a = std::fs::read_to_string(dir.join("site-a.toml")).unwrap();
+    std::fs::write(
+        dir.join("site-a-fast.toml"),
+        a.replace("[link]\n", "[link]\nidle_timeout_ms = 1000\n"),
+    )
+    .unwrap();
+
+    let first = Serve::start(dir, &[]);
+    let addr = first.addr.clone();
+    let mut send = command(
+        dir,
+        &[
+            "send",
+            "--to",
+            &addr,
+            "--config",
+            "site-a-fast.toml",
+            "--source",
+            "videotestsrc num-buffers=80 ! video/x-raw,format=I420,width=64,height=64,framerate=20/1",
+            "--lossless",
+            "--fps",
+            "20",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The receiver goes away without a word, and comes back on the same port.
+    drop(first);
+    let second = Serve::start_at(dir, &addr, &["--links", "1"]);
+
+    let start = Instant::now();
+    while send.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "send hangs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sent = send.wait_with_output().unwrap();
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = stdout(&sent);
+    assert!(out.contains("reconnected to"), "{out}");
+    assert!(out.contains("80 frame(s) captured"), "{out}");
+    assert!(out.contains("1 reconnect(s)"), "{out}");
+
+    let served = second.wait(Duration::from_secs(20));
+    assert!(served.status.success(), "{}", stderr(&served));
+    let report = stdout(&served);
+    let frames: u64 = report
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1] == "frame(s)")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in: {report}"));
+    assert!(
+        frames > 10,
+        "the restarted receiver got {frames} frames: {report}"
+    );
 }
 
 #[test]

@@ -18,7 +18,9 @@ use med8k_engine::gst::SourceOptions;
 use med8k_engine::picture::Picture;
 use med8k_engine::pipeline::Shutdown;
 use med8k_transport::driver::{Dialer, Link};
-use med8k_transport::proto::{Capabilities, Event, FrameHeader, ObjectKind, ObjectOffer};
+use med8k_transport::proto::{
+    Capabilities, CloseReason, ClosedBy, Ended, Event, FrameHeader, ObjectKind, ObjectOffer,
+};
 use med8k_transport::site::SiteConfig;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -86,6 +88,7 @@ struct Captured {
 /// The object being sent.
 struct Outgoing {
     id: u64,
+    kind: ObjectKind,
     file: std::fs::File,
     size: u64,
     sha: [u8; 32],
@@ -177,17 +180,22 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         let mut lost = 0u64;
         let mut lost_bytes = 0u64;
         let mut sent_bytes = 0u64;
+        let mut stale = 0u64;
+        let mut sent_frames = 0u64;
+        let mut reconnects = 0u32;
         let mut frames_done = false;
         let mut closed = None;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let start = Instant::now();
         let mut last_send = start;
+        let deadline = driver.session.frame_deadline;
         let interrupted = loop {
             let object_ready = outgoing.as_ref().is_some_and(|o| o.next.is_some());
             let object_done = outgoing.as_ref().is_none_or(|o| o.delivered);
             if frames_done && object_done {
                 break false;
             }
+            let mut link_lost = false;
             tokio::select! {
                 biased;
                 event = link.next_event() => match event {
@@ -213,10 +221,11 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                     }
                     Some(Event::ObjectRefused { id }) => bail!("the receiver refused object {id:016x}"),
                     Some(Event::Closed { by, why, detail }) => {
+                        link_lost = connection_lost(by, &why);
                         closed = Some(format!("closed by {by:?}: {why:?} ({detail})"));
                     }
                     Some(_) => {}
-                    None => break false,
+                    None => link_lost = closed.is_none(),
                 },
                 coded = rx.recv(), if !frames_done => match coded {
                     Some(c) => {
@@ -228,6 +237,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                         }
                         sizes[i] = len as u32;
                         sent_bytes += len as u64;
+                        sent_frames += 1;
                         last_send = Instant::now();
                     }
                     None => frames_done = true,
@@ -242,6 +252,40 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                         break true;
                     }
                 }
+            }
+            if link_lost {
+                // The connection went (an outage, the receiver restarted):
+                // dial again and go on. Frames captured meanwhile that are
+                // past their deadline are dropped, not sent late; the
+                // object resumes from what the receiver acknowledged.
+                tracing::warn!("the link was lost; reconnecting");
+                dialer.link_ended(link).await;
+                link = dialer
+                    .connect(Some(CONNECT_ATTEMPTS))
+                    .await
+                    .with_context(|| format!("reconnecting to {facility} at {}", args.to))?;
+                wait_open(&mut link).await?;
+                reconnects += 1;
+                closed = None;
+                // A new session numbers frames from 0 again.
+                sizes.clear();
+                if let Some(o) = outgoing.as_mut() {
+                    o.next = None;
+                }
+                let now_us = epoch.elapsed().as_micros() as u64;
+                while let Ok(c) = rx.try_recv() {
+                    if now_us.saturating_sub(c.header.capture_us) <= deadline.as_micros() as u64 {
+                        sent_bytes += c.payload.len() as u64;
+                        link.send_frame(c.header, c.payload).await?;
+                        sent_frames += 1;
+                    } else {
+                        stale += 1;
+                    }
+                }
+                println!("reconnected to {facility} at {} ({reconnects})", args.to);
+            } else if closed.is_some() {
+                // Closed for good (refused, revoked, shut down by the peer).
+                break false;
             }
         };
         // Loss reports for the last frames come within a deadline and a round trip.
@@ -260,14 +304,15 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         let seconds = (last_send - start).as_secs_f64();
         println!(
             "{} frame(s) captured ({}), {} sent, {} lost or late, {} dropped before sending; \
-             goodput {:.1} Mbit/s over {:.2} s",
+             goodput {:.1} Mbit/s over {:.2} s; {} reconnect(s)",
             captured.frames,
             captured.encoder,
-            sizes.len(),
+            sent_frames,
             lost,
-            captured.dropped,
+            captured.dropped + stale,
             mbps(sent_bytes.saturating_sub(lost_bytes), seconds),
             seconds,
+            reconnects,
         );
         if let Some(c) = closed {
             tracing::info!("{c}");
@@ -285,6 +330,16 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Whether a session ended because its connection went (an outage, an idle
+/// timeout, the peer's process gone), not because either end closed it.
+fn connection_lost(by: ClosedBy, why: &Ended) -> bool {
+    by == ClosedBy::Local
+        && matches!(
+            why,
+            Ended::Close(CloseReason::Shutdown) | Ended::Close(CloseReason::Timeout)
+        )
+}
+
 /// Waits for the gate's permit.
 async fn wait_open(link: &mut Link) -> anyhow::Result<()> {
     while let Some(event) = link.next_event().await {
@@ -297,6 +352,22 @@ async fn wait_open(link: &mut Link) -> anyhow::Result<()> {
         }
     }
     bail!("the link ended before the session opened")
+}
+
+/// What the receiver is told the object is, from its name: DICOM Part 10
+/// (`.dcm`), a spectral cube (ENVI `.hdr`/`.raw`/`.img`), a
+/// still image, or other.
+fn object_kind(path: &Path) -> ObjectKind {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("dcm" | "dicom") => ObjectKind::Dicom,
+        Some("hdr" | "raw" | "img") => ObjectKind::SpectralCube,
+        Some("png" | "tif" | "tiff" | "pgm" | "ppm" | "jpg" | "jpeg") => ObjectKind::Image,
+        _ => ObjectKind::Other,
+    }
 }
 
 fn open_object(path: &Path) -> anyhow::Result<Outgoing> {
@@ -322,6 +393,7 @@ fn open_object(path: &Path) -> anyhow::Result<Outgoing> {
     let id = u64::from_be_bytes(sha[..8].try_into()?);
     Ok(Outgoing {
         id,
+        kind: object_kind(path),
         file,
         size,
         sha,
@@ -334,7 +406,7 @@ impl Outgoing {
     fn offer(&self) -> ObjectOffer {
         ObjectOffer {
             id: self.id,
-            kind: ObjectKind::Other,
+            kind: self.kind,
             size: self.size,
             sha256: self.sha,
         }

@@ -13,7 +13,7 @@
 //! queue = 2              # frames between stages
 //!
 //! [[stage]]
-//! kind = "v210-pack"     # v210-pack | v210-unpack | encode
+//! kind = "v210-pack"     # v210-pack | v210-unpack | encode | detect
 //!
 //! [[stage]]
 //! kind = "encode"        # the wavelet codec; see `codec::stage` for its keys
@@ -119,6 +119,13 @@ pub enum StageConfig {
         slice_height: Option<u32>,
         /// Code one frame in this many.
         every: Option<u64>,
+    },
+    /// Anomaly detection with an ONNX model (see [`crate::detect::stage`]).
+    Detect {
+        /// The `.onnx` model (its sidecar `.json` beside it), relative to the config.
+        model: PathBuf,
+        /// A directory for overlay PNGs of anomalous frames, relative to the config.
+        overlay: Option<PathBuf>,
     },
 }
 
@@ -311,6 +318,19 @@ impl Config {
                             .every(every.unwrap_or(1)),
                     )
                 }
+                StageConfig::Detect { model, overlay } => {
+                    let detect_err = |e: &dyn std::fmt::Display| ConfigError::Invalid {
+                        path: base.to_path_buf(),
+                        message: format!("detect stage: {e}"),
+                    };
+                    let model = crate::detect::model::Model::load(&dir.join(model))
+                        .map_err(|e| detect_err(&e))?;
+                    let overlay = overlay.as_ref().map(|o| dir.join(o));
+                    Box::new(
+                        crate::detect::stage::DetectStage::new(&model, overlay.as_deref())
+                            .map_err(|e| detect_err(&e))?,
+                    )
+                }
             };
             pipeline = pipeline.boxed_stage(s);
         }
@@ -392,6 +412,21 @@ mod tests {
             err.contains("fpga") && err.starts_with("test.toml:3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_detect_stage_parses() {
+        let c =
+            parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"detect\"\nmodel = \"m.onnx\"\n")
+                .unwrap();
+        assert_eq!(
+            c.stages,
+            vec![StageConfig::Detect {
+                model: PathBuf::from("m.onnx"),
+                overlay: None
+            }]
+        );
+        assert!(parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"detect\"\n").is_err());
     }
 
     #[test]

@@ -46,7 +46,8 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     // Every file listed is there and hashes as listed (spot-check the clip).
     assert_eq!(
         first.manifest.sha256.len(),
-        2 + 6
+        // clip, labels, 3 cubes x (header, data, anomaly mask), frame masks.
+        2 + 9
             + first
                 .labels()
                 .unwrap()

@@ -3,5 +3,33 @@
 //!
 //! - [`input`]: a frame or cube made into the model's input tensor (the one
 //!   preprocessing that training and inference share).
+//! - [`contract`]: the sidecar `NAME.json` beside `NAME.onnx`, parsed and
+//!   checked (version, SHA-256 of the model bytes, shapes, names, thresholds).
+//! - [`model`]: the model loaded once with tract, checked against its
+//!   contract, its plan shared by workers that each run their own
+//!   [`model::Runner`]; results are [`model::Detection`]s with boxes.
+//! - [`schedule`]: "latest frame wins": a worker analyses the newest frame,
+//!   frames arriving while it is busy replace the waiting one and are counted
+//!   as skipped.
+//! - [`stage`]: the detector as a pipeline stage (`kind = "detect"`).
+//! - [`overlay`]: boxes drawn onto a copy of the frame, written as PNG.
+//! - [`metrics`]: AUROC, exact with ties.
+//!
+//! ```no_run
+//! use med8k_engine::detect::model::Model;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let frame = med8k_engine::frame::VideoFrame::zeroed(64, 64, med8k_engine::frame::PixelFormat::I420)?;
+//! let model = Model::load(std::path::Path::new("models/endoscope/med8k-endoscope-ae.onnx"))?;
+//! let mut runner = model.runner()?;
+//! let d = runner.detect_frame(&frame)?;
+//! println!("score {:.3}, anomalous {}, {} boxes", d.score, d.anomalous, d.boxes.len());
+//! # Ok(()) }
+//! ```
 
+pub mod contract;
 pub mod input;
+pub mod metrics;
+pub mod model;
+pub mod overlay;
+pub mod schedule;
+pub mod stage;

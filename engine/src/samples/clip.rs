@@ -170,6 +170,7 @@ pub(super) fn write(
         size: opts.size,
         mask_scale: EndoscopeScene::MASK_SCALE,
         frames,
+        cubes: Vec::new(),
     })
 }
 

@@ -6,6 +6,13 @@
 //! cannot hold (two octaves of value noise, stronger in the absorbing blue
 //! bands), and a little sensor noise. Every random value comes from a hash of
 //! (seed, band, pixel), so the result does not depend on the thread count.
+//!
+//! [`add_anomalies`] then paints a few small spectral-anomaly patches: an
+//! irregular blob whose pixels are multiplied by the transmission of a
+//! foreign absorber (a Gaussian absorption band, 15–27 % deep at its peak,
+//! 22–32 nm wide, centred somewhere in 450–610 nm), so the patch keeps the
+//! tissue's brightness and texture and differs only in spectral shape — what
+//! an RX detector is for.
 
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
@@ -75,6 +82,135 @@ pub fn grow(fixture: &SpectralCube, width: usize, height: usize, seed: u64) -> S
         .unwrap_or_else(|_| unreachable!("band count and size come from a valid fixture"));
     cube.reflectance_scale = fixture.reflectance_scale;
     cube
+}
+
+/// Anomaly patches per cube: `MIN_PATCHES..=MAX_PATCHES`.
+const MIN_PATCHES: u64 = 3;
+const MAX_PATCHES: u64 = 5;
+/// Mean code value a patch's centre and rim must reach: about 12 % reflectance.
+const MIN_TISSUE: f32 = 7800.0;
+
+/// Paint up to 3–5 spectral-anomaly patches (on tissue only) into `cube`, deterministically from
+/// `seed`, and return their mask: `width × height` bytes, row-major, 255
+/// where a patch covers at least half of the pixel, else 0.
+///
+/// Patch radii are 1.5–3.5 % of the cube's smaller side (about 3–8 px at
+/// 256×144, 65–150 px at 8K), so they scale with the content.
+pub fn add_anomalies(cube: &mut SpectralCube, seed: u64) -> Vec<u8> {
+    let (w, h) = (cube.width(), cube.height());
+    let centres: Vec<f32> = cube.bands().iter().map(|b| b.center_nm).collect();
+    let unit = |k: u32| (hash(seed, 0xA70A, k, 0) >> 40) as f32 / (1u64 << 24) as f32;
+    let count = MIN_PATCHES + hash(seed, 0xA70A, 0xFFFF, 1) % (MAX_PATCHES - MIN_PATCHES + 1);
+    let side = w.min(h) as f32;
+    let data = cube.data();
+    let bands = data.dim().0;
+    // Mean code value over the bands at a point (clamped into the cube).
+    let level = |x: f32, y: f32| {
+        let (x, y) = (
+            (x.max(0.0) as usize).min(w - 1),
+            (y.max(0.0) as usize).min(h - 1),
+        );
+        (0..bands).map(|b| f32::from(data[[b, y, x]])).sum::<f32>() / bands as f32
+    };
+    let patches: Vec<Patch> = (0..count as u32)
+        .filter_map(|i| {
+            let u = |j: u32| unit(i * 64 + j);
+            let radius = (0.015 + 0.02 * u(2)) * side;
+            // A centre on tissue: the centre and four points on the rim are
+            // at least MIN_TISSUE bright (no patches in a fundus' black surround).
+            let (cx, cy) = (0..24).find_map(|k| {
+                let cx = (0.1 + 0.8 * u(16 + 2 * k)) * w as f32;
+                let cy = (0.1 + 0.8 * u(17 + 2 * k)) * h as f32;
+                let on_tissue = [(0.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)]
+                    .iter()
+                    .all(|(dx, dy)| level(cx + dx * radius, cy + dy * radius) >= MIN_TISSUE);
+                on_tissue.then_some((cx, cy))
+            })?;
+            let peak = 450.0 + 160.0 * u(4);
+            let width = 22.0 + 10.0 * u(5);
+            let depth = 0.15 + 0.12 * u(6);
+            Some(Patch {
+                cx,
+                cy,
+                radius,
+                phase: [u(3) * std::f32::consts::TAU, u(7) * std::f32::consts::TAU],
+                lobes: 3.0 + (u(8) * 3.0).floor(),
+                absorb: centres
+                    .iter()
+                    .map(|&c| depth * (-0.5 * ((c - peak) / width).powi(2)).exp())
+                    .collect(),
+            })
+        })
+        .collect();
+    let mut mask = vec![0u8; w * h];
+    let data = cube.data_mut();
+    for p in &patches {
+        let reach = p.radius * 1.5 + 2.0;
+        let x0 = (p.cx - reach).floor().max(0.0) as usize;
+        let x1 = ((p.cx + reach).ceil().max(0.0) as usize).min(w);
+        let y0 = (p.cy - reach).floor().max(0.0) as usize;
+        let y1 = ((p.cy + reach).ceil().max(0.0) as usize).min(h);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let alpha = p.coverage(x as f32 + 0.5, y as f32 + 0.5);
+                if alpha <= 0.0 {
+                    continue;
+                }
+                if alpha >= 0.5 {
+                    mask[y * w + x] = 255;
+                }
+                for b in 0..bands {
+                    let v = &mut data[[b, y, x]];
+                    *v = (f32::from(*v) * (1.0 - alpha * p.absorb[b])).round() as u16;
+                }
+            }
+        }
+    }
+    mask
+}
+
+/// One anomaly patch: an irregular blob and its absorption per band.
+struct Patch {
+    cx: f32,
+    cy: f32,
+    radius: f32,
+    phase: [f32; 2],
+    lobes: f32,
+    /// Fraction of light absorbed in each band at full coverage.
+    absorb: Vec<f32>,
+}
+
+impl Patch {
+    /// How much of the patch covers the point: 1 inside, 0 outside, a soft
+    /// edge a few pixels wide between.
+    fn coverage(&self, x: f32, y: f32) -> f32 {
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        let theta = dy.atan2(dx);
+        let r = self.radius
+            * (1.0
+                + 0.22 * (self.lobes * theta + self.phase[0]).sin()
+                + 0.12 * (2.0 * self.lobes * theta + self.phase[1]).sin());
+        let edge = (0.2 * self.radius).max(1.0);
+        ((r - (dx * dx + dy * dy).sqrt()) / edge + 0.5).clamp(0.0, 1.0)
+    }
+}
+
+/// Write a `width × height` 8-bit grey mask as PNG.
+pub(super) fn write_mask_png(
+    path: &std::path::Path,
+    width: usize,
+    height: usize,
+    mask: &[u8],
+) -> std::io::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut enc = png::Encoder::new(file, width as u32, height as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(std::io::Error::other)?;
+    writer
+        .write_image_data(mask)
+        .map_err(std::io::Error::other)?;
+    writer.finish().map_err(std::io::Error::other)
 }
 
 fn catmull_rom(t: f32) -> [f32; 4] {
@@ -148,6 +284,36 @@ mod tests {
                 "band {b}: {mean} vs {want}"
             );
         }
+    }
+
+    #[test]
+    fn anomalies_change_spectral_shape_only_inside_the_mask() {
+        let clean = grow(&fixture(), 400, 300, 3);
+        let mut cube = clean.clone();
+        let mask = add_anomalies(&mut cube, 3);
+        assert_eq!(mask, add_anomalies(&mut clean.clone(), 3));
+        let lesion = mask.iter().filter(|&&m| m == 255).count();
+        // 3-5 patches of radius 4.5-10.5 px.
+        assert!((150..=2500).contains(&lesion), "{lesion} lesion pixels");
+        let (mut max_ratio_dev, mut outside_changed) = (0f32, 0);
+        for y in 0..300 {
+            for x in 0..400 {
+                let ratio: Vec<f32> = (0..7)
+                    .map(|b| f32::from(cube.data()[[b, y, x]]) / f32::from(clean.data()[[b, y, x]]))
+                    .collect();
+                if mask[y * 400 + x] == 255 {
+                    let dip = ratio.iter().fold(1f32, |a, &r| a.min(r));
+                    max_ratio_dev = max_ratio_dev.max(1.0 - dip);
+                    // Absorption, never gain, and at most 27 % in any band.
+                    assert!(ratio.iter().all(|&r| (0.72..=1.0001).contains(&r)));
+                } else if ratio.iter().any(|&r| r != 1.0) {
+                    outside_changed += 1;
+                }
+            }
+        }
+        assert!(max_ratio_dev > 0.05, "{max_ratio_dev}");
+        // Only the soft edges outside the mask are touched.
+        assert!(outside_changed < lesion, "{outside_changed}");
     }
 
     #[test]

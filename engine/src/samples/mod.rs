@@ -5,9 +5,12 @@
 //!
 //! ```text
 //! endoscope.mkv        10-bit 4:2:2 (I422_10LE) FFV1 in Matroska, BT.2020, 60 fps
-//! labels.json          every frame: anomalous or not, lesion kinds, mask file
+//! labels.json          every frame: anomalous or not, lesion kinds, mask file;
+//!                      every cube: its anomaly mask and lesion pixel count
 //! masks/frame_NNNNN.png  lesion masks of anomalous frames, 8-bit, 1/4 size
-//! cubes/NAME.hdr/.raw  7-band u16 ENVI cubes at the clip's size
+//! cubes/NAME.hdr/.raw  7-band u16 ENVI cubes at the clip's size, with a few
+//!                      spectral-anomaly patches ([`cube::add_anomalies`])
+//! cubes/NAME_mask.png  their masks, 8-bit, full size, 255 = anomaly
 //! manifest.json        what was generated, with the SHA-256 of every file
 //! ```
 //!
@@ -33,7 +36,7 @@ use crate::spectral::envi::{self, EnviError};
 use endoscope::{EndoscopeScene, SceneError};
 
 /// Version of the generator; part of the manifest, bumped when output changes.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 /// Frames in the default clip: two seconds at 60 fps.
 pub const DEFAULT_FRAMES: u32 = 120;
 /// Seed of the default sample set.
@@ -270,6 +273,21 @@ pub struct Labels {
     pub mask_scale: u32,
     /// Every frame, in order.
     pub frames: Vec<FrameLabel>,
+    /// Anomaly masks of the cubes (absent in sets from generator 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cubes: Vec<CubeLabel>,
+}
+
+/// Ground truth of one cube in `labels.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CubeLabel {
+    /// The cube's short name, as in the manifest.
+    pub name: String,
+    /// Mask file, relative to the sample directory: 8-bit, the cube's size,
+    /// 255 = anomalous pixel.
+    pub mask: String,
+    /// Anomalous pixels in the mask.
+    pub anomalous_pixels: u64,
 }
 
 /// One generated cube.
@@ -281,6 +299,46 @@ pub struct CubeEntry {
     pub header: String,
     /// Where the spatial content comes from.
     pub source: String,
+    /// Its anomaly mask, relative to the sample directory (generator 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+}
+
+/// Names of the sample cubes, in the order [`generate`] writes them.
+pub fn cube_names() -> impl Iterator<Item = &'static str> {
+    FIXTURES.iter().map(|f| f.name)
+}
+
+/// One sample cube in memory, as [`generate`] writes it.
+#[derive(Debug, Clone)]
+pub struct SampleCube {
+    /// Short name, such as `he_region`.
+    pub name: &'static str,
+    /// Where the spatial content comes from.
+    pub source: &'static str,
+    /// The cube, anomalies painted in.
+    pub cube: crate::spectral::SpectralCube,
+    /// Anomaly mask, `width × height` bytes, 255 = anomalous.
+    pub mask: Vec<u8>,
+}
+
+/// Build sample cube `index` (see [`cube_names`]) at `size` from `seed`:
+/// the same cube and mask [`generate`] writes for that seed. `None` when
+/// `index` is out of range.
+pub fn sample_cube(index: usize, size: Size, seed: u64) -> Result<Option<SampleCube>, SampleError> {
+    let Some(fixture) = FIXTURES.get(index) else {
+        return Ok(None);
+    };
+    let small = envi::from_bytes(fixture.name, fixture.header, fixture.raw)?;
+    let cube_seed = seed ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+    let mut big = cube::grow(&small, size.width as usize, size.height as usize, cube_seed);
+    let mask = cube::add_anomalies(&mut big, cube_seed ^ 0x0A00_0A11_E5CA_FE01);
+    Ok(Some(SampleCube {
+        name: fixture.name,
+        source: fixture.source,
+        cube: big,
+        mask,
+    }))
 }
 
 /// `manifest.json`: what a sample directory holds.
@@ -408,37 +466,48 @@ pub fn generate(
         _ => {}
     }
 
-    let labels = clip::write(opts, progress)?;
-    let labels_path = dir.join(LABELS);
-    let json = serde_json::to_vec_pretty(&labels).unwrap_or_default();
-    std::fs::write(&labels_path, json).map_err(io(&labels_path))?;
+    let mut labels = clip::write(opts, progress)?;
 
     let mut cubes = Vec::new();
-    for (i, fixture) in FIXTURES.iter().enumerate() {
+    for i in 0..FIXTURES.len() {
         progress(Progress {
             task: "cubes",
             done: i as u64,
             total: FIXTURES.len() as u64,
         });
-        let small = envi::from_bytes(fixture.name, fixture.header, fixture.raw)?;
-        let big = cube::grow(
-            &small,
-            opts.size.width as usize,
-            opts.size.height as usize,
-            opts.seed ^ (i as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407),
-        );
-        let stem = dir.join("cubes").join(fixture.name);
+        let Some(sample) = sample_cube(i, opts.size, opts.seed)? else {
+            break;
+        };
+        let stem = dir.join("cubes").join(sample.name);
         envi::write(
-            &big,
+            &sample.cube,
             &stem,
-            &format!("med8k sample cube {}: {}", fixture.name, fixture.source),
+            &format!("med8k sample cube {}: {}", sample.name, sample.source),
         )?;
+        let mask = format!("cubes/{}_mask.png", sample.name);
+        let mask_path = dir.join(&mask);
+        cube::write_mask_png(
+            &mask_path,
+            sample.cube.width(),
+            sample.cube.height(),
+            &sample.mask,
+        )
+        .map_err(io(&mask_path))?;
+        labels.cubes.push(CubeLabel {
+            name: sample.name.to_owned(),
+            mask: mask.clone(),
+            anomalous_pixels: sample.mask.iter().filter(|&&m| m != 0).count() as u64,
+        });
         cubes.push(CubeEntry {
-            name: fixture.name.to_owned(),
-            header: format!("cubes/{}.hdr", fixture.name),
-            source: fixture.source.to_owned(),
+            name: sample.name.to_owned(),
+            header: format!("cubes/{}.hdr", sample.name),
+            source: sample.source.to_owned(),
+            mask: Some(mask),
         });
     }
+    let labels_path = dir.join(LABELS);
+    let json = serde_json::to_vec_pretty(&labels).unwrap_or_default();
+    std::fs::write(&labels_path, json).map_err(io(&labels_path))?;
     progress(Progress {
         task: "cubes",
         done: FIXTURES.len() as u64,
@@ -450,6 +519,7 @@ pub fn generate(
     for c in &cubes {
         files.push(c.header.clone());
         files.push(c.header.replace(".hdr", ".raw"));
+        files.extend(c.mask.clone());
     }
     progress(Progress {
         task: "checksums",

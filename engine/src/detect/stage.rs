@@ -1,0 +1,165 @@
+//! The detector as a pipeline stage: every frame passes on unchanged at once;
+//! a copy goes to a [`Scheduler`] whose worker analyses the newest one it can
+//! ("latest frame wins", see [`super::schedule`]).
+//!
+//! A frame is copied (about 66 MB for 8K 10-bit 4:2:2, on this stage's own
+//! thread) only when the worker is idle and takes it at once; frames that
+//! arrive while it is busy pass uncopied and count as skipped. The model
+//! never holds up the frames that pass on.
+//!
+//! ```toml
+//! [[stage]]
+//! kind = "detect"
+//! model = "models/endoscope/med8k-endoscope-ae.onnx"  # its sidecar .json beside it
+//! overlay = "overlays"   # optional: a PNG per frame with boxes or anomalous, relative to the config
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::model::{Detection, Model, ModelError};
+use super::overlay;
+use super::schedule::{ScheduleReport, Scheduler};
+use crate::frame::{BufferTooSmall, FrameBuffer, VideoFrame};
+use crate::pipeline::{BoxError, Figures, Stage};
+
+/// Widest overlay PNG.
+pub const OVERLAY_MAX_WIDTH: u32 = 1920;
+
+/// A deep copy of `frame` outside any pool (same layout, sequence number,
+/// times and source).
+pub fn copy_frame(frame: &VideoFrame) -> Result<VideoFrame, BufferTooSmall> {
+    let layout = Arc::clone(frame.layout());
+    let mut buf = FrameBuffer::zeroed(layout.size());
+    let n = layout.size().min(frame.as_bytes().len());
+    buf[..n].copy_from_slice(&frame.as_bytes()[..n]);
+    let mut copy = VideoFrame::new(layout, buf, frame.seq, Arc::clone(&frame.source))?;
+    copy.pts = frame.pts;
+    copy.captured_at = frame.captured_at;
+    Ok(copy)
+}
+
+/// A scheduler whose worker runs `model` on each frame it takes and, when
+/// `overlays` is given, writes `frame_NNNNNN.png` there for frames that are
+/// anomalous or have boxes.
+pub fn scheduler(model: &Model, overlays: Option<PathBuf>) -> Result<Scheduler, ModelError> {
+    let mut runner = model.runner()?;
+    Ok(Scheduler::spawn_with(move |frame: VideoFrame| {
+        let d = runner.detect_frame(&frame)?;
+        if let Some(dir) = &overlays
+            && (d.anomalous || !d.boxes.is_empty())
+        {
+            let path = dir.join(format!("frame_{:06}.png", frame.seq));
+            if let Err(e) = overlay::write_png(&path, &frame, &d, OVERLAY_MAX_WIDTH) {
+                tracing::warn!(%e, "overlay not written");
+            }
+        }
+        Ok(d)
+    }))
+}
+
+/// The `detect` stage; see the module docs.
+#[derive(Debug)]
+pub struct DetectStage {
+    scheduler: Option<Scheduler>,
+    detections: Vec<Detection>,
+    report: Option<ScheduleReport>,
+}
+
+impl DetectStage {
+    /// A stage running `model`, with overlays in `overlays` when given
+    /// (the directory is created).
+    pub fn new(model: &Model, overlays: Option<&Path>) -> Result<Self, BoxError> {
+        if let Some(dir) = overlays {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(DetectStage {
+            scheduler: Some(scheduler(model, overlays.map(Path::to_path_buf))?),
+            detections: Vec::new(),
+            report: None,
+        })
+    }
+
+    /// Every detection made so far (all of them after `finish`).
+    pub fn detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// Whether the detector would take the next frame (it is idle).
+    pub fn is_idle(&self) -> bool {
+        self.scheduler.as_ref().is_some_and(Scheduler::wants_frame)
+    }
+
+    /// The scheduler's report, after `finish`.
+    pub fn report(&self) -> Option<&ScheduleReport> {
+        self.report.as_ref()
+    }
+}
+
+impl Stage for DetectStage {
+    fn name(&self) -> &str {
+        "detect"
+    }
+
+    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
+        if let Some(s) = &self.scheduler {
+            // Copied only when the worker takes it at once: while it is
+            // busy, frames pass uncopied and count as skipped, and the first
+            // frame after it frees up (the newest) is the one analysed.
+            if s.wants_frame() {
+                s.offer(copy_frame(&frame)?);
+            } else {
+                s.pass();
+            }
+            self.detections.extend(s.drain());
+        }
+        Ok(Some(frame))
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        if let Some(s) = self.scheduler.take() {
+            let (rest, report) = s.finish()?;
+            self.detections.extend(rest);
+            self.report = Some(report);
+        }
+        Ok(())
+    }
+
+    fn figures(&self) -> Figures {
+        let mut f = Figures::new();
+        let Some(r) = &self.report else {
+            return f;
+        };
+        f.insert("analysed", r.analysed as f64);
+        f.insert("skipped", r.skipped as f64);
+        f.insert("analysed_per_s", r.analysed_per_s);
+        f.insert("latency_p50_ms", r.latency_p50_ms);
+        f.insert("latency_p99_ms", r.latency_p99_ms);
+        f.insert("inference_ms_mean", r.inference_ms_mean);
+        f.insert(
+            "anomalous",
+            self.detections.iter().filter(|d| d.anomalous).count() as f64,
+        );
+        if let Some(max) = self.detections.iter().map(|d| d.score).reduce(f32::max) {
+            f.insert("score_max", f64::from(max));
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::PixelFormat;
+
+    #[test]
+    fn a_copy_has_the_same_picture_and_stamps() {
+        let mut f = VideoFrame::zeroed(16, 8, PixelFormat::I420).unwrap();
+        f.plane_mut(0)[5] = 77;
+        f.seq = 9;
+        let c = copy_frame(&f).unwrap();
+        assert!(c.same_picture(&f));
+        assert_eq!((c.seq, c.captured_at), (9, f.captured_at));
+    }
+}

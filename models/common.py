@@ -1,0 +1,63 @@
+"""Helpers shared by the med8k model scripts: dataset loading, AUROC, sidecars."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+
+def load_dataset(path, what="endoscope"):
+    """Arrays and index written by `med8k samples dataset --out PATH`.
+
+    what="endoscope": (inputs [N,3,144,256], maps [N,1,144,256], frame items)
+    what="cubes":     (tiles [T,B,S,S], masks [T,1,S,S], tile items, bands_nm)
+    Arrays are memory-mapped.
+    """
+    with open(os.path.join(path, "dataset.json")) as f:
+        index = json.load(f)
+    if what == "endoscope":
+        x = np.load(os.path.join(path, "endoscope_inputs.npy"), mmap_mode="r")
+        m = np.load(os.path.join(path, "endoscope_maps.npy"), mmap_mode="r")
+        return x, m, index["frames"]
+    x = np.load(os.path.join(path, "cube_tiles.npy"), mmap_mode="r")
+    m = np.load(os.path.join(path, "cube_masks.npy"), mmap_mode="r")
+    return x, m, index["tiles"], index["bands_nm"]
+
+
+def auroc(scores, labels):
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels, dtype=bool).ravel()
+    pos = int(labels.sum())
+    neg = labels.size - pos
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    ranks = np.empty(s.size, dtype=np.float64)
+    # Average ranks over runs of equal scores.
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ends = np.r_[starts[1:], s.size]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_sidecar(onnx_path, sidecar):
+    """Write NAME.json beside NAME.onnx with the .onnx bytes' SHA-256 filled in."""
+    sidecar = dict(sidecar)
+    sidecar["sha256"] = sha256_file(onnx_path)
+    out = os.path.splitext(onnx_path)[0] + ".json"
+    with open(out, "w") as f:
+        json.dump(sidecar, f, indent=2)
+        f.write("\n")
+    return out

@@ -3,8 +3,11 @@
 //! Samples (generated when missing) go through the pipeline: the recorded 8K
 //! clip is captured through GStreamer, coded losslessly by the wavelet codec
 //! (on a GPU when there is one) and checked bit for bit, packed to `v210` as
-//! an SDI playout card takes it, and handed to a GStreamer sink; each 7-band
-//! cube is read back.
+//! an SDI playout card takes it, and handed to a GStreamer sink; the
+//! reference anomaly detector (built into the binary) analyses the newest
+//! frame it can (frames analysed, skipped and flagged are in the report,
+//! beside the labels' count of anomalous frames); each 7-band cube is read
+//! back.
 //! A summary goes to stdout and a JSON report to `--report`.
 
 use std::path::PathBuf;
@@ -14,6 +17,9 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use med8k_engine::codec;
 use med8k_engine::codec::stage::{Backend, EncodeStage};
+use med8k_engine::detect::contract::Contract;
+use med8k_engine::detect::model::Model;
+use med8k_engine::detect::stage::DetectStage;
 use med8k_engine::frame::VideoFrame;
 use med8k_engine::gst::{SinkOptions, SourceOptions};
 use med8k_engine::pipeline::{
@@ -42,6 +48,26 @@ pub struct DemoArgs {
     /// for about 10 frames, since two cores cannot code 8K at 60 frames/s].
     #[arg(long)]
     pub encode_every: Option<u64>,
+    /// Anomaly detection model (an ONNX file with its sidecar .json beside
+    /// it) [default: the reference endoscope model built into med8k].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+/// The reference endoscope model and its contract, built in so the demo
+/// needs no file beside the binary (`models/endoscope/`).
+const REFERENCE_MODEL: &[u8] = include_bytes!("../../models/endoscope/med8k-endoscope-ae.onnx");
+const REFERENCE_CONTRACT: &str = include_str!("../../models/endoscope/med8k-endoscope-ae.json");
+
+fn detector(path: Option<&std::path::Path>) -> anyhow::Result<Model> {
+    Ok(match path {
+        Some(p) => Model::load(p)?,
+        None => {
+            let at = std::path::Path::new("models/endoscope/med8k-endoscope-ae.onnx");
+            let contract = Contract::parse(REFERENCE_CONTRACT, at)?;
+            Model::from_bytes(REFERENCE_MODEL, contract, at)?
+        }
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +111,14 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     });
     println!("codec: lossless wavelet on {place}, one frame in {every}, each decoded and checked");
     let encode = EncodeStage::new(encoder, None, true)?.every(every);
-    let pipeline = capture_pipeline(&set, encode, &args.sink)?;
+    let model = detector(args.model.as_deref())?;
+    println!(
+        "detector: {} {} (latest frame wins)",
+        model.contract().name,
+        model.contract().version
+    );
+    let detect = DetectStage::new(&model, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pipeline = capture_pipeline(&set, encode, detect, &args.sink)?;
     let result = pipeline
         .run(&shutdown)
         .context("running the demo pipeline")?;
@@ -145,13 +178,19 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn capture_pipeline(set: &SampleSet, encode: EncodeStage, sink: &str) -> anyhow::Result<Pipeline> {
+fn capture_pipeline(
+    set: &SampleSet,
+    encode: EncodeStage,
+    detect: DetectStage,
+    sink: &str,
+) -> anyhow::Result<Pipeline> {
     let source = set.open_clip(SourceOptions::default().id("endoscope"))?;
     let output = SinkOptions::default()
         .framerate(samples::FPS as i32, 1)
         .open(sink)?;
     Ok(Pipeline::new(source)
         .stage(encode)
+        .stage(detect)
         .stage(V210Pack)
         .stage(ProgressStage::new(u64::from(set.manifest.frames)))
         .stage(SinkStage::new(output, Duration::from_secs(60))))

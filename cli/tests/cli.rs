@@ -73,6 +73,16 @@ fn demo_runs_from_nothing_and_writes_its_report() {
             .unwrap()
             > 0
     );
+    // The detector saw every frame: analysed or skipped while busy.
+    let detect = &report["pipeline"]["stages"][1];
+    assert_eq!(detect["name"], "detect");
+    let f = &detect["figures"];
+    assert_eq!(
+        f["analysed"].as_f64().unwrap() + f["skipped"].as_f64().unwrap(),
+        12.0,
+        "{detect}"
+    );
+    assert!(f["analysed"].as_f64().unwrap() >= 1.0, "{detect}");
 
     let again = med8k(tmp.path(), &args);
     assert!(again.status.success(), "{}", stderr(&again));

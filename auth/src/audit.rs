@@ -196,6 +196,36 @@ impl AuditEvent {
     }
 }
 
+/// A site's secret salt for [`hash_identifier`]: read from `path`, or 32
+/// random bytes written there (owner-only) on first use. Never log it.
+pub fn site_salt(path: &Path) -> io::Result<Vec<u8>> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            let mut salt = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+                .map_err(|_| io::Error::other("no system randomness"))?;
+            file.write_all(&salt)?;
+            file.sync_all()?;
+            Ok(salt.to_vec())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let salt = std::fs::read(path)?;
+            if salt.len() < 16 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "audit salt shorter than 16 bytes",
+                ));
+            }
+            Ok(salt)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The hex SHA-256 of `salt` followed by `raw_id`: how people and facilities
 /// appear in the log. The same salt and identifier always give the same
 /// hash, so entries about one person can be matched without naming them;
@@ -429,6 +459,9 @@ pub struct AuditLog {
     last_seq: u64,
     /// Digest of the last line (genesis when empty).
     head: String,
+    /// File length after the last entry this handle read or wrote: another
+    /// process appended when the file is longer.
+    file_len: u64,
     /// A write failed part-way; the file may end in a partial line.
     poisoned: bool,
 }
@@ -451,59 +484,16 @@ impl AuditLog {
             .create(true)
             .open(&path)
             .map_err(io_err)?;
-
-        // Count lines and find where the last one starts.
-        let mut lines = 0u64;
-        let mut last_nl: Option<u64> = None;
-        let mut before_last_nl: Option<u64> = None;
-        let mut pos = 0u64;
-        let mut ends_with_nl = true;
-        let mut chunk = vec![0u8; 64 * 1024];
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        loop {
-            let n = match file.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(e)),
-            };
-            for (i, &b) in chunk[..n].iter().enumerate() {
-                if b == b'\n' {
-                    lines += 1;
-                    before_last_nl = last_nl;
-                    last_nl = Some(pos + i as u64);
-                }
-            }
-            ends_with_nl = chunk[n - 1] == b'\n';
-            pos += n as u64;
-        }
-        if !ends_with_nl {
-            return Err(AuditError::Incomplete { line: lines + 1 });
-        }
-        let Some(last_nl) = last_nl else {
-            // Empty file.
-            return Ok(Self {
-                file,
-                path,
-                last_seq: 0,
-                head: GENESIS.to_owned(),
-                poisoned: false,
-            });
-        };
-        let start = before_last_nl.map_or(0, |p| p + 1);
-        let len = last_nl - start;
-        if len > MAX_LINE as u64 {
-            return Err(AuditError::LineTooLong { line: lines });
-        }
-        let mut line = vec![0u8; len as usize];
-        file.seek(SeekFrom::Start(start)).map_err(io_err)?;
-        file.read_exact(&mut line).map_err(io_err)?;
-        let seq = check_line(lines, &line, None)?;
+        file.lock().map_err(io_err)?;
+        let tail = read_tail(&mut file, &path);
+        file.unlock().map_err(io_err)?;
+        let tail = tail?;
         Ok(Self {
             file,
             path,
-            last_seq: seq,
-            head: line_digest(&line),
+            last_seq: tail.seq,
+            head: tail.head,
+            file_len: tail.len,
             poisoned: false,
         })
     }
@@ -546,6 +536,25 @@ impl AuditLog {
                 format!("participant {i}: id_hash is not a hash_identifier() value"),
             ));
         }
+        // Other processes may append to the same log (a gate serving links,
+        // `med8k consent` on the same machine): each append holds the file
+        // lock and continues the chain from what is on disk.
+        self.file.lock()?;
+        let result = self.append_locked(event);
+        let unlocked = self.file.unlock();
+        let seq = result?;
+        unlocked?;
+        Ok(seq)
+    }
+
+    fn append_locked(&mut self, event: &AuditEvent) -> io::Result<u64> {
+        let on_disk = self.file.metadata()?.len();
+        if on_disk != self.file_len {
+            let tail = read_tail(&mut self.file, &self.path).map_err(io::Error::other)?;
+            self.last_seq = tail.seq;
+            self.head = tail.head;
+            self.file_len = tail.len;
+        }
         let seq = self.last_seq + 1;
         let hash = entry_hash(seq, &self.head, event);
         let entry = Entry {
@@ -573,6 +582,73 @@ impl AuditLog {
         }
         self.last_seq = seq;
         self.head = head;
+        self.file_len += line.len() as u64;
         Ok(seq)
     }
+}
+
+/// The last entry of a log file, as [`AuditLog`] continues from it.
+struct Tail {
+    seq: u64,
+    head: String,
+    len: u64,
+}
+
+/// Reads the last line of `file`: it must be a complete, self-consistent
+/// entry in its place.
+fn read_tail(file: &mut File, path: &Path) -> Result<Tail, AuditError> {
+    let io_err = |source| AuditError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    // Count lines and find where the last one starts.
+    let mut lines = 0u64;
+    let mut last_nl: Option<u64> = None;
+    let mut before_last_nl: Option<u64> = None;
+    let mut pos = 0u64;
+    let mut ends_with_nl = true;
+    let mut chunk = vec![0u8; 64 * 1024];
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
+        };
+        for (i, &b) in chunk[..n].iter().enumerate() {
+            if b == b'\n' {
+                lines += 1;
+                before_last_nl = last_nl;
+                last_nl = Some(pos + i as u64);
+            }
+        }
+        ends_with_nl = chunk[n - 1] == b'\n';
+        pos += n as u64;
+    }
+    if !ends_with_nl {
+        return Err(AuditError::Incomplete { line: lines + 1 });
+    }
+    let Some(last_nl) = last_nl else {
+        // Empty file.
+        return Ok(Tail {
+            seq: 0,
+            head: GENESIS.to_owned(),
+            len: 0,
+        });
+    };
+    let start = before_last_nl.map_or(0, |p| p + 1);
+    let len = last_nl - start;
+    if len > MAX_LINE as u64 {
+        return Err(AuditError::LineTooLong { line: lines });
+    }
+    let mut line = vec![0u8; len as usize];
+    file.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    file.read_exact(&mut line).map_err(io_err)?;
+    let seq = check_line(lines, &line, None)?;
+    Ok(Tail {
+        seq,
+        head: line_digest(&line),
+        len: pos,
+    })
 }

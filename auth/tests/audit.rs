@@ -348,3 +348,17 @@ fn hash_identifier_is_stable_salted_and_hides_the_id() {
     assert!(!text.contains(PHYSICIAN_ID));
     assert!(text.contains(&a));
 }
+
+#[test]
+fn two_writers_on_one_log_keep_one_chain() {
+    // A gate serving links and `med8k consent` append to the same log.
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut a = AuditLog::open(&path).unwrap();
+    let mut b = AuditLog::open(&path).unwrap();
+    for i in 0..10 {
+        let w = if i % 3 == 0 { &mut b } else { &mut a };
+        assert_eq!(w.append(&event(i)).unwrap(), i + 1);
+    }
+    assert_eq!(verify(&path).unwrap().entries, 10);
+}

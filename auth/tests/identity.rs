@@ -16,7 +16,7 @@ const SO_PIN: &str = "so-pin-1234";
 const PIN: &str = "user-pin-1234";
 
 /// The process's SoftHSM2, configured once with a private token directory;
-/// `None` (and a loud SKIPPED) where SoftHSM2 is not installed.
+/// Panics where SoftHSM2 is not installed.
 fn softhsm() -> Option<Arc<Module>> {
     static FIXTURE: OnceLock<Option<(tempfile::TempDir, Arc<Module>)>> = OnceLock::new();
     FIXTURE
@@ -35,8 +35,9 @@ fn softhsm() -> Option<Arc<Module>> {
         .as_ref()
         .map(|(_, m)| m.clone())
         .or_else(|| {
-            eprintln!("SKIPPED: SoftHSM2 is not installed at {SOFTHSM2_MODULE}");
-            None
+            // scripts/setup-debian.sh installs it; these tests must not
+            // pass without it.
+            panic!("SoftHSM2 is not installed at {SOFTHSM2_MODULE}: run scripts/setup-debian.sh")
         })
 }
 

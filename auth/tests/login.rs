@@ -35,8 +35,9 @@ fn softhsm() -> Option<Arc<Module>> {
         .as_ref()
         .map(|(_, m)| m.clone())
         .or_else(|| {
-            eprintln!("SKIPPED: SoftHSM2 is not installed at {SOFTHSM2_MODULE}");
-            None
+            // scripts/setup-debian.sh installs it; these tests must not
+            // pass without it.
+            panic!("SoftHSM2 is not installed at {SOFTHSM2_MODULE}: run scripts/setup-debian.sh")
         })
 }
 

@@ -8,8 +8,13 @@ mod audit;
 mod av1;
 mod bench;
 mod codec;
+mod consent;
+mod dataset;
 mod demo;
+mod detect;
 mod link;
+mod pki;
+mod pkifile;
 mod probe;
 mod report;
 mod run;
@@ -68,16 +73,44 @@ enum Command {
     Serve(link::serve::ServeArgs),
     /// Send live frames (and optionally a file) to a site.
     Send(link::send::SendArgs),
+    /// Ask a site for a patient's data through its consent gate (HPKI and
+    /// JPKI logins) and receive it.
+    Fetch(link::fetch::FetchArgs),
     /// Benchmarks on the recorded samples.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Run an ONNX anomaly model over a clip or a cube.
+    Detect(detect::DetectArgs),
+    /// Measure quality and speed against the sample set's labels.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
     },
     /// The audit log of consent decisions and transfers.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Certificates: a demo PKI on SoftHSM2 tokens, and checking one.
+    Pki {
+        #[command(subcommand)]
+        command: pki::PkiCommand,
+    },
+    /// Patient consent: grant and revoke with the patient's token, list,
+    /// and check a physician's access.
+    Consent {
+        #[command(subcommand)]
+        command: consent::ConsentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// An anomaly model: image, pixel and tile AUROC, frames/s, latency,
+    /// and tract against onnxruntime on the bare model.
+    Detect(detect::EvalDetectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +145,8 @@ enum BenchCommand {
 enum SamplesCommand {
     /// Generate the clip, labels, masks and cubes (same seed, same bytes).
     Generate(samples::GenerateArgs),
+    /// Model training/evaluation arrays (.npy) made with the engine's input code.
+    Dataset(dataset::DatasetArgs),
 }
 
 /// Mesa's device-select Vulkan layer looks for a Wayland display whenever
@@ -137,6 +172,9 @@ fn main() -> ExitCode {
         Command::Samples {
             command: SamplesCommand::Generate(args),
         } => samples::generate(&args),
+        Command::Samples {
+            command: SamplesCommand::Dataset(args),
+        } => dataset::dataset(&args),
         Command::Run { config, json } => run::run(&config, json.as_deref()),
         Command::Probe { json } => probe::probe(json),
         Command::Demo(args) => demo::demo(&args),
@@ -154,13 +192,21 @@ fn main() -> ExitCode {
         } => link::bench::bench_link(&args),
         Command::Serve(args) => link::serve::serve(&args),
         Command::Send(args) => link::send::send(&args),
+        Command::Fetch(args) => link::fetch::fetch(&args),
+        Command::Detect(args) => detect::detect(&args),
+        Command::Eval {
+            command: EvalCommand::Detect(args),
+        } => detect::eval_detect(&args),
         Command::Audit {
             command: AuditCommand::Verify { log },
         } => audit::verify(&log),
+        Command::Pki { command } => pki::run(&command),
+        Command::Consent { command } => consent::run(&command),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Ok(Outcome::Denied) => ExitCode::FAILURE,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("med8k: {err:#}");
@@ -176,6 +222,8 @@ enum Outcome {
     Done,
     /// Ctrl-C stopped it; it shut down cleanly.
     Interrupted,
+    /// It ran, and its answer was no (`consent check` denied access): exit 1.
+    Denied,
 }
 
 fn init_logging(verbose: u8) {

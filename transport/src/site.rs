@@ -19,17 +19,35 @@
 //! max_concurrent_frames = 16     # frame streams in flight
 //! idle_timeout_ms = 10000
 //!
-//! [gate]                         # optional
-//! kind = "allow-authenticated"   # the only kind until consent tokens land
+//! [gate]                         # optional; see below
+//! kind = "allow-authenticated"   # or "consent"
 //! ```
 //!
 //! # The gate
-//! `allow-authenticated` is a **development gate**: a server permits every
-//! session whose peer passed mutual TLS (its certificate chains to `roots`
-//! and names a facility in `allowed`) and checks **no consent token**. It is
-//! the only kind until the consent ledger is wired in; the file must say so
-//! explicitly or leave `[gate]` out (the default), so that no configuration
-//! suggests consent is being checked.
+//! `allow-authenticated` (the default when `[gate]` is left out) is a
+//! **development gate**: a server permits every session whose peer passed
+//! mutual TLS (its certificate chains to `roots` and names a facility in
+//! `allowed`) and checks **no consent token**.
+//!
+//! `consent` checks, for every session, the requesting physician's HPKI
+//! login, the patient's JPKI login (when `require_patient`) and the consent
+//! ledger, and writes every decision to the audit log:
+//!
+//! ```toml
+//! [gate]
+//! kind = "consent"
+//! ledger = "consent.sqlite"      # the consent ledger (SQLite)
+//! audit = "audit.jsonl"          # the audit log (JSON Lines, hash-chained)
+//! hpki_roots = ["hpki.pem"]      # HPKI trust anchors (physicians)
+//! hpki_policies = ["1.2.3.4"]    # accepted HPKI policy OIDs: no default
+//! jpki_roots = ["jpki.pem"]      # JPKI trust anchors (patients)
+//! require_patient = true         # the patient must log in too (default true)
+//! audit_salt_file = "audit.salt" # default: the audit log's path + ".salt"
+//! crl = ["hpki.crl.pem"]         # optional: CRLs (PEM or DER) for logins
+//! ```
+//!
+//! This crate only reads these settings ([`ConsentSettings`]); the gate
+//! itself is built by the command that serves (it needs the auth crate).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,6 +106,32 @@ pub enum GateKind {
     /// consent token is checked. See the module docs.
     #[default]
     AllowAuthenticated,
+    /// HPKI and JPKI logins and the consent ledger decide every session
+    /// ([`ConsentSettings`]).
+    Consent,
+}
+
+/// `[gate]` settings of [`GateKind::Consent`], paths resolved against the
+/// configuration file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsentSettings {
+    /// The consent ledger (SQLite).
+    pub ledger: PathBuf,
+    /// The audit log.
+    pub audit: PathBuf,
+    /// HPKI trust anchor files (PEM).
+    pub hpki_roots: Vec<PathBuf>,
+    /// Accepted HPKI policy OIDs (at least one).
+    pub hpki_policies: Vec<String>,
+    /// JPKI trust anchor files (PEM).
+    pub jpki_roots: Vec<PathBuf>,
+    /// Whether the patient must log in too.
+    pub require_patient: bool,
+    /// The file holding the audit log's secret salt (made on first use).
+    pub audit_salt_file: PathBuf,
+    /// CRL files (PEM or DER) checked for logins.
+    pub crl: Vec<PathBuf>,
 }
 
 /// `[link]`: transport settings.
@@ -149,7 +193,94 @@ struct TlsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GateSection {
+    #[serde(default)]
     kind: GateKind,
+    ledger: Option<PathBuf>,
+    audit: Option<PathBuf>,
+    #[serde(default)]
+    hpki_roots: Vec<PathBuf>,
+    #[serde(default)]
+    hpki_policies: Vec<String>,
+    #[serde(default)]
+    jpki_roots: Vec<PathBuf>,
+    require_patient: Option<bool>,
+    audit_salt_file: Option<PathBuf>,
+    #[serde(default)]
+    crl: Vec<PathBuf>,
+}
+
+impl GateSection {
+    /// Whether any key of the consent gate is set.
+    fn has_consent_keys(&self) -> bool {
+        self.ledger.is_some()
+            || self.audit.is_some()
+            || !self.hpki_roots.is_empty()
+            || !self.hpki_policies.is_empty()
+            || !self.jpki_roots.is_empty()
+            || self.require_patient.is_some()
+            || self.audit_salt_file.is_some()
+            || !self.crl.is_empty()
+    }
+
+    /// The consent settings, checked, paths resolved against `dir`.
+    fn consent(self, dir: &Path) -> Result<ConsentSettings, String> {
+        let ledger = self
+            .ledger
+            .ok_or("[gate] ledger: the consent gate needs the consent ledger")?;
+        let audit = self
+            .audit
+            .ok_or("[gate] audit: the consent gate needs an audit log")?;
+        if self.hpki_roots.is_empty() {
+            return Err("[gate] hpki_roots: name at least one HPKI CA file".into());
+        }
+        if self.hpki_policies.is_empty() {
+            return Err(
+                "[gate] hpki_policies: name the accepted HPKI policy OIDs (they differ per CA; \
+                 there is no default)"
+                    .into(),
+            );
+        }
+        if let Some(bad) = self.hpki_policies.iter().find(|o| !is_oid(o)) {
+            return Err(format!("[gate] hpki_policies: {bad:?} is not an OID"));
+        }
+        let require_patient = self.require_patient.unwrap_or(true);
+        if require_patient && self.jpki_roots.is_empty() {
+            return Err(
+                "[gate] jpki_roots: require_patient needs the JPKI CA files to check the \
+                 patient's login"
+                    .into(),
+            );
+        }
+        let audit = dir.join(audit);
+        let audit_salt_file = match self.audit_salt_file {
+            Some(p) => dir.join(p),
+            None => {
+                let mut name = audit.clone().into_os_string();
+                name.push(".salt");
+                PathBuf::from(name)
+            }
+        };
+        let all = |v: Vec<PathBuf>| v.into_iter().map(|p| dir.join(p)).collect();
+        Ok(ConsentSettings {
+            ledger: dir.join(ledger),
+            audit,
+            hpki_roots: all(self.hpki_roots),
+            hpki_policies: self.hpki_policies,
+            jpki_roots: all(self.jpki_roots),
+            require_patient,
+            audit_salt_file,
+            crl: all(self.crl),
+        })
+    }
+}
+
+/// Dotted decimal, at least two arcs.
+fn is_oid(s: &str) -> bool {
+    let arcs: Vec<&str> = s.split('.').collect();
+    arcs.len() >= 2
+        && arcs
+            .iter()
+            .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A parsed site configuration, its paths resolved against the file's
@@ -175,6 +306,8 @@ pub struct SiteConfig {
     pub link: LinkSettings,
     /// `[gate] kind`.
     pub gate: GateKind,
+    /// `[gate]` settings when `kind = "consent"`.
+    pub consent: Option<ConsentSettings>,
 }
 
 impl SiteConfig {
@@ -234,6 +367,20 @@ impl SiteConfig {
             ));
         }
         let dir = path.parent().unwrap_or(Path::new("."));
+        let gate = file.gate.kind;
+        let consent = match gate {
+            GateKind::Consent => Some(file.gate.consent(dir).map_err(invalid)?),
+            GateKind::AllowAuthenticated => {
+                if file.gate.has_consent_keys() {
+                    return Err(invalid(
+                        "[gate]: ledger, audit, roots and policies belong to kind = \"consent\"; \
+                         the allow-authenticated gate checks no consent"
+                            .into(),
+                    ));
+                }
+                None
+            }
+        };
         Ok(SiteConfig {
             path: path.to_path_buf(),
             id: file.site.id,
@@ -243,7 +390,8 @@ impl SiteConfig {
             roots: file.tls.roots.iter().map(|r| dir.join(r)).collect(),
             allowed: file.tls.allowed,
             link: file.link,
-            gate: file.gate.kind,
+            gate,
+            consent,
         })
     }
 
@@ -341,12 +489,73 @@ deadline_ms = 250
     }
 
     #[test]
-    fn only_the_development_gate_exists() {
+    fn the_gate_kinds() {
         let ok = format!("{GOOD}\n[gate]\nkind = \"allow-authenticated\"\n");
-        assert!(SiteConfig::parse(&ok, Path::new("s.toml")).is_ok());
-        let bad = format!("{GOOD}\n[gate]\nkind = \"consent\"\n");
+        let c = SiteConfig::parse(&ok, Path::new("s.toml")).unwrap();
+        assert_eq!((c.gate, c.consent), (GateKind::AllowAuthenticated, None));
+        let bad = format!("{GOOD}\n[gate]\nkind = \"everyone\"\n");
         let e = SiteConfig::parse(&bad, Path::new("s.toml")).unwrap_err();
         assert!(e.to_string().contains("allow-authenticated"), "{e}");
+        // Consent keys under the development gate would suggest a check
+        // that does not happen.
+        let mixed = format!("{ok}ledger = \"l.sqlite\"\n");
+        let e = SiteConfig::parse(&mixed, Path::new("s.toml")).unwrap_err();
+        assert!(e.to_string().contains("consent"), "{e}");
+    }
+
+    const CONSENT: &str = r#"
+[gate]
+kind = "consent"
+ledger = "consent.sqlite"
+audit = "log/audit.jsonl"
+hpki_roots = ["hpki.pem"]
+hpki_policies = ["1.2.392.100495.1.5.1.1"]
+jpki_roots = ["jpki.pem"]
+crl = ["hpki.crl.pem"]
+"#;
+
+    #[test]
+    fn the_consent_gate_resolves_paths() {
+        let text = format!("{GOOD}{CONSENT}");
+        let c = SiteConfig::parse(&text, Path::new("/etc/med8k/a.toml")).unwrap();
+        assert_eq!(c.gate, GateKind::Consent);
+        let g = c.consent.unwrap();
+        assert_eq!(g.ledger, Path::new("/etc/med8k/consent.sqlite"));
+        assert_eq!(g.audit, Path::new("/etc/med8k/log/audit.jsonl"));
+        assert_eq!(
+            g.audit_salt_file,
+            Path::new("/etc/med8k/log/audit.jsonl.salt")
+        );
+        assert_eq!(g.hpki_roots, vec![PathBuf::from("/etc/med8k/hpki.pem")]);
+        assert_eq!(g.jpki_roots, vec![PathBuf::from("/etc/med8k/jpki.pem")]);
+        assert_eq!(g.crl, vec![PathBuf::from("/etc/med8k/hpki.crl.pem")]);
+        assert!(g.require_patient);
+    }
+
+    #[test]
+    fn the_consent_gate_needs_its_keys() {
+        for (drop, word) in [
+            ("hpki_policies", "hpki_policies"),
+            ("ledger", "ledger"),
+            ("audit =", "audit"),
+            ("hpki_roots", "hpki_roots"),
+            ("jpki_roots", "jpki_roots"),
+        ] {
+            let gate: String = CONSENT
+                .lines()
+                .filter(|l| !l.starts_with(drop))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = SiteConfig::parse(&format!("{GOOD}{gate}"), Path::new("s.toml")).unwrap_err();
+            assert!(e.to_string().contains(word), "{drop}: {e}");
+        }
+        let no_patient = format!("{GOOD}{CONSENT}require_patient = false\n")
+            .replace("jpki_roots = [\"jpki.pem\"]\n", "");
+        let c = SiteConfig::parse(&no_patient, Path::new("s.toml")).unwrap();
+        assert!(!c.consent.unwrap().require_patient);
+        let bad_oid = format!("{GOOD}{CONSENT}").replace("1.2.392.100495.1.5.1.1", "policy");
+        let e = SiteConfig::parse(&bad_oid, Path::new("s.toml")).unwrap_err();
+        assert!(e.to_string().contains("not an OID"), "{e}");
     }
 
     #[test]

@@ -1,13 +1,19 @@
-//! `med8k serve`, `med8k send` and `med8k bench link`: QUIC links between
-//! sites, wired from the transport crate.
+//! `med8k serve`, `med8k send`, `med8k fetch` and `med8k bench link`: QUIC
+//! links between sites, wired from the transport crate.
 //!
-//! The server's gate is the development gate of
-//! [`med8k_transport::site::GateKind::AllowAuthenticated`]: mutual TLS decides
-//! who may connect, and **no consent token is checked** (the client sends a
-//! placeholder token that says so). Every permit is logged as such.
+//! The server's gate comes from the site configuration:
+//! - [`med8k_transport::site::GateKind::Consent`]: the consent gate of
+//!   [`med8k_auth::gate`]; `med8k fetch` presents the physician's HPKI
+//!   login, the patient's JPKI login and the access claim
+//!   ([`fetch`]);
+//! - [`med8k_transport::site::GateKind::AllowAuthenticated`], the
+//!   development gate: mutual TLS decides who may connect, and **no consent
+//!   token is checked** (`med8k send` sends a placeholder token that says
+//!   so). Every permit is logged as such.
 
 pub mod bench;
 mod display;
+pub mod fetch;
 pub mod send;
 pub mod serve;
 

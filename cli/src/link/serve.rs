@@ -1,5 +1,22 @@
-//! `med8k serve --listen ADDR --config SITE.toml`: accepts links and stores
-//! what arrives.
+//! `med8k serve --listen ADDR --config SITE.toml`: accepts links, stores
+//! what arrives, and (with `--source`) offers frames to each permitted
+//! session.
+//!
+//! # Gates
+//! With `[gate] kind = "consent"` in the site configuration, every session
+//! is decided by the consent gate ([`ConsentGate`]): the requesting
+//! physician's HPKI login, the patient's JPKI login (when required) and the
+//! consent ledger; every decision goes to the audit log, and open sessions
+//! are decided again every half second, so that a consent revoked closes
+//! them. The model is pull: the hospital holding the data runs `serve
+//! --source ...` and a physician elsewhere runs `med8k fetch`; nothing
+//! leaves before the gate permitted the session. With `allow-authenticated`
+//! (the development gate) consent is not checked, and the log says so.
+//!
+//! With `--source` (a picture or raw file, a recorded clip, or a sample
+//! folder), each permitted session gets the source's frames, coded
+//! losslessly with the wavelet codec at `--fps`, from the start; the session
+//! ends when the source does (or when consent is revoked).
 //!
 //! Prints `listening on ADDR` first (the bound address, so `--listen
 //! 127.0.0.1:0` is usable by scripts), then one line per link when it ends.
@@ -14,22 +31,36 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use med8k_auth::cert::{
+    CrlFile, PolicyRule, Profile, ProfileConfig, Purpose, StoreKind, TrustStore,
+};
+use med8k_auth::gate::{ConsentGate, GateConfig};
+use med8k_engine::codec;
 use med8k_engine::codec::sequence::SequenceWriter;
+use med8k_engine::codec::stage::Backend;
+use med8k_engine::gst::SourceOptions;
+use med8k_engine::picture::Picture;
 use med8k_engine::pipeline::Shutdown;
-use med8k_transport::driver::{Link, Server, SessionControl};
-use med8k_transport::proto::{Capabilities, Event, ObjectKind, ObjectOffer};
-use med8k_transport::site::{GateKind, SiteConfig};
+use med8k_transport::driver::{Gate, Link, Server, SessionControl};
+use med8k_transport::proto::{
+    Capabilities, CloseReason, Ended, Event, FrameHeader, ObjectKind, ObjectOffer,
+};
+use med8k_transport::site::{ConsentSettings, GateKind, SiteConfig};
 use tokio::sync::mpsc;
 
-use super::{DevelopmentGate, count_lost, mbps};
+use super::{DevelopmentGate, count_lost, frame_header, mbps};
 use crate::{Outcome, on_ctrl_c};
 
 /// Frames and object pieces queued for a link's writer; beyond it frames
 /// are dropped (counted) rather than stall the link.
 const STORE_QUEUE: usize = 64;
+/// Coded frames of the offered source waiting for a session.
+const OFFER_QUEUE: usize = 4;
+/// How often the consent gate decides open sessions again.
+const CONSENT_RECHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -53,6 +84,27 @@ pub struct ServeArgs {
     /// Stop after this many links have ended.
     #[arg(long)]
     links: Option<u64>,
+    /// Offer this to every permitted session: a picture or raw file, a
+    /// recorded clip (.mkv) or a sample folder, coded losslessly.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Frames per second of the offered source.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+}
+
+/// A coded frame of the offered source (header, payload), or why the
+/// source failed.
+type CodedFrame = anyhow::Result<(FrameHeader, Vec<u8>)>;
+
+/// What is offered to each permitted session.
+#[derive(Debug, Clone)]
+struct Offer {
+    source: PathBuf,
+    period: Duration,
+    /// How long the session stays open after the source's last frame, so
+    /// that frames still in flight arrive (a frame deadline).
+    linger: Duration,
 }
 
 /// What a link's writer is handed.
@@ -79,6 +131,7 @@ struct LinkReport {
     sequence: Option<PathBuf>,
     shown: Option<u64>,
     late: u64,
+    sent: Option<(u64, u64)>,
     rtt_ms: f64,
     loss_ppm: u32,
     ended: String,
@@ -87,11 +140,41 @@ struct LinkReport {
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
     let config = SiteConfig::load(&args.config)?;
-    let site = config.site(Capabilities::RECEIVE_LIVE | Capabilities::RECEIVE_OBJECTS)?;
+    let mut capabilities = Capabilities::RECEIVE_LIVE | Capabilities::RECEIVE_OBJECTS;
+    let offer = match &args.source {
+        Some(source) => {
+            if !(args.fps > 0.0 && args.fps <= 1000.0) {
+                bail!("--fps {} is outside (0, 1000]", args.fps);
+            }
+            if !source.exists() {
+                bail!("--source {}: no such file or folder", source.display());
+            }
+            capabilities = capabilities | Capabilities::SEND_LIVE;
+            Some(Offer {
+                source: source.clone(),
+                period: Duration::from_secs_f64(1.0 / args.fps),
+                linger: Duration::ZERO,
+            })
+        }
+        None => None,
+    };
+    let site = config.site(capabilities)?;
     let driver = config.driver_config();
-    let gate = match config.gate {
-        GateKind::AllowAuthenticated => Arc::new(DevelopmentGate::default()),
-        other => anyhow::bail!("{}: gate {other:?} is not supported", args.config.display()),
+    let offer = offer.map(|o| Offer {
+        linger: driver.session.frame_deadline + Duration::from_millis(100),
+        ..o
+    });
+    // The consent gate's watch thread runs while the gate lives.
+    let mut _watch = None;
+    let gate: Arc<dyn Gate> = match (config.gate, &config.consent) {
+        (GateKind::AllowAuthenticated, _) => Arc::new(DevelopmentGate::default()),
+        (GateKind::Consent, Some(settings)) => {
+            let gate = consent_gate(&config, settings)
+                .with_context(|| format!("{}: consent gate", args.config.display()))?;
+            _watch = Some(gate.watch().context("starting the consent watch")?);
+            Arc::new(gate)
+        }
+        (other, _) => bail!("{}: gate {other:?} is not supported", args.config.display()),
     };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -104,10 +187,22 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("listening on {}", args.listen))?;
         println!("listening on {}", server.local_addr()?);
         std::io::stdout().flush()?;
-        tracing::warn!(
-            "gate: development (allow-authenticated): peers are admitted on mutual TLS alone; \
-             consent is NOT checked"
-        );
+        if config.gate == GateKind::Consent {
+            tracing::info!(
+                "gate: consent (HPKI, JPKI and the consent ledger decide every session)"
+            );
+        } else {
+            tracing::warn!(
+                "gate: development (allow-authenticated): peers are admitted on mutual TLS \
+                 alone; consent is NOT checked"
+            );
+            if offer.is_some() {
+                tracing::warn!(
+                    "--source is offered to every such peer without a consent check: use \
+                     [gate] kind = \"consent\" for patient data"
+                );
+            }
+        }
         let frames = Arc::new(AtomicU64::new(0));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<LinkReport>();
         let mut controls: Vec<SessionControl> = Vec::new();
@@ -125,8 +220,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
                         let sink = args.sink.clone();
                         let frames = frames.clone();
                         let done = done_tx.clone();
+                        let offer = offer.clone();
                         tokio::spawn(async move {
-                            let report = run_link(link, n, out, sink, frames).await;
+                            let report = run_link(link, n, out, sink, frames, offer).await;
                             let _ = done.send(report);
                         });
                     }
@@ -200,6 +296,9 @@ fn print_report(r: &LinkReport) {
         r.corrupt,
         r.ended,
     );
+    if let Some((n, bytes)) = r.sent {
+        println!("  {n} frame(s), {bytes} bytes sent from the source");
+    }
     if let Some(n) = r.shown {
         println!("  {n} frame(s) decoded to the sink");
     }
@@ -220,6 +319,7 @@ async fn run_link(
     out: Option<PathBuf>,
     sink: Option<String>,
     total: Arc<AtomicU64>,
+    offer: Option<Offer>,
 ) -> LinkReport {
     let mut report = LinkReport {
         facility: link.facility().to_owned(),
@@ -233,10 +333,64 @@ async fn run_link(
     });
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
-    while let Some(event) = link.next_event().await {
+    let mut outgoing: Option<mpsc::Receiver<CodedFrame>> = None;
+    let mut close_at: Option<tokio::time::Instant> = None;
+    loop {
+        let event = tokio::select! {
+            () = sleep_until(close_at) => {
+                close_at = None;
+                link.close("source ended");
+                continue;
+            }
+            event = link.next_event() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            coded = next_coded(&mut outgoing) => {
+                let (n, bytes) = report.sent.get_or_insert((0, 0));
+                match coded {
+                    Some(Ok((header, payload))) => {
+                        let len = payload.len() as u64;
+                        if let Err(e) = link.send_frame(header, payload).await {
+                            tracing::warn!(facility = %report.facility, "sending: {e}");
+                            outgoing = None;
+                        } else {
+                            *n += 1;
+                            *bytes += len;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        report.error = Some(format!("source: {e:#}"));
+                        outgoing = None;
+                        link.close("the source failed");
+                    }
+                    None => {
+                        tracing::info!(facility = %report.facility, frames = *n, "source ended; closing the session");
+                        outgoing = None;
+                        let linger = offer.as_ref().map_or(Duration::ZERO, |o| o.linger);
+                        close_at = Some(tokio::time::Instant::now() + linger);
+                    }
+                }
+                continue;
+            }
+        };
         let store = match event {
             Event::Open { peer } => {
                 tracing::info!(facility = %peer.site_id, "session open");
+                // A peer that only sends (`med8k send`) is not offered the
+                // source.
+                if let Some(offer) = offer
+                    .as_ref()
+                    .filter(|_| peer.capabilities.contains(Capabilities::RECEIVE_LIVE))
+                {
+                    match start_offer(offer.clone()) {
+                        Ok(rx) => outgoing = Some(rx),
+                        Err(e) => {
+                            report.error = Some(format!("source: {e:#}"));
+                            link.close("the source could not be opened");
+                        }
+                    }
+                }
                 None
             }
             Event::Frame(f) => {
@@ -263,7 +417,12 @@ async fn run_link(
                 Some(Store::Corrupt(id))
             }
             Event::Closed { by, why, detail } => {
+                if why == Ended::Close(CloseReason::ConsentRevoked) {
+                    tracing::warn!(facility = %report.facility, "consent revoked: session closed");
+                }
                 report.ended = format!("closed by {by:?}: {why:?} ({detail})");
+                // Stops the source's coding thread.
+                outgoing = None;
                 None
             }
             Event::Error(e) => {
@@ -297,6 +456,135 @@ async fn run_link(
         }
     }
     report
+}
+
+/// Sleeps until `at`; pending forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next coded frame of the offered source; `None` when it ended;
+/// pending forever without one.
+async fn next_coded<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the offered source on a thread of its own and codes its frames
+/// into a short queue, at the offer's pace; the thread stops when the
+/// queue's receiver is dropped.
+fn start_offer(offer: Offer) -> anyhow::Result<mpsc::Receiver<CodedFrame>> {
+    let (tx, rx) = mpsc::channel(OFFER_QUEUE);
+    std::thread::Builder::new()
+        .name("med8k-serve-source".into())
+        .spawn(move || {
+            if let Err(e) = code_offer(&offer, &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        })?;
+    Ok(rx)
+}
+
+type Pictures = Box<dyn Iterator<Item = anyhow::Result<Picture>>>;
+
+fn open_offer(path: &Path) -> anyhow::Result<Pictures> {
+    if path.is_dir() {
+        let mut src =
+            med8k_engine::samples::open(path)?.open_clip(SourceOptions::default().id("offer"))?;
+        Ok(Box::new(std::iter::from_fn(move || {
+            match src.next_frame() {
+                Ok(Some(f)) => Some(Picture::from_frame(&f).map_err(anyhow::Error::from)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e.into())),
+            }
+        })))
+    } else {
+        crate::codec::frames(path, None, None)
+    }
+}
+
+fn code_offer(offer: &Offer, tx: &mpsc::Sender<CodedFrame>) -> anyhow::Result<()> {
+    let pictures =
+        open_offer(&offer.source).with_context(|| format!("opening {}", offer.source.display()))?;
+    let (mut encoder, _) = Backend::Auto.encoder(&codec::Config::lossless())?;
+    let epoch = Instant::now();
+    let mut next = Instant::now();
+    for pic in pictures {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next = next.max(Instant::now() - offer.period) + offer.period;
+        let pic = pic?;
+        let capture_us = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let packet = encoder.encode(&pic)?;
+        let header = frame_header(&pic, true, &packet.data, capture_us);
+        if tx.blocking_send(Ok((header, packet.data))).is_err() {
+            // The session ended (closed, or consent revoked).
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the consent gate from `[gate]`.
+fn consent_gate(config: &SiteConfig, settings: &ConsentSettings) -> anyhow::Result<ConsentGate> {
+    let store = |kind: StoreKind, files: &[PathBuf]| -> anyhow::Result<TrustStore> {
+        let mut store = TrustStore::new(kind);
+        for f in files {
+            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let n = store
+                .add_pem(&pem)
+                .with_context(|| format!("trust anchors {}", f.display()))?;
+            if n == 0 {
+                bail!("{} holds no CERTIFICATE block", f.display());
+            }
+        }
+        Ok(store)
+    };
+    let mut profile = ProfileConfig::default();
+    profile.policies.insert(
+        Purpose::HpkiAuth,
+        PolicyRule::AnyOf(settings.hpki_policies.clone()),
+    );
+    let jpki = if settings.jpki_roots.is_empty() {
+        None
+    } else {
+        Some(store(StoreKind::Jpki, &settings.jpki_roots)?)
+    };
+    let revocation: Option<Arc<dyn med8k_auth::cert::Revocation + Send + Sync>> =
+        if settings.crl.is_empty() {
+            None
+        } else {
+            let mut crls = CrlFile::new();
+            for c in &settings.crl {
+                crls.add_file(c)
+                    .with_context(|| format!("CRL {}", c.display()))?;
+            }
+            Some(Arc::new(crls))
+        };
+    for p in [&settings.ledger, &settings.audit] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    let gate = ConsentGate::new(GateConfig {
+        facility: config.id.clone(),
+        ledger: settings.ledger.clone(),
+        audit: settings.audit.clone(),
+        audit_salt: med8k_auth::audit::site_salt(&settings.audit_salt_file)
+            .with_context(|| format!("audit salt {}", settings.audit_salt_file.display()))?,
+        profile: Profile::new(profile),
+        hpki: store(StoreKind::Hpki, &settings.hpki_roots)?,
+        jpki,
+        revocation,
+        require_patient: settings.require_patient,
+        recheck: CONSENT_RECHECK,
+        clock: Arc::new(SystemTime::now),
+    })?;
+    Ok(gate)
 }
 
 /// What a link's writer stored.

@@ -17,8 +17,9 @@
 //! - [`mask_to_map`]: a lesion mask (non-zero = lesion) area-averaged to the
 //!   model's map size: the fraction of lesion cells under each output pixel.
 //!
-//! Weights are exact rationals evaluated in `f64`, so results do not depend
-//! on the thread count; work is parallel over output rows.
+//! Weights are whole overlaps and sums exact integers, with one division per
+//! output value, so results do not depend on the thread count; work is
+//! parallel over output rows.
 
 use rayon::prelude::*;
 
@@ -91,28 +92,29 @@ pub struct YCbCrPlanes<'a, T> {
 
 /// A sample type of a plane (8-bit or 16-bit storage).
 pub trait Sample: Copy + Send + Sync {
-    /// The code value as `f64`.
-    fn value(self) -> f64;
+    /// The code value.
+    fn code(self) -> u32;
 }
 
 impl Sample for u8 {
-    fn value(self) -> f64 {
-        f64::from(self)
+    fn code(self) -> u32 {
+        u32::from(self)
     }
 }
 
 impl Sample for u16 {
-    fn value(self) -> f64 {
-        f64::from(self)
+    fn code(self) -> u32 {
+        u32::from(self)
     }
 }
 
 /// Area-averaging weights along one axis: for each output index, the source
-/// samples it covers and their weights (summing to 1).
+/// samples it covers and their weights, in units of `1 / pixels` (they sum to
+/// `pixels`).
 ///
 /// `pixels` frame pixels map onto `out` outputs; frame pixel `i` reads sample
 /// `min(i >> shift, samples - 1)`.
-fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize, f64)>> {
+fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize, u64)>> {
     (0..out)
         .map(|o| {
             // In units of 1/out frame pixels the output covers [o*pixels, (o+1)*pixels)
@@ -120,14 +122,14 @@ fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize
             let (a, b) = (o * pixels, (o + 1) * pixels);
             let first = a / out;
             let last = (b - 1) / out;
-            let mut t: Vec<(usize, f64)> = Vec::new();
+            let mut t: Vec<(usize, u64)> = Vec::new();
             for i in first..=last.min(pixels - 1) {
                 let overlap = ((i + 1) * out).min(b) - (i * out).max(a);
                 if overlap == 0 {
                     continue;
                 }
                 let s = (i >> shift).min(samples - 1);
-                let w = overlap as f64 / pixels as f64;
+                let w = overlap as u64;
                 match t.last_mut() {
                     Some((ls, lw)) if *ls == s => *lw += w,
                     _ => t.push((s, w)),
@@ -138,25 +140,31 @@ fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize
         .collect()
 }
 
-/// Average planes given as row readers into `planes × out_h × out_w` values.
+/// Average planes given as row readers into `planes × out_h × out_w` values,
+/// each `mean / full_scale`.
 ///
 /// `dims[p]` is `(cols, rows, shift_x, shift_y)` of plane `p`; `read(p, row, buf)`
-/// fills `buf` (`cols` long) with row `row` of plane `p`, already scaled.
+/// fills `buf` (`cols` long) with row `row` of plane `p`, as code values of at
+/// most 16 bits. Sums are exact integers (weights are whole overlaps), so the
+/// result does not depend on the thread count; one division per output.
 fn area_average<F>(
     width: usize,
     height: usize,
     dims: &[(usize, usize, u32, u32)],
     out_w: usize,
     out_h: usize,
+    full_scale: u32,
     read: F,
 ) -> Vec<f32>
 where
-    F: Fn(usize, usize, &mut [f64]) + Sync,
+    F: Fn(usize, usize, &mut [u32]) + Sync,
 {
     let plane_taps: Vec<_> = dims
         .iter()
         .map(|&(cols, rows, sx, sy)| (taps(width, out_w, sx, cols), taps(height, out_h, sy, rows)))
         .collect();
+    // Weights sum to `width` across and `height` down.
+    let denominator = width as f64 * height as f64 * f64::from(full_scale.max(1));
     let mut out = vec![0f32; dims.len() * out_w * out_h];
     for (p, chunk) in out.chunks_exact_mut(out_w * out_h).enumerate() {
         let (tx, ty) = &plane_taps[p];
@@ -165,17 +173,19 @@ where
             .par_chunks_exact_mut(out_w)
             .zip(ty.par_iter())
             .for_each_init(
-                || (vec![0f64; cols], vec![0f64; cols]),
+                || (vec![0u64; cols], vec![0u32; cols]),
                 |(acc, row), (dst, row_taps)| {
-                    acc.fill(0.0);
+                    acc.fill(0);
                     for &(sy, wy) in row_taps {
                         read(p, sy, row);
                         for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                            *a += wy * v;
+                            *a += wy * u64::from(v);
                         }
                     }
                     for (d, col_taps) in dst.iter_mut().zip(tx) {
-                        *d = col_taps.iter().map(|&(sx, wx)| wx * acc[sx]).sum::<f64>() as f32;
+                        // At most 2^16 · 16384 · 16384 < 2^45: no overflow.
+                        let sum: u64 = col_taps.iter().map(|&(sx, wx)| wx * acc[sx]).sum();
+                        *d = (sum as f64 / denominator) as f32;
                     }
                 },
             );
@@ -230,15 +240,23 @@ pub fn ycbcr_tensor<T: Sample>(
     check_plane(0, &list[0], w, h)?;
     check_plane(1, &list[1], cw, ch)?;
     check_plane(2, &list[2], cw, ch)?;
-    let scale = 1.0 / f64::from((1u32 << planes.bit_depth) - 1);
+    let full_scale = (1u32 << planes.bit_depth) - 1;
     let dims = [(w, h, 0, 0), (cw, ch, sx, sy), (cw, ch, sx, sy)];
-    Ok(area_average(w, h, &dims, out_w, out_h, |p, row, buf| {
-        let pl = &list[p];
-        let src = &pl.data[row * pl.stride..][..buf.len()];
-        for (b, &s) in buf.iter_mut().zip(src) {
-            *b = s.value() * scale;
-        }
-    }))
+    Ok(area_average(
+        w,
+        h,
+        &dims,
+        out_w,
+        out_h,
+        full_scale,
+        |p, row, buf| {
+            let pl = &list[p];
+            let src = &pl.data[row * pl.stride..][..buf.len()];
+            for (b, &s) in buf.iter_mut().zip(src) {
+                *b = s.code();
+            }
+        },
+    ))
 }
 
 /// The model input of a frame: planar `3 × height × width` (Y', Cb, Cr),
@@ -301,7 +319,7 @@ pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f
             let l = frame.layout().planes()[0];
             let bytes = frame.plane(0);
             let dims = [(fw, fh, 0, 0), (cw, fh, 1, 0), (cw, fh, 1, 0)];
-            Ok(area_average(fw, fh, &dims, ow, oh, |p, row, buf| {
+            Ok(area_average(fw, fh, &dims, ow, oh, 1023, |p, row, buf| {
                 v210_row(&bytes[row * l.stride..][..l.row_bytes], p, buf);
             }))
         }
@@ -309,9 +327,9 @@ pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f
     }
 }
 
-/// Decode plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one v210 row into `buf`, scaled to `[0, 1]`.
-fn v210_row(row: &[u8], p: usize, buf: &mut [f64]) {
-    let s = |wd: u32, k: u32| f64::from((wd >> (10 * k)) & 0x3ff) / 1023.0;
+/// Decode plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one v210 row into `buf` (10-bit codes).
+fn v210_row(row: &[u8], p: usize, buf: &mut [u32]) {
+    let s = |wd: u32, k: u32| (wd >> (10 * k)) & 0x3ff;
     // (word, slot) of each sample within a 6-pixel group.
     const Y: [(usize, u32); 6] = [(0, 1), (1, 0), (1, 2), (2, 1), (3, 0), (3, 2)];
     const CB: [(usize, u32); 3] = [(0, 0), (1, 1), (2, 2)];
@@ -380,9 +398,9 @@ pub fn mask_to_map(mask: &[u8], mw: usize, mh: usize, out_w: usize, out_h: usize
     if mw == 0 || mh == 0 || out_w == 0 || out_h == 0 || mask.len() < mw * mh {
         return vec![0.0; out_w * out_h];
     }
-    area_average(mw, mh, &[(mw, mh, 0, 0)], out_w, out_h, |_, row, buf| {
+    area_average(mw, mh, &[(mw, mh, 0, 0)], out_w, out_h, 1, |_, row, buf| {
         for (b, &m) in buf.iter_mut().zip(&mask[row * mw..][..mw]) {
-            *b = if m != 0 { 1.0 } else { 0.0 };
+            *b = u32::from(m != 0);
         }
     })
 }

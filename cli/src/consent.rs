@@ -1,0 +1,981 @@
+//! `med8k consent`: a patient grants and revokes consent with the JPKI
+//! signing key on their card (a SoftHSM2 token in the demo), and a physician's
+//! access is checked against the consent ledger.
+//!
+//! - `grant` and `revoke` build a record for the pseudonym of the token's
+//!   JPKI *signing* certificate, sign its canonical bytes as a detached CMS
+//!   with the token's key (`CKM_RSA_PKCS` through the PKCS#11 signer), and
+//!   store it with [`Ledger::grant`] / [`Ledger::revoke`], which verify the
+//!   signature first;
+//! - `list` shows a patient's consents with their status;
+//! - `check` verifies a physician's HPKI certificate and prints the access
+//!   decision: `permit (consent ID)` (exit 0) or `deny: REASON` (exit 1).
+//!
+//! # Files
+//!
+//! `--pki DIR` is a directory made by `med8k pki demo-init`; its `pki.toml`
+//! names the PKCS#11 module, the SoftHSM2 configuration, the trust anchors,
+//! the HPKI policy OIDs and the tokens with their demo PINs. A PIN comes from
+//! the environment variable named by `--pin-env`, else from `pki.toml`; it is
+//! never printed.
+//!
+//! The audit log hashes every identifier with a per-site secret salt, kept in
+//! `DIR/audit.salt` (32 random bytes, made on first use). No patient data
+//! reaches the log: the patient appears only as the hash of their pseudonym,
+//! the record as its id, and failures as a fixed category, never an error text
+//! (certificate errors can carry names).
+//!
+//! # Order of writes, and `kill -9`
+//!
+//! `grant` and `revoke` open the audit log first (refusing a log whose last
+//! line is torn), then store the record in the ledger (one SQLite transaction
+//! in WAL mode with `synchronous=FULL`: all or nothing), then append the
+//! event with its outcome (one `write` of a whole line, then `fsync`). A
+//! process killed in between leaves a stored record without its audit event;
+//! it never leaves a partial record or an event claiming a record that was
+//! not stored.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use med8k_auth::audit::{
+    AuditEvent, AuditLog, EventKind, Outcome as AuditOutcome, Participant, Role as AuditRole,
+};
+use med8k_auth::cert::{
+    CrlFile, Profile, Purpose, Revocation, StoreKind, pem_blocks, verify_chain,
+};
+use med8k_auth::consent::{
+    AccessRequest, ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, ConsentState,
+    Coverage, DataCategory, Decision, DenyReason, FacilityId, Ledger, LedgerError, PatientId,
+    Period, Physician, RecordId, Scope, SignatureCheck, VerifyError, VisitId, cms,
+};
+use med8k_auth::identity::{IdentityError, Module, TokenSigner, sha256};
+
+use crate::Outcome;
+use crate::pkifile::PkiFile;
+
+/// `med8k consent` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Sign a consent with the patient's token and store it in the ledger.
+    Grant(GrantArgs),
+    /// Sign a revocation of a stored consent with the patient's token.
+    Revoke(RevokeArgs),
+    /// A patient's consents with their status (in force, expired, revoked).
+    List(ListArgs),
+    /// Decide a physician's access: prints `permit (consent ID)` and exits
+    /// 0, or `deny: REASON` and exits 1.
+    Check(CheckArgs),
+}
+
+/// What the data is used for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PurposeArg {
+    Treatment,
+    RemoteConsultation,
+    Research,
+}
+
+impl PurposeArg {
+    fn purpose(self) -> ConsentPurpose {
+        match self {
+            PurposeArg::Treatment => ConsentPurpose::Treatment,
+            PurposeArg::RemoteConsultation => ConsentPurpose::RemoteConsultation,
+            PurposeArg::Research => ConsentPurpose::Research,
+        }
+    }
+}
+
+/// Which data.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CategoryArg {
+    EndoscopeVideo,
+    PathologyImages,
+    VisitHistory,
+}
+
+impl CategoryArg {
+    fn category(self) -> DataCategory {
+        match self {
+            CategoryArg::EndoscopeVideo => DataCategory::EndoscopeVideo,
+            CategoryArg::PathologyImages => DataCategory::PathologyImages,
+            CategoryArg::VisitHistory => DataCategory::VisitHistory,
+        }
+    }
+}
+
+/// What may be done with it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Register,
+    Disclose,
+}
+
+impl ScopeArg {
+    fn scope(self) -> Scope {
+        match self {
+            ScopeArg::Register => Scope::Register,
+            ScopeArg::Disclose => Scope::Disclose,
+        }
+    }
+}
+
+/// Where the patient's token, the ledger and the audit log are.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The demo PKI directory (`med8k pki demo-init --out DIR`).
+    #[arg(long)]
+    pki: PathBuf,
+    /// The consent ledger (SQLite; created if missing).
+    #[arg(long)]
+    ledger: PathBuf,
+    /// The audit log (hash-chained JSON Lines; created if missing).
+    #[arg(long)]
+    audit: PathBuf,
+    /// The patient's token label (e.g. med8k-patient).
+    #[arg(long)]
+    patient_token: String,
+    /// Environment variable holding the token's PIN; without it, the demo
+    /// PIN in pki.toml.
+    #[arg(long)]
+    pin_env: Option<String>,
+}
+
+/// `med8k consent grant`.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// Facility the consent is given to (repeat for several).
+    #[arg(long, required = true)]
+    grantee: Vec<String>,
+    /// Purpose(s) covered.
+    #[arg(long, value_enum, required = true, value_delimiter = ',')]
+    purpose: Vec<PurposeArg>,
+    /// Data categories covered.
+    #[arg(long, value_enum, required = true, value_delimiter = ',', num_args = 1..)]
+    category: Vec<CategoryArg>,
+    /// Actions covered, comma-separated.
+    #[arg(long, value_enum, required = true, value_delimiter = ',')]
+    scope: Vec<ScopeArg>,
+    /// Start of the period (RFC 3339); default now.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the period (RFC 3339), exclusive.
+    #[arg(long, conflicts_with = "days", required_unless_present = "days")]
+    until: Option<String>,
+    /// Length of the period in days from `--from`.
+    #[arg(long)]
+    days: Option<u32>,
+    /// One visit only; without it, this and all later visits.
+    #[arg(long)]
+    visit: Option<String>,
+    /// The record's id; default a fresh one.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// `med8k consent revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    token: TokenArgs,
+    /// The consent record to revoke.
+    #[arg(long)]
+    id: String,
+    /// The revocation record's own id; default a fresh one.
+    #[arg(long)]
+    revocation_id: Option<String>,
+}
+
+/// `med8k consent list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The consent ledger (must exist).
+    #[arg(long)]
+    ledger: PathBuf,
+    /// The patient's pseudonym (64 hex digits, printed by `grant`).
+    #[arg(long)]
+    patient: String,
+    /// Status at this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `med8k consent check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The demo PKI directory (trust anchors, policy OIDs, CRLs).
+    #[arg(long)]
+    pki: PathBuf,
+    /// The consent ledger (must exist).
+    #[arg(long)]
+    ledger: PathBuf,
+    /// The audit log (created if missing).
+    #[arg(long)]
+    audit: PathBuf,
+    /// The physician's HPKI certificate (PEM; further blocks are
+    /// intermediates).
+    #[arg(long)]
+    physician_cert: PathBuf,
+    /// The facility the request comes from.
+    #[arg(long)]
+    facility: String,
+    /// The patient's pseudonym.
+    #[arg(long)]
+    patient: String,
+    /// The data asked for.
+    #[arg(long, value_enum)]
+    category: CategoryArg,
+    /// Why.
+    #[arg(long, value_enum)]
+    purpose: PurposeArg,
+    /// The visit the data belongs to.
+    #[arg(long)]
+    visit: Option<String>,
+    /// Decide at this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+}
+
+/// Runs a `med8k consent` subcommand.
+pub fn run(command: &ConsentCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ConsentCommand::Grant(args) => grant(args),
+        ConsentCommand::Revoke(args) => revoke(args),
+        ConsentCommand::List(args) => list(args),
+        ConsentCommand::Check(args) => check(args),
+    }
+}
+
+// ---------------------------------------------------------------- pki.toml
+
+/// The site's audit salt, `audit.salt` beside `pki.toml` (made on first use).
+fn audit_salt(pki: &PkiFile) -> anyhow::Result<Vec<u8>> {
+    let path = pki.path(Path::new("audit.salt"));
+    med8k_auth::audit::site_salt(&path).with_context(|| format!("audit salt {}", path.display()))
+}
+
+// ---------------------------------------------------------------- time
+
+fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC), as
+/// unix seconds. Checks the day against the month.
+fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow!("{s:?} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)");
+    let num = |part: Option<&str>, lo: i64, hi: i64| -> anyhow::Result<i64> {
+        let v: i64 = part
+            .filter(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        if (lo..=hi).contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad())
+        }
+    };
+    let (date, time) = match s.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut dp = date.split('-');
+    let (y, mo, d) = (
+        num(dp.next(), 0, 9999)?,
+        num(dp.next(), 1, 12)?,
+        num(dp.next(), 1, 31)?,
+    );
+    if dp.next().is_some() {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, mo, d);
+    if civil_from_days(days) != (y, mo, d) {
+        return Err(bad());
+    }
+    let mut secs = days * 86_400;
+    if let Some(t) = time {
+        let (clock, offset) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+            (c, 0)
+        } else if let Some(i) = t.rfind(['+', '-']) {
+            let (c, o) = t.split_at(i);
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let mut op = o.get(1..).unwrap_or_default().split(':');
+            let off = num(op.next(), 0, 23)? * 3600 + num(op.next(), 0, 59)? * 60;
+            if op.next().is_some() {
+                return Err(bad());
+            }
+            (c, sign * off)
+        } else {
+            return Err(bad());
+        };
+        let (clock, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let mut cp = clock.split(':');
+        secs +=
+            num(cp.next(), 0, 23)? * 3600 + num(cp.next(), 0, 59)? * 60 + num(cp.next(), 0, 60)?;
+        if cp.next().is_some() {
+            return Err(bad());
+        }
+        secs -= offset;
+    }
+    Ok(secs)
+}
+
+/// `--at`, or now.
+fn at_or_now(at: Option<&str>) -> anyhow::Result<SystemTime> {
+    match at {
+        Some(s) => Ok(from_unix(parse_rfc3339(s).context("--at")?)),
+        None => Ok(SystemTime::now()),
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn hex(b: &[u8]) -> String {
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
+}
+
+/// A fresh record id: `prefix-` and 24 hex digits from the time, the process
+/// and the patient (no patient data can be read back from it).
+fn fresh_id(prefix: &str, patient: &PatientId, now: SystemTime) -> anyhow::Result<RecordId> {
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!("{nanos}:{}:{patient}", std::process::id());
+    let digest = sha256(seed.as_bytes());
+    Ok(RecordId::new(format!(
+        "{prefix}-{}",
+        hex(digest.get(..12).unwrap_or(&digest))
+    ))?)
+}
+
+/// Opens the ledger at `path`, which must already exist (reading never
+/// creates one).
+fn open_existing(path: &Path) -> anyhow::Result<Ledger> {
+    if !path.is_file() {
+        bail!("consent ledger {}: no such file", path.display());
+    }
+    Ok(Ledger::open(path)?)
+}
+
+fn open_audit(path: &Path) -> anyhow::Result<AuditLog> {
+    AuditLog::open(path).with_context(|| format!("audit log {}", path.display()))
+}
+
+/// A fixed, patient-data-free category for an error, for the audit detail.
+fn failure_category(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<IdentityError>() {
+            return match e {
+                IdentityError::PinRefused => "PIN refused",
+                IdentityError::NotFound(_) => "token or key not found",
+                _ => "token error",
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<LedgerError>() {
+            return match e {
+                LedgerError::Refused(VerifyError::Signature(_)) => "signature refused",
+                LedgerError::Refused(_) => "record refused",
+                LedgerError::DuplicateId(_) => "duplicate record id",
+                LedgerError::UnknownConsent(_) => "unknown consent",
+                LedgerError::AlreadyRevoked(_) => "already revoked",
+                LedgerError::OtherPatient { .. } => "other patient",
+                _ => "ledger error",
+            };
+        }
+    }
+    "failed"
+}
+
+/// The patient's token, logged in, with its JPKI signing key.
+struct PatientCard {
+    signer: TokenSigner,
+    patient: PatientId,
+    // The loaded module, kept until the signing is done.
+    _module: std::sync::Arc<Module>,
+}
+
+/// Logs in to `args.patient_token` and finds its JPKI signing certificate:
+/// the one that verifies for JPKI signing against `check` at `now`.
+fn open_card(
+    args: &TokenArgs,
+    pki: &PkiFile,
+    check: &SignatureCheck<'_>,
+    now: SystemTime,
+) -> anyhow::Result<PatientCard> {
+    let label = args.patient_token.as_str();
+    let pin = pki
+        .pin(label, "--pin-env", args.pin_env.as_deref())
+        .map_err(|e| anyhow!("unknown token {label:?}: {e:#}"))?;
+    let module = pki.module()?;
+    let session = module
+        .login(label, &pin)
+        .with_context(|| format!("token {label:?}"))?;
+    drop(pin);
+    let certs = session
+        .certificates()
+        .with_context(|| format!("token {label:?}"))?;
+    let cert = certs
+        .iter()
+        .find(|c| {
+            verify_chain(&c.der, &[], check.store, Purpose::JpkiSign, now)
+                .ok()
+                .is_some_and(|chain| check.profile.check(&chain).is_ok())
+        })
+        .with_context(|| {
+            format!("token {label:?} holds no JPKI signing certificate trusted by pki.toml")
+        })?;
+    let signer = session
+        .signer(&cert.id)
+        .with_context(|| format!("token {label:?}"))?;
+    Ok(PatientCard {
+        patient: PatientId::from_signing_cert(&cert.der),
+        signer,
+        _module: module,
+    })
+}
+
+// ---------------------------------------------------------------- grant
+
+/// The record `args` describe, for `patient`, made at `now`. Checks every
+/// argument; touches nothing.
+fn build_record(
+    args: &GrantArgs,
+    patient: PatientId,
+    now: SystemTime,
+) -> anyhow::Result<ConsentRecord> {
+    let start = match &args.from {
+        Some(s) => parse_rfc3339(s).context("--from")?,
+        None => unix(now),
+    };
+    let end = match (&args.until, args.days) {
+        (Some(s), _) => parse_rfc3339(s).context("--until")?,
+        (None, Some(days)) if days > 0 => start
+            .checked_add(i64::from(days) * 86_400)
+            .context("--days: too far")?,
+        _ => bail!("--days must be at least 1"),
+    };
+    if end <= start {
+        bail!(
+            "the period ends ({}) before it starts ({})",
+            rfc3339(end),
+            rfc3339(start)
+        );
+    }
+    let grantees = args
+        .grantee
+        .iter()
+        .map(|g| FacilityId::new(g.as_str()).with_context(|| format!("--grantee {g:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let coverage = match &args.visit {
+        Some(v) => {
+            Coverage::PerVisit(VisitId::new(v.as_str()).with_context(|| format!("--visit {v:?}"))?)
+        }
+        None => Coverage::AllLaterVisits,
+    };
+    let id = match &args.id {
+        Some(id) => RecordId::new(id.as_str()).with_context(|| format!("--id {id:?}"))?,
+        None => fresh_id("consent", &patient, now)?,
+    };
+    let mut record = ConsentRecord {
+        id,
+        patient,
+        created: unix(now),
+        decision: ConsentDecision::Permit,
+        scope: args.scope.iter().map(|s| s.scope()).collect(),
+        grantees,
+        purposes: args.purpose.iter().map(|p| p.purpose()).collect(),
+        categories: args.category.iter().map(|c| c.category()).collect(),
+        period: Period { start, end },
+        coverage,
+    };
+    record.normalize();
+    record.validate()?;
+    Ok(record)
+}
+
+fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now();
+    // Check the arguments before touching the token, ledger or log.
+    let placeholder = PatientId::parse("0".repeat(64))?;
+    build_record(args, placeholder, now)?;
+
+    let pki = PkiFile::load(&args.token.pki)?;
+    let salt = audit_salt(&pki)?;
+    let jpki = pki.store(StoreKind::Jpki)?;
+    let profile = pki.profile();
+    let check = SignatureCheck::new(&jpki, &profile);
+    let mut audit = open_audit(&args.token.audit)?;
+
+    let result = (|| -> anyhow::Result<ConsentRecord> {
+        let card = open_card(&args.token, &pki, &check, now)?;
+        let record = build_record(args, card.patient.clone(), now)?;
+        let bytes = record.canonical_bytes()?;
+        let blob = cms::sign_detached(&bytes, &card.signer, record.created)
+            .context("signing with the token")?;
+        drop(card);
+        let mut ledger = Ledger::open(&args.token.ledger)?;
+        ledger.grant(&bytes, &blob, &check, now)?;
+        Ok(record)
+    })();
+
+    let mut event = AuditEvent::new(
+        EventKind::ConsentGranted,
+        micros(now),
+        match &result {
+            Ok(_) => AuditOutcome::Success,
+            Err(_) => AuditOutcome::SeriousFailure,
+        },
+    )
+    .with_participant(Participant::new(
+        AuditRole::System,
+        &salt,
+        &format!("token:{}", args.token.patient_token),
+    ));
+    match &result {
+        Ok(record) => {
+            event = event
+                .with_participant(Participant::new(
+                    AuditRole::Patient,
+                    &salt,
+                    record.patient.as_str(),
+                ))
+                .with_object(record.id.as_str());
+            for g in &record.grantees {
+                event = event.with_participant(Participant::new(
+                    AuditRole::Facility,
+                    &salt,
+                    g.as_str(),
+                ));
+            }
+        }
+        Err(e) => event = event.with_detail(failure_category(e)),
+    }
+    let appended = audit
+        .append(&event)
+        .with_context(|| format!("audit log {}", args.token.audit.display()));
+    let record = result?;
+    appended?;
+    println!("granted consent {}", record.id);
+    println!("  patient: {}", record.patient);
+    println!(
+        "  period: {} to {}",
+        rfc3339(record.period.start),
+        rfc3339(record.period.end)
+    );
+    Ok(Outcome::Done)
+}
+
+// ---------------------------------------------------------------- revoke
+
+fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now();
+    let revokes = RecordId::new(args.id.as_str()).with_context(|| format!("--id {:?}", args.id))?;
+    let own_id = args
+        .revocation_id
+        .as_deref()
+        .map(|id| RecordId::new(id).with_context(|| format!("--revocation-id {id:?}")))
+        .transpose()?;
+
+    let pki = PkiFile::load(&args.token.pki)?;
+    let salt = audit_salt(&pki)?;
+    let jpki = pki.store(StoreKind::Jpki)?;
+    let profile = pki.profile();
+    let check = SignatureCheck::new(&jpki, &profile);
+    let mut audit = open_audit(&args.token.audit)?;
+
+    let result = (|| -> anyhow::Result<ConsentRevocation> {
+        let mut ledger = open_existing(&args.token.ledger)?;
+        let card = open_card(&args.token, &pki, &check, now)?;
+        let id = match &own_id {
+            Some(id) => id.clone(),
+            None => fresh_id("revocation", &card.patient, now)?,
+        };
+        let rev = ConsentRevocation {
+            id,
+            patient: card.patient.clone(),
+            created: unix(now),
+            revokes: revokes.clone(),
+        };
+        let bytes = rev.canonical_bytes()?;
+        let blob = cms::sign_detached(&bytes, &card.signer, rev.created)
+            .context("signing with the token")?;
+        drop(card);
+        ledger.revoke(&bytes, &blob, &check, now)?;
+        Ok(rev)
+    })();
+
+    let mut event = AuditEvent::new(
+        EventKind::ConsentRevoked,
+        micros(now),
+        match &result {
+            Ok(_) => AuditOutcome::Success,
+            Err(_) => AuditOutcome::SeriousFailure,
+        },
+    )
+    .with_participant(Participant::new(
+        AuditRole::System,
+        &salt,
+        &format!("token:{}", args.token.patient_token),
+    ))
+    .with_object(revokes.as_str());
+    match &result {
+        Ok(rev) => {
+            event = event.with_participant(Participant::new(
+                AuditRole::Patient,
+                &salt,
+                rev.patient.as_str(),
+            ));
+        }
+        Err(e) => event = event.with_detail(failure_category(e)),
+    }
+    let appended = audit
+        .append(&event)
+        .with_context(|| format!("audit log {}", args.token.audit.display()));
+    let rev = result?;
+    appended?;
+    println!("revoked consent {} (revocation {})", rev.revokes, rev.id);
+    Ok(Outcome::Done)
+}
+
+// ---------------------------------------------------------------- list
+
+/// A consent's status at `now` (unix seconds).
+fn status(state: &ConsentState, now: i64) -> &'static str {
+    let r = &state.record;
+    if state.revoked_at.is_some_and(|t| t <= now) {
+        "revoked"
+    } else if now >= r.period.end {
+        "expired"
+    } else if now < r.period.start {
+        "not yet valid"
+    } else {
+        "in force"
+    }
+}
+
+fn kebab<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::from("?"),
+    }
+}
+
+fn joined<T: serde::Serialize>(items: &[T]) -> String {
+    items.iter().map(kebab).collect::<Vec<_>>().join(",")
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
+    let patient = PatientId::parse(args.patient.as_str()).context("--patient")?;
+    let now = unix(at_or_now(args.at.as_deref())?);
+    let ledger = open_existing(&args.ledger)?;
+    let states = ledger.list(&patient)?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = states
+            .iter()
+            .map(|s| {
+                let r = &s.record;
+                serde_json::json!({
+                    "id": r.id,
+                    "status": status(s, now),
+                    "decision": r.decision,
+                    "scope": r.scope,
+                    "grantees": r.grantees,
+                    "purposes": r.purposes,
+                    "categories": r.categories,
+                    "from": rfc3339(r.period.start),
+                    "until": rfc3339(r.period.end),
+                    "visit": match &r.coverage {
+                        Coverage::PerVisit(v) => Some(v.as_str()),
+                        Coverage::AllLaterVisits => None,
+                    },
+                    "created": rfc3339(r.created),
+                    "revoked_at": s.revoked_at.map(rfc3339),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "patient": patient,
+            "consents": rows,
+        }))?;
+        println!("{text}");
+        return Ok(Outcome::Done);
+    }
+    if states.is_empty() {
+        println!("no consents for patient {patient}");
+        return Ok(Outcome::Done);
+    }
+    println!("consents of patient {patient}:");
+    for s in &states {
+        let r = &s.record;
+        let visits = match &r.coverage {
+            Coverage::PerVisit(v) => format!("visit {v}"),
+            Coverage::AllLaterVisits => "all later visits".to_owned(),
+        };
+        println!(
+            "{}  {}  {}  to {}  for {}  {}  scope {}  {} to {}  {}",
+            r.id,
+            status(s, now),
+            kebab(&r.decision),
+            joined(&r.grantees),
+            joined(&r.purposes),
+            joined(&r.categories),
+            joined(&r.scope),
+            rfc3339(r.period.start),
+            rfc3339(r.period.end),
+            visits,
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+// ---------------------------------------------------------------- check
+
+fn deny_text(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::NoConsent => "no consent",
+        DenyReason::OtherFacility => "consent is for other facilities",
+        DenyReason::OtherPurpose => "consent is for other purposes",
+        DenyReason::CategoryNotCovered => "data category not covered",
+        DenyReason::VisitMismatch => "consent is for another visit",
+        DenyReason::NotYetValid => "consent not yet valid",
+        DenyReason::Expired => "consent expired",
+        DenyReason::Revoked => "consent revoked",
+        DenyReason::RoleNotAllowed => "role not allowed for this data category",
+        DenyReason::DecisionDeny => "the patient refused",
+        _ => "refused",
+    }
+}
+
+/// Verifies the physician's certificate at `at` (chain to the HPKI trust
+/// anchors for authentication or signing, profile, CRLs when pki.toml names
+/// them). The outer error is a file that cannot be read (a failure of the
+/// command); the inner one a certificate refused (a denial), as one line.
+fn verify_physician(
+    pki: &PkiFile,
+    profile: &Profile,
+    cert: &Path,
+    at: SystemTime,
+) -> anyhow::Result<Result<Physician, String>> {
+    let bytes = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    let certs = if bytes.starts_with(b"-----BEGIN") {
+        pem_blocks(&bytes, "CERTIFICATE").with_context(|| cert.display().to_string())?
+    } else {
+        vec![bytes]
+    };
+    let (leaf, inters) = certs
+        .split_first()
+        .with_context(|| format!("{} holds no certificate", cert.display()))?;
+    let inters: Vec<&[u8]> = inters.iter().map(Vec::as_slice).collect();
+    let store = pki.store(StoreKind::Hpki)?;
+    let crls = match &pki.crl.hpki {
+        Some(crl) => {
+            let mut crls = CrlFile::new();
+            let path = pki.path(crl);
+            crls.add_file(&path)
+                .with_context(|| format!("CRL {}", path.display()))?;
+            Some(crls)
+        }
+        None => None,
+    };
+    let refused = |e: med8k_auth::cert::CertError| format!("physician certificate refused: {e}");
+    let chain = match verify_chain(leaf, &inters, &store, Purpose::HpkiAuth, at) {
+        Ok(chain) => chain,
+        Err(auth_err) => match verify_chain(leaf, &inters, &store, Purpose::HpkiSign, at) {
+            Ok(chain) => chain,
+            Err(_) => return Ok(Err(refused(auth_err))),
+        },
+    };
+    if let Some(crls) = crls {
+        // A CRL speaks for its own time: a check at a future `--at` uses
+        // the revocation status known now.
+        if let Err(e) = crls.check_chain(&chain, at.min(SystemTime::now())) {
+            return Ok(Err(refused(e)));
+        }
+    }
+    Ok(Physician::from_chain(profile, &chain).map_err(refused))
+}
+
+fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now();
+    let at = at_or_now(args.at.as_deref())?;
+    let patient = PatientId::parse(args.patient.as_str()).context("--patient")?;
+    let facility = FacilityId::new(args.facility.as_str())
+        .with_context(|| format!("--facility {:?}", args.facility))?;
+    let visit = args
+        .visit
+        .as_deref()
+        .map(|v| VisitId::new(v).with_context(|| format!("--visit {v:?}")))
+        .transpose()?;
+    let pki = PkiFile::load(&args.pki)?;
+    let salt = audit_salt(&pki)?;
+    let profile = pki.profile();
+    let ledger = open_existing(&args.ledger)?;
+    let mut audit = open_audit(&args.audit)?;
+
+    let physician = verify_physician(&pki, &profile, &args.physician_cert, at)?;
+    let decision = match &physician {
+        Ok(physician) => {
+            let request = AccessRequest {
+                physician: physician.clone(),
+                facility: facility.clone(),
+                patient: patient.clone(),
+                category: args.category.category(),
+                purpose: args.purpose.purpose(),
+                action: Scope::Disclose,
+                visit,
+            };
+            Ok(ledger.decide(&request, at)?)
+        }
+        Err(e) => Err(e.clone()),
+    };
+
+    let (kind, outcome, detail) = match &decision {
+        Ok(Decision::Permit { .. }) => (EventKind::AccessPermitted, AuditOutcome::Success, None),
+        Ok(Decision::Deny(r)) => (
+            EventKind::AccessDenied,
+            AuditOutcome::MinorFailure,
+            Some(deny_text(*r)),
+        ),
+        Err(_) => (
+            EventKind::AccessDenied,
+            AuditOutcome::MinorFailure,
+            Some("physician certificate refused"),
+        ),
+    };
+    let mut event = AuditEvent::new(kind, micros(now), outcome)
+        .with_participant(Participant::new(
+            AuditRole::Patient,
+            &salt,
+            patient.as_str(),
+        ))
+        .with_participant(Participant::new(
+            AuditRole::Facility,
+            &salt,
+            facility.as_str(),
+        ));
+    if let Ok(p) = &physician {
+        event = event.with_participant(Participant::new(AuditRole::Physician, &salt, &p.id));
+    }
+    if let Ok(Decision::Permit { consent_id }) = &decision {
+        event = event.with_object(consent_id.as_str());
+    }
+    if let Some(d) = detail {
+        event = event.with_detail(d);
+    }
+    audit
+        .append(&event)
+        .with_context(|| format!("audit log {}", args.audit.display()))?;
+
+    match decision {
+        Ok(Decision::Permit { consent_id }) => {
+            println!("permit (consent {consent_id})");
+            Ok(Outcome::Done)
+        }
+        Ok(Decision::Deny(reason)) => {
+            println!("deny: {}", deny_text(reason));
+            Ok(Outcome::Denied)
+        }
+        Err(text) => {
+            println!("deny: {text}");
+            Ok(Outcome::Denied)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_and_refuses() {
+        assert_eq!(
+            parse_rfc3339("2030-01-31T12:34:56Z").ok(),
+            Some(1_896_093_296)
+        );
+        assert_eq!(
+            parse_rfc3339("2030-01-31T21:34:56.5+09:00").ok(),
+            Some(1_896_093_296)
+        );
+        assert_eq!(parse_rfc3339("1970-01-02").ok(), Some(86_400));
+        assert_eq!(rfc3339(1_896_093_296), "2030-01-31T12:34:56Z");
+        for bad in [
+            "",
+            "2030-13-01",
+            "2030-02-30",
+            "2030-01-01T25:00:00Z",
+            "2030-01-01T12:00:00",
+            "2030-01-01T12:00:00.Z",
+            "yesterday",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -37,7 +37,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -56,6 +56,7 @@ use med8k_auth::identity::{IdentityError, Module, TokenSigner, sha256};
 
 use crate::Outcome;
 use crate::pkifile::PkiFile;
+use crate::time::{from_unix, micros, parse_rfc3339, rfc3339, unix};
 
 /// `med8k consent` subcommands.
 #[derive(Debug, Subcommand)]
@@ -260,128 +261,6 @@ pub fn run(command: &ConsentCommand) -> anyhow::Result<Outcome> {
 fn audit_salt(pki: &PkiFile) -> anyhow::Result<Vec<u8>> {
     let path = pki.path(Path::new("audit.salt"));
     med8k_auth::audit::site_salt(&path).with_context(|| format!("audit salt {}", path.display()))
-}
-
-// ---------------------------------------------------------------- time
-
-fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-fn micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn from_unix(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC), as
-/// unix seconds. Checks the day against the month.
-fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
-    let bad = || anyhow!("{s:?} is not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)");
-    let num = |part: Option<&str>, lo: i64, hi: i64| -> anyhow::Result<i64> {
-        let v: i64 = part
-            .filter(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(bad)?
-            .parse()
-            .map_err(|_| bad())?;
-        if (lo..=hi).contains(&v) {
-            Ok(v)
-        } else {
-            Err(bad())
-        }
-    };
-    let (date, time) = match s.split_once(['T', 't', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s, None),
-    };
-    let mut dp = date.split('-');
-    let (y, mo, d) = (
-        num(dp.next(), 0, 9999)?,
-        num(dp.next(), 1, 12)?,
-        num(dp.next(), 1, 31)?,
-    );
-    if dp.next().is_some() {
-        return Err(bad());
-    }
-    let days = days_from_civil(y, mo, d);
-    if civil_from_days(days) != (y, mo, d) {
-        return Err(bad());
-    }
-    let mut secs = days * 86_400;
-    if let Some(t) = time {
-        let (clock, offset) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
-            (c, 0)
-        } else if let Some(i) = t.rfind(['+', '-']) {
-            let (c, o) = t.split_at(i);
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let mut op = o.get(1..).unwrap_or_default().split(':');
-            let off = num(op.next(), 0, 23)? * 3600 + num(op.next(), 0, 59)? * 60;
-            if op.next().is_some() {
-                return Err(bad());
-            }
-            (c, sign * off)
-        } else {
-            return Err(bad());
-        };
-        let (clock, frac) = clock.split_once('.').unwrap_or((clock, "0"));
-        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let mut cp = clock.split(':');
-        secs +=
-            num(cp.next(), 0, 23)? * 3600 + num(cp.next(), 0, 59)? * 60 + num(cp.next(), 0, 60)?;
-        if cp.next().is_some() {
-            return Err(bad());
-        }
-        secs -= offset;
-    }
-    Ok(secs)
 }
 
 /// `--at`, or now.
@@ -946,36 +825,6 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
         Err(text) => {
             println!("deny: {text}");
             Ok(Outcome::Denied)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_parses_and_refuses() {
-        assert_eq!(
-            parse_rfc3339("2030-01-31T12:34:56Z").ok(),
-            Some(1_896_093_296)
-        );
-        assert_eq!(
-            parse_rfc3339("2030-01-31T21:34:56.5+09:00").ok(),
-            Some(1_896_093_296)
-        );
-        assert_eq!(parse_rfc3339("1970-01-02").ok(), Some(86_400));
-        assert_eq!(rfc3339(1_896_093_296), "2030-01-31T12:34:56Z");
-        for bad in [
-            "",
-            "2030-13-01",
-            "2030-02-30",
-            "2030-01-01T25:00:00Z",
-            "2030-01-01T12:00:00",
-            "2030-01-01T12:00:00.Z",
-            "yesterday",
-        ] {
-            assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }
 }

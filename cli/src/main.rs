@@ -19,6 +19,7 @@ mod probe;
 mod report;
 mod run;
 mod samples;
+mod time;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

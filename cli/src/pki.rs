@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -19,6 +19,7 @@ use med8k_auth::issue::{
 };
 
 use crate::Outcome;
+use crate::time::rfc3339;
 
 /// `med8k pki` subcommands.
 #[derive(Debug, Subcommand)]
@@ -431,123 +432,7 @@ fn hex(b: &[u8]) -> String {
     })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn rfc3339(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
-}
-
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC).
 fn parse_rfc3339(s: &str) -> anyhow::Result<SystemTime> {
-    let bad = || anyhow::anyhow!("not an RFC 3339 time (e.g. 2030-01-31T12:00:00Z)");
-    let num = |part: Option<&str>, lo: i64, hi: i64| -> anyhow::Result<i64> {
-        let v: i64 = part
-            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(bad)?
-            .parse()
-            .map_err(|_| bad())?;
-        if (lo..=hi).contains(&v) {
-            Ok(v)
-        } else {
-            Err(bad())
-        }
-    };
-    let (date, time) = match s.split_once(['T', 't', ' ']) {
-        Some((d, t)) => (d, Some(t)),
-        None => (s, None),
-    };
-    let mut dp = date.split('-');
-    let (y, mo, d) = (
-        num(dp.next(), 0, 9999)?,
-        num(dp.next(), 1, 12)?,
-        num(dp.next(), 1, 31)?,
-    );
-    if dp.next().is_some() {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, mo, d) * 86_400;
-    if let Some(t) = time {
-        let (clock, offset) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
-            (c, 0)
-        } else if let Some(i) = t.rfind(['+', '-']) {
-            let (c, o) = t.split_at(i);
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let mut op = o[1..].split(':');
-            let off = num(op.next(), 0, 23)? * 3600 + num(op.next(), 0, 59)? * 60;
-            (c, sign * off)
-        } else {
-            return Err(bad());
-        };
-        let clock = clock.split('.').next().unwrap_or(clock);
-        let mut cp = clock.split(':');
-        secs +=
-            num(cp.next(), 0, 23)? * 3600 + num(cp.next(), 0, 59)? * 60 + num(cp.next(), 0, 60)?;
-        if cp.next().is_some() {
-            return Err(bad());
-        }
-        secs -= offset;
-    }
-    Ok(if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_round_trips() {
-        let t = parse_rfc3339("2030-01-31T12:34:56Z").ok();
-        let secs = t
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs());
-        assert_eq!(secs, Some(1_896_093_296));
-        assert_eq!(rfc3339(1_896_093_296), "2030-01-31T12:34:56Z");
-        let plus9 = parse_rfc3339("2030-01-31T21:34:56+09:00").ok();
-        assert_eq!(plus9, t);
-        assert_eq!(
-            parse_rfc3339("1970-01-02").ok(),
-            Some(UNIX_EPOCH + Duration::from_secs(86_400))
-        );
-        for bad in [
-            "",
-            "2030-13-01",
-            "2030-01-01T25:00:00Z",
-            "2030-01-01T12:00:00",
-            "yesterday",
-        ] {
-            assert!(parse_rfc3339(bad).is_err(), "{bad}");
-        }
-    }
+    crate::time::parse_rfc3339(s).map(crate::time::from_unix)
 }

@@ -9,11 +9,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{assert_one_line_error, command, med8k, stderr, stdout};
+use common::{Serve, assert_one_line_error, command, med8k, stderr, stdout};
 use med8k_auth::cert::{Profile, StoreKind, TrustStore, pem_blocks};
 use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
@@ -157,58 +157,6 @@ fn grant(dir: &Path, card: &Card) {
     });
 }
 
-/// A running `med8k serve`, killed if the test ends first.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(dir: &Path, args: &[&str]) -> Serve {
-        let mut all = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            "site-a.toml",
-        ];
-        all.extend_from_slice(args);
-        let mut child = command(dir, &all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        Serve { child, addr }
-    }
-
-    /// Waits for it to exit by itself (at most `limit`).
-    fn wait(mut self, limit: Duration) -> Output {
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < limit, "serve did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn fetch(dir: &Path, addr: &str, physician: &str, patient: &PatientId, out: &str) -> Output {
     fetch_command(dir, addr, physician, patient, out)
         .output()
@@ -278,7 +226,12 @@ fn fetch_through_the_consent_gate() {
     let patient = patient(dir);
 
     let card = card(dir);
-    let serve = Serve::start(dir, &["--source", "samples", "--fps", "60", "--links", "3"]);
+    let serve = Serve::start(
+        dir,
+        "127.0.0.1:0",
+        "site-a.toml",
+        &["--source", "samples", "--fps", "60", "--links", "3"],
+    );
 
     // No consent yet: refused before any media.
     let o = fetch(dir, &serve.addr, "med8k-physician", &patient, "none");
@@ -360,7 +313,12 @@ fn fetch_through_the_consent_gate() {
 /// (Part of the one test: the process loads one SoftHSM2 configuration.)
 fn a_revoked_consent_closes_the_session(dir: &Path, card: &Card, patient: &PatientId) {
     // Six frames at 2 per second: a session of three seconds.
-    let serve = Serve::start(dir, &["--source", "samples", "--fps", "2", "--links", "1"]);
+    let serve = Serve::start(
+        dir,
+        "127.0.0.1:0",
+        "site-a.toml",
+        &["--source", "samples", "--fps", "2", "--links", "1"],
+    );
 
     let mut child = fetch_command(dir, &serve.addr, "med8k-physician", patient, "recv2")
         .stdout(Stdio::piped())

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{assert_one_line_error, command, med8k, stderr, stdout};
+use common::{Serve, assert_one_line_error, command, med8k, stderr, stdout};
 use med8k_transport::pki::Ephemeral;
 use tempfile::TempDir;
 
@@ -42,56 +41,6 @@ fn site_toml(dir: &Path, name: &str, id: &str, file: &str, peer: &str, roots: &s
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-/// A running `med8k serve`, killed if the test ends first.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Serve {
-    fn start(dir: &Path, args: &[&str]) -> Serve {
-        Serve::start_at(dir, "127.0.0.1:0", args)
-    }
-
-    fn start_at(dir: &Path, listen: &str, args: &[&str]) -> Serve {
-        let mut all = vec!["serve", "--listen", listen, "--config", "site-b.toml"];
-        all.extend_from_slice(args);
-        let mut child = command(dir, &all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        Serve { child, addr }
-    }
-
-    /// Waits for it to exit by itself (at most `limit`).
-    fn wait(mut self, limit: Duration) -> Output {
-        let start = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < limit, "serve did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn samples(dir: &Path) -> PathBuf {
     let out = dir.join("samples");
     let o = med8k(
@@ -122,6 +71,8 @@ fn send_reaches_serve_frames_and_object_intact() {
 
     let serve = Serve::start(
         dir,
+        "127.0.0.1:0",
+        "site-b.toml",
         &["--out", "recv", "--sink", "fakesink", "--links", "1"],
     );
     let sent = med8k(
@@ -200,7 +151,7 @@ fn send_reconnects_when_the_receiver_restarts() {
     )
     .unwrap();
 
-    let first = Serve::start(dir, &[]);
+    let first = Serve::start(dir, "127.0.0.1:0", "site-b.toml", &[]);
     let addr = first.addr.clone();
     let mut send = command(
         dir,
@@ -224,7 +175,7 @@ fn send_reconnects_when_the_receiver_restarts() {
     std::thread::sleep(Duration::from_millis(1500));
     // The receiver goes away without a word, and comes back on the same port.
     drop(first);
-    let second = Serve::start_at(dir, &addr, &["--links", "1"]);
+    let second = Serve::start(dir, &addr, "site-b.toml", &["--links", "1"]);
 
     let start = Instant::now();
     while send.try_wait().unwrap().is_none() {
@@ -262,7 +213,7 @@ fn a_peer_under_an_unknown_ca_is_refused() {
     let mut pgm = b"P5\n16 16\n255\n".to_vec();
     pgm.extend((0..256u32).map(|i| i as u8));
     std::fs::write(dir.join("still.pgm"), pgm).unwrap();
-    let serve = Serve::start(dir, &[]);
+    let serve = Serve::start(dir, "127.0.0.1:0", "site-b.toml", &[]);
     let o = med8k(
         dir,
         &[

@@ -2,8 +2,10 @@
 //! temporary directory and reading what it said.
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// `med8k args` in `dir`, with its own cache and no sample directory from
 /// the environment.
@@ -40,5 +42,53 @@ pub fn assert_one_line_error(o: &Output, words: &[&str]) {
     assert_eq!(lines.len(), 1, "{err}");
     for w in words {
         assert!(lines[0].contains(w), "`{w}` not in `{}`", lines[0]);
+    }
+}
+
+/// A running `med8k serve`, killed if the test ends first.
+pub struct Serve {
+    child: Child,
+    /// The address it listens on (its first line of output).
+    pub addr: String,
+}
+
+impl Serve {
+    /// `med8k serve --listen LISTEN --config CONFIG ARGS...` in `dir`.
+    pub fn start(dir: &Path, listen: &str, config: &str, args: &[&str]) -> Serve {
+        let mut all = vec!["serve", "--listen", listen, "--config", config];
+        all.extend_from_slice(args);
+        let mut child = command(dir, &all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        Serve { child, addr }
+    }
+
+    /// Waits for it to exit by itself (at most `limit`).
+    pub fn wait(mut self, limit: Duration) -> Output {
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < limit, "serve did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

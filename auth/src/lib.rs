@@ -33,6 +33,7 @@
 pub mod audit;
 pub mod cert;
 pub mod consent;
+mod der;
 pub mod gate;
 pub mod identity;
 pub mod issue;

@@ -709,3 +709,38 @@ fn unknown_critical_extension_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_certificate_rewrapped_outside_its_signature_is_refused() {
+    // The issuer's signature covers only the TBS; the outer layer must be
+    // DER too, or the same signed certificate would have other bytes (and
+    // another pseudonym).
+    let root = ca("JPKI Root");
+    let der = jpki_sign_leaf(&root);
+    assert!(ParsedCert::from_der(&der).is_ok());
+    // Outer SEQUENCE header, then the TBS, then signatureAlgorithm.
+    let header = |at: usize| -> (usize, usize) {
+        let first = der[at + 1] as usize;
+        if first < 0x80 {
+            (2, first)
+        } else {
+            let n = first & 0x7f;
+            let len = der[at + 2..at + 2 + n]
+                .iter()
+                .fold(0usize, |a, &b| (a << 8) | b as usize);
+            (2 + n, len)
+        }
+    };
+    let (outer, _) = header(0);
+    let (tbs_header, tbs_len) = header(outer);
+    let alg = outer + tbs_header + tbs_len;
+    assert_eq!(der[alg], 0x30);
+    for tag in [0xb0u8, 0x31, 0x10] {
+        let mut bad = der.clone();
+        bad[alg] = tag;
+        assert!(
+            matches!(ParsedCert::from_der(&bad), Err(CertError::Parse { .. })),
+            "tag {tag:#x} accepted"
+        );
+    }
+}

@@ -28,7 +28,6 @@
 //! ```
 
 mod chain;
-mod der;
 mod profile;
 mod revocation;
 
@@ -242,6 +241,7 @@ impl ParsedCert {
                 "trailing bytes after certificate",
             ));
         }
+        check_outer_der(der).map_err(|e| CertError::parse("certificate", e))?;
         Ok(ParsedCert {
             subject: x.subject().to_string(),
             issuer: x.issuer().to_string(),
@@ -316,6 +316,27 @@ pub fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, CertError> {
 }
 
 /// Seconds since the Unix epoch; times before it are negative.
+/// The unsigned outer layer of a certificate, `SEQUENCE { tbsCertificate
+/// SEQUENCE, signatureAlgorithm SEQUENCE, signatureValue BIT STRING }`, in
+/// strict DER. x509-parser tolerates some wrong tags there, and the issuer's
+/// signature covers only the TBS: without this a certificate could be
+/// re-wrapped into different bytes (and so a different pseudonym, which is
+/// the SHA-256 of the DER) that still verify.
+fn check_outer_der(der: &[u8]) -> Result<(), &'static str> {
+    let outer = crate::der::read_single(der, crate::der::SEQUENCE)?;
+    let parts = crate::der::read_all(outer.value)?;
+    match parts.as_slice() {
+        [tbs, alg, sig]
+            if tbs.tag == crate::der::SEQUENCE
+                && alg.tag == crate::der::SEQUENCE
+                && sig.tag == 0x03 =>
+        {
+            Ok(())
+        }
+        _ => Err("not a DER Certificate { tbs, signatureAlgorithm, signatureValue }"),
+    }
+}
+
 pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
     match at.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use x509_parser::extensions::ParsedExtension;
 
-use super::der::{self, OID, SEQUENCE, SET, Tlv};
 use super::{CertError, ParsedCert, Purpose, VerifiedChain};
+use crate::der::{self, OID, SEQUENCE, SET, Tlv};
 
 /// subjectDirectoryAttributes (RFC 5280 §4.2.1.8).
 const SUBJECT_DIRECTORY_ATTRIBUTES: &str = "2.5.29.9";
@@ -231,7 +231,7 @@ pub fn hc_roles(cert: &ParsedCert, attr_oid: &str) -> Result<Vec<String>, CertEr
 }
 
 fn decode_sda(value: &[u8], attr_oid: &str, names: &mut Vec<String>) -> Result<(), &'static str> {
-    let outer = der::read_single(value)?;
+    let outer = der::read_only(value)?;
     if outer.tag != SEQUENCE {
         return Err("not a SEQUENCE of Attribute");
     }
@@ -288,7 +288,7 @@ fn decode_coded_data(fields: &[Tlv<'_>], names: &mut Vec<String>) -> Result<(), 
             // codingSchemeReference
             Some(0) => None,
             Some(_) if f.is_constructed() => {
-                let inner = der::read_single(f.value)?;
+                let inner = der::read_only(f.value)?;
                 der::string_value(&inner)
             }
             Some(_) => std::str::from_utf8(f.value).ok().map(str::to_owned),

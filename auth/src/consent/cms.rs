@@ -27,9 +27,9 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use super::der::{self, CONTEXT_0, OCTET_STRING, SEQUENCE, SET, Tlv};
 use super::record::PatientId;
 use crate::cert::{CertError, ParsedCert, Profile, Purpose, Revocation, TrustStore, verify_chain};
+use crate::der::{self, CONTEXT_0, OCTET_STRING, SEQUENCE, SET, Tlv};
 use crate::identity::{IdentityError, SignatureError, Signer, sha256, verify_sha256};
 
 /// The largest CMS blob read, in bytes.

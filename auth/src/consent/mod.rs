@@ -35,7 +35,6 @@
 
 pub mod cms;
 mod decide;
-mod der;
 mod ledger;
 pub mod record;
 

@@ -1,6 +1,8 @@
-//! The DER this module needs, in one place: a writer for the few types CMS
-//! SignedData uses, a strict bounds-checked reader, and the civil-time
-//! conversion for UTCTime/GeneralizedTime.
+//! The DER this crate reads and writes itself, in one place: a writer for
+//! the few types CMS SignedData uses, a strict bounds-checked reader (CMS,
+//! and the certificate extensions x509-parser leaves opaque: hcRole in
+//! subjectDirectoryAttributes), and the civil-time conversion for
+//! UTCTime/GeneralizedTime.
 //!
 //! The reader accepts DER only: single-octet tags, definite minimal lengths
 //! of at most four octets. Every read is bounds-checked; hostile input gives
@@ -124,6 +126,18 @@ pub(crate) struct Tlv<'a> {
     pub raw: &'a [u8],
 }
 
+impl Tlv<'_> {
+    /// Context-specific class (`[n]`).
+    pub fn context_number(&self) -> Option<u8> {
+        (self.tag & 0xc0 == 0x80).then_some(self.tag & 0x1f)
+    }
+
+    /// Whether the encoding is constructed.
+    pub fn is_constructed(&self) -> bool {
+        self.tag & 0x20 != 0
+    }
+}
+
 /// Reads one TLV from the front of `input`; returns it and the rest.
 pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), &'static str> {
     let (&tag, after_tag) = input.split_first().ok_or("truncated: no tag")?;
@@ -168,6 +182,75 @@ pub(crate) fn read_single(input: &[u8], tag: u8) -> Result<Tlv<'_>, &'static str
     }
     expect_tag(&tlv, tag)?;
     Ok(tlv)
+}
+
+/// Reads exactly one TLV of any tag; trailing bytes are an error.
+pub(crate) fn read_only(input: &[u8]) -> Result<Tlv<'_>, &'static str> {
+    let (tlv, rest) = read_tlv(input)?;
+    if rest.is_empty() {
+        Ok(tlv)
+    } else {
+        Err("trailing bytes")
+    }
+}
+
+/// Dotted text of an OID's contents octets.
+pub(crate) fn oid_to_string(value: &[u8]) -> Result<String, &'static str> {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut acc: u64 = 0;
+    let mut in_arc = false;
+    for &b in value {
+        if acc > (u64::MAX >> 7) {
+            return Err("OID arc too large");
+        }
+        acc = (acc << 7) | u64::from(b & 0x7f);
+        in_arc = true;
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let (a, b) = match acc {
+                    0..=39 => (0, acc),
+                    40..=79 => (1, acc - 40),
+                    _ => (2, acc - 80),
+                };
+                arcs.push(a);
+                arcs.push(b);
+            } else {
+                arcs.push(acc);
+            }
+            acc = 0;
+            in_arc = false;
+        }
+    }
+    if in_arc || arcs.is_empty() {
+        return Err("truncated OID");
+    }
+    Ok(arcs
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join("."))
+}
+
+/// Text of a string TLV (UTF8String, PrintableString, IA5String, BMPString,
+/// T61String as Latin-1 is not attempted).
+pub(crate) fn string_value(tlv: &Tlv<'_>) -> Option<String> {
+    match tlv.tag {
+        // UTF8String, PrintableString, IA5String, VisibleString
+        0x0c | 0x13 | 0x16 | 0x1a => std::str::from_utf8(tlv.value).ok().map(str::to_owned),
+        // BMPString: UTF-16BE
+        0x1e => {
+            if !tlv.value.len().is_multiple_of(2) {
+                return None;
+            }
+            let units: Vec<u16> = tlv
+                .value
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        _ => None,
+    }
 }
 
 /// All TLVs in `input`, in order.
@@ -360,6 +443,36 @@ mod tests {
                 raw: &[]
             }))
             .is_err()
+        );
+    }
+
+    #[test]
+    fn oid_round_trip() {
+        // 1.0.17090.0.1
+        assert_eq!(
+            oid_to_string(&[0x28, 0x81, 0x85, 0x42, 0x00, 0x01]).as_deref(),
+            Ok("1.0.17090.0.1")
+        );
+        assert!(oid_to_string(&[0x28, 0x81]).is_err());
+        assert!(oid_to_string(&[]).is_err());
+    }
+
+    #[test]
+    fn hostile_lengths() {
+        assert!(read_tlv(&[]).is_err());
+        assert!(read_tlv(&[0x30]).is_err());
+        assert!(read_tlv(&[0x30, 0x85, 1, 2, 3, 4, 5]).is_err());
+        assert!(read_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(read_tlv(&[0x30, 0x80, 0, 0]).is_err());
+        assert!(read_tlv(&[0x30, 0x03, 1]).is_err());
+        assert!(read_only(&[0x05, 0x00, 0x00]).is_err());
+        assert_eq!(
+            read_only(&[0x05, 0x00]),
+            Ok(Tlv {
+                tag: 0x05,
+                value: &[],
+                raw: &[0x05, 0x00],
+            })
         );
     }
 }

@@ -4,9 +4,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use med8k_auth::cert::{
-    CertError, CrlFile, HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, ParsedCert,
-    PolicyRule, Profile, ProfileConfig, Purpose, Revocation, Role, StoreKind, TrustStore, crl_urls,
-    hc_roles, verify_chain,
+    CertError, CrlFetcher, CrlFile, HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY,
+    ParsedCert, PolicyRule, Profile, ProfileConfig, Purpose, Revocation, Role, StoreKind,
+    TrustStore, crl_urls, hc_roles, verify_chain,
 };
 use med8k_auth::issue;
 use rcgen::{
@@ -743,4 +743,108 @@ fn a_certificate_rewrapped_outside_its_signature_is_refused() {
             "tag {tag:#x} accepted"
         );
     }
+}
+
+/// Serves `answers` (status line and body) to one request each on
+/// loopback; returns the base URL and how many requests came.
+fn crl_server(answers: Vec<(&'static str, Vec<u8>)>) -> (String, std::thread::JoinHandle<usize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = std::thread::spawn(move || {
+        let mut n = 0;
+        for (status, body) in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let got = s.read(&mut req).unwrap();
+            assert!(req[..got].starts_with(b"GET /j.crl HTTP/1.1\r\n"));
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body).unwrap();
+            n += 1;
+        }
+        n
+    });
+    (base, served)
+}
+
+fn leaf_with_crl_point(root: &Ca, serial: u64, url: &str) -> Vec<u8> {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn("with a CRL point");
+    p.serial_number = Some(SerialNumber::from(serial));
+    p.key_usages = sign_usage();
+    p.custom_extensions = vec![policies_ext(&[JPKI_SIGN_POLICY])];
+    p.not_before = date_time_ymd(2025, 1, 1);
+    p.not_after = date_time_ymd(2030, 1, 1);
+    p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![url.to_owned()],
+    }];
+    p.signed_by(&key, &root.issuer).unwrap().der().to_vec()
+}
+
+#[test]
+fn crls_are_fetched_from_the_certificates_crl_point() {
+    let root = ca("J-LIS root");
+    let s = store(StoreKind::Jpki, &root);
+    // One fetch serves both checks: the CRL is kept until its nextUpdate.
+    let (base, served) = crl_server(vec![("200 OK", crl(&root, &[666]))]);
+    let url = format!("{base}/j.crl");
+    let fetcher = CrlFetcher::new();
+    let bad = verify_chain(
+        &leaf_with_crl_point(&root, 666, &url),
+        &[],
+        &s,
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let good = verify_chain(
+        &leaf_with_crl_point(&root, 7, &url),
+        &[],
+        &s,
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let err = fetcher.check_chain(&bad, now()).unwrap_err();
+    assert!(matches!(err, CertError::Revoked { .. }), "{err}");
+    fetcher.check_chain(&good, now()).unwrap();
+    assert_eq!(served.join().unwrap(), 1);
+
+    // A point that answers 404, and one where nothing listens: unknown, refused.
+    let (base, served) = crl_server(vec![("404 Not Found", Vec::new())]);
+    let missing = verify_chain(
+        &leaf_with_crl_point(&root, 8, &format!("{base}/j.crl")),
+        &[],
+        &s,
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let err = CrlFetcher::new().check_chain(&missing, now()).unwrap_err();
+    assert!(
+        matches!(&err, CertError::RevocationUnknown { reason, .. } if reason.contains("404")),
+        "{err}"
+    );
+    served.join().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/j.crl", closed.local_addr().unwrap());
+    drop(closed);
+    let nobody = verify_chain(
+        &leaf_with_crl_point(&root, 9, &dead),
+        &[],
+        &s,
+        Purpose::JpkiSign,
+        now(),
+    )
+    .unwrap();
+    let err = CrlFetcher::new()
+        .with_timeout(Duration::from_secs(2))
+        .check_chain(&nobody, now())
+        .unwrap_err();
+    assert!(matches!(err, CertError::RevocationUnknown { .. }), "{err}");
 }

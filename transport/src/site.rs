@@ -44,6 +44,7 @@
 //! require_patient = true         # the patient must log in too (default true)
 //! audit_salt_file = "audit.salt" # default: the audit log's path + ".salt"
 //! crl = ["hpki.crl.pem"]         # optional: CRLs (PEM or DER) for logins
+//! crl_fetch = false              # or: fetch CRLs from each certificate's http:// CRL points
 //! ```
 //!
 //! This crate only reads these settings ([`ConsentSettings`]); the gate
@@ -132,6 +133,9 @@ pub struct ConsentSettings {
     pub audit_salt_file: PathBuf,
     /// CRL files (PEM or DER) checked for logins.
     pub crl: Vec<PathBuf>,
+    /// Fetch CRLs from each certificate's `http://` CRL distribution points
+    /// instead.
+    pub crl_fetch: bool,
 }
 
 /// `[link]`: transport settings.
@@ -207,6 +211,7 @@ struct GateSection {
     audit_salt_file: Option<PathBuf>,
     #[serde(default)]
     crl: Vec<PathBuf>,
+    crl_fetch: Option<bool>,
 }
 
 impl GateSection {
@@ -220,6 +225,7 @@ impl GateSection {
             || self.require_patient.is_some()
             || self.audit_salt_file.is_some()
             || !self.crl.is_empty()
+            || self.crl_fetch.is_some()
     }
 
     /// The consent settings, checked, paths resolved against `dir`.
@@ -251,6 +257,10 @@ impl GateSection {
                     .into(),
             );
         }
+        let crl_fetch = self.crl_fetch.unwrap_or(false);
+        if crl_fetch && !self.crl.is_empty() {
+            return Err("[gate] crl and crl_fetch: give CRL files or fetch them, not both".into());
+        }
         let audit = dir.join(audit);
         let audit_salt_file = match self.audit_salt_file {
             Some(p) => dir.join(p),
@@ -270,6 +280,7 @@ impl GateSection {
             require_patient,
             audit_salt_file,
             crl: all(self.crl),
+            crl_fetch,
         })
     }
 }
@@ -556,6 +567,14 @@ crl = ["hpki.crl.pem"]
         let bad_oid = format!("{GOOD}{CONSENT}").replace("1.2.392.100495.1.5.1.1", "policy");
         let e = SiteConfig::parse(&bad_oid, Path::new("s.toml")).unwrap_err();
         assert!(e.to_string().contains("not an OID"), "{e}");
+        // CRLs from files or fetched from the certificates' points, not both.
+        let fetch =
+            format!("{GOOD}{CONSENT}crl_fetch = true\n").replace("crl = [\"hpki.crl.pem\"]\n", "");
+        let c = SiteConfig::parse(&fetch, Path::new("s.toml")).unwrap();
+        assert!(c.consent.unwrap().crl_fetch);
+        let both = format!("{GOOD}{CONSENT}crl_fetch = true\n");
+        let e = SiteConfig::parse(&both, Path::new("s.toml")).unwrap_err();
+        assert!(e.to_string().contains("crl_fetch"), "{e}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub use profile::{
     HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role,
     hc_roles,
 };
-pub use revocation::{CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls};
+pub use revocation::{CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls};
 
 /// What a certificate is being used for; decides the trust store, the key
 /// usage and the policy OID it must carry.

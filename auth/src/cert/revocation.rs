@@ -54,6 +54,159 @@ impl<R: Revocation + ?Sized> Revocation for std::sync::Arc<R> {
     }
 }
 
+/// CRLs fetched from the `http://` URLs in each certificate's CRL
+/// distribution points (RFC 5280 §4.2.1.13; CRLs are served over plain HTTP
+/// by convention, being signed), kept until their nextUpdate, then checked
+/// as [`CrlFile`] checks them.
+///
+/// Blocking, with a connect and read timeout and a size limit; a CRL that
+/// cannot be fetched leaves the status unknown, and the certificate is
+/// refused. `https://` and `ldap://` points are skipped.
+#[derive(Debug)]
+pub struct CrlFetcher {
+    timeout: std::time::Duration,
+    max_bytes: usize,
+    cache: std::sync::Mutex<Vec<(String, Vec<u8>, i64)>>,
+}
+
+impl Default for CrlFetcher {
+    fn default() -> Self {
+        CrlFetcher {
+            timeout: std::time::Duration::from_secs(5),
+            max_bytes: 16 << 20,
+            cache: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl CrlFetcher {
+    /// A fetcher with a 5 s timeout and a 16 MiB limit per CRL.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the connect and read timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The CRL at `url`: from the cache while current at `t`, else fetched.
+    fn crl(&self, url: &str, t: i64) -> Result<Vec<u8>, String> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, der, _)) = cache.iter().find(|(u, _, next)| u == url && t <= *next) {
+            return Ok(der.clone());
+        }
+        let der = http_get(url, self.timeout, self.max_bytes)?;
+        let (_, crl) = CertificateRevocationList::from_der(&der)
+            .map_err(|e| format!("{url}: not a CRL: {e}"))?;
+        let next = crl.next_update().map_or(i64::MIN, |n| n.timestamp());
+        cache.retain(|(u, _, _)| u != url);
+        cache.push((url.to_owned(), der.clone(), next));
+        Ok(der)
+    }
+}
+
+impl Revocation for CrlFetcher {
+    fn check(
+        &self,
+        cert: &ParsedCert,
+        issuer: &ParsedCert,
+        at: SystemTime,
+    ) -> Result<(), CertError> {
+        let t = unix_seconds(at);
+        let mut crls = CrlFile::new();
+        let mut failures = Vec::new();
+        for url in crl_urls(cert)? {
+            match self.crl(&url, t) {
+                Ok(der) => crls.add_der(&der)?,
+                Err(e) => failures.push(e),
+            }
+        }
+        if crls.crls.is_empty() {
+            return Err(CertError::RevocationUnknown {
+                subject: cert.subject().to_owned(),
+                reason: if failures.is_empty() {
+                    "no http:// CRL distribution point".to_owned()
+                } else {
+                    failures.join("; ")
+                },
+            });
+        }
+        crls.check(cert, issuer, at)
+    }
+}
+
+/// `GET url` over HTTP/1.1 (`http://host[:port]/path` only): the body of a
+/// 200 answer, at most `max_bytes`.
+fn http_get(url: &str, timeout: std::time::Duration, max_bytes: usize) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// CRL points are fetched"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/pkix-crl\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .take(max_bytes as u64 + 64 * 1024)
+        .read_to_end(&mut answer)
+        .map_err(|e| format!("{url}: {e}"))?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{url}: no HTTP header"))?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(format!("{url}: {status}"));
+    }
+    if head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:"))
+    {
+        return Err(format!("{url}: chunked answers are not read"));
+    }
+    let body = answer[split + 4..].to_vec();
+    if body.len() > max_bytes {
+        return Err(format!("{url}: CRL over {max_bytes} bytes"));
+    }
+    Ok(body)
+}
+
 /// CRLs loaded from files or bytes fetched from a CRL distribution point URL
 /// (fetching is the caller's: this type does no I/O).
 ///

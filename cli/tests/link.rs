@@ -139,6 +139,113 @@ fn send_reaches_serve_frames_and_object_intact() {
 }
 
 #[test]
+fn send_with_a_model_stamps_results_that_serve_stores() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let clip = samples(dir).join("endoscope.mkv");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/endoscope/med8k-endoscope-ae.onnx")
+        .canonicalize()
+        .unwrap();
+    let model = model.to_str().unwrap();
+
+    // A model that is not there: one line, before anything is sent.
+    let bad = med8k(
+        dir,
+        &[
+            "send",
+            "--to",
+            "127.0.0.1:9",
+            "--config",
+            "site-a.toml",
+            "--source",
+            clip.to_str().unwrap(),
+            "--model",
+            "no-such-model.onnx",
+        ],
+    );
+    assert_one_line_error(&bad, &["--model", "no-such-model.onnx"]);
+    // A cube model is refused: it cannot take frames.
+    let cube_model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/rx/med8k-rx-7band.onnx");
+    let bad = med8k(
+        dir,
+        &[
+            "send",
+            "--to",
+            "127.0.0.1:9",
+            "--config",
+            "site-a.toml",
+            "--source",
+            clip.to_str().unwrap(),
+            "--model",
+            cube_model.to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&bad, &["--model", "not a frame"]);
+
+    let serve = Serve::start(
+        dir,
+        "127.0.0.1:0",
+        "site-b.toml",
+        &["--out", "recv", "--links", "1"],
+    );
+    let sent = med8k(
+        dir,
+        &[
+            "send",
+            "--to",
+            &serve.addr,
+            "--config",
+            "site-a.toml",
+            "--source",
+            clip.to_str().unwrap(),
+            "--lossless",
+            "--model",
+            model,
+        ],
+    );
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let out = stdout(&sent);
+    assert!(out.contains("6 frame(s) captured"), "{out}");
+    let analysed: u64 = out
+        .split("detection: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("no detection line: {out}"))
+        .parse()
+        .unwrap();
+    assert!(analysed >= 1, "{out}");
+    assert!(!out.contains(" 0 metadata message(s) sent"), "{out}");
+
+    let served = serve.wait(Duration::from_secs(20));
+    assert!(served.status.success(), "{}", stderr(&served));
+    let report = stdout(&served);
+    let results: u64 = report
+        .split(" detection result(s)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no detection results: {report}"));
+    assert!(results >= 1, "{report}");
+
+    let jsonl = dir.join("recv").join(format!("{A}-1.detections.jsonl"));
+    let text = std::fs::read_to_string(&jsonl).unwrap_or_else(|e| panic!("{e}: {report}"));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, results, "{text}");
+    for l in &lines {
+        assert!(l["seq"].as_u64().unwrap() < 6, "{l}");
+        assert!(l["score"].as_f64().unwrap().is_finite(), "{l}");
+        assert!(l["threshold"].as_f64().is_some(), "{l}");
+        assert!(l["boxes"].is_array(), "{l}");
+    }
+}
+
+#[test]
 fn send_reconnects_when_the_receiver_restarts() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();

@@ -5,21 +5,36 @@
 //! Capture and coding run on a thread of their own and hand frames to the
 //! link through a short queue: a live source drops frames when the link
 //! falls behind (counted), a file waits.
+//!
+//! With `--model FILE.onnx` (a `frame-ycbcr` model and its sidecar), a
+//! detector thread analyses the newest captured picture whenever it is idle
+//! ("latest frame wins": pictures captured while it is busy are not
+//! analysed, and capture never waits for it). Each result is stamped with
+//! the sequence number the link gave that frame and sent as a `FrameMeta`
+//! (score, the contract's threshold, boxes normalised to the picture) as
+//! soon as both the frame and its result are there.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use med8k_engine::codec::stage::Backend;
 use med8k_engine::codec::{self, Mode};
+use med8k_engine::detect::contract::InputSource;
+use med8k_engine::detect::input::{Plane, YCbCrPlanes, ycbcr_tensor};
+use med8k_engine::detect::model::{Model, ModelError};
+use med8k_engine::detect::schedule::Mailbox;
 use med8k_engine::gst::SourceOptions;
-use med8k_engine::picture::Picture;
+use med8k_engine::picture::{Layout, Picture};
 use med8k_engine::pipeline::Shutdown;
-use med8k_transport::driver::{Dialer, Link};
+use med8k_transport::driver::{Dialer, Link, LinkError};
 use med8k_transport::proto::{
-    Capabilities, CloseReason, ClosedBy, Ended, Event, FrameHeader, ObjectKind, ObjectOffer,
+    BoundingBox, CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, FrameHeader,
+    FrameMeta, MAX_BOXES, ObjectKind, ObjectOffer,
 };
 use med8k_transport::site::SiteConfig;
 use sha2::{Digest, Sha256};
@@ -69,10 +84,17 @@ pub struct SendArgs {
     /// ones, which are then lost.
     #[arg(long, default_value_t = 60.0)]
     fps: f64,
+    /// Run this anomaly model (a `frame-ycbcr` ONNX model beside its
+    /// `.json` sidecar) on the newest captured frame whenever it is idle,
+    /// and send each result with its frame as metadata.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// A coded frame for the link.
 struct Coded {
+    /// The frame's index in capture order (results name frames by it).
+    index: u64,
     header: FrameHeader,
     payload: Vec<u8>,
 }
@@ -83,6 +105,93 @@ struct Captured {
     frames: u64,
     dropped: u64,
     encoder: String,
+    /// Frames not offered to the detector because their layout is not Y'CbCr.
+    unsupported: u64,
+}
+
+/// A detector result, waiting for its frame's link sequence number.
+#[derive(Debug, Clone)]
+struct Analysed {
+    /// The frame's capture index.
+    index: u64,
+    score: f32,
+    threshold: f32,
+    /// Normalised to the picture, at most [`MAX_BOXES`].
+    boxes: Vec<BoundingBox>,
+}
+
+/// The detector side of a send: the worker's mailbox and its results.
+struct Detector {
+    mailbox: Arc<Mailbox<(u64, Picture)>>,
+    results: mpsc::UnboundedReceiver<Analysed>,
+    worker: std::thread::JoinHandle<u64>,
+}
+
+/// Frames sent and detection results, matched by capture index.
+#[derive(Debug, Default)]
+struct Stamps {
+    /// Whether results may still come (frames sent are remembered).
+    on: bool,
+    /// Capture index -> (channel, link sequence number) of frames sent in
+    /// this session.
+    sent: HashMap<u64, (u16, u64)>,
+    /// Results whose frame has not been sent yet.
+    waiting: BTreeMap<u64, Analysed>,
+    /// `FrameMeta` messages sent.
+    metas: u64,
+    /// Results whose frame never went (dropped, stale, or the meta failed).
+    unsent: u64,
+}
+
+impl Stamps {
+    /// A frame went as `(channel, seq)`: its result, if already there,
+    /// goes now.
+    async fn frame_sent(&mut self, link: &Link, index: u64, channel: u16, seq: u64) {
+        // Results of older frames that never went will not find them.
+        let rest = self.waiting.split_off(&index);
+        self.unsent += self.waiting.len() as u64;
+        self.waiting = rest;
+        if let Some(a) = self.waiting.remove(&index) {
+            self.send(link, a, channel, seq).await;
+        } else if self.on {
+            self.sent.insert(index, (channel, seq));
+        }
+    }
+
+    /// A result is ready: it goes now if its frame went, else waits.
+    async fn result(&mut self, link: &Link, a: Analysed) {
+        // Results come in capture order: older frames get none now.
+        self.sent.retain(|&i, _| i >= a.index);
+        match self.sent.remove(&a.index) {
+            Some((channel, seq)) => self.send(link, a, channel, seq).await,
+            None => {
+                self.waiting.insert(a.index, a);
+            }
+        }
+    }
+
+    async fn send(&mut self, link: &Link, a: Analysed, channel: u16, seq: u64) {
+        let meta = FrameMeta {
+            channel,
+            seq,
+            score: a.score,
+            threshold: a.threshold,
+            boxes: a.boxes,
+        };
+        match link.send_frame_meta(meta).await {
+            Ok(()) => self.metas += 1,
+            Err(e) => {
+                self.unsent += 1;
+                tracing::warn!(seq, "sending the detection result: {e}");
+            }
+        }
+    }
+
+    /// A new session numbers frames from 0 again: forget the old numbers.
+    fn reconnected(&mut self) {
+        self.unsent += self.sent.len() as u64;
+        self.sent.clear();
+    }
 }
 
 /// The object being sent.
@@ -120,6 +229,15 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         bail!("--fps {} is outside (0, 1000]", args.fps);
     }
     let period = Duration::from_secs_f64(1.0 / args.fps);
+    let model = match &args.model {
+        Some(path) => Some(load_model(path)?),
+        None => None,
+    };
+    let detector = match &model {
+        Some(m) => Some(start_detector(m)?),
+        None => None,
+    };
+    let mailbox = detector.as_ref().map(|d| d.mailbox.clone());
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;
     // The source opens on the capture thread (GStreamer objects stay there);
@@ -134,6 +252,8 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         std::thread::Builder::new()
             .name("med8k-send-capture".into())
             .spawn(move || {
+                // The detector stops once capture does, whatever happens.
+                let _close = CloseOnDrop(mailbox.clone());
                 let source = match open_source(&spec, limit) {
                     Ok(s) => {
                         let _ = ready_tx.send(Ok(()));
@@ -144,13 +264,21 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                         return Ok(Captured::default());
                     }
                 };
-                capture(source, &codec_config, lossless, period, epoch, &tx, &stop)
+                let sink = FrameSink {
+                    tx: &tx,
+                    detector: mailbox.as_deref(),
+                };
+                capture(source, &codec_config, lossless, period, epoch, &sink, &stop)
             })?
     };
     ready
         .recv()
         .map_err(|_| anyhow::anyhow!("the capture thread ended"))??;
 
+    let (mut results, worker) = match detector {
+        Some(d) => (Some(d.results), Some(d.worker)),
+        None => (None, None),
+    };
     let rt = super::runtime()?;
     rt.block_on(async {
         // A receiver that is not up yet (or a link that does not answer)
@@ -184,6 +312,10 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         let mut sent_frames = 0u64;
         let mut reconnects = 0u32;
         let mut frames_done = false;
+        let mut stamps = Stamps {
+            on: results.is_some(),
+            ..Stamps::default()
+        };
         let mut closed = None;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let start = Instant::now();
@@ -192,7 +324,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         let interrupted = loop {
             let object_ready = outgoing.as_ref().is_some_and(|o| o.next.is_some());
             let object_done = outgoing.as_ref().is_none_or(|o| o.delivered);
-            if frames_done && object_done {
+            if frames_done && object_done && results.is_none() {
                 break false;
             }
             let mut link_lost = false;
@@ -230,7 +362,14 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                 coded = rx.recv(), if !frames_done => match coded {
                     Some(c) => {
                         let len = c.payload.len();
-                        let seq = link.send_frame(c.header, c.payload).await?;
+                        let channel = c.header.channel;
+                        // A link that just ended refuses the frame; its
+                        // Closed event comes next and decides what follows.
+                        let Ok(seq) = link.send_frame(c.header, c.payload).await else {
+                            stale += 1;
+                            continue;
+                        };
+                        stamps.frame_sent(&link, c.index, channel, seq).await;
                         let i = seq as usize;
                         if sizes.len() <= i {
                             sizes.resize(i + 1, 0);
@@ -242,9 +381,23 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                     }
                     None => frames_done = true,
                 },
+                analysed = next_result(&mut results) => match analysed {
+                    Some(a) => stamps.result(&link, a).await,
+                    None => {
+                        results = None;
+                        stamps.on = false;
+                    }
+                },
                 () = std::future::ready(()), if object_ready => {
-                    if let Some(o) = outgoing.as_mut() {
-                        o.send_piece(&link).await?;
+                    if let Some(o) = outgoing.as_mut()
+                        && let Err(e) = o.send_piece(&link).await
+                    {
+                        // Resumed from what was acknowledged once the
+                        // link is back; anything else is fatal.
+                        if !link_ended(&e) {
+                            return Err(e);
+                        }
+                        o.next = None;
                     }
                 }
                 _ = tick.tick() => {
@@ -269,6 +422,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                 closed = None;
                 // A new session numbers frames from 0 again.
                 sizes.clear();
+                stamps.reconnected();
                 if let Some(o) = outgoing.as_mut() {
                     o.next = None;
                 }
@@ -276,7 +430,12 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                 while let Ok(c) = rx.try_recv() {
                     if now_us.saturating_sub(c.header.capture_us) <= deadline.as_micros() as u64 {
                         sent_bytes += c.payload.len() as u64;
-                        link.send_frame(c.header, c.payload).await?;
+                        let channel = c.header.channel;
+                        let Ok(seq) = link.send_frame(c.header, c.payload).await else {
+                            stale += 1;
+                            continue;
+                        };
+                        stamps.frame_sent(&link, c.index, channel, seq).await;
                         sent_frames += 1;
                     } else {
                         stale += 1;
@@ -314,6 +473,21 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
             seconds,
             reconnects,
         );
+        if let Some(worker) = worker {
+            // The capture thread closed the mailbox: the worker ends after
+            // at most the frame it holds.
+            let analysed = worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("the detector thread panicked"))?;
+            let skipped = captured.frames.saturating_sub(analysed);
+            println!(
+                "detection: {analysed} frame(s) analysed, {skipped} skipped ({} not Y'CbCr); \
+                 {} metadata message(s) sent, {} result(s) without a frame sent",
+                captured.unsupported,
+                stamps.metas,
+                stamps.unsent + stamps.waiting.len() as u64,
+            );
+        }
         if let Some(c) = closed {
             tracing::info!("{c}");
         }
@@ -328,6 +502,14 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
             Outcome::Done
         })
     })
+}
+
+/// Whether an error says the link had ended (not a fault of the call).
+fn link_ended(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<LinkError>(),
+        Some(LinkError::Ended | LinkError::Call(CallError::NotOpen { .. }))
+    )
 }
 
 /// Whether a session ended because its connection went (an outage, an idle
@@ -455,15 +637,151 @@ fn open_source(spec: &str, limit: Option<u64>) -> anyhow::Result<(Pictures, bool
     Ok((Box::new(it.take(limit.unwrap_or(u64::MAX) as usize)), live))
 }
 
+/// Loads `--model`: a frame model, checked against its sidecar.
+fn load_model(path: &Path) -> anyhow::Result<Model> {
+    let model = Model::load(path).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    let source = model.contract().input.source;
+    if source != InputSource::FrameYcbcr {
+        bail!(
+            "--model {}: a {source:?} model, not a frame (frame-ycbcr) model",
+            path.display()
+        );
+    }
+    Ok(model)
+}
+
+/// Starts the detector thread: it takes the newest offered picture, runs
+/// the model and sends the result; it ends when the mailbox is closed and
+/// empty, returning how many frames it analysed.
+fn start_detector(model: &Model) -> anyhow::Result<Detector> {
+    let mut runner = model
+        .runner()
+        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    let mailbox: Arc<Mailbox<(u64, Picture)>> = Arc::new(Mailbox::new());
+    let (tx, results) = mpsc::unbounded_channel();
+    let worker = {
+        let mailbox = mailbox.clone();
+        std::thread::Builder::new()
+            .name("med8k-send-detect".into())
+            .spawn(move || {
+                let mut analysed = 0u64;
+                let mut failed = 0u64;
+                while let Some((index, pic)) = mailbox.take() {
+                    match analyse(&mut runner, index, &pic) {
+                        Ok(a) => {
+                            analysed += 1;
+                            // The link loop gone: nobody wants results.
+                            let _ = tx.send(a);
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            if failed == 1 {
+                                tracing::warn!("detection failed on frame {index}: {e}");
+                            }
+                        }
+                    }
+                    mailbox.done();
+                }
+                if failed > 1 {
+                    tracing::warn!("detection failed on {failed} frame(s)");
+                }
+                analysed
+            })?
+    };
+    Ok(Detector {
+        mailbox,
+        results,
+        worker,
+    })
+}
+
+/// Runs the model on a Y'CbCr picture; boxes normalised to the picture and
+/// clipped to [`MAX_BOXES`] (the largest are kept).
+fn analyse(
+    runner: &mut med8k_engine::detect::model::Runner,
+    index: u64,
+    pic: &Picture,
+) -> Result<Analysed, ModelError> {
+    let contract = runner.model().contract();
+    let (iw, ih) = (contract.input.width(), contract.input.height());
+    let threshold = contract.threshold.score;
+    let (w, h) = (pic.width() as usize, pic.height() as usize);
+    let layout = pic.layout();
+    let planes = pic.planes();
+    let plane = |p: usize| Plane {
+        data: planes.get(p).map_or(&[][..], Vec::as_slice),
+        stride: layout.plane_dims(p, pic.width(), pic.height()).0 as usize,
+    };
+    let ycbcr = YCbCrPlanes {
+        width: w,
+        height: h,
+        bit_depth: u32::from(pic.bit_depth()),
+        chroma_shift: layout.subsampling(1),
+        y: plane(0),
+        cb: plane(1),
+        cr: plane(2),
+    };
+    let tensor = ycbcr_tensor(&ycbcr, iw, ih)?;
+    let d = runner.run_tensor(index, tensor, (w, h))?;
+    let unit = |v: u32, full: usize| (v as f32 / full.max(1) as f32).clamp(0.0, 1.0);
+    let boxes = d
+        .boxes
+        .iter()
+        .take(MAX_BOXES)
+        .map(|b| BoundingBox {
+            x: unit(b.x, w),
+            y: unit(b.y, h),
+            w: unit(b.width, w),
+            h: unit(b.height, h),
+            score: if b.peak.is_finite() { b.peak } else { 0.0 },
+            class: 0,
+        })
+        .collect();
+    Ok(Analysed {
+        index,
+        score: d.score,
+        threshold,
+        boxes,
+    })
+}
+
+/// The next detection result; `None` once the detector ended; pending
+/// forever without one.
+async fn next_result<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes the detector's mailbox when capture ends (or fails).
+struct CloseOnDrop(Option<Arc<Mailbox<(u64, Picture)>>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.close();
+        }
+    }
+}
+
+/// Where captured frames go: coded to the link's queue, and (a copy, when
+/// the detector is idle) to the detector.
+struct FrameSink<'a> {
+    tx: &'a mpsc::Sender<Coded>,
+    detector: Option<&'a Mailbox<(u64, Picture)>>,
+}
+
 fn capture(
     (pictures, live): (Pictures, bool),
     config: &codec::Config,
     lossless: bool,
     period: Duration,
     epoch: Instant,
-    tx: &mpsc::Sender<Coded>,
+    sink: &FrameSink<'_>,
     stop: &Shutdown,
 ) -> anyhow::Result<Captured> {
+    let tx = sink.tx;
     let (mut encoder, name) = Backend::Auto.encoder(config)?;
     let mut out = Captured {
         encoder: name,
@@ -480,10 +798,28 @@ fn capture(
         }
         let pic = pic?;
         let capture_us = epoch.elapsed().as_micros() as u64;
+        let index = out.frames;
+        if let Some(mailbox) = sink.detector {
+            if !matches!(pic.layout(), Layout::Yuv422 | Layout::Yuv420) {
+                if out.unsupported == 0 {
+                    tracing::warn!(
+                        "the source's pictures are {}, not Y'CbCr: no detection",
+                        pic.layout()
+                    );
+                }
+                out.unsupported += 1;
+            } else if mailbox.wants() {
+                // Latest frame wins: only an idle detector gets a copy.
+                mailbox.offer((index, pic.clone()));
+            } else {
+                mailbox.pass();
+            }
+        }
         let packet = encoder.encode(&pic)?;
         out.frames += 1;
         let header = frame_header(&pic, lossless, &packet.data, capture_us);
         let coded = Coded {
+            index,
             header,
             payload: packet.data,
         };

@@ -24,6 +24,13 @@
 //! the wavelet bitstreams as they arrived), reliable objects to
 //! `DIR/object-<id>.<kind>` once whole and checked (the protocol carries no
 //! file name: the id is the sender's, stable across sessions).
+//!
+//! Detection results that travel with the frames (`FrameMeta`, from `send
+//! --model`) are counted per link; anomalous ones are logged (sequence
+//! number and score only) and, with `--out`, every result is appended to
+//! `DIR/<facility>-<n>.detections.jsonl` (one JSON object a line: `seq`,
+//! `channel`, `score`, `threshold`, `anomalous`, `boxes` normalised to the
+//! picture).
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -46,7 +53,7 @@ use med8k_engine::picture::Picture;
 use med8k_engine::pipeline::Shutdown;
 use med8k_transport::driver::{Gate, Link, Server, SessionControl};
 use med8k_transport::proto::{
-    Capabilities, CloseReason, Ended, Event, FrameHeader, ObjectKind, ObjectOffer,
+    Capabilities, CloseReason, Ended, Event, FrameHeader, FrameMeta, ObjectKind, ObjectOffer,
 };
 use med8k_transport::site::{ConsentSettings, GateKind, SiteConfig};
 use tokio::sync::mpsc;
@@ -114,6 +121,7 @@ enum Store {
     Data(u64, u64, Vec<u8>),
     Complete(u64),
     Corrupt(u64),
+    Meta(FrameMeta),
 }
 
 /// What one link came to.
@@ -127,6 +135,12 @@ struct LinkReport {
     dropped: u64,
     objects: Vec<PathBuf>,
     corrupt: u64,
+    /// `FrameMeta` messages received.
+    detections: u64,
+    /// Of them, with a score above their threshold.
+    anomalous: u64,
+    /// Where they were written.
+    detections_file: Option<PathBuf>,
     seconds: f64,
     sequence: Option<PathBuf>,
     shown: Option<u64>,
@@ -302,8 +316,17 @@ fn print_report(r: &LinkReport) {
     if let Some(n) = r.shown {
         println!("  {n} frame(s) decoded to the sink");
     }
+    if r.detections > 0 {
+        println!(
+            "  {} detection result(s), {} anomalous",
+            r.detections, r.anomalous
+        );
+    }
     if let Some(p) = &r.sequence {
         println!("  frames -> {}", p.display());
+    }
+    if let Some(p) = &r.detections_file {
+        println!("  detections -> {}", p.display());
     }
     for p in &r.objects {
         println!("  object -> {}", p.display());
@@ -409,6 +432,21 @@ async fn run_link(
                 report.lost += count_lost(&ranges);
                 None
             }
+            Event::FrameMeta(m) => {
+                report.detections += 1;
+                if m.score > m.threshold {
+                    report.anomalous += 1;
+                    // The frame's number and score only: no patient data.
+                    tracing::warn!(
+                        facility = %report.facility,
+                        seq = m.seq,
+                        score = m.score,
+                        threshold = m.threshold,
+                        "anomalous frame"
+                    );
+                }
+                Some(Store::Meta(m))
+            }
             Event::ObjectOffered { offer, resume_from } => Some(Store::Offered(offer, resume_from)),
             Event::ObjectData(d) => Some(Store::Data(d.id, d.offset, d.data)),
             Event::ObjectComplete { id } => Some(Store::Complete(id)),
@@ -448,6 +486,7 @@ async fn run_link(
         match w.await {
             Ok(Ok(stored)) => {
                 report.sequence = stored.sequence;
+                report.detections_file = stored.detections;
                 report.objects = stored.objects;
                 report.shown = stored.shown;
             }
@@ -555,7 +594,9 @@ fn consent_gate(config: &SiteConfig, settings: &ConsentSettings) -> anyhow::Resu
         Some(store(StoreKind::Jpki, &settings.jpki_roots)?)
     };
     let revocation: Option<Arc<dyn med8k_auth::cert::Revocation + Send + Sync>> =
-        if settings.crl.is_empty() {
+        if settings.crl_fetch {
+            Some(Arc::new(med8k_auth::cert::CrlFetcher::new()))
+        } else if settings.crl.is_empty() {
             None
         } else {
             let mut crls = CrlFile::new();
@@ -590,6 +631,7 @@ fn consent_gate(config: &SiteConfig, settings: &ConsentSettings) -> anyhow::Resu
 /// What a link's writer stored.
 struct Stored {
     sequence: Option<PathBuf>,
+    detections: Option<PathBuf>,
     objects: Vec<PathBuf>,
     shown: Option<u64>,
 }
@@ -603,6 +645,11 @@ fn write_link(
     mut rx: mpsc::Receiver<Store>,
 ) -> anyhow::Result<Stored> {
     let seq_path = dir.map(|d| d.join(name));
+    let meta_path = dir.map(|d| {
+        let stem = name.strip_suffix(".m8ks").unwrap_or(name);
+        d.join(format!("{stem}.detections.jsonl"))
+    });
+    let mut metas: Option<BufWriter<File>> = None;
     let mut seq: Option<SequenceWriter<BufWriter<File>>> = None;
     let mut display = sink.as_deref().map(super::display::Display::new);
     let mut open: std::collections::HashMap<u64, (File, PathBuf, ObjectKind)> =
@@ -670,8 +717,33 @@ fn write_link(
                     f.seek(SeekFrom::Start(0))?;
                 }
             }
+            Store::Meta(m) => {
+                let Some(meta_path) = &meta_path else {
+                    continue;
+                };
+                if metas.is_none() {
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(meta_path)
+                        .with_context(|| format!("opening {}", meta_path.display()))?;
+                    metas = Some(BufWriter::new(f));
+                }
+                if let Some(w) = metas.as_mut() {
+                    writeln!(w, "{}", meta_json(&m))
+                        .with_context(|| format!("writing {}", meta_path.display()))?;
+                }
+            }
         }
     }
+    let detections = match metas {
+        Some(mut w) => {
+            w.flush()
+                .with_context(|| format!("writing {}", path_or_empty(&meta_path)))?;
+            meta_path
+        }
+        None => None,
+    };
     let sequence = match seq {
         Some(w) => {
             w.finish()?.flush()?;
@@ -684,9 +756,37 @@ fn write_link(
     }
     Ok(Stored {
         sequence,
+        detections,
         objects,
         shown,
     })
+}
+
+/// One detection result as a JSON Lines record.
+fn meta_json(m: &FrameMeta) -> serde_json::Value {
+    let boxes: Vec<serde_json::Value> = m
+        .boxes
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "x": b.x, "y": b.y, "w": b.w, "h": b.h, "score": b.score, "class": b.class,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "seq": m.seq,
+        "channel": m.channel,
+        "score": m.score,
+        "threshold": m.threshold,
+        "anomalous": m.score > m.threshold,
+        "boxes": boxes,
+    })
+}
+
+fn path_or_empty(p: &Option<PathBuf>) -> String {
+    p.as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn extension(kind: ObjectKind) -> &'static str {

@@ -743,6 +743,23 @@ fn a_certificate_rewrapped_outside_its_signature_is_refused() {
             "tag {tag:#x} accepted"
         );
     }
+    // The signature BIT STRING's unused-bits octet, and every bit of the
+    // outer algorithm: none is covered by the signature, none may change.
+    let (alg_header, alg_len) = header(alg);
+    let sig = alg + alg_header + alg_len;
+    assert_eq!(der[sig], 0x03);
+    let (sig_header, _) = header(sig);
+    for (at, bit) in (alg..sig)
+        .flat_map(|i| (0..8).map(move |b| (i, b)))
+        .chain((0..8).map(|b| (sig + sig_header, b)))
+    {
+        let mut bad = der.clone();
+        bad[at] ^= 1 << bit;
+        assert!(
+            ParsedCert::from_der(&bad).is_err(),
+            "bit {bit} of byte {at} flipped and still accepted"
+        );
+    }
 }
 
 /// Serves `answers` (status line and body) to one request each on

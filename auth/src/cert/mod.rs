@@ -323,18 +323,26 @@ pub fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, CertError> {
 /// re-wrapped into different bytes (and so a different pseudonym, which is
 /// the SHA-256 of the DER) that still verify.
 fn check_outer_der(der: &[u8]) -> Result<(), &'static str> {
-    let outer = crate::der::read_single(der, crate::der::SEQUENCE)?;
-    let parts = crate::der::read_all(outer.value)?;
-    match parts.as_slice() {
-        [tbs, alg, sig]
-            if tbs.tag == crate::der::SEQUENCE
-                && alg.tag == crate::der::SEQUENCE
-                && sig.tag == 0x03 =>
-        {
-            Ok(())
-        }
-        _ => Err("not a DER Certificate { tbs, signatureAlgorithm, signatureValue }"),
+    use crate::der::{SEQUENCE, read_all, read_single};
+    let outer = read_single(der, SEQUENCE)?;
+    let [tbs, alg, sig] = read_all(outer.value)?[..] else {
+        return Err("not a Certificate { tbs, signatureAlgorithm, signatureValue }");
+    };
+    if tbs.tag != SEQUENCE || alg.tag != SEQUENCE || sig.tag != 0x03 {
+        return Err("not a Certificate { tbs, signatureAlgorithm, signatureValue }");
     }
+    // RFC 5280 §4.1.1.2: the same bytes as the TBS's own signature field
+    // (after the optional [0] version and the serial number).
+    let fields = read_all(tbs.value)?;
+    let skip = usize::from(fields.first().is_some_and(|f| f.tag == 0xa0)) + 1;
+    if fields.get(skip).map(|f| f.raw) != Some(alg.raw) {
+        return Err("signatureAlgorithm differs from the TBS's signature field");
+    }
+    // A signature is whole octets: no unused bits.
+    if sig.value.first() != Some(&0) {
+        return Err("signatureValue has unused bits");
+    }
+    Ok(())
 }
 
 pub(crate) fn unix_seconds(at: SystemTime) -> i64 {

@@ -7,8 +7,8 @@
 //!
 //! - `detect/input_8k`: the frame area-averaged to the endoscope model's
 //!   3×144×256 input (`detect::input::ycbcr_tensor`, rayon over rows).
-//! - `detect/endoscope_model`, `detect/rx_tile`: one run of each reference
-//!   model (`models/`) on its input, one thread.
+//! - `detect/endoscope_cae`, `detect/endoscope_gauss`, `detect/rx_tile`: one
+//!   run of each reference model (`models/`) on its input, one thread.
 //!
 //! Analysing 30 frames/s of the 8K stream needs input plus model under
 //! 33 ms. The onnxruntime comparison is `med8k eval detect`.
@@ -67,13 +67,17 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(ycbcr_tensor(&planes, 256, 144).expect("tensor")))
     });
 
-    let endoscope = Model::load(&models().join("endoscope/med8k-endoscope-ae.onnx"))
-        .expect("the reference endoscope model");
     let tensor = ycbcr_tensor(&planes, 256, 144).expect("tensor");
-    let mut runner = endoscope.runner().expect("runner");
-    g.bench_function("endoscope_model", |b| {
-        b.iter(|| black_box(runner.run_tensor(0, tensor.clone(), (w, h)).expect("run")))
-    });
+    for (name, file) in [
+        ("endoscope_cae", "endoscope-cae/med8k-endoscope-cae.onnx"),
+        ("endoscope_gauss", "endoscope/med8k-endoscope-gauss.onnx"),
+    ] {
+        let model = Model::load(&models().join(file)).expect("a reference endoscope model");
+        let mut runner = model.runner().expect("runner");
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(runner.run_tensor(0, tensor.clone(), (w, h)).expect("run")))
+        });
+    }
 
     let rx = Model::load(&models().join("rx/med8k-rx-7band.onnx")).expect("the RX model");
     let tile = vec![0.3f32; 7 * 256 * 256];

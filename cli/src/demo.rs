@@ -54,16 +54,19 @@ pub struct DemoArgs {
     pub model: Option<PathBuf>,
 }
 
-/// The reference endoscope model and its contract, built in so the demo
-/// needs no file beside the binary (`models/endoscope/`).
-const REFERENCE_MODEL: &[u8] = include_bytes!("../../models/endoscope/med8k-endoscope-ae.onnx");
-const REFERENCE_CONTRACT: &str = include_str!("../../models/endoscope/med8k-endoscope-ae.json");
+/// The reference endoscope model (a small convolutional autoencoder trained
+/// here) and its contract, built in so the demo needs no file beside the
+/// binary (`models/endoscope-cae/`).
+const REFERENCE_MODEL: &[u8] =
+    include_bytes!("../../models/endoscope-cae/med8k-endoscope-cae.onnx");
+const REFERENCE_CONTRACT: &str =
+    include_str!("../../models/endoscope-cae/med8k-endoscope-cae.json");
 
 fn detector(path: Option<&std::path::Path>) -> anyhow::Result<Model> {
     Ok(match path {
         Some(p) => Model::load(p)?,
         None => {
-            let at = std::path::Path::new("models/endoscope/med8k-endoscope-ae.onnx");
+            let at = std::path::Path::new("models/endoscope-cae/med8k-endoscope-cae.onnx");
             let contract = Contract::parse(REFERENCE_CONTRACT, at)?;
             Model::from_bytes(REFERENCE_MODEL, contract, at)?
         }

@@ -145,7 +145,7 @@ fn send_with_a_model_stamps_results_that_serve_stores() {
     pki(dir);
     let clip = samples(dir).join("endoscope.mkv");
     let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/endoscope/med8k-endoscope-ae.onnx")
+        .join("../models/endoscope/med8k-endoscope-gauss.onnx")
         .canonicalize()
         .unwrap();
     let model = model.to_str().unwrap();

@@ -8,18 +8,21 @@ onnxruntime reproduces the PyTorch outputs before it writes anything).
 Graph (input [1,3,144,256] Y', Cb, Cr after the sidecar's (x - mean) / std):
   raw      x * std + mean (1x1 Convs), back to code / (2^bits - 1)
   r        (Cb - 0.5, Cr - 0.5) / (Y' + 0.1): chroma with the illumination divided out
-  rn       (r - r_mean) / r_std per channel (constants from the normal training frames)
+  rn       wr r + br (1x1 Conv): r whitened with its mean/covariance over normal fitting frames
   encoder  AveragePool 2x2 -> Conv3x3/2 (2->C1) -> Conv3x3/2 (C1->C2) -> Conv3x3/2 (C2->C2)
            -> Conv1x1 (C2->Z), ReLU after every Conv but the last: a Z x 9 x 16 code
   decoder  ConvTranspose2x2/2 (Z->C2) -> ConvTranspose2x2/2 (C2->C1) -> Conv3x3 (C1->C1)
            -> ConvTranspose2x2/2 (C1->C1) -> ConvTranspose2x2/2 (C1->2), ReLU between
-  err      sum over the 2 channels of (rn - reconstruction)^2, per pixel at 144x256
-  map      err box-averaged over 5x5 (AveragePool, padding excluded)
+           (each ConvTranspose exported as a 1x1 Conv + DepthToSpace, the same numbers)
+  d        rn - reconstruction, box-averaged over 7x7 (--resid-box)
+  err      |wh d + bh|^2: d whitened with its mean/covariance over normal fitting frames
+  map      err box-averaged over 5x5 (separable AveragePools, padding excluded)
   score    max over the frame of the 9x9 box mean of map (AveragePool, ReduceMax, Reshape)
 
 Training: mean squared reconstruction error of rn on the normal frames of the training seeds
-(all but the last VAL_SEEDS of them), Adam, fixed seeds (torch, numpy), 2 CPU threads.
-Optionally (--denoise, the default) a denoising objective: random soft discs of shifted chroma
+(all but the last VAL_SEEDS of them), 1500 Adam steps of 8 frames (one-cycle learning rate, peak
+2e-3), random flips, fixed seeds (torch, numpy), 2 CPU threads: about 5 minutes on a 2-core VM.
+Denoising objective (default; --no-denoise turns it off): random soft discs of shifted chroma
 are pasted onto the normal input and the target stays the clean frame, so the decoder learns to
 put normal colour back. The discs are synthetic, not the generator's lesions: no anomalous frame
 is ever used for training. The normal frames of the held-out training seeds give the
@@ -95,9 +98,16 @@ def box(t, k):
     return F.avg_pool2d(t, k, 1, k // 2, count_include_pad=False)
 
 
-def error_map(model, rn):
-    err = ((rn - model(rn)) ** 2).sum(1, keepdim=True)
-    return box(err, SMOOTH)
+def residual(model, rn, k):
+    """rn - reconstruction, box-averaged over k x k (k = 0: not averaged)."""
+    d = rn - model(rn)
+    return box(d, k) if k else d
+
+
+def error_map(model, rn, k, wh, bh):
+    """Whitened squared residual (z = wh d + bh, sum z^2), box-averaged over SMOOTH x SMOOTH."""
+    z = F.conv2d(residual(model, rn, k), torch.from_numpy(wh).reshape(2, 2, 1, 1), torch.from_numpy(bh))
+    return box((z ** 2).sum(1, keepdim=True), SMOOTH)
 
 
 # ----------------------------------------------------------------------------- data
@@ -106,6 +116,11 @@ def chroma(x):
     """r = (Cb - 0.5, Cr - 0.5) / (Y' + 0.1) of raw Y'CbCr frames [N,3,H,W] (numpy, float32)."""
     x = np.asarray(x, dtype=np.float32)
     return ((x[:, 1:3] - 0.5) / (x[:, 0:1] + DENOM)).astype(np.float32)
+
+
+def to_rn(r, wr, br):
+    """rn = wr r + br per pixel (the graph's 1x1 Conv)."""
+    return (np.einsum("ij,njhw->nihw", wr, r) + br[None, :, None, None]).astype(np.float32)
 
 
 def chroma_all(x, idx, bs=64):
@@ -148,8 +163,11 @@ class Graph:
         return out
 
     def box(self, x, k):
+        """Separable k x k box mean, padding excluded (equal to the k x k pool; 2x faster in tract)."""
         r = k // 2
-        return self.op("AveragePool", [x], kernel_shape=[k, k], strides=[1, 1], pads=[r, r, r, r],
+        h = self.op("AveragePool", [x], kernel_shape=[1, k], strides=[1, 1], pads=[0, r, 0, r],
+                    count_include_pad=0)
+        return self.op("AveragePool", [h], kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0],
                        count_include_pad=0)
 
     def conv(self, x, m, relu, transpose=False):
@@ -157,8 +175,13 @@ class Graph:
         b = m.bias.detach().numpy().astype(np.float32)
         k = list(m.kernel_size)
         if transpose:
-            y = self.op("ConvTranspose", [x, self.const("w", w), self.const("b", b)], kernel_shape=k,
-                        strides=list(m.stride))
+            # ConvTranspose 2x2 stride 2 written as a 1x1 Conv to 4 Cout channels + DepthToSpace
+            # (CRD): the same numbers, and tract runs it faster than its ConvTranspose.
+            assert k == [2, 2] and list(m.stride) == [2, 2]
+            ci, co = w.shape[:2]
+            wc = w.transpose(1, 2, 3, 0).reshape(co * 4, ci, 1, 1)
+            y = self.op("Conv", [x, self.const("w", wc), self.const("b", np.repeat(b, 4))], kernel_shape=[1, 1])
+            y = self.op("DepthToSpace", [y], blocksize=2, mode="CRD")
         else:
             p = m.padding[0]
             y = self.op("Conv", [x, self.const("w", w), self.const("b", b)], kernel_shape=k,
@@ -166,7 +189,7 @@ class Graph:
         return self.op("Relu", [y]) if relu else y
 
 
-def export(model, mean, std, rmean, rstd, path):
+def export(model, mean, std, wr, br, k, wh, bh, path):
     g = Graph()
     # Chroma numerator and luma denominator straight from the normalised input.
     wn = np.zeros((2, 3, 1, 1), dtype=np.float32)
@@ -178,8 +201,8 @@ def export(model, mean, std, rmean, rstd, path):
     den = g.op("Conv", ["input", g.const("luma_w", wd),
                         g.const("luma_b", np.array([mean[0] + DENOM], dtype=np.float32))])
     r = g.op("Div", [num, den], base="hue")
-    rn = g.op("Sub", [r, g.const("r_mean", rmean.reshape(1, 2, 1, 1).astype(np.float32))])
-    rn = g.op("Div", [rn, g.const("r_std", rstd.reshape(1, 2, 1, 1).astype(np.float32))], base="rn")
+    rn = g.op("Conv", [r, g.const("r_whiten", wr.reshape(2, 2, 1, 1).astype(np.float32)),
+                       g.const("r_bias", br.astype(np.float32))], base="rn", kernel_shape=[1, 1])
     h = g.op("AveragePool", [rn], kernel_shape=[2, 2], strides=[2, 2])
     h = g.conv(h, model.e1, True)
     h = g.conv(h, model.e2, True)
@@ -191,7 +214,11 @@ def export(model, mean, std, rmean, rstd, path):
     h = g.conv(h, model.d4, True, transpose=True)
     rec = g.conv(h, model.d5, False, transpose=True)
     d = g.op("Sub", [rn, rec])
-    sq = g.op("Mul", [d, d])
+    if k:
+        d = g.box(d, k)
+    z = g.op("Conv", [d, g.const("whiten", wh.reshape(2, 2, 1, 1).astype(np.float32)),
+                      g.const("whiten_b", bh.astype(np.float32))], kernel_shape=[1, 1])
+    sq = g.op("Mul", [z, z])
     err = g.op("ReduceSum", [sq, g.const("axis", np.array([1], dtype=np.int64))], keepdims=1)
     g.box(err, SMOOTH)
     g.nodes[-1].output[0] = "map"
@@ -228,6 +255,11 @@ def main():
     ap.add_argument("--c2", type=int, default=32)
     ap.add_argument("--no-denoise", dest="denoise", action="store_false")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--resid-box", type=int, default=7, help="box size for the residual (0: none)")
+    ap.add_argument("--no-whiten", dest="whiten", action="store_false")
+    ap.add_argument("--no-input-whiten", dest="input_whiten", action="store_false")
+    ap.add_argument("--save-state", help="write the trained PyTorch weights here (optional)")
+    ap.add_argument("--load-state", help="skip training, load these PyTorch weights (for re-export)")
     args = ap.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
@@ -249,18 +281,30 @@ def main():
     mean, std = np.round(mean, 6), np.round(std, 6)  # exactly the sidecar's values
 
     r = chroma_all(x, fit)
-    rmean = r.mean(axis=(0, 2, 3)).astype(np.float32)
-    rstd = r.std(axis=(0, 2, 3)).astype(np.float32)
-    rn = torch.from_numpy((r - rmean[None, :, None, None]) / rstd[None, :, None, None])
+    # rn = wr r + br: r whitened with the mean and covariance of normal fitting frames (normal hue
+    # varies almost along one line, Cb down as Cr goes up; lesions leave that line), or (with
+    # --no-input-whiten) standardised per channel.
+    rf = r.transpose(1, 0, 2, 3).reshape(2, -1)
+    rmean = rf.mean(1, dtype=np.float64)
+    rcov = np.cov(rf[:, ::7].astype(np.float64))
+    del rf
+    wr = np.linalg.inv(np.linalg.cholesky(rcov)) if args.input_whiten else np.diag(1 / np.sqrt(np.diag(rcov)))
+    wr = wr.astype(np.float32)
+    br = (-(wr.astype(np.float64) @ rmean)).astype(np.float32)
+    print(f"r mean {rmean}, cov {rcov.ravel()}, corr {rcov[0, 1] / np.sqrt(rcov[0, 0] * rcov[1, 1]):.4f}")
+    rn = torch.from_numpy(to_rn(r, wr, br))
     del r
 
     model = CAE(args.c1, args.c2, args.z)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params} parameters, denoise={args.denoise}")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(1, args.steps), pct_start=0.1)
     t_train = time.time()
     model.train()
+    if args.load_state:
+        model.load_state_dict(torch.load(args.load_state))
+        args.steps = 0
     for step in range(args.steps):
         idx = torch.from_numpy(rng.choice(len(rn), args.batch, replace=False))
         target = rn[idx]
@@ -278,10 +322,31 @@ def main():
         if step % 100 == 0 or step == args.steps - 1:
             print(f"  step {step:5d}  loss {loss.item():.4f}  {time.time() - t_train:.0f} s", flush=True)
     train_s = time.time() - t_train
+    if args.save_state:
+        torch.save(model.state_dict(), args.save_state)
     model.eval()
 
+    # Whitening of the (box-averaged) residual: mean and covariance over normal fitting frames.
+    k = args.resid_box
+    wh, bh = np.eye(2, dtype=np.float64), np.zeros(2)
+    if args.whiten:
+        n, s1, s2 = 0, np.zeros(2), np.zeros((2, 2))
+        with torch.no_grad():
+            for i in range(0, len(rn), 4 * args.batch):
+                d = residual(model, rn[i:i + 4 * args.batch], k).numpy()
+                d = d.transpose(1, 0, 2, 3).reshape(2, -1).astype(np.float64)
+                n += d.shape[1]
+                s1 += d.sum(1)
+                s2 += d @ d.T
+        mu = s1 / n
+        cov = s2 / n - np.outer(mu, mu) + np.eye(2) * 1e-10
+        wh = np.linalg.inv(np.linalg.cholesky(cov))
+        bh = -(wh @ mu)
+        print(f"residual mean {mu}, cov {cov.ravel()}")
+    wh, bh = wh.astype(np.float32), bh.astype(np.float32)
+
     path = os.path.join(args.out, NAME + ".onnx")
-    export(model, mean, std, rmean, rstd, path)
+    export(model, mean, std, wr, br, k, wh, bh, path)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
     def norm(frames):
@@ -292,7 +357,7 @@ def main():
         probe = norm(x[val[:2]])
         for i in range(2):
             rr = chroma(probe[i:i + 1] * std[None, :, None, None] + mean[None, :, None, None])
-            tmap = error_map(model, torch.from_numpy((rr - rmean[None, :, None, None]) / rstd[None, :, None, None]))
+            tmap = error_map(model, torch.from_numpy(to_rn(rr, wr, br)), k, wh, bh)
             _, omap = sess.run(["score", "map"], {"input": probe[i:i + 1]})
             diff = float(np.abs(omap - tmap.numpy()).max())
             assert diff < 1e-3 * max(1.0, float(tmap.abs().max())), f"onnxruntime differs from torch by {diff}"
@@ -369,7 +434,9 @@ def main():
         "threshold_score": thr_score, "threshold_map": thr_map,
         "params": params, "onnx_bytes": os.path.getsize(path),
         "hyper": {"steps": args.steps, "batch": args.batch, "lr": args.lr, "z": args.z, "c1": args.c1,
-                  "c2": args.c2, "denoise": args.denoise, "seed": SEED, "threads": args.threads},
+                  "c2": args.c2, "denoise": args.denoise, "resid_box": k, "whiten": args.whiten,
+                  "input_whiten": args.input_whiten,
+                  "seed": SEED, "threads": args.threads},
         "train_seconds": round(train_s, 1), "total_seconds": round(time.time() - t0, 1),
         "onnxruntime_ms_per_frame_1thread": round(per_frame_ms, 2),
         "torch": torch.__version__,

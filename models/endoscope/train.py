@@ -42,7 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import auroc, load_dataset, write_sidecar  # noqa: E402
 
-NAME = "med8k-endoscope-ae"
+NAME = "med8k-endoscope-gauss"
 VERSION = "1.0.0"
 H, W = 144, 256
 SCALES = (7,)

@@ -2,7 +2,7 @@
 //! returns, checked before tract sees a byte of the graph.
 //!
 //! ```json
-//! {"contract": 1, "name": "med8k-endoscope-ae", "version": "1.0.0", "sha256": "<hex>",
+//! {"contract": 1, "name": "med8k-endoscope-gauss", "version": "1.0.0", "sha256": "<hex>",
 //!  "input": {"name": "input", "shape": [1,3,144,256], "layout": "NCHW",
 //!            "source": "frame-ycbcr", "mean": [0.5,0.5,0.5], "std": [0.25,0.25,0.25]},
 //!  "outputs": {"score": {"name": "score", "shape": [1]},

@@ -19,7 +19,7 @@
 //! use med8k_engine::detect::model::Model;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let frame = med8k_engine::frame::VideoFrame::zeroed(64, 64, med8k_engine::frame::PixelFormat::I420)?;
-//! let model = Model::load(std::path::Path::new("models/endoscope/med8k-endoscope-ae.onnx"))?;
+//! let model = Model::load(std::path::Path::new("models/endoscope-cae/med8k-endoscope-cae.onnx"))?;
 //! let mut runner = model.runner()?;
 //! let d = runner.detect_frame(&frame)?;
 //! println!("score {:.3}, anomalous {}, {} boxes", d.score, d.anomalous, d.boxes.len());

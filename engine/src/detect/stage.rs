@@ -10,7 +10,7 @@
 //! ```toml
 //! [[stage]]
 //! kind = "detect"
-//! model = "models/endoscope/med8k-endoscope-ae.onnx"  # its sidecar .json beside it
+//! model = "models/endoscope-cae/med8k-endoscope-cae.onnx"  # its sidecar .json beside it
 //! overlay = "overlays"   # optional: a PNG per frame with boxes or anomalous, relative to the config
 //! ```
 

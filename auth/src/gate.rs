@@ -451,17 +451,42 @@ impl ConsentGate {
 
     /// Sessions permitted, opened and not closed.
     pub fn open_sessions(&self) -> usize {
-        let mut open = lock(&self.inner.open);
-        open.retain(|w| !w.control.is_closing());
-        open.len()
+        self.recheck_ended((self.inner.clock)());
+        lock(&self.inner.open).len()
+    }
+
+    /// Forgets sessions that ended by themselves; each ends its transfer in
+    /// the audit log.
+    fn recheck_ended(&self, now: SystemTime) {
+        let inner = &self.inner;
+        lock(&inner.open).retain(|w| {
+            if !w.control.is_ended() {
+                return true;
+            }
+            let (outcome, detail) = if w.control.is_closing() {
+                (
+                    Outcome::SeriousFailure,
+                    "transfer ended: session closed by the gate",
+                )
+            } else {
+                (Outcome::Success, "transfer ended: session over")
+            };
+            let kind = if outcome == Outcome::Success {
+                EventKind::TransferCompleted
+            } else {
+                EventKind::TransferFailed
+            };
+            inner.record(kind, now, outcome, &w.request, detail);
+            false
+        });
     }
 
     /// Decides every open session again at `now`; closes those no longer
     /// permitted (consent revoked or expired). Returns how many it closed.
     pub fn recheck(&self, now: SystemTime) -> usize {
+        self.recheck_ended(now);
         let inner = &self.inner;
         let mut open = lock(&inner.open);
-        open.retain(|w| !w.control.is_closing());
         let mut closed = 0;
         let ledger = lock(&inner.ledger);
         open.retain(|w| {
@@ -478,6 +503,13 @@ impl ConsentGate {
                 Outcome::SeriousFailure,
                 &w.request,
                 &format!("open session closed: {}", refusal.detail),
+            );
+            inner.record(
+                EventKind::TransferFailed,
+                now,
+                Outcome::SeriousFailure,
+                &w.request,
+                "transfer stopped: consent no longer permits it",
             );
             closed += 1;
             false
@@ -724,7 +756,16 @@ impl Gate for ConsentGate {
     fn opened(&self, peer: &PeerInfo, control: SessionControl) {
         let request = lock(&self.inner.pending).remove(&(peer.facility.clone(), peer.remote));
         match request {
-            Some(request) => lock(&self.inner.open).push(Watched { request, control }),
+            Some(request) => {
+                self.inner.record(
+                    EventKind::TransferStarted,
+                    (self.inner.clock)(),
+                    Outcome::Success,
+                    &request,
+                    "session opened",
+                );
+                lock(&self.inner.open).push(Watched { request, control });
+            }
             // Opened without a permit recorded here: cannot be watched, so
             // it does not stay open.
             None => control.revoke("no permit on record for this session"),

@@ -444,6 +444,11 @@ async fn the_pilot_use_cases_over_a_real_link() {
     let text = std::fs::read_to_string(w.audit_path()).unwrap();
     assert!(!text.contains(w.patient().as_str()));
     assert!(text.contains("AccessPermitted") && text.contains("AccessDenied"));
+    // The transfer: started when the session opened, failed when revoked.
+    assert!(
+        text.contains("TransferStarted") && text.contains("TransferFailed"),
+        "{text}"
+    );
     for pair in [p, r, ph, a, o, n] {
         pair.server.close();
         drop(pair.remote);

@@ -111,4 +111,10 @@ impl SessionControl {
     pub fn is_closing(&self) -> bool {
         self.tx.borrow().is_some()
     }
+
+    /// Whether the session's task has ended (closed by either end, or the
+    /// connection lost).
+    pub fn is_ended(&self) -> bool {
+        self.tx.is_closed()
+    }
 }

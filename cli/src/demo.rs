@@ -7,7 +7,10 @@
 //! reference anomaly detector (built into the binary) analyses the newest
 //! frame it can (frames analysed, skipped and flagged are in the report,
 //! beside the labels' count of anomalous frames); each 7-band cube is read
-//! back.
+//! back. Then the pilot's consent path on a demo PKI (SoftHSM2 tokens made
+//! next to the samples on first run): the patient signs consent on their
+//! token, the ledger permits a Medical Doctor and refuses a Pharmacist, and
+//! the audit log is verified.
 //! A summary goes to stdout and a JSON report to `--report`.
 
 use std::path::PathBuf;
@@ -93,10 +96,105 @@ struct DemoReport {
     anomalous_frames: usize,
     pipeline: PipelineReport,
     cubes: Vec<CubeReport>,
+    consent: ConsentRound,
+}
+
+/// What the consent round of the demo came to.
+#[derive(Debug, Serialize)]
+struct ConsentRound {
+    /// The demo PKI (tokens on SoftHSM2), the ledger and the audit log.
+    pki: PathBuf,
+    /// The Medical Doctor at jp.hospital-b was permitted.
+    doctor_permitted: bool,
+    /// The Pharmacist was refused.
+    pharmacist_refused: bool,
+    /// Entries in the audit log, verified.
+    audit_entries: u64,
+}
+
+/// The pilot's consent path on the demo PKI (made next to the samples on
+/// first run): the patient signs consent on their SoftHSM2 token for
+/// jp.hospital-b, then the ledger decides for a Medical Doctor (permit) and
+/// a Pharmacist (refused), every step in the audit log, which is verified.
+fn consent_round(samples: &std::path::Path) -> anyhow::Result<ConsentRound> {
+    let pki = samples.join("pki");
+    let dir = pki.to_string_lossy().into_owned();
+    if !pki.join(crate::pkifile::FILE).exists() {
+        crate::run_args(&["pki", "demo-init", "--out", &dir])?;
+    }
+    let ledger = pki.join("consent.sqlite").to_string_lossy().into_owned();
+    let audit = pki.join("audit.jsonl").to_string_lossy().into_owned();
+    crate::run_args(&[
+        "consent",
+        "grant",
+        "--pki",
+        &dir,
+        "--ledger",
+        &ledger,
+        "--audit",
+        &audit,
+        "--patient-token",
+        "med8k-patient",
+        "--grantee",
+        "jp.hospital-b",
+        "--purpose",
+        "remote-consultation",
+        "--category",
+        "endoscope-video",
+        "--category",
+        "pathology-images",
+        "--scope",
+        "register,disclose",
+        "--days",
+        "30",
+    ])?;
+    let cert = pki.join("certs/med8k-patient-sign.pem");
+    let pem = std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+    let der = med8k_auth::cert::pem_blocks(&pem, "CERTIFICATE")?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no certificate", cert.display()))?;
+    let patient = med8k_auth::consent::PatientId::from_signing_cert(&der);
+    let check = |who: &str| {
+        let cert = pki.join(format!("certs/{who}-auth.pem"));
+        crate::run_args(&[
+            "consent",
+            "check",
+            "--pki",
+            &dir,
+            "--ledger",
+            &ledger,
+            "--audit",
+            &audit,
+            "--physician-cert",
+            &cert.to_string_lossy(),
+            "--facility",
+            "jp.hospital-b",
+            "--patient",
+            patient.as_str(),
+            "--category",
+            "endoscope-video",
+            "--purpose",
+            "remote-consultation",
+        ])
+    };
+    let doctor_permitted = check("med8k-physician")? == Outcome::Done;
+    let pharmacist_refused = check("med8k-pharmacist")? == Outcome::Denied;
+    let audit_entries = med8k_auth::audit::verify(&audit)?.entries;
+    println!("audit log {audit}: {audit_entries} entries, chain verified");
+    Ok(ConsentRound {
+        pki,
+        doctor_permitted,
+        pharmacist_refused,
+        audit_entries,
+    })
 }
 
 pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     let opts = args.samples.options();
+    // First, while this process has no other thread: the demo PKI sets
+    // SoftHSM2's configuration in the environment.
+    let consent = consent_round(&opts.out)?;
     let set = match samples::open(&opts.out) {
         Ok(set) => set,
         Err(samples::SampleError::Manifest { .. }) => generate_with_progress(&opts)?,
@@ -170,6 +268,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         anomalous_frames: labels.frames.iter().filter(|f| f.anomalous).count(),
         pipeline: result,
         cubes,
+        consent,
     };
     std::fs::write(&args.report, serde_json::to_vec_pretty(&demo)?)
         .with_context(|| format!("writing {}", args.report.display()))?;

@@ -169,7 +169,27 @@ fn main() -> ExitCode {
     quiet_headless_vulkan();
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let result = match cli.command {
+    let result = run_command(cli.command);
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Ok(Outcome::Denied) => ExitCode::FAILURE,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("med8k: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `med8k ARGS...` inside this process (the demo chains commands).
+fn run_args(args: &[&str]) -> anyhow::Result<Outcome> {
+    let cli = Cli::try_parse_from(std::iter::once("med8k").chain(args.iter().copied()))?;
+    run_command(cli.command)
+}
+
+fn run_command(command: Command) -> anyhow::Result<Outcome> {
+    match command {
         Command::Samples {
             command: SamplesCommand::Generate(args),
         } => samples::generate(&args),
@@ -203,16 +223,6 @@ fn main() -> ExitCode {
         } => audit::verify(&log),
         Command::Pki { command } => pki::run(&command),
         Command::Consent { command } => consent::run(&command),
-    };
-    match result {
-        Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
-        Ok(Outcome::Denied) => ExitCode::FAILURE,
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("med8k: {err:#}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -152,7 +152,8 @@ fn demo_init(args: &DemoInitArgs) -> anyhow::Result<Outcome> {
     }
     let conf = write_softhsm2_conf(&out).with_context(|| format!("writing {}", out.display()))?;
     // SAFETY: set before the module is loaded, while this process runs no
-    // other thread (argument parsing and logging set-up spawn none).
+    // other thread (argument parsing and logging set-up spawn none; `med8k
+    // demo` runs this before it starts any).
     unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, &conf) };
     let module = Module::open(&args.module)
         .with_context(|| format!("PKCS#11 module {}", args.module.display()))?;

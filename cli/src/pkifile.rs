@@ -153,7 +153,7 @@ impl PkiFile {
         if let Some(conf) = &self.pkcs11.softhsm2_conf {
             // SAFETY: set before the module is loaded, while this process
             // runs no other thread (argument parsing and logging set-up
-            // spawn none).
+            // spawn none; `med8k demo` runs this before it starts any).
             unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, self.path(conf)) };
         }
         let path = self.path(&self.pkcs11.module);

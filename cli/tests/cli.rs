@@ -83,6 +83,15 @@ fn demo_runs_from_nothing_and_writes_its_report() {
         "{detect}"
     );
     assert!(f["analysed"].as_f64().unwrap() >= 1.0, "{detect}");
+    // The consent round on the demo PKI's SoftHSM2 tokens.
+    let consent = &report["consent"];
+    assert_eq!(consent["doctor_permitted"], true, "{consent}");
+    assert_eq!(consent["pharmacist_refused"], true, "{consent}");
+    assert!(consent["audit_entries"].as_u64().unwrap() >= 3, "{consent}");
+    assert!(
+        stdout.contains("permit (consent") && stdout.contains("deny:"),
+        "{stdout}"
+    );
 
     let again = med8k(tmp.path(), &args);
     assert!(again.status.success(), "{}", stderr(&again));

@@ -12,57 +12,12 @@ use med8k_auth::cert::{
 };
 use med8k_auth::identity::{IdentityError, Signer, digest_info_sha256};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevokedCertParams, SerialNumber, date_time_ymd,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    date_time_ymd,
 };
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
-
-// ---- DER bits rcgen does not build (certificatePolicies) ----
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend([0x81, n as u8]);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn arcs(dotted: &str) -> Vec<u64> {
-    dotted.split('.').map(|a| a.parse().unwrap()).collect()
-}
-
-fn oid(dotted: &str) -> Vec<u8> {
-    let a = arcs(dotted);
-    let mut body = Vec::new();
-    let mut push = |mut v: u64| {
-        let mut tmp = vec![(v & 0x7f) as u8];
-        v >>= 7;
-        while v > 0 {
-            tmp.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
-        }
-        tmp.reverse();
-        body.extend(tmp);
-    };
-    push(a[0] * 40 + a[1]);
-    for &x in &a[2..] {
-        push(x);
-    }
-    tlv(0x06, &body)
-}
-
-fn policies_ext(policy: &str) -> CustomExtension {
-    let info = tlv(0x30, &oid(policy));
-    CustomExtension::from_oid_content(&arcs("2.5.29.32"), tlv(0x30, &info))
-}
 
 // ---- time ----
 
@@ -189,7 +144,7 @@ pub fn card(by: &Ca, slot: usize, kind: Kind, from: (i32, u8, u8), to: (i32, u8,
         Kind::Auth => (KeyUsagePurpose::DigitalSignature, JPKI_AUTH_POLICY),
     };
     p.key_usages = vec![usage];
-    p.custom_extensions = vec![policies_ext(policy)];
+    p.custom_extensions = vec![med8k_auth::issue::policies_ext(&[policy]).unwrap()];
     p.not_before = date_time_ymd(from.0, from.1, from.2);
     p.not_after = date_time_ymd(to.0, to.1, to.2);
     let cert = p.signed_by(&key_pair, &by.issuer).unwrap().der().to_vec();

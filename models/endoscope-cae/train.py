@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import auroc, load_dataset, write_sidecar  # noqa: E402
+from common import Graph as BaseGraph, auroc, load_dataset, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-cae"
 VERSION = "1.0.0"
@@ -144,31 +144,8 @@ def blobs(rng, b, n_max=3):
 
 # ----------------------------------------------------------------------------- ONNX export
 
-class Graph:
-    def __init__(self):
-        self.nodes, self.inits, self.n = [], [], 0
-
-    def name(self, base):
-        self.n += 1
-        return f"{base}_{self.n}"
-
-    def const(self, base, array):
-        name = self.name(base)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op, inputs, base=None, **attrs):
-        out = self.name(base or op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    def box(self, x, k):
-        """Separable k x k box mean, padding excluded (equal to the k x k pool; 2x faster in tract)."""
-        r = k // 2
-        h = self.op("AveragePool", [x], kernel_shape=[1, k], strides=[1, 1], pads=[0, r, 0, r],
-                    count_include_pad=0)
-        return self.op("AveragePool", [h], kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0],
-                       count_include_pad=0)
+class Graph(BaseGraph):
+    """The shared graph builder, plus the autoencoder's layers."""
 
     def conv(self, x, m, relu, transpose=False):
         w = m.weight.detach().numpy().astype(np.float32)

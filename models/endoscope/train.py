@@ -40,7 +40,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import auroc, load_dataset, write_sidecar  # noqa: E402
+from common import Graph, auroc, load_dataset, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-gauss"
 VERSION = "1.0.0"
@@ -52,37 +52,6 @@ SMOOTH = 5
 SCORE_K = 9
 OPSET = 13
 EPS = 1e-6
-
-
-class Graph:
-    """A tiny builder over onnx.helper: nodes, initialisers, fresh names."""
-
-    def __init__(self):
-        self.nodes = []
-        self.inits = []
-        self.n = 0
-
-    def name(self, base):
-        self.n += 1
-        return f"{base}_{self.n}"
-
-    def const(self, base, array):
-        name = self.name(base)
-        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def op(self, op, inputs, base=None, **attrs):
-        out = self.name(base or op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    def box(self, x, k):
-        """Separable k x k box mean, padding excluded (exact area mean near the edges)."""
-        r = k // 2
-        h = self.op("AveragePool", [x], kernel_shape=[1, k], strides=[1, 1], pads=[0, r, 0, r],
-                    count_include_pad=0)
-        return self.op("AveragePool", [h], kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0],
-                       count_include_pad=0)
 
 
 def features(g, x, mean, std):

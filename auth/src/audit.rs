@@ -67,6 +67,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::hex;
+
 /// The longest line, `\n` excluded, that the log writes or reads (64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -246,16 +248,6 @@ struct Entry {
     prev: String,
     event: AuditEvent,
     hash: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 fn is_sha256_hex(s: &str) -> bool {

@@ -40,6 +40,7 @@ use crate::consent::{
     AccessRequest, ConsentPurpose, DataCategory, Decision, FacilityId, Ledger, LedgerError,
     PatientId, Physician, Scope, VisitId,
 };
+use crate::hex;
 use crate::identity::{IdentityError, Signer};
 use crate::login::{Challenge, LoginConfig, LoginError, LoginResponse, LoginVerifier};
 
@@ -98,10 +99,6 @@ pub enum GateError {
         /// What is wrong.
         reason: String,
     },
-}
-
-fn hex(bytes: &[u8]) -> String {
-    crate::cert::hex(bytes)
 }
 
 fn unhex(kind: &'static str, s: &str) -> Result<Vec<u8>, GateError> {
@@ -637,7 +634,7 @@ impl ConsentGate {
         } else {
             Role::Patient
         };
-        let id = crate::cert::hex(&crate::identity::sha256(&response.certificate));
+        let id = hex(&crate::identity::sha256(&response.certificate));
         let detail = match &result {
             Ok(_) => format!("{who} login"),
             Err(e) => format!("{who} login refused: {e}"),

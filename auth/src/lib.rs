@@ -39,3 +39,14 @@ pub mod identity;
 pub mod issue;
 pub mod login;
 pub mod pkcs11;
+
+/// Lowercase hex of `bytes`: how digests, pseudonyms and key ids are written.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -35,7 +35,6 @@
 //! it never leaves a partial record or an event claiming a record that was
 //! not stored.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -57,6 +56,7 @@ use med8k_auth::identity::{IdentityError, Module, TokenSigner, sha256};
 use crate::Outcome;
 use crate::pkifile::PkiFile;
 use crate::time::{from_unix, micros, parse_rfc3339, rfc3339, unix};
+use med8k_auth::hex;
 
 /// `med8k consent` subcommands.
 #[derive(Debug, Subcommand)]
@@ -272,13 +272,6 @@ fn at_or_now(at: Option<&str>) -> anyhow::Result<SystemTime> {
 }
 
 // ---------------------------------------------------------------- helpers
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
-}
 
 /// A fresh record id: `prefix-` and 24 hex digits from the time, the process
 /// and the patient (no patient data can be read back from it).

@@ -20,6 +20,7 @@ use med8k_auth::issue::{
 
 use crate::Outcome;
 use crate::time::rfc3339;
+use med8k_auth::hex;
 
 /// `med8k pki` subcommands.
 #[derive(Debug, Subcommand)]
@@ -424,13 +425,6 @@ fn purpose_name(p: Purpose) -> &'static str {
         Purpose::HpkiAuth => "hpki-auth",
         Purpose::Facility => "facility",
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC).

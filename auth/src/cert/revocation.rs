@@ -32,17 +32,6 @@ pub trait Revocation {
     }
 }
 
-impl<R: Revocation + ?Sized> Revocation for Box<R> {
-    fn check(
-        &self,
-        cert: &ParsedCert,
-        issuer: &ParsedCert,
-        at: SystemTime,
-    ) -> Result<(), CertError> {
-        (**self).check(cert, issuer, at)
-    }
-}
-
 impl<R: Revocation + ?Sized> Revocation for std::sync::Arc<R> {
     fn check(
         &self,

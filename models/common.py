@@ -96,3 +96,22 @@ class Graph:
                     count_include_pad=0)
         return self.op("AveragePool", [h], kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0],
                        count_include_pad=0)
+
+
+def frame_sidecar(name, version, shape, mean, std, thr_score, thr_map, description):
+    """The contract of a frame model (`frame-ycbcr` input of `shape` [1,3,H,W],
+    outputs score [1] and map [1,1,H,W]); `write_sidecar` fills in the SHA-256."""
+    h, w = shape[2], shape[3]
+    return {
+        "contract": 1,
+        "name": name,
+        "version": version,
+        "sha256": "",
+        "input": {"name": "input", "shape": list(shape), "layout": "NCHW", "source": "frame-ycbcr",
+                  "mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]},
+        "outputs": {"score": {"name": "score", "shape": [1]}, "map": {"name": "map", "shape": [1, 1, h, w]}},
+        "threshold": {"score": round(thr_score, 4), "map": round(thr_map, 4)},
+        "bands_nm": None,
+        "description": description,
+        "card": "MODEL_CARD.md",
+    }

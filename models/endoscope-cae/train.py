@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import Graph as BaseGraph, auroc, load_dataset, write_sidecar  # noqa: E402
+from common import Graph as BaseGraph, auroc, frame_sidecar, load_dataset, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-cae"
 VERSION = "1.0.0"
@@ -384,23 +384,14 @@ def main():
 
     fit_seeds = sorted({items[i]["seed"] for i in fit})
     eval_seeds = sorted({it["seed"] for it in eitems})
-    sidecar = {
-        "contract": 1,
-        "name": NAME,
-        "version": VERSION,
-        "sha256": "",
-        "input": {"name": "input", "shape": [1, 3, H, W], "layout": "NCHW", "source": "frame-ycbcr",
-                  "mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]},
-        "outputs": {"score": {"name": "score", "shape": [1]}, "map": {"name": "map", "shape": [1, 1, H, W]}},
-        "threshold": {"score": round(thr_score, 4), "map": round(thr_map, 4)},
-        "bands_nm": None,
-        "description": (
+    sidecar = frame_sidecar(
+        NAME, VERSION, [1, 3, H, W], mean, std, thr_score, thr_map,
+        (
             "Reference endoscope anomaly detector for med8k's synthetic scenes: a small convolutional "
             "autoencoder of luma-normalised chroma trained from scratch on normal frames of sample seeds "
             f"{fit_seeds[0]}..={fit_seeds[-1]}; map = smoothed squared reconstruction error, "
             "score = its maximum 9x9 mean. Not a medical device."),
-        "card": "MODEL_CARD.md",
-    }
+    )
     write_sidecar(path, sidecar)
     metrics = {
         "fit_seeds": fit_seeds, "threshold_seeds": sorted(val_seeds), "eval_seeds": eval_seeds,

@@ -40,7 +40,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import Graph, auroc, load_dataset, write_sidecar  # noqa: E402
+from common import Graph, auroc, frame_sidecar, load_dataset, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-gauss"
 VERSION = "1.0.0"
@@ -186,23 +186,14 @@ def main():
 
     train_seeds = sorted({it["seed"] for it in items})
     eval_seeds = sorted({it["seed"] for it in eitems})
-    sidecar = {
-        "contract": 1,
-        "name": NAME,
-        "version": VERSION,
-        "sha256": "",
-        "input": {"name": "input", "shape": [1, 3, H, W], "layout": "NCHW", "source": "frame-ycbcr",
-                  "mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]},
-        "outputs": {"score": {"name": "score", "shape": [1]}, "map": {"name": "map", "shape": [1, 1, H, W]}},
-        "threshold": {"score": round(thr_score, 4), "map": round(thr_map, 4)},
-        "bands_nm": None,
-        "description": (
+    sidecar = frame_sidecar(
+        NAME, VERSION, [1, 3, H, W], mean, std, thr_score, thr_map,
+        (
             "Reference endoscope anomaly detector for med8k's synthetic scenes: Mahalanobis distance "
             "of luma-normalised chroma (and its 7x7 mean) from a Gaussian of normal frames, "
             "smoothed; fitted on normal frames of sample seeds "
             f"{train_seeds[0]}..={train_seeds[-1]}. Not a medical device."),
-        "card": "MODEL_CARD.md",
-    }
+    )
     write_sidecar(path, sidecar)
     metrics = {
         "train_seeds": train_seeds, "eval_seeds": eval_seeds,

@@ -116,7 +116,8 @@ struct Offer {
 
 /// What a link's writer is handed.
 enum Store {
-    Frame(Vec<u8>),
+    /// A frame's link sequence number and bitstream.
+    Frame(u64, Vec<u8>),
     Offered(ObjectOffer, u64),
     Data(u64, u64, Vec<u8>),
     Complete(u64),
@@ -423,7 +424,7 @@ async fn run_link(
                 report.frames += 1;
                 report.bytes += f.payload.len() as u64;
                 total.fetch_add(1, Ordering::Relaxed);
-                if writer.is_some() && tx.try_send(Store::Frame(f.payload)).is_err() {
+                if writer.is_some() && tx.try_send(Store::Frame(f.header.seq, f.payload)).is_err() {
                     report.dropped += 1;
                 }
                 None
@@ -658,9 +659,9 @@ fn write_link(
     let mut shown = None;
     while let Some(item) = rx.blocking_recv() {
         match item {
-            Store::Frame(bytes) => {
+            Store::Frame(link_seq, bytes) => {
                 if let Some(d) = display.as_mut()
-                    && let Err(e) = d.show(&bytes)
+                    && let Err(e) = d.show(link_seq, &bytes)
                 {
                     // The monitor failing does not stop storing.
                     tracing::warn!("sink: {e:#}; no more frames are shown");
@@ -718,6 +719,9 @@ fn write_link(
                 }
             }
             Store::Meta(m) => {
+                if let Some(d) = display.as_mut() {
+                    d.detected(&m);
+                }
                 let Some(meta_path) = &meta_path else {
                     continue;
                 };

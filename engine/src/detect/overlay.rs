@@ -1,6 +1,8 @@
 //! What the model saw, for a person: a reduced RGB copy of the frame with the
 //! detection's boxes outlined in green and, when the frame is anomalous, a red
-//! border; written as PNG through [`crate::imageio`].
+//! border; written as PNG through [`crate::imageio`]. [`draw`] puts the same
+//! marks on a full picture in place, for the monitor (`med8k serve --sink`
+//! draws the boxes that arrive with the frames).
 //!
 //! The copy is made through the same area averaging as the model input
 //! ([`input::frame_tensor`]), at most `max_width` pixels wide, and converted
@@ -66,48 +68,131 @@ pub fn preview(
         }
     }
     let mut pic = Picture::new(Layout::Rgb, pw, ph, 8, planes)?;
-    let thickness = (pw / 256).max(1);
-    if detection.anomalous {
-        draw_rect(&mut pic, (0, 0, pw, ph), ANOMALY_RGB, thickness);
-    }
-    for b in &detection.boxes {
-        let scale =
-            |v: u32, from: u32, to: u32| (u64::from(v) * u64::from(to) / u64::from(from)) as u32;
-        let x = scale(b.x, fw, pw);
-        let y = scale(b.y, fh, ph);
-        let x1 = (u64::from(b.x + b.width) * u64::from(pw)).div_ceil(u64::from(fw)) as u32;
-        let y1 = (u64::from(b.y + b.height) * u64::from(ph)).div_ceil(u64::from(fh)) as u32;
-        draw_rect(
-            &mut pic,
-            (
-                x,
-                y,
-                x1.saturating_sub(x).max(1),
-                y1.saturating_sub(y).max(1),
-            ),
-            BOX_RGB,
-            thickness,
-        );
-    }
+    draw(
+        &mut pic,
+        &unit_rects(detection, fw, fh),
+        detection.anomalous,
+    );
     Ok(pic)
 }
 
-/// Outline `(x, y, width, height)` in an RGB picture, `thickness` pixels
-/// inside the rectangle, clipped to the picture.
-pub fn draw_rect(pic: &mut Picture, rect: (u32, u32, u32, u32), rgb: [u16; 3], thickness: u32) {
+/// A region as fractions of the frame's width and height, each in `[0, 1]`
+/// (the form boxes travel in over the link).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitRect {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+/// The boxes of `detection`, made on a `frame_width × frame_height` frame, as [`UnitRect`]s.
+pub fn unit_rects(detection: &Detection, frame_width: u32, frame_height: u32) -> Vec<UnitRect> {
+    let (fw, fh) = (frame_width.max(1) as f32, frame_height.max(1) as f32);
+    detection
+        .boxes
+        .iter()
+        .map(|b| UnitRect {
+            x: b.x as f32 / fw,
+            y: b.y as f32 / fh,
+            w: b.width as f32 / fw,
+            h: b.height as f32 / fh,
+        })
+        .collect()
+}
+
+/// Draw `rects` outlined in [`BOX_RGB`] and, when `anomalous`, a border in
+/// [`ANOMALY_RGB`] onto `pic` in place: lines `max(1, width / 256)` pixels
+/// wide, inside each rectangle.
+///
+/// Works on what a monitor is given: RGB and RGBA, limited-range BT.2020
+/// Y'CbCr 4:2:2 and 4:2:0 (chroma lines on the subsampled grid), and gray, at
+/// any bit depth. Spectral band pictures are left as they are.
+pub fn draw(pic: &mut Picture, rects: &[UnitRect], anomalous: bool) {
     let (w, h) = (pic.width(), pic.height());
+    let thickness = (w / 256).max(1);
+    if anomalous {
+        draw_rect(pic, (0, 0, w, h), ANOMALY_RGB, thickness);
+    }
+    for r in rects {
+        let edge = |v: f32, size: u32, up: bool| {
+            let v = f64::from(v.clamp(0.0, 1.0)) * f64::from(size);
+            (if up { v.ceil() } else { v.floor() }) as u32
+        };
+        let (x0, y0) = (edge(r.x, w, false), edge(r.y, h, false));
+        let (x1, y1) = (edge(r.x + r.w, w, true), edge(r.y + r.h, h, true));
+        let rect = (
+            x0,
+            y0,
+            x1.saturating_sub(x0).max(1),
+            y1.saturating_sub(y0).max(1),
+        );
+        draw_rect(pic, rect, BOX_RGB, thickness);
+    }
+}
+
+/// `rgb` (8-bit full range) as the sample values of each plane of `layout`
+/// at `bit_depth`; `None` for spectral bands.
+fn colour(layout: Layout, bit_depth: u8, rgb: [u16; 3]) -> Option<Vec<u16>> {
+    let max = f32::from(crate::picture::max_sample(bit_depth));
+    let [r, g, b] = rgb.map(|v| f32::from(v.min(255)) / 255.0);
+    // BT.2020 non-constant luminance.
+    let (kr, kb) = (0.2627, 0.0593);
+    let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+    let (cb, cr) = ((b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr)));
+    let scale = max / 255.0;
+    let code = |v: f32| (v * scale).round().clamp(0.0, max) as u16;
+    Some(match layout {
+        Layout::Rgb => vec![code(r * 255.0), code(g * 255.0), code(b * 255.0)],
+        Layout::Rgba => vec![
+            code(r * 255.0),
+            code(g * 255.0),
+            code(b * 255.0),
+            max as u16,
+        ],
+        Layout::Gray => vec![code(y * 255.0)],
+        Layout::Yuv422 | Layout::Yuv420 => vec![
+            code(16.0 + 219.0 * y),
+            code(128.0 + 224.0 * cb),
+            code(128.0 + 224.0 * cr),
+        ],
+        Layout::Bands(_) => return None,
+    })
+}
+
+/// Outline `(x, y, width, height)` (in picture pixels) in `rgb` (8-bit),
+/// `thickness` pixels inside the rectangle, clipped to the picture; in any
+/// layout [`draw`] handles.
+pub fn draw_rect(pic: &mut Picture, rect: (u32, u32, u32, u32), rgb: [u16; 3], thickness: u32) {
+    let (layout, (w, h)) = (pic.layout(), (pic.width(), pic.height()));
+    let Some(values) = colour(layout, pic.bit_depth(), rgb) else {
+        return;
+    };
     let (x0, y0) = (rect.0.min(w), rect.1.min(h));
-    let (x1, y1) = ((rect.0 + rect.2).min(w), (rect.1 + rect.3).min(h));
-    let t = thickness.max(1);
-    let planes = pic.planes_mut();
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let edge = x < x0 + t || x + t >= x1 || y < y0 + t || y + t >= y1;
-            if edge {
-                let i = (y * w + x) as usize;
-                for (p, &c) in rgb.iter().enumerate() {
-                    if let Some(v) = planes.get_mut(p).and_then(|pl| pl.get_mut(i)) {
-                        *v = c;
+    let (x1, y1) = (
+        rect.0.saturating_add(rect.2).min(w),
+        rect.1.saturating_add(rect.3).min(h),
+    );
+    for (p, value) in values.into_iter().enumerate() {
+        let (sx, sy) = layout.subsampling(p);
+        let (pw, ph) = layout.plane_dims(p, w, h);
+        // The plane samples the rectangle touches, and the line widths there.
+        let (px0, py0) = (x0 >> sx, y0 >> sy);
+        let (px1, py1) = (x1.div_ceil(1 << sx).min(pw), y1.div_ceil(1 << sy).min(ph));
+        let (tx, ty) = ((thickness >> sx).max(1), (thickness >> sy).max(1));
+        let Some(plane) = pic.planes_mut().get_mut(p) else {
+            continue;
+        };
+        for y in py0..py1 {
+            let band = y < py0 + ty || y + ty >= py1;
+            for x in px0..px1 {
+                if band || x < px0 + tx || x + tx >= px1 {
+                    if let Some(v) = plane.get_mut((y * pw + x) as usize) {
+                        *v = value;
                     }
                 }
             }
@@ -180,6 +265,73 @@ mod tests {
         assert_eq!(rgb(&p, 31, 15), ANOMALY_RGB);
         let calm = preview(&grey_frame(), &detection(false), 32).unwrap();
         assert_eq!(rgb(&calm, 0, 0), [128, 128, 128]);
+    }
+
+    #[test]
+    fn marks_land_on_every_plane_of_a_ycbcr_picture() {
+        let (w, h) = (64u32, 32u32);
+        let mut pic = Picture::zeroed(Layout::Yuv422, w, h, 10).unwrap();
+        for p in pic.planes_mut() {
+            p.fill(512);
+        }
+        let rect = UnitRect {
+            x: 0.25,
+            y: 0.25,
+            w: 0.5,
+            h: 0.5,
+        };
+        draw(&mut pic, &[rect], false);
+        // Green in limited-range BT.2020 at 10 bits: Y' 16 + 219 * 0.678, Cb
+        // 128 - 224 * 0.678 / 1.8814, Cr 128 - 224 * 0.678 / 1.4746, times 1023/255.
+        let code = |v: f64| (v * 1023.0 / 255.0).round() as u16;
+        let green = [
+            code(16.0 + 219.0 * 0.678),
+            code(128.0 - 224.0 * 0.678 / 1.8814),
+            code(128.0 - 224.0 * 0.678 / 1.4746),
+        ];
+        fn sample(pic: &Picture, p: usize, x: u32, y: u32) -> u16 {
+            let (pw, _) = pic.plane_dims(p);
+            pic.planes()[p][(y * pw + x) as usize]
+        }
+        let at = |p, x, y| sample(&pic, p, x, y);
+        // The box is (16,8)-(48,24) in luma, (8,8)-(24,24) in 4:2:2 chroma.
+        assert_eq!(at(0, 16, 8), green[0]);
+        assert_eq!(at(0, 47, 23), green[0]);
+        assert_eq!(at(1, 8, 8), green[1]);
+        assert_eq!(at(2, 23, 23), green[2]);
+        assert_eq!(at(0, 30, 16), 512, "inside the box is untouched");
+        assert_eq!(at(1, 15, 16), 512);
+        assert_eq!(at(0, 15, 8), 512, "outside the box is untouched");
+        // No border unless anomalous; with it, the corners turn red.
+        assert_eq!(at(0, 0, 0), 512);
+        draw(&mut pic, &[], true);
+        assert_eq!(sample(&pic, 0, 0, 0), code(16.0 + 219.0 * 0.2627));
+        assert_eq!(sample(&pic, 2, 31, 31), code(128.0 + 224.0 * 0.5));
+    }
+
+    #[test]
+    fn spectral_bands_and_degenerate_rects_are_left_alone() {
+        let mut bands = Picture::zeroed(Layout::Bands(7), 8, 8, 16).unwrap();
+        let before = bands.clone();
+        draw(
+            &mut bands,
+            &[UnitRect {
+                x: 0.0,
+                y: 0.0,
+                w: 1.0,
+                h: 1.0,
+            }],
+            true,
+        );
+        assert_eq!(bands, before);
+        let mut pic = Picture::zeroed(Layout::Rgb, 8, 8, 8).unwrap();
+        let odd = UnitRect {
+            x: 2.0,
+            y: -1.0,
+            w: f32::NAN,
+            h: 0.0,
+        };
+        draw(&mut pic, &[odd], false);
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub enum StageConfig {
         model: PathBuf,
         /// A directory for overlay PNGs of anomalous frames, relative to the config.
         overlay: Option<PathBuf>,
+        /// Mark the passing frames with the newest result, for the monitor.
+        #[serde(default)]
+        draw: bool,
     },
 }
 
@@ -318,7 +321,11 @@ impl Config {
                             .every(every.unwrap_or(1)),
                     )
                 }
-                StageConfig::Detect { model, overlay } => {
+                StageConfig::Detect {
+                    model,
+                    overlay,
+                    draw,
+                } => {
                     let detect_err = |e: &dyn std::fmt::Display| ConfigError::Invalid {
                         path: base.to_path_buf(),
                         message: format!("detect stage: {e}"),
@@ -328,7 +335,8 @@ impl Config {
                     let overlay = overlay.as_ref().map(|o| dir.join(o));
                     Box::new(
                         crate::detect::stage::DetectStage::new(&model, overlay.as_deref())
-                            .map_err(|e| detect_err(&e))?,
+                            .map_err(|e| detect_err(&e))?
+                            .draw(*draw),
                     )
                 }
             };
@@ -423,9 +431,17 @@ mod tests {
             c.stages,
             vec![StageConfig::Detect {
                 model: PathBuf::from("m.onnx"),
-                overlay: None
+                overlay: None,
+                draw: false,
             }]
         );
+        let drawn =
+            parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"detect\"\nmodel = \"m.onnx\"\ndraw = true\n")
+                .unwrap();
+        assert!(matches!(
+            drawn.stages[..],
+            [StageConfig::Detect { draw: true, .. }]
+        ));
         assert!(parse("[source]\nclip = \"a.mkv\"\n[[stage]]\nkind = \"detect\"\n").is_err());
     }
 

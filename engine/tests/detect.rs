@@ -357,3 +357,43 @@ fn the_stage_passes_every_frame_on_and_analyses_the_newest_when_idle() {
         }]
     );
 }
+
+#[test]
+fn with_draw_the_stage_marks_passing_frames_with_the_newest_result() {
+    use med8k_engine::detect::stage::DetectStage;
+    use med8k_engine::pipeline::Stage;
+    let model = Model::load(&fixture("tiny-frame.onnx")).unwrap();
+    let frame = |seq: u64, v: u8| {
+        let mut f = VideoFrame::zeroed(32, 16, PixelFormat::I420).unwrap();
+        for p in 0..3 {
+            f.plane_mut(p).fill(v);
+        }
+        f.seq = seq;
+        f
+    };
+    let wait_idle = |stage: &DetectStage| {
+        let start = std::time::Instant::now();
+        while !stage.is_idle() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    for draw in [false, true] {
+        let mut stage = DetectStage::new(&model, None).unwrap().draw(draw);
+        // A white frame is anomalous with a box over the whole frame.
+        let first = stage.process(frame(0, 255)).unwrap().unwrap();
+        assert!(first.same_picture(&frame(0, 255)), "no result yet");
+        wait_idle(&stage);
+        let next = stage.process(frame(1, 128)).unwrap().unwrap();
+        stage.finish().unwrap();
+        assert!(stage.detections()[0].anomalous);
+        if draw {
+            // The box (the whole frame) drawn over the red border, in green:
+            // limited-range BT.2020 Y' 16 + 219 * 0.678.
+            assert_eq!(next.plane(0)[0], 164);
+            assert_eq!(next.plane(0)[16 * 8 + 8], 128, "inside is untouched");
+        } else {
+            assert!(next.same_picture(&frame(1, 128)));
+        }
+    }
+}

@@ -13,14 +13,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use med8k_engine::codec;
-use med8k_engine::detect::overlay::{self, UnitRect};
+use med8k_engine::detect::overlay::{self, STALE_FRAMES, UnitRect};
 use med8k_engine::frame::{PixelFormat, VideoFrame};
 use med8k_engine::gst::{GstSink, SinkOptions};
 use med8k_engine::picture::{Layout, Picture};
 use med8k_transport::proto::FrameMeta;
-
-/// Frames after the one it was made on that a detection is still drawn on.
-pub const STALE_FRAMES: u64 = 30;
 
 /// The marks of one detection, as drawn.
 #[derive(Debug, Clone)]

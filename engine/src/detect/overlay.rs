@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 
 use super::input::{self, InputError};
 use super::model::Detection;
-use crate::frame::VideoFrame;
+use crate::frame::{PixelFormat, VideoFrame};
 use crate::imageio::{self, ImageIoError};
 use crate::picture::{Layout, Picture, PictureError};
+
+/// Frames after the one it was made on that a result is still drawn on.
+pub const STALE_FRAMES: u64 = 30;
 
 /// Box outline colour.
 pub const BOX_RGB: [u16; 3] = [0, 255, 0];
@@ -105,6 +108,32 @@ pub fn unit_rects(detection: &Detection, frame_width: u32, frame_height: u32) ->
         .collect()
 }
 
+/// The rectangles to outline on a `w × h` image, in pixels, with their colours.
+fn marks(w: u32, h: u32, rects: &[UnitRect], anomalous: bool) -> Vec<(Rect, [u16; 3])> {
+    let edge = |v: f32, size: u32, up: bool| {
+        let v = f64::from(v.clamp(0.0, 1.0)) * f64::from(size);
+        (if up { v.ceil() } else { v.floor() }) as u32
+    };
+    let border = anomalous.then_some(((0, 0, w, h), ANOMALY_RGB));
+    let boxes = rects.iter().map(|r| {
+        let (x0, y0) = (edge(r.x, w, false), edge(r.y, h, false));
+        let (x1, y1) = (edge(r.x + r.w, w, true), edge(r.y + r.h, h, true));
+        let rect = (
+            x0,
+            y0,
+            x1.saturating_sub(x0).max(1),
+            y1.saturating_sub(y0).max(1),
+        );
+        (rect, BOX_RGB)
+    });
+    border.into_iter().chain(boxes).collect()
+}
+
+/// Line width for a `width`-pixel image.
+fn thickness(width: u32) -> u32 {
+    (width / 256).max(1)
+}
+
 /// Draw `rects` outlined in [`BOX_RGB`] and, when `anomalous`, a border in
 /// [`ANOMALY_RGB`] onto `pic` in place: lines `max(1, width / 256)` pixels
 /// wide, inside each rectangle.
@@ -114,24 +143,116 @@ pub fn unit_rects(detection: &Detection, frame_width: u32, frame_height: u32) ->
 /// any bit depth. Spectral band pictures are left as they are.
 pub fn draw(pic: &mut Picture, rects: &[UnitRect], anomalous: bool) {
     let (w, h) = (pic.width(), pic.height());
-    let thickness = (w / 256).max(1);
-    if anomalous {
-        draw_rect(pic, (0, 0, w, h), ANOMALY_RGB, thickness);
+    for (rect, rgb) in marks(w, h, rects, anomalous) {
+        draw_rect(pic, rect, rgb, thickness(w));
     }
-    for r in rects {
-        let edge = |v: f32, size: u32, up: bool| {
-            let v = f64::from(v.clamp(0.0, 1.0)) * f64::from(size);
-            (if up { v.ceil() } else { v.floor() }) as u32
+}
+
+/// [`draw`] on a video frame in place, in its own pixel format (for a
+/// monitor after the detector): only the outlines' samples are written.
+pub fn draw_frame(
+    frame: &mut VideoFrame,
+    rects: &[UnitRect],
+    anomalous: bool,
+) -> Result<(), OverlayError> {
+    let (w, h, format) = (frame.width(), frame.height(), frame.format());
+    let (layout, depth) = match format {
+        PixelFormat::Rgb8 => (Layout::Rgb, 8),
+        PixelFormat::Rgba8 => (Layout::Rgba, 8),
+        PixelFormat::I422_10 | PixelFormat::V210 => (Layout::Yuv422, 10),
+        PixelFormat::I420 => (Layout::Yuv420, 8),
+        PixelFormat::I420_10 => (Layout::Yuv420, 10),
+    };
+    let strides: Vec<usize> = frame.layout().planes().iter().map(|p| p.stride).collect();
+    for (rect, rgb) in marks(w, h, rects, anomalous) {
+        let Some(values) = colour(layout, depth, rgb) else {
+            continue;
         };
-        let (x0, y0) = (edge(r.x, w, false), edge(r.y, h, false));
-        let (x1, y1) = (edge(r.x + r.w, w, true), edge(r.y + r.h, h, true));
-        let rect = (
-            x0,
-            y0,
-            x1.saturating_sub(x0).max(1),
-            y1.saturating_sub(y0).max(1),
-        );
-        draw_rect(pic, rect, BOX_RGB, thickness);
+        let mut set = |p: usize, x: u32, y: u32, v: u16| {
+            let (x, y) = (x as usize, y as usize);
+            match format {
+                PixelFormat::Rgb8 | PixelFormat::Rgba8 => {
+                    let n = if format == PixelFormat::Rgb8 { 3 } else { 4 };
+                    if let Some(s) = frame.plane_mut(0).get_mut(y * strides[0] + x * n + p) {
+                        *s = v as u8;
+                    }
+                }
+                PixelFormat::I420 => {
+                    if let Some(s) = frame.plane_mut(p).get_mut(y * strides[p] + x) {
+                        *s = v as u8;
+                    }
+                }
+                PixelFormat::I422_10 | PixelFormat::I420_10 => {
+                    if let Some(s) = frame.plane_u16_mut(p).get_mut(y * strides[p] / 2 + x) {
+                        *s = v;
+                    }
+                }
+                PixelFormat::V210 => v210_set(frame.plane_mut(0), strides[0], p, x, y, v),
+            }
+        };
+        outline(layout, (w, h), rect, &values, thickness(w), &mut set);
+    }
+    Ok(())
+}
+
+/// Write sample `x` of plane `p` (0 = Y', 1 = Cb, 2 = Cr; chroma indexed on
+/// its half-width grid) in row `y` of a v210 frame: 6 pixels in four
+/// little-endian words, three 10-bit samples each.
+fn v210_set(bytes: &mut [u8], stride: usize, p: usize, x: usize, y: usize, v: u16) {
+    // (word, slot) of each sample within its 6-pixel group.
+    const Y: [(usize, u32); 6] = [(0, 1), (1, 0), (1, 2), (2, 1), (3, 0), (3, 2)];
+    const CB: [(usize, u32); 3] = [(0, 0), (1, 1), (2, 2)];
+    const CR: [(usize, u32); 3] = [(0, 2), (2, 0), (3, 1)];
+    let (slots, per): (&[(usize, u32)], usize) = match p {
+        0 => (&Y, 6),
+        1 => (&CB, 3),
+        _ => (&CR, 3),
+    };
+    let (word, slot) = slots[x % per];
+    let at = y * stride + (x / per) * 16 + 4 * word;
+    if let Some(b) = bytes.get_mut(at..at + 4) {
+        let mut w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        w = (w & !(0x3ff << (10 * slot))) | (u32::from(v & 0x3ff) << (10 * slot));
+        b.copy_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// A rectangle `(x, y, width, height)` in pixels.
+type Rect = (u32, u32, u32, u32);
+
+/// Outline `rect` on a `size` image of `layout` whose plane samples `set(plane,
+/// x, y, value)` writes: `thickness` pixels inside the rectangle, clipped to
+/// the image, chroma lines on the subsampled grid. Touches only the outline.
+fn outline(
+    layout: Layout,
+    size: (u32, u32),
+    rect: Rect,
+    values: &[u16],
+    thickness: u32,
+    set: &mut impl FnMut(usize, u32, u32, u16),
+) {
+    let (w, h) = size;
+    let (x0, y0) = (rect.0.min(w), rect.1.min(h));
+    let (x1, y1) = (
+        rect.0.saturating_add(rect.2).min(w),
+        rect.1.saturating_add(rect.3).min(h),
+    );
+    for (p, &value) in values.iter().enumerate() {
+        let (sx, sy) = layout.subsampling(p);
+        let (pw, ph) = layout.plane_dims(p, w, h);
+        // The plane samples the rectangle touches, and the line widths there.
+        let (px0, py0) = (x0 >> sx, y0 >> sy);
+        let (px1, py1) = (x1.div_ceil(1 << sx).min(pw), y1.div_ceil(1 << sy).min(ph));
+        let (tx, ty) = ((thickness >> sx).max(1), (thickness >> sy).max(1));
+        for y in py0..py1 {
+            if y < py0 + ty || y + ty >= py1 {
+                (px0..px1).for_each(|x| set(p, x, y, value));
+            } else {
+                let left = px0..(px0 + tx).min(px1);
+                let right = px1.saturating_sub(tx).max(left.end)..px1;
+                left.chain(right).for_each(|x| set(p, x, y, value));
+            }
+        }
     }
 }
 
@@ -167,37 +288,24 @@ fn colour(layout: Layout, bit_depth: u8, rgb: [u16; 3]) -> Option<Vec<u16>> {
 /// Outline `(x, y, width, height)` (in picture pixels) in `rgb` (8-bit),
 /// `thickness` pixels inside the rectangle, clipped to the picture; in any
 /// layout [`draw`] handles.
-pub fn draw_rect(pic: &mut Picture, rect: (u32, u32, u32, u32), rgb: [u16; 3], thickness: u32) {
-    let (layout, (w, h)) = (pic.layout(), (pic.width(), pic.height()));
+pub fn draw_rect(pic: &mut Picture, rect: Rect, rgb: [u16; 3], thickness: u32) {
+    let (layout, size) = (pic.layout(), (pic.width(), pic.height()));
     let Some(values) = colour(layout, pic.bit_depth(), rgb) else {
         return;
     };
-    let (x0, y0) = (rect.0.min(w), rect.1.min(h));
-    let (x1, y1) = (
-        rect.0.saturating_add(rect.2).min(w),
-        rect.1.saturating_add(rect.3).min(h),
-    );
-    for (p, value) in values.into_iter().enumerate() {
-        let (sx, sy) = layout.subsampling(p);
-        let (pw, ph) = layout.plane_dims(p, w, h);
-        // The plane samples the rectangle touches, and the line widths there.
-        let (px0, py0) = (x0 >> sx, y0 >> sy);
-        let (px1, py1) = (x1.div_ceil(1 << sx).min(pw), y1.div_ceil(1 << sy).min(ph));
-        let (tx, ty) = ((thickness >> sx).max(1), (thickness >> sy).max(1));
-        let Some(plane) = pic.planes_mut().get_mut(p) else {
-            continue;
-        };
-        for y in py0..py1 {
-            let band = y < py0 + ty || y + ty >= py1;
-            for x in px0..px1 {
-                if band || x < px0 + tx || x + tx >= px1 {
-                    if let Some(v) = plane.get_mut((y * pw + x) as usize) {
-                        *v = value;
-                    }
-                }
-            }
+    let widths: Vec<u32> = (0..values.len())
+        .map(|p| layout.plane_dims(p, size.0, size.1).0)
+        .collect();
+    let planes = pic.planes_mut();
+    let mut set = |p: usize, x: u32, y: u32, v: u16| {
+        if let Some(s) = planes
+            .get_mut(p)
+            .and_then(|pl| pl.get_mut((y * widths[p] + x) as usize))
+        {
+            *s = v;
         }
-    }
+    };
+    outline(layout, size, rect, &values, thickness, &mut set);
 }
 
 /// Write the [`preview`] of `frame` and `detection` to `path` (PNG).
@@ -332,6 +440,48 @@ mod tests {
             h: 0.0,
         };
         draw(&mut pic, &[odd], false);
+    }
+
+    #[test]
+    fn a_frame_is_marked_in_its_own_format_as_its_picture_would_be() {
+        let rects = [
+            UnitRect {
+                x: 0.1,
+                y: 0.2,
+                w: 0.3,
+                h: 0.5,
+            },
+            UnitRect {
+                x: 0.55,
+                y: 0.05,
+                w: 0.4,
+                h: 0.9,
+            },
+        ];
+        for format in PixelFormat::ALL {
+            // Odd offsets so that chroma lines fall between luma pixels.
+            let mut frame = VideoFrame::zeroed(606, 301, format).unwrap();
+            if format == PixelFormat::V210 {
+                // Any 10-bit sample values: mid grey words.
+                for w in frame.plane_mut(0).chunks_exact_mut(4) {
+                    w.copy_from_slice(&(512u32 | 512 << 10 | 512 << 20).to_le_bytes());
+                }
+            } else {
+                for p in 0..frame.layout().planes().len() {
+                    for (i, b) in frame.plane_mut(p).iter_mut().enumerate() {
+                        *b = (i % 3) as u8;
+                    }
+                }
+            }
+            let picture = |f: &VideoFrame| match f.format() {
+                PixelFormat::V210 => Picture::from_frame(&crate::frame::v210::unpack(f).unwrap()),
+                _ => Picture::from_frame(f),
+            };
+            let mut want = picture(&frame).unwrap();
+            draw(&mut want, &rects, true);
+            draw_frame(&mut frame, &rects, true).unwrap();
+            assert_eq!(picture(&frame).unwrap(), want, "{format}");
+        }
     }
 
     #[test]

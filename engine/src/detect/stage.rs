@@ -12,13 +12,21 @@
 //! kind = "detect"
 //! model = "models/endoscope-cae/med8k-endoscope-cae.onnx"  # its sidecar .json beside it
 //! overlay = "overlays"   # optional: a PNG per frame with boxes or anomalous, relative to the config
+//! draw = true             # optional: mark the passing frames for the monitor (the [sink])
 //! ```
+//!
+//! With `draw`, each passing frame gets the newest result's boxes and, when
+//! anomalous, a red border ([`overlay::draw_frame`], only the outline
+//! samples are written) for as long as that result is at most
+//! [`overlay::STALE_FRAMES`] frames old. The detector runs behind the video,
+//! so marks follow the picture with its latency. Put `encode` before
+//! `detect` to keep the marks out of the coded stream.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::model::{Detection, Model, ModelError};
-use super::overlay;
+use super::overlay::{self, UnitRect};
 use super::schedule::{ScheduleReport, Scheduler};
 use crate::frame::{BufferTooSmall, FrameBuffer, VideoFrame};
 use crate::pipeline::{BoxError, Figures, Stage};
@@ -64,6 +72,9 @@ pub struct DetectStage {
     scheduler: Option<Scheduler>,
     detections: Vec<Detection>,
     report: Option<ScheduleReport>,
+    draw: bool,
+    /// The newest result's sequence number, boxes and verdict.
+    marks: Option<(u64, Vec<UnitRect>, bool)>,
 }
 
 impl DetectStage {
@@ -78,7 +89,15 @@ impl DetectStage {
             scheduler: Some(scheduler(model, overlays.map(Path::to_path_buf))?),
             detections: Vec::new(),
             report: None,
+            draw: false,
+            marks: None,
         })
+    }
+
+    /// Mark passing frames with the newest result (see the module docs).
+    pub fn draw(mut self, on: bool) -> Self {
+        self.draw = on;
+        self
     }
 
     /// Every detection made so far (all of them after `finish`).
@@ -102,7 +121,7 @@ impl Stage for DetectStage {
         "detect"
     }
 
-    fn process(&mut self, frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
+    fn process(&mut self, mut frame: VideoFrame) -> Result<Option<VideoFrame>, BoxError> {
         if let Some(s) = &self.scheduler {
             // Copied only when the worker takes it at once: while it is
             // busy, frames pass uncopied and count as skipped, and the first
@@ -112,7 +131,18 @@ impl Stage for DetectStage {
             } else {
                 s.pass();
             }
-            self.detections.extend(s.drain());
+            let fresh = s.drain();
+            if let Some(d) = fresh.iter().max_by_key(|d| d.seq) {
+                let (w, h) = (frame.width(), frame.height());
+                self.marks = Some((d.seq, overlay::unit_rects(d, w, h), d.anomalous));
+            }
+            self.detections.extend(fresh);
+        }
+        if self.draw
+            && let Some((seq, rects, anomalous)) = &self.marks
+            && seq.abs_diff(frame.seq) <= overlay::STALE_FRAMES
+        {
+            overlay::draw_frame(&mut frame, rects, *anomalous)?;
         }
         Ok(Some(frame))
     }

@@ -55,7 +55,28 @@ pub fn preview(
     let pw = fw.min(max_width.max(1));
     let ph = ((u64::from(fh) * u64::from(pw)).div_ceil(u64::from(fw)) as u32).max(1);
     let ycc = input::frame_tensor(frame, pw, ph)?;
+    preview_of_input(&ycc, (pw, ph), (fw, fh), detection)
+}
+
+/// [`preview`] from a model input made already (planar Y', Cb, Cr of
+/// `size`, `code / full scale`, as `input::frame_tensor` makes it) of a
+/// `frame_size` frame: what the model saw, at its resolution.
+pub fn preview_of_input(
+    ycc: &[f32],
+    size: (u32, u32),
+    frame_size: (u32, u32),
+    detection: &Detection,
+) -> Result<Picture, OverlayError> {
+    let (pw, ph) = size;
     let n = (pw * ph) as usize;
+    if ycc.len() < 3 * n {
+        return Err(OverlayError::Input(InputError::BadSize {
+            width: frame_size.0 as usize,
+            height: frame_size.1 as usize,
+            out_width: pw as usize,
+            out_height: ph as usize,
+        }));
+    }
     let mut planes = vec![vec![0u16; n]; 3];
     for i in 0..n {
         let y = (ycc[i] - 16.0 / 255.0) * (255.0 / 219.0);
@@ -71,6 +92,7 @@ pub fn preview(
         }
     }
     let mut pic = Picture::new(Layout::Rgb, pw, ph, 8, planes)?;
+    let (fw, fh) = frame_size;
     draw(
         &mut pic,
         &unit_rects(detection, fw, fh),
@@ -315,8 +337,12 @@ pub fn write_png(
     detection: &Detection,
     max_width: u32,
 ) -> Result<(), OverlayError> {
-    let pic = preview(frame, detection, max_width)?;
-    imageio::write_picture(path, &pic).map_err(|source| OverlayError::Write {
+    write(path, &preview(frame, detection, max_width)?)
+}
+
+/// Write a preview picture to `path` (PNG).
+pub fn write(path: &Path, pic: &Picture) -> Result<(), OverlayError> {
+    imageio::write_picture(path, pic).map_err(|source| OverlayError::Write {
         path: path.to_path_buf(),
         source,
     })

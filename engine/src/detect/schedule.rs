@@ -7,9 +7,11 @@
 //!
 //! [`Mailbox`] is the single slot: [`Mailbox::offer`] never blocks; an item
 //! offered while another waits replaces it and the replaced one is counted as
-//! skipped. [`Scheduler`] is a worker thread that takes the newest item,
+//! skipped. [`Scheduler`] is a worker thread that takes the newest [`Job`],
 //! analyses it, and sends the result on a channel, with counts and latency
-//! percentiles (from the frame's capture time to the end of analysis).
+//! percentiles (from the frame's capture time to the end of analysis). A job
+//! is a frame, whose model input the worker makes, or a model input made
+//! already (on the GPU next to compression, see `detect::gpu_input`).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -19,8 +21,48 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::model::{Detection, Model, ModelError};
+use super::model::{Detection, ModelError};
 use crate::frame::VideoFrame;
+
+/// A model input made before the worker takes it, with the stamps of its frame.
+#[derive(Debug, Clone)]
+pub struct PreparedInput {
+    /// The frame's sequence number.
+    pub seq: u64,
+    /// When the frame was captured.
+    pub captured_at: Instant,
+    /// The frame's width and height (boxes come back in its pixels).
+    pub frame_size: (u32, u32),
+    /// The input, `C × H × W`, before the sidecar's mean/std.
+    pub tensor: Vec<f32>,
+}
+
+/// What the worker analyses.
+#[derive(Debug)]
+pub enum Job {
+    /// A frame: the worker makes its model input.
+    Frame(VideoFrame),
+    /// A model input made already.
+    Input(PreparedInput),
+}
+
+impl Job {
+    /// The frame's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Job::Frame(f) => f.seq,
+            Job::Input(i) => i.seq,
+        }
+    }
+
+    /// When the frame was captured.
+    pub fn captured_at(&self) -> Instant {
+        match self {
+            Job::Frame(f) => f.captured_at,
+            Job::Input(i) => i.captured_at,
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Slot<T> {
@@ -179,37 +221,30 @@ impl Timings {
 /// A worker thread analysing the newest offered frame; see the module docs.
 #[derive(Debug)]
 pub struct Scheduler {
-    mailbox: Arc<Mailbox<VideoFrame>>,
+    mailbox: Arc<Mailbox<Job>>,
     results: Receiver<Detection>,
     worker: Option<JoinHandle<Result<Timings, ModelError>>>,
     started: Instant,
 }
 
 impl Scheduler {
-    /// A worker running `model` (its own [`Runner`](super::model::Runner)) on frames.
-    pub fn spawn(model: &Model) -> Result<Scheduler, ModelError> {
-        let mut runner = model.runner()?;
-        Ok(Self::spawn_with(move |frame: VideoFrame| {
-            runner.detect_frame(&frame)
-        }))
-    }
-
-    /// A worker running any `analyse` (tests, other models).
+    /// A worker running `analyse` on each job it takes
+    /// (`detect::stage::scheduler` runs a model).
     pub fn spawn_with<F>(mut analyse: F) -> Scheduler
     where
-        F: FnMut(VideoFrame) -> Result<Detection, ModelError> + Send + 'static,
+        F: FnMut(Job) -> Result<Detection, ModelError> + Send + 'static,
     {
-        let mailbox: Arc<Mailbox<VideoFrame>> = Arc::new(Mailbox::new());
+        let mailbox: Arc<Mailbox<Job>> = Arc::new(Mailbox::new());
         let (tx, results): (Sender<Detection>, _) = unbounded();
         let inbox = Arc::clone(&mailbox);
         let worker = std::thread::Builder::new()
             .name("med8k-detect".into())
             .spawn(move || {
                 let mut t = Timings::new()?;
-                while let Some(frame) = inbox.take() {
-                    let captured = frame.captured_at;
+                while let Some(job) = inbox.take() {
+                    let captured = job.captured_at();
                     let began = Instant::now();
-                    let result = analyse(frame);
+                    let result = analyse(job);
                     inbox.done();
                     let done = Instant::now();
                     let detection = match result {
@@ -246,7 +281,12 @@ impl Scheduler {
 
     /// Offer a frame; never blocks (see [`Mailbox::offer`]).
     pub fn offer(&self, frame: VideoFrame) {
-        self.mailbox.offer(frame);
+        self.mailbox.offer(Job::Frame(frame));
+    }
+
+    /// Offer a model input made already; never blocks.
+    pub fn offer_input(&self, input: PreparedInput) {
+        self.mailbox.offer(Job::Input(input));
     }
 
     /// Whether the worker would take a frame offered now (see
@@ -373,10 +413,10 @@ mod tests {
         // The worker announces each frame it starts and waits for a go.
         let (started_tx, started) = unbounded();
         let (go, go_rx) = unbounded::<()>();
-        let s = Scheduler::spawn_with(move |f: VideoFrame| {
-            started_tx.send(f.seq).unwrap();
+        let s = Scheduler::spawn_with(move |job: Job| {
+            started_tx.send(job.seq()).unwrap();
             go_rx.recv().unwrap();
-            Ok(detection(f.seq))
+            Ok(detection(job.seq()))
         });
         s.offer(frame(0));
         assert_eq!(started.recv().unwrap(), 0);
@@ -385,7 +425,12 @@ mod tests {
         }
         go.send(()).unwrap();
         assert_eq!(started.recv().unwrap(), 3);
-        s.offer(frame(4)); // waits while 3 runs
+        s.offer_input(PreparedInput {
+            seq: 4,
+            captured_at: Instant::now(),
+            frame_size: (16, 8),
+            tensor: Vec::new(),
+        }); // waits while 3 runs
         go.send(()).unwrap();
         assert_eq!(started.recv().unwrap(), 4);
         go.send(()).unwrap();
@@ -398,7 +443,7 @@ mod tests {
 
     #[test]
     fn an_analysis_error_ends_the_worker_and_is_returned() {
-        let s = Scheduler::spawn_with(|_f: VideoFrame| Err(ModelError::Run("boom".into())));
+        let s = Scheduler::spawn_with(|_job: Job| Err(ModelError::Run("boom".into())));
         s.offer(frame(0));
         let e = s.finish().unwrap_err().to_string();
         assert_eq!(e, "inference failed: boom");

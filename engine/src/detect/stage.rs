@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use super::model::{Detection, Model, ModelError};
 use super::overlay::{self, UnitRect};
-use super::schedule::{ScheduleReport, Scheduler};
+use super::schedule::{Job, ScheduleReport, Scheduler};
 use crate::frame::{BufferTooSmall, FrameBuffer, VideoFrame};
 use crate::pipeline::{BoxError, Figures, Stage};
 
@@ -47,18 +47,40 @@ pub fn copy_frame(frame: &VideoFrame) -> Result<VideoFrame, BufferTooSmall> {
     Ok(copy)
 }
 
-/// A scheduler whose worker runs `model` on each frame it takes and, when
+/// A scheduler whose worker runs `model` on each job it takes and, when
 /// `overlays` is given, writes `frame_NNNNNN.png` there for frames that are
-/// anomalous or have boxes.
+/// anomalous or have boxes (drawn on the frame, or on the model input when
+/// that was made already).
 pub fn scheduler(model: &Model, overlays: Option<PathBuf>) -> Result<Scheduler, ModelError> {
     let mut runner = model.runner()?;
-    Ok(Scheduler::spawn_with(move |frame: VideoFrame| {
-        let d = runner.detect_frame(&frame)?;
-        if let Some(dir) = &overlays
-            && (d.anomalous || !d.boxes.is_empty())
-        {
-            let path = dir.join(format!("frame_{:06}.png", frame.seq));
-            if let Err(e) = overlay::write_png(&path, &frame, &d, OVERLAY_MAX_WIDTH) {
+    let input_size = (
+        runner.model().contract().input.width() as u32,
+        runner.model().contract().input.height() as u32,
+    );
+    Ok(Scheduler::spawn_with(move |job: Job| {
+        let seq = job.seq();
+        let (d, preview) = match job {
+            Job::Frame(frame) => {
+                let d = runner.detect_frame(&frame)?;
+                let want = overlays.is_some() && (d.anomalous || !d.boxes.is_empty());
+                let preview = want.then(|| overlay::preview(&frame, &d, OVERLAY_MAX_WIDTH));
+                (d, preview)
+            }
+            Job::Input(i) => {
+                let want = overlays.is_some();
+                let ycc = want.then(|| i.tensor.clone());
+                let frame_size = i.frame_size;
+                let size = (frame_size.0 as usize, frame_size.1 as usize);
+                let d = runner.run_tensor(i.seq, i.tensor, size)?;
+                let preview = ycc
+                    .filter(|_| d.anomalous || !d.boxes.is_empty())
+                    .map(|ycc| overlay::preview_of_input(&ycc, input_size, frame_size, &d));
+                (d, preview)
+            }
+        };
+        if let (Some(dir), Some(preview)) = (&overlays, preview) {
+            let path = dir.join(format!("frame_{seq:06}.png"));
+            if let Err(e) = preview.and_then(|pic| overlay::write(&path, &pic)) {
                 tracing::warn!(%e, "overlay not written");
             }
         }

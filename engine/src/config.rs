@@ -28,12 +28,14 @@
 //! Unknown keys are errors that name the key and the line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::codec::stage::{Backend, EncodeStage, OpenError};
 use crate::codec::{self, Mode};
+use crate::detect::stage::{DetectStage, InputTap};
 use crate::gst::{GstError, GstSource, SinkOptions, SourceOptions};
 use crate::pipeline::{Pipeline, SinkStage, Stage, V210Pack, V210Unpack};
 use crate::samples;
@@ -286,8 +288,40 @@ impl Config {
             }
             (None, None, None) => unreachable!("checked in parse"),
         };
+        // Detect stages first: an encode stage before one makes its model
+        // input on the GPU through the stage's tap (see `detect::stage`).
+        let mut detects: Vec<Option<DetectStage>> = Vec::new();
+        let mut taps: Vec<Option<Arc<InputTap>>> = vec![None; self.stages.len()];
+        for (i, stage) in self.stages.iter().enumerate() {
+            let StageConfig::Detect {
+                model,
+                overlay,
+                draw,
+            } = stage
+            else {
+                detects.push(None);
+                continue;
+            };
+            let detect_err = |e: &dyn std::fmt::Display| ConfigError::Invalid {
+                path: base.to_path_buf(),
+                message: format!("detect stage: {e}"),
+            };
+            let model =
+                crate::detect::model::Model::load(&dir.join(model)).map_err(|e| detect_err(&e))?;
+            let overlay = overlay.as_ref().map(|o| dir.join(o));
+            let detect = DetectStage::new(&model, overlay.as_deref())
+                .map_err(|e| detect_err(&e))?
+                .draw(*draw);
+            let encode_before = self.stages[..i]
+                .iter()
+                .rposition(|s| matches!(s, StageConfig::Encode { .. }));
+            if let Some(e) = encode_before {
+                taps[e] = detect.input_tap();
+            }
+            detects.push(Some(detect));
+        }
         let mut pipeline = Pipeline::new(source).queue(self.pipeline.queue);
-        for stage in &self.stages {
+        for (i, stage) in self.stages.iter().enumerate() {
             let s: Box<dyn Stage> = match stage {
                 StageConfig::V210Pack => Box::new(V210Pack),
                 StageConfig::V210Unpack => Box::new(V210Unpack),
@@ -315,30 +349,18 @@ impl Config {
                     let (encoder, place) = backend.encoder(&config).map_err(codec_err)?;
                     tracing::info!(%place, "encode stage");
                     let out = out.as_ref().map(|o| dir.join(o));
-                    Box::new(
-                        EncodeStage::new(encoder, out.as_deref(), *verify)
-                            .map_err(codec_err)?
-                            .every(every.unwrap_or(1)),
-                    )
+                    let mut encode = EncodeStage::new(encoder, out.as_deref(), *verify)
+                        .map_err(codec_err)?
+                        .every(every.unwrap_or(1));
+                    if let Some(tap) = taps[i].take() {
+                        encode = encode.input_tap(tap);
+                    }
+                    Box::new(encode)
                 }
-                StageConfig::Detect {
-                    model,
-                    overlay,
-                    draw,
-                } => {
-                    let detect_err = |e: &dyn std::fmt::Display| ConfigError::Invalid {
-                        path: base.to_path_buf(),
-                        message: format!("detect stage: {e}"),
-                    };
-                    let model = crate::detect::model::Model::load(&dir.join(model))
-                        .map_err(|e| detect_err(&e))?;
-                    let overlay = overlay.as_ref().map(|o| dir.join(o));
-                    Box::new(
-                        crate::detect::stage::DetectStage::new(&model, overlay.as_deref())
-                            .map_err(|e| detect_err(&e))?
-                            .draw(*draw),
-                    )
-                }
+                StageConfig::Detect { .. } => match detects[i].take() {
+                    Some(d) => Box::new(d),
+                    None => unreachable!("built above"),
+                },
             };
             pipeline = pipeline.boxed_stage(s);
         }

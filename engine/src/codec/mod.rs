@@ -390,6 +390,13 @@ pub trait EncodeBackend: Send + std::fmt::Debug {
     ) -> Result<Vec<u32>, EncodeError>;
     /// Code every slice under `steps`.
     fn encode(&mut self, geom: &Geometry, steps: &Steps) -> Result<Coded, EncodeError>;
+
+    /// The detector's model input (`detect::input`, `out_w × out_h`) of the
+    /// loaded picture, made where the picture lies; `None` when this backend
+    /// does not make it (the CPU twin: the detector makes it from the frame).
+    fn model_input(&mut self, _out_w: u32, _out_h: u32) -> Option<Result<Vec<f32>, EncodeError>> {
+        None
+    }
 }
 
 /// One coded picture.
@@ -462,6 +469,12 @@ impl Encoder {
             base_step,
             trials,
         })
+    }
+
+    /// The detector's model input of the picture last encoded, made on the
+    /// backend (see [`EncodeBackend::model_input`]).
+    pub fn model_input(&mut self, out_w: u32, out_h: u32) -> Option<Result<Vec<f32>, EncodeError>> {
+        self.backend.model_input(out_w, out_h)
     }
 }
 

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -22,6 +23,8 @@ use serde::Deserialize;
 use super::gpu::{GpuContext, GpuEncoder};
 use super::sequence::SequenceWriter;
 use super::{Config, Encoder, InvalidConfig, Mode, metrics};
+use crate::detect::schedule::PreparedInput;
+use crate::detect::stage::InputTap;
 use crate::frame::VideoFrame;
 use crate::picture::Picture;
 use crate::pipeline::{BoxError, Figures, Stage};
@@ -101,6 +104,8 @@ pub struct EncodeStage {
     bpp: (f64, f64),
     psnr_min: f64,
     encode_seconds: f64,
+    tap: Option<Arc<InputTap>>,
+    inputs_made: u64,
 }
 
 impl EncodeStage {
@@ -129,7 +134,41 @@ impl EncodeStage {
             bpp: (f64::INFINITY, 0.0),
             psnr_min: f64::INFINITY,
             encode_seconds: 0.0,
+            tap: None,
+            inputs_made: 0,
         })
+    }
+
+    /// Make the model input of a detect stage after this one next to
+    /// compression, when the backend can (the GPU); see `detect::stage`.
+    pub fn input_tap(mut self, tap: Arc<InputTap>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Put the model input of the frame just coded into the tap, when wanted.
+    fn make_input(&mut self, frame: &VideoFrame) {
+        let Some(tap) = self.tap.as_ref().filter(|t| t.wanted()) else {
+            return;
+        };
+        let (w, h) = tap.size();
+        match self.encoder.model_input(w, h) {
+            Some(Ok(tensor)) => {
+                tap.put(PreparedInput {
+                    seq: frame.seq,
+                    captured_at: frame.captured_at,
+                    frame_size: (frame.width(), frame.height()),
+                    tensor,
+                });
+                self.inputs_made += 1;
+            }
+            Some(Err(e)) => {
+                // The detector makes its own from now on.
+                tracing::warn!(%e, "model input on the GPU failed; the detector makes it on the CPU");
+                self.tap = None;
+            }
+            None => {}
+        }
     }
 
     /// Code one frame in `n` (at least 1) and pass the others on uncoded.
@@ -165,6 +204,7 @@ impl Stage for EncodeStage {
         let started = Instant::now();
         let packet = self.encoder.encode(&pic)?;
         self.encode_seconds += started.elapsed().as_secs_f64();
+        self.make_input(&frame);
         if self.verify {
             self.check(&pic, &packet.data)?;
         }
@@ -200,6 +240,9 @@ impl Stage for EncodeStage {
         );
         if self.verify {
             f.insert("verified_frames", self.frames as f64);
+        }
+        if self.tap.is_some() || self.inputs_made > 0 {
+            f.insert("model_inputs_made", self.inputs_made as f64);
         }
         if self.psnr_min.is_finite() {
             f.insert("psnr_min_db", self.psnr_min);

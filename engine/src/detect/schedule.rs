@@ -279,6 +279,11 @@ impl Scheduler {
         }
     }
 
+    /// The worker's mailbox (for [`super::stage::InputTap`]).
+    pub(crate) fn mailbox(&self) -> &Arc<Mailbox<Job>> {
+        &self.mailbox
+    }
+
     /// Offer a frame; never blocks (see [`Mailbox::offer`]).
     pub fn offer(&self, frame: VideoFrame) {
         self.mailbox.offer(Job::Frame(frame));

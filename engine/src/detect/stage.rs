@@ -7,6 +7,14 @@
 //! arrive while it is busy pass uncopied and count as skipped. The model
 //! never holds up the frames that pass on.
 //!
+//! When an `encode` stage on the GPU comes before this one, the model input
+//! is made there instead, next to compression, from the frame the codec
+//! already holds on the GPU (`detect::gpu_input`: a few hundred KB come back
+//! instead of a 66 MB copy and the area averaging on the CPU). The two stages
+//! meet at an [`InputTap`]: the encode stage makes an input only when the
+//! worker is idle and no input is waiting, and this stage hands the input
+//! of the frame it holds to the worker, or falls back to the copy.
+//!
 //! ```toml
 //! [[stage]]
 //! kind = "detect"
@@ -23,11 +31,13 @@
 //! `detect` to keep the marks out of the coded stream.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use super::contract::InputSource;
 use super::model::{Detection, Model, ModelError};
 use super::overlay::{self, UnitRect};
-use super::schedule::{Job, ScheduleReport, Scheduler};
+use super::schedule::{Job, Mailbox, PreparedInput, ScheduleReport, Scheduler};
 use crate::frame::{BufferTooSmall, FrameBuffer, VideoFrame};
 use crate::pipeline::{BoxError, Figures, Stage};
 
@@ -88,6 +98,58 @@ pub fn scheduler(model: &Model, overlays: Option<PathBuf>) -> Result<Scheduler, 
     }))
 }
 
+/// Model inputs made upstream (by the encode stage, on the GPU) for the
+/// detect stage after it; see the module docs.
+#[derive(Debug)]
+pub struct InputTap {
+    size: (u32, u32),
+    worker: Arc<Mailbox<Job>>,
+    waiting: Mutex<Option<PreparedInput>>,
+    /// Inputs handed to the worker.
+    used: AtomicU64,
+}
+
+impl InputTap {
+    /// Width and height of the model input.
+    pub fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    /// Whether an input made now would be used: the worker is idle and no
+    /// input is waiting for its frame to reach the detect stage.
+    pub fn wanted(&self) -> bool {
+        self.worker.wants() && lock(&self.waiting).is_none()
+    }
+
+    /// An input for a frame on its way to the detect stage.
+    pub fn put(&self, input: PreparedInput) {
+        *lock(&self.waiting) = Some(input);
+    }
+
+    /// The input made for frame `seq`, if any; an input for an earlier frame
+    /// is dropped (that frame passed the detect stage without it).
+    fn take(&self, seq: u64) -> Option<PreparedInput> {
+        let mut waiting = lock(&self.waiting);
+        match waiting.as_ref().map(|i| i.seq) {
+            Some(s) if s == seq => waiting.take(),
+            Some(s) if s < seq => {
+                *waiting = None;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// How many inputs made upstream the worker was given.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The `detect` stage; see the module docs.
 #[derive(Debug)]
 pub struct DetectStage {
@@ -97,6 +159,7 @@ pub struct DetectStage {
     draw: bool,
     /// The newest result's sequence number, boxes and verdict.
     marks: Option<(u64, Vec<UnitRect>, bool)>,
+    tap: Option<Arc<InputTap>>,
 }
 
 impl DetectStage {
@@ -107,13 +170,30 @@ impl DetectStage {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        let scheduler = scheduler(model, overlays.map(Path::to_path_buf))?;
+        let input = &model.contract().input;
+        let tap = (input.source == InputSource::FrameYcbcr).then(|| {
+            Arc::new(InputTap {
+                size: (input.width() as u32, input.height() as u32),
+                worker: Arc::clone(scheduler.mailbox()),
+                waiting: Mutex::new(None),
+                used: AtomicU64::new(0),
+            })
+        });
         Ok(DetectStage {
-            scheduler: Some(scheduler(model, overlays.map(Path::to_path_buf))?),
+            scheduler: Some(scheduler),
             detections: Vec::new(),
             report: None,
             draw: false,
             marks: None,
+            tap,
         })
+    }
+
+    /// Where an encode stage before this one puts model inputs it made on
+    /// the GPU; `None` for a model that does not take frames.
+    pub fn input_tap(&self) -> Option<Arc<InputTap>> {
+        self.tap.clone()
     }
 
     /// Mark passing frames with the newest result (see the module docs).
@@ -148,8 +228,17 @@ impl Stage for DetectStage {
             // Copied only when the worker takes it at once: while it is
             // busy, frames pass uncopied and count as skipped, and the first
             // frame after it frees up (the newest) is the one analysed.
+            let prepared = self.tap.as_ref().and_then(|t| t.take(frame.seq));
             if s.wants_frame() {
-                s.offer(copy_frame(&frame)?);
+                match prepared {
+                    Some(input) => {
+                        s.offer_input(input);
+                        if let Some(t) = &self.tap {
+                            t.used.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    None => s.offer(copy_frame(&frame)?),
+                }
             } else {
                 s.pass();
             }
@@ -189,6 +278,9 @@ impl Stage for DetectStage {
         f.insert("latency_p50_ms", r.latency_p50_ms);
         f.insert("latency_p99_ms", r.latency_p99_ms);
         f.insert("inference_ms_mean", r.inference_ms_mean);
+        if let Some(t) = &self.tap {
+            f.insert("inputs_from_gpu", t.used() as f64);
+        }
         f.insert(
             "anomalous",
             self.detections.iter().filter(|d| d.anomalous).count() as f64,

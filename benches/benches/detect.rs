@@ -7,6 +7,13 @@
 //!
 //! - `detect/input_8k`: the frame area-averaged to the endoscope model's
 //!   3×144×256 input (`detect::input::ycbcr_tensor`, rayon over rows).
+//! - `detect/input_8k_gpu_upload`: the same on the GPU
+//!   (`detect::gpu_input::GpuModelInput::picture_tensor`): upload of the
+//!   planes, kernel, read-back of the sums, division on the CPU.
+//! - `detect/input_8k_gpu_resident`: the same from planes already on the GPU
+//!   in the codec's input layout (`sums_of_buffer`, as beside the GPU
+//!   encoder): kernel and read-back only. Without a GPU adapter both print
+//!   `SKIPPED`; on lavapipe the figures are a software rasteriser's.
 //! - `detect/endoscope_cae`, `detect/endoscope_gauss`, `detect/rx_tile`: one
 //!   run of each reference model (`models/`) on its input, one thread.
 //!
@@ -17,9 +24,14 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use med8k_engine::codec::gpu::{GpuContext, SampleLayout};
+use med8k_engine::detect::gpu_input::GpuModelInput;
 use med8k_engine::detect::input::{Plane, YCbCrPlanes, ycbcr_tensor};
 use med8k_engine::detect::model::Model;
+use med8k_engine::picture::{Layout, Picture};
 use med8k_engine::samples::Size;
 use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 
@@ -68,6 +80,16 @@ fn bench(c: &mut Criterion) {
     });
 
     let tensor = ycbcr_tensor(&planes, 256, 144).expect("tensor");
+    let pic = Picture::new(
+        Layout::Yuv422,
+        fb.width,
+        fb.height,
+        10,
+        vec![fb.y.clone(), fb.cb.clone(), fb.cr.clone()],
+    )
+    .expect("picture");
+    gpu_input(&mut g, &pic, &tensor);
+
     for (name, file) in [
         ("endoscope_cae", "endoscope-cae/med8k-endoscope-cae.onnx"),
         ("endoscope_gauss", "endoscope/med8k-endoscope-gauss.onnx"),
@@ -86,6 +108,48 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(runner.run_tensor(0, tile.clone(), (256, 256)).expect("run")))
     });
     g.finish();
+}
+
+/// The model input on the GPU, from uploaded planes and from a buffer
+/// already on the device; checked against the CPU's `tensor` first.
+fn gpu_input(g: &mut BenchmarkGroup<'_, WallTime>, pic: &Picture, tensor: &[f32]) {
+    let ctx = match GpuContext::new() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("SKIPPED detect/input_8k_gpu_*: no GPU adapter ({e})");
+            return;
+        }
+    };
+    eprintln!("detect/input_8k_gpu_* on {}", ctx.describe());
+    let mut gpu = GpuModelInput::new(ctx.clone()).expect("kernel");
+    let got = gpu.picture_tensor(pic, 256, 144).expect("GPU tensor");
+    assert!(got == tensor, "GPU model input differs from the CPU's");
+    g.bench_function("input_8k_gpu_upload", |b| {
+        b.iter(|| black_box(gpu.picture_tensor(pic, 256, 144).expect("GPU tensor")))
+    });
+
+    // The planes in the codec's input layout, as a GPU encoder holds them.
+    let shape = SampleLayout::of(pic);
+    let (firsts, words) = shape.plane_words();
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench samples"),
+        size: 4 * words,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    for (plane, first) in pic.planes().iter().zip(firsts) {
+        let mut bytes: Vec<u8> = plane.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        ctx.queue.write_buffer(&buf, 4 * first, &bytes);
+    }
+    let sums = gpu.sums_of_buffer(&buf, shape, 256, 144).expect("GPU sums");
+    assert!(
+        sums.tensor() == tensor,
+        "GPU model input differs from the CPU's"
+    );
+    g.bench_function("input_8k_gpu_resident", |b| {
+        b.iter(|| black_box(gpu.sums_of_buffer(&buf, shape, 256, 144).expect("GPU sums")))
+    });
 }
 
 criterion_group!(benches, bench);

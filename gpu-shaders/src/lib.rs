@@ -1,7 +1,8 @@
 //! # med8k-shaders
 //!
-//! The WGSL compute kernels of med8k's GPU codec, one `.wgsl` file each,
-//! embedded here and driven through wgpu by `med8k_engine::codec::gpu`. Each
+//! The WGSL compute kernels of med8k's GPU codec and of the detector's
+//! input, one `.wgsl` file each, embedded here and driven through wgpu by
+//! `med8k_engine` (`codec::gpu`, `codec::av1_gpu`, `detect::gpu_input`). Each
 //! has a bit-exact Rust twin in `med8k-engine` that is its specification:
 //!
 //! | kernel | twin |
@@ -12,6 +13,7 @@
 //! | [`ENTROPY_DECODE`]: one block per invocation | `codec::entropy::decode_block` |
 //! | [`COMPACT`]: block offsets and gathering into slices | `codec::stream::write_slice` |
 //! | [`DOWNSCALE`]: box downscale to 4:2:0, BT.709 for RGB (AV1 path) | `codec::av1::downscale_420` |
+//! | [`MODEL_INPUT`]: exact area sums of the detector's input, in two passes | `detect::input::picture_sums` |
 //!
 //! The entropy kernels share [`ENTROPY_COMMON`]; use [`entropy_encode`] and
 //! [`entropy_decode`] for the complete sources.
@@ -32,6 +34,9 @@ pub const COMPACT: &str = include_str!("wgsl/compact.wgsl");
 /// Box downscale by 1, 2 or 4 to 4:2:0 at 8 or 10 bits, with BT.709
 /// limited-range conversion of RGB: the AV1 path's GPU step.
 pub const DOWNSCALE: &str = include_str!("wgsl/downscale.wgsl");
+/// Exact integer area sums of Y'CbCr planes (the detector's model input
+/// before its one division): row sums, then 64-bit column sums.
+pub const MODEL_INPUT: &str = include_str!("wgsl/model_input.wgsl");
 
 /// The complete block encoder source.
 pub fn entropy_encode() -> String {
@@ -52,5 +57,6 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("entropy_decode", entropy_decode()),
         ("compact", COMPACT.to_owned()),
         ("downscale", DOWNSCALE.to_owned()),
+        ("model_input", MODEL_INPUT.to_owned()),
     ]
 }

@@ -16,7 +16,7 @@ fn every_kernel_validates() {
         .unwrap_or(0);
     assert_eq!(
         on_disk,
-        7,
+        8,
         "a .wgsl file in {} is not embedded (or one is missing)",
         dir.display()
     );

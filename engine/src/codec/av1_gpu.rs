@@ -206,18 +206,9 @@ impl std::fmt::Debug for GpuDownscaler {
     }
 }
 
-/// Run `f`, turning the validation and out-of-memory errors wgpu reports
-/// meanwhile (on this thread) into [`Av1Error::Gpu`].
+/// [`gpu::guarded`](super::gpu::guarded) with its message as an [`Av1Error::Gpu`].
 fn guarded<T>(dev: &wgpu::Device, what: &str, f: impl FnOnce() -> T) -> Result<T, Av1Error> {
-    let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let invalid = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-    let out = f();
-    let invalid = pollster::block_on(invalid.pop());
-    let oom = pollster::block_on(oom.pop());
-    match invalid.or(oom) {
-        Some(e) => Err(Av1Error::Gpu(format!("{what}: {e}"))),
-        None => Ok(out),
-    }
+    super::gpu::guarded(dev, what, f).map_err(Av1Error::Gpu)
 }
 
 /// Workgroups for `threads` threads: `(x, y)` with `x` at most `max`.

@@ -15,6 +15,7 @@ use super::geometry::{Block, Geometry};
 use super::steps::{GPU_TABLE_STRIDE, MAX_TABLES};
 use super::stream::{self, Header};
 use super::{Coded, DecodeError, EncodeBackend, EncodeError, Params, Steps};
+use crate::detect::gpu_input::GpuModelInput;
 use crate::picture::{Layout, Picture};
 
 const WG: u32 = 64;
@@ -67,6 +68,65 @@ impl GpuContext {
             "{} ({:?}, {:?})",
             self.info.name, self.info.backend, self.info.device_type
         )
+    }
+}
+
+/// Where a picture's planes lie in a GPU sample buffer, the codec's input
+/// layout: u16 samples two per 32-bit word (low half first), planes one after
+/// the other, each plane starting on a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleLayout {
+    /// What the planes are.
+    pub layout: Layout,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in lines.
+    pub height: u32,
+    /// Significant bits per sample.
+    pub bit_depth: u8,
+}
+
+impl SampleLayout {
+    /// The layout of `pic`'s planes.
+    pub fn of(pic: &Picture) -> Self {
+        SampleLayout {
+            layout: pic.layout(),
+            width: pic.width(),
+            height: pic.height(),
+            bit_depth: pic.bit_depth(),
+        }
+    }
+
+    /// The first word of each plane, and the words of all of them.
+    pub fn plane_words(&self) -> (Vec<u64>, u64) {
+        let mut at = 0u64;
+        let firsts = (0..self.layout.plane_count())
+            .map(|p| {
+                let (w, h) = self.layout.plane_dims(p, self.width, self.height);
+                let first = at;
+                at += (u64::from(w) * u64::from(h)).div_ceil(2);
+                first
+            })
+            .collect();
+        (firsts, at)
+    }
+}
+
+/// Run `f`, turning the validation and out-of-memory errors wgpu reports
+/// meanwhile (on this thread) into an error message that starts with `what`.
+pub(crate) fn guarded<T>(
+    dev: &wgpu::Device,
+    what: &str,
+    f: impl FnOnce() -> T,
+) -> Result<T, String> {
+    let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let invalid = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f();
+    let invalid = pollster::block_on(invalid.pop());
+    let oom = pollster::block_on(oom.pop());
+    match invalid.or(oom) {
+        Some(e) => Err(format!("{what}: {e}")),
+        None => Ok(out),
     }
 }
 
@@ -843,6 +903,8 @@ pub struct GpuEncoder {
     codec: GpuCodec,
     stripes: Vec<Stripe>,
     resident: Option<usize>,
+    /// The detector's model-input kernel, compiled on first use.
+    model_input: Option<GpuModelInput>,
 }
 
 /// A run of whole slices coded on its own (the whole picture when it fits).
@@ -861,6 +923,7 @@ impl GpuEncoder {
             codec: GpuCodec::new(ctx),
             stripes: Vec::new(),
             resident: None,
+            model_input: None,
         }
     }
 
@@ -880,6 +943,41 @@ impl GpuEncoder {
     /// and is coded in stripes (it cannot be resident then).
     pub fn is_striped(&self) -> bool {
         self.stripes.len() > 1
+    }
+
+    /// The loaded picture's samples, still on the GPU in the codec's input
+    /// layout, and where its planes lie; `None` before a load and when the
+    /// picture is [striped](Self::is_striped).
+    ///
+    /// The forward transforms read this buffer and write only coefficients,
+    /// and coding does not touch it, so it holds the picture from
+    /// [`load`](EncodeBackend::load) (or [`load_resident`](Self::load_resident))
+    /// until the next one: a detector can make its input from it
+    /// ([`GpuModelInput::sums_of_buffer`]) before or after the encode. The
+    /// buffer belongs to this encoder's device
+    /// ([`context`](Self::context)).
+    ///
+    /// [`GpuModelInput::sums_of_buffer`]: crate::detect::gpu_input::GpuModelInput::sums_of_buffer
+    pub fn resident_input(&self) -> Option<(&wgpu::Buffer, SampleLayout)> {
+        if self.stripes.len() != 1 || self.resident != Some(0) {
+            return None;
+        }
+        let plan = self.codec.plan.as_ref()?;
+        let p = plan.params;
+        Some((
+            &plan.samples,
+            SampleLayout {
+                layout: p.layout,
+                width: p.width,
+                height: p.height,
+                bit_depth: p.bit_depth,
+            },
+        ))
+    }
+
+    /// The context the encoder runs on.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        self.codec.context()
     }
 
     /// Transform the frame already in [`input_buffer`](Self::input_buffer).
@@ -1015,6 +1113,31 @@ impl EncodeBackend for GpuEncoder {
             coded.slice_lens.extend_from_slice(&part.slice_lens);
         }
         Ok(coded)
+    }
+
+    /// From the picture still in the input buffer (see
+    /// [`resident_input`](Self::resident_input)); `None` when it was coded in
+    /// stripes, and the detector makes the input itself.
+    fn model_input(&mut self, out_w: u32, out_h: u32) -> Option<Result<Vec<f32>, EncodeError>> {
+        // A handle (wgpu buffers are reference counted), not a copy.
+        let (samples, shape) = self.resident_input().map(|(b, s)| (b.clone(), s))?;
+        let kernel = match &mut self.model_input {
+            Some(k) => k,
+            slot => match GpuModelInput::new(Arc::clone(self.codec.context())) {
+                Ok(k) => slot.insert(k),
+                Err(e) => return Some(Err(EncodeError::Gpu(e.to_string()))),
+            },
+        };
+        Some(
+            kernel
+                .sums_of_buffer(&samples, shape, out_w as usize, out_h as usize)
+                .map(|sums| sums.tensor())
+                .map_err(|e| EncodeError::Gpu(e.to_string())),
+        )
+    }
+
+    fn makes_model_input(&self) -> bool {
+        true
     }
 }
 

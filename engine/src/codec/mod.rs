@@ -397,6 +397,11 @@ pub trait EncodeBackend: Send + std::fmt::Debug {
     fn model_input(&mut self, _out_w: u32, _out_h: u32) -> Option<Result<Vec<f32>, EncodeError>> {
         None
     }
+
+    /// Whether [`model_input`](Self::model_input) can give inputs at all.
+    fn makes_model_input(&self) -> bool {
+        false
+    }
 }
 
 /// One coded picture.
@@ -475,6 +480,12 @@ impl Encoder {
     /// backend (see [`EncodeBackend::model_input`]).
     pub fn model_input(&mut self, out_w: u32, out_h: u32) -> Option<Result<Vec<f32>, EncodeError>> {
         self.backend.model_input(out_w, out_h)
+    }
+
+    /// Whether the backend makes model inputs (the GPU does, the CPU twin
+    /// leaves them to the detector).
+    pub fn makes_model_input(&self) -> bool {
+        self.backend.makes_model_input()
     }
 }
 

@@ -12,18 +12,23 @@
 //!   the engine.
 //! - [`ycbcr_tensor`]: the same on raw planes ([`YCbCrPlanes`]), for buffers
 //!   that are not a [`VideoFrame`] (the sample generator's `FrameBuffers`).
+//! - [`picture_tensor`]: the same on the codec's [`Picture`] (4:2:2 or
+//!   4:2:0), the planes the GPU twin ([`super::gpu_input`]) reads.
 //! - [`cube_tile`]: a `bands × h × w` tile of a spectral cube, `code / 65535`,
 //!   edges replicated outside the cube.
 //! - [`mask_to_map`]: a lesion mask (non-zero = lesion) area-averaged to the
 //!   model's map size: the fraction of lesion cells under each output pixel.
 //!
-//! Weights are whole overlaps and sums exact integers, with one division per
-//! output value, so results do not depend on the thread count; work is
-//! parallel over output rows.
+//! Weights are whole overlaps and sums exact integers ([`AreaSums`], made by
+//! [`ycbcr_sums`], [`frame_sums`] and [`picture_sums`]), with one division
+//! per output value ([`AreaSums::tensor`]), so results do not depend on the
+//! thread count or on where the sums were made; work is parallel over output
+//! rows.
 
 use rayon::prelude::*;
 
 use crate::frame::{PixelFormat, VideoFrame};
+use crate::picture::{Layout, Picture};
 use crate::spectral::SpectralCube;
 
 /// Why a model input could not be made.
@@ -35,6 +40,9 @@ pub enum InputError {
         "pixel format {0} has no Y'CbCr planes; model inputs need I422_10LE, v210, I420 or I420_10LE"
     )]
     UnsupportedFormat(PixelFormat),
+    /// A picture layout with no Y'CbCr planes (gray, RGB, spectral bands).
+    #[error("picture layout {0} has no Y'CbCr planes; model inputs need yuv422 or yuv420")]
+    UnsupportedLayout(Layout),
     /// A zero-sized output or source.
     #[error("cannot make a {out_width}x{out_height} input from a {width}x{height} source")]
     BadSize {
@@ -114,7 +122,12 @@ impl Sample for u16 {
 ///
 /// `pixels` frame pixels map onto `out` outputs; frame pixel `i` reads sample
 /// `min(i >> shift, samples - 1)`.
-fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize, u64)>> {
+pub(crate) fn taps(
+    pixels: usize,
+    out: usize,
+    shift: u32,
+    samples: usize,
+) -> Vec<Vec<(usize, u64)>> {
     (0..out)
         .map(|o| {
             // In units of 1/out frame pixels the output covers [o*pixels, (o+1)*pixels)
@@ -140,14 +153,49 @@ fn taps(pixels: usize, out: usize, shift: u32, samples: usize) -> Vec<Vec<(usize
         .collect()
 }
 
-/// Average planes given as row readers into `planes × out_h × out_w` values,
-/// each `mean / full_scale`.
+/// Exact area sums of a set of planes, before the division that makes them
+/// a model input: what the CPU and the GPU both compute, bit for bit.
+///
+/// `sums[(p * out_h + oy) * out_w + ox]` is `Σ wx · wy · code` over the
+/// samples of plane `p` under output `(ox, oy)`, weights in units of
+/// `1 / out_w` pixel across and `1 / out_h` pixel down, so the weights of one
+/// output add up to `width × height` (see the module docs): a sum is at most
+/// `width × height × 65535`, below 2^48 for sides of at most 65536.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaSums {
+    /// Source width in pixels.
+    pub width: usize,
+    /// Source height in pixels.
+    pub height: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// The code of full scale (`2^bit_depth − 1`), which the tensor maps to 1.
+    pub full_scale: u32,
+    /// Planar `planes × out_h × out_w` sums.
+    pub sums: Vec<u64>,
+}
+
+impl AreaSums {
+    /// The model input: each sum divided by `width × height × full_scale`
+    /// (in f64, then rounded once to f32).
+    pub fn tensor(&self) -> Vec<f32> {
+        let denominator =
+            self.width as f64 * self.height as f64 * f64::from(self.full_scale.max(1));
+        self.sums
+            .par_iter()
+            .map(|&sum| (sum as f64 / denominator) as f32)
+            .collect()
+    }
+}
+
+/// The [`AreaSums`] of planes given as row readers.
 ///
 /// `dims[p]` is `(cols, rows, shift_x, shift_y)` of plane `p`; `read(p, row, buf)`
 /// fills `buf` (`cols` long) with row `row` of plane `p`, as code values of at
-/// most 16 bits. Sums are exact integers (weights are whole overlaps), so the
-/// result does not depend on the thread count; one division per output.
-fn area_average<F>(
+/// most 16 bits.
+fn area_sums<F>(
     width: usize,
     height: usize,
     dims: &[(usize, usize, u32, u32)],
@@ -155,7 +203,7 @@ fn area_average<F>(
     out_h: usize,
     full_scale: u32,
     read: F,
-) -> Vec<f32>
+) -> AreaSums
 where
     F: Fn(usize, usize, &mut [u32]) + Sync,
 {
@@ -163,10 +211,8 @@ where
         .iter()
         .map(|&(cols, rows, sx, sy)| (taps(width, out_w, sx, cols), taps(height, out_h, sy, rows)))
         .collect();
-    // Weights sum to `width` across and `height` down.
-    let denominator = width as f64 * height as f64 * f64::from(full_scale.max(1));
-    let mut out = vec![0f32; dims.len() * out_w * out_h];
-    for (p, chunk) in out.chunks_exact_mut(out_w * out_h).enumerate() {
+    let mut sums = vec![0u64; dims.len() * out_w * out_h];
+    for (p, chunk) in sums.chunks_exact_mut(out_w * out_h).enumerate() {
         let (tx, ty) = &plane_taps[p];
         let cols = dims[p].0;
         chunk
@@ -183,14 +229,20 @@ where
                         }
                     }
                     for (d, col_taps) in dst.iter_mut().zip(tx) {
-                        // At most 2^16 · 16384 · 16384 < 2^45: no overflow.
-                        let sum: u64 = col_taps.iter().map(|&(sx, wx)| wx * acc[sx]).sum();
-                        *d = (sum as f64 / denominator) as f32;
+                        // At most width · height · 65535: exact for sides up to 2^24.
+                        *d = col_taps.iter().map(|&(sx, wx)| wx * acc[sx]).sum();
                     }
                 },
             );
     }
-    out
+    AreaSums {
+        width,
+        height,
+        out_w,
+        out_h,
+        full_scale,
+        sums,
+    }
 }
 
 fn check_plane<T>(
@@ -229,6 +281,15 @@ pub fn ycbcr_tensor<T: Sample>(
     out_w: usize,
     out_h: usize,
 ) -> Result<Vec<f32>, InputError> {
+    Ok(ycbcr_sums(planes, out_w, out_h)?.tensor())
+}
+
+/// The exact sums behind [`ycbcr_tensor`].
+pub fn ycbcr_sums<T: Sample>(
+    planes: &YCbCrPlanes<'_, T>,
+    out_w: usize,
+    out_h: usize,
+) -> Result<AreaSums, InputError> {
     let (w, h) = (planes.width, planes.height);
     check_size(w, h, out_w, out_h)?;
     if !(1..=16).contains(&planes.bit_depth) {
@@ -242,7 +303,7 @@ pub fn ycbcr_tensor<T: Sample>(
     check_plane(2, &list[2], cw, ch)?;
     let full_scale = (1u32 << planes.bit_depth) - 1;
     let dims = [(w, h, 0, 0), (cw, ch, sx, sy), (cw, ch, sx, sy)];
-    Ok(area_average(
+    Ok(area_sums(
         w,
         h,
         &dims,
@@ -259,12 +320,50 @@ pub fn ycbcr_tensor<T: Sample>(
     ))
 }
 
+/// The model input of a codec [`Picture`] of layout `yuv422` or `yuv420`:
+/// planar `3 × out_h × out_w`, as [`frame_tensor`] (a picture made by
+/// [`Picture::from_frame`] gives the frame's tensor).
+pub fn picture_tensor(pic: &Picture, out_w: usize, out_h: usize) -> Result<Vec<f32>, InputError> {
+    Ok(picture_sums(pic, out_w, out_h)?.tensor())
+}
+
+/// The exact sums behind [`picture_tensor`]; other layouts are an
+/// [`InputError::UnsupportedLayout`].
+pub fn picture_sums(pic: &Picture, out_w: usize, out_h: usize) -> Result<AreaSums, InputError> {
+    let chroma_shift = match pic.layout() {
+        Layout::Yuv422 | Layout::Yuv420 => pic.layout().subsampling(1),
+        other => return Err(InputError::UnsupportedLayout(other)),
+    };
+    let plane = |p: usize| Plane {
+        data: &pic.planes()[p][..],
+        stride: pic.plane_dims(p).0 as usize,
+    };
+    ycbcr_sums(
+        &YCbCrPlanes {
+            width: pic.width() as usize,
+            height: pic.height() as usize,
+            bit_depth: u32::from(pic.bit_depth()),
+            chroma_shift,
+            y: plane(0),
+            cb: plane(1),
+            cr: plane(2),
+        },
+        out_w,
+        out_h,
+    )
+}
+
 /// The model input of a frame: planar `3 × height × width` (Y', Cb, Cr),
 /// `code / (2^bitdepth − 1)`, area-averaged (see the module docs).
 ///
 /// Handles `I422_10LE`, `v210`, `I420` and `I420_10LE`; RGB formats are an
 /// [`InputError::UnsupportedFormat`].
 pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f32>, InputError> {
+    Ok(frame_sums(frame, width, height)?.tensor())
+}
+
+/// The exact sums behind [`frame_tensor`].
+pub fn frame_sums(frame: &VideoFrame, width: u32, height: u32) -> Result<AreaSums, InputError> {
     let (fw, fh) = (frame.width() as usize, frame.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
     let format = frame.format();
@@ -280,7 +379,7 @@ pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f
                 data: frame.plane_u16(p),
                 stride: stride(p, 2),
             };
-            ycbcr_tensor(
+            ycbcr_sums(
                 &YCbCrPlanes {
                     width: fw,
                     height: fh,
@@ -299,7 +398,7 @@ pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f
                 data: frame.plane(p),
                 stride: stride(p, 1),
             };
-            ycbcr_tensor(
+            ycbcr_sums(
                 &YCbCrPlanes {
                     width: fw,
                     height: fh,
@@ -319,7 +418,7 @@ pub fn frame_tensor(frame: &VideoFrame, width: u32, height: u32) -> Result<Vec<f
             let l = frame.layout().planes()[0];
             let bytes = frame.plane(0);
             let dims = [(fw, fh, 0, 0), (cw, fh, 1, 0), (cw, fh, 1, 0)];
-            Ok(area_average(fw, fh, &dims, ow, oh, 1023, |p, row, buf| {
+            Ok(area_sums(fw, fh, &dims, ow, oh, 1023, |p, row, buf| {
                 v210_row(&bytes[row * l.stride..][..l.row_bytes], p, buf);
             }))
         }
@@ -398,11 +497,12 @@ pub fn mask_to_map(mask: &[u8], mw: usize, mh: usize, out_w: usize, out_h: usize
     if mw == 0 || mh == 0 || out_w == 0 || out_h == 0 || mask.len() < mw * mh {
         return vec![0.0; out_w * out_h];
     }
-    area_average(mw, mh, &[(mw, mh, 0, 0)], out_w, out_h, 1, |_, row, buf| {
+    area_sums(mw, mh, &[(mw, mh, 0, 0)], out_w, out_h, 1, |_, row, buf| {
         for (b, &m) in buf.iter_mut().zip(&mask[row * mw..][..mw]) {
             *b = u32::from(m != 0);
         }
     })
+    .tensor()
 }
 
 #[cfg(test)]
@@ -560,6 +660,29 @@ mod tests {
         let t = frame_tensor(&frame_422(), 8, 2).unwrap();
         let k = 1.0 / 1023.0;
         close(&t[..4], &[0.0, 0.0, 100.0 * k, 100.0 * k]);
+    }
+
+    #[test]
+    fn pictures_match_their_frames_and_sums_give_the_tensor() {
+        let mut f420 = VideoFrame::zeroed(5, 3, PixelFormat::I420).unwrap();
+        for (i, v) in f420.plane_mut(0).iter_mut().enumerate() {
+            *v = (i * 37 % 256) as u8;
+        }
+        f420.plane_mut(1)[1] = 200;
+        for f in [frame_422(), f420] {
+            let pic = Picture::from_frame(&f).unwrap();
+            for (w, h) in [(4, 2), (3, 1), (7, 5)] {
+                let sums = picture_sums(&pic, w, h).unwrap();
+                assert_eq!(sums, frame_sums(&f, w as u32, h as u32).unwrap());
+                assert_eq!(sums.tensor(), frame_tensor(&f, w as u32, h as u32).unwrap());
+                assert_eq!(sums.sums.len(), 3 * w * h);
+            }
+        }
+        let gray = Picture::zeroed(Layout::Gray, 4, 4, 8).unwrap();
+        assert_eq!(
+            picture_tensor(&gray, 2, 2),
+            Err(InputError::UnsupportedLayout(Layout::Gray))
+        );
     }
 
     #[test]

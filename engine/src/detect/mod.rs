@@ -3,6 +3,8 @@
 //!
 //! - [`input`]: a frame or cube made into the model's input tensor (the one
 //!   preprocessing that training and inference share).
+//! - [`gpu_input`]: the same input made on the GPU, bit-exact, from a frame
+//!   already there for compression or from uploaded planes.
 //! - [`contract`]: the sidecar `NAME.json` beside `NAME.onnx`, parsed and
 //!   checked (version, SHA-256 of the model bytes, shapes, names, thresholds).
 //! - [`model`]: the model loaded once with tract, checked against its
@@ -27,6 +29,7 @@
 //! ```
 
 pub mod contract;
+pub mod gpu_input;
 pub mod input;
 pub mod metrics;
 pub mod model;

@@ -211,14 +211,21 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         u64::from(set.manifest.frames / 10).max(1)
     });
     println!("codec: lossless wavelet on {place}, one frame in {every}, each decoded and checked");
-    let encode = EncodeStage::new(encoder, None, true)?.every(every);
+    let mut encode = EncodeStage::new(encoder, None, true)?.every(every);
     let model = detector(args.model.as_deref())?;
     println!(
         "detector: {} {} (latest frame wins)",
         model.contract().name,
         model.contract().version
     );
-    let detect = DetectStage::new(&model, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The monitor shows the detector's marks; on a GPU the model input is
+    // made next to compression.
+    let detect = DetectStage::new(&model, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .draw(true);
+    if let Some(tap) = detect.input_tap() {
+        encode = encode.input_tap(tap);
+    }
     let pipeline = capture_pipeline(&set, encode, detect, &args.sink)?;
     let result = pipeline
         .run(&shutdown)

@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use med8k_engine::codec::stage::Backend;
 use med8k_engine::codec::{self, Mode};
 use med8k_engine::detect::contract::InputSource;
-use med8k_engine::detect::input::{Plane, YCbCrPlanes, ycbcr_tensor};
+use med8k_engine::detect::input::picture_tensor;
 use med8k_engine::detect::model::{Model, ModelError};
 use med8k_engine::detect::schedule::Mailbox;
 use med8k_engine::gst::SourceOptions;
@@ -107,6 +107,8 @@ struct Captured {
     encoder: String,
     /// Frames not offered to the detector because their layout is not Y'CbCr.
     unsupported: u64,
+    /// Model inputs made on the GPU next to compression.
+    inputs_on_gpu: u64,
 }
 
 /// A detector result, waiting for its frame's link sequence number.
@@ -122,9 +124,20 @@ struct Analysed {
 
 /// The detector side of a send: the worker's mailbox and its results.
 struct Detector {
-    mailbox: Arc<Mailbox<(u64, Picture)>>,
+    mailbox: Arc<Mailbox<(u64, ToAnalyse)>>,
     results: mpsc::UnboundedReceiver<Analysed>,
     worker: std::thread::JoinHandle<u64>,
+}
+
+/// What the detector is given: a copy of the picture (it makes the model
+/// input), or the input made already next to compression on the GPU.
+enum ToAnalyse {
+    Picture(Picture),
+    Input {
+        tensor: Vec<f32>,
+        /// The picture's width and height.
+        size: (usize, usize),
+    },
 }
 
 /// Frames sent and detection results, matched by capture index.
@@ -238,6 +251,10 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     let mailbox = detector.as_ref().map(|d| d.mailbox.clone());
+    let input_size = model.as_ref().map_or((0, 0), |m| {
+        let input = &m.contract().input;
+        (input.width() as u32, input.height() as u32)
+    });
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;
     // The source opens on the capture thread (GStreamer objects stay there);
@@ -267,6 +284,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                 let sink = FrameSink {
                     tx: &tx,
                     detector: mailbox.as_deref(),
+                    input_size,
                 };
                 capture(source, &codec_config, lossless, period, epoch, &sink, &stop)
             })?
@@ -481,9 +499,11 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
                 .map_err(|_| anyhow::anyhow!("the detector thread panicked"))?;
             let skipped = captured.frames.saturating_sub(analysed);
             println!(
-                "detection: {analysed} frame(s) analysed, {skipped} skipped ({} not Y'CbCr); \
+                "detection: {analysed} frame(s) analysed, {skipped} skipped ({} not Y'CbCr), \
+                 {} input(s) made on the GPU; \
                  {} metadata message(s) sent, {} result(s) without a frame sent",
                 captured.unsupported,
+                captured.inputs_on_gpu,
                 stamps.metas,
                 stamps.unsent + stamps.waiting.len() as u64,
             );
@@ -657,7 +677,7 @@ fn start_detector(model: &Model) -> anyhow::Result<Detector> {
     let mut runner = model
         .runner()
         .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-    let mailbox: Arc<Mailbox<(u64, Picture)>> = Arc::new(Mailbox::new());
+    let mailbox: Arc<Mailbox<(u64, ToAnalyse)>> = Arc::new(Mailbox::new());
     let (tx, results) = mpsc::unbounded_channel();
     let worker = {
         let mailbox = mailbox.clone();
@@ -666,8 +686,8 @@ fn start_detector(model: &Model) -> anyhow::Result<Detector> {
             .spawn(move || {
                 let mut analysed = 0u64;
                 let mut failed = 0u64;
-                while let Some((index, pic)) = mailbox.take() {
-                    match analyse(&mut runner, index, &pic) {
+                while let Some((index, job)) = mailbox.take() {
+                    match analyse(&mut runner, index, job) {
                         Ok(a) => {
                             analysed += 1;
                             // The link loop gone: nobody wants results.
@@ -695,33 +715,23 @@ fn start_detector(model: &Model) -> anyhow::Result<Detector> {
     })
 }
 
-/// Runs the model on a Y'CbCr picture; boxes normalised to the picture and
-/// clipped to [`MAX_BOXES`] (the largest are kept).
+/// Runs the model on a Y'CbCr picture or its input; boxes normalised to the
+/// picture and clipped to [`MAX_BOXES`] (the largest are kept).
 fn analyse(
     runner: &mut med8k_engine::detect::model::Runner,
     index: u64,
-    pic: &Picture,
+    job: ToAnalyse,
 ) -> Result<Analysed, ModelError> {
     let contract = runner.model().contract();
     let (iw, ih) = (contract.input.width(), contract.input.height());
     let threshold = contract.threshold.score;
-    let (w, h) = (pic.width() as usize, pic.height() as usize);
-    let layout = pic.layout();
-    let planes = pic.planes();
-    let plane = |p: usize| Plane {
-        data: planes.get(p).map_or(&[][..], Vec::as_slice),
-        stride: layout.plane_dims(p, pic.width(), pic.height()).0 as usize,
+    let (tensor, (w, h)) = match job {
+        ToAnalyse::Input { tensor, size } => (tensor, size),
+        ToAnalyse::Picture(pic) => {
+            let size = (pic.width() as usize, pic.height() as usize);
+            (picture_tensor(&pic, iw, ih)?, size)
+        }
     };
-    let ycbcr = YCbCrPlanes {
-        width: w,
-        height: h,
-        bit_depth: u32::from(pic.bit_depth()),
-        chroma_shift: layout.subsampling(1),
-        y: plane(0),
-        cb: plane(1),
-        cr: plane(2),
-    };
-    let tensor = ycbcr_tensor(&ycbcr, iw, ih)?;
     let d = runner.run_tensor(index, tensor, (w, h))?;
     let unit = |v: u32, full: usize| (v as f32 / full.max(1) as f32).clamp(0.0, 1.0);
     let boxes = d
@@ -755,7 +765,7 @@ async fn next_result<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T
 }
 
 /// Closes the detector's mailbox when capture ends (or fails).
-struct CloseOnDrop(Option<Arc<Mailbox<(u64, Picture)>>>);
+struct CloseOnDrop(Option<Arc<Mailbox<(u64, ToAnalyse)>>>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
@@ -769,7 +779,9 @@ impl Drop for CloseOnDrop {
 /// the detector is idle) to the detector.
 struct FrameSink<'a> {
     tx: &'a mpsc::Sender<Coded>,
-    detector: Option<&'a Mailbox<(u64, Picture)>>,
+    detector: Option<&'a Mailbox<(u64, ToAnalyse)>>,
+    /// The model's input width and height.
+    input_size: (u32, u32),
 }
 
 fn capture(
@@ -799,6 +811,10 @@ fn capture(
         let pic = pic?;
         let capture_us = epoch.elapsed().as_micros() as u64;
         let index = out.frames;
+        // Latest frame wins: only an idle detector gets a frame. On the GPU
+        // its input is made after coding, from the picture already there;
+        // otherwise the detector gets a copy now and works while this codes.
+        let mut offer_input = None;
         if let Some(mailbox) = sink.detector {
             if !matches!(pic.layout(), Layout::Yuv422 | Layout::Yuv420) {
                 if out.unsupported == 0 {
@@ -808,14 +824,31 @@ fn capture(
                     );
                 }
                 out.unsupported += 1;
-            } else if mailbox.wants() {
-                // Latest frame wins: only an idle detector gets a copy.
-                mailbox.offer((index, pic.clone()));
-            } else {
+            } else if !mailbox.wants() {
                 mailbox.pass();
+            } else if encoder.makes_model_input() {
+                offer_input = Some(mailbox);
+            } else {
+                mailbox.offer((index, ToAnalyse::Picture(pic.clone())));
             }
         }
         let packet = encoder.encode(&pic)?;
+        if let Some(mailbox) = offer_input {
+            let (iw, ih) = sink.input_size;
+            let size = (pic.width() as usize, pic.height() as usize);
+            let job = match encoder.model_input(iw, ih) {
+                Some(Ok(tensor)) => {
+                    out.inputs_on_gpu += 1;
+                    ToAnalyse::Input { tensor, size }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!("model input on the GPU: {e}; the detector makes it");
+                    ToAnalyse::Picture(pic.clone())
+                }
+                None => ToAnalyse::Picture(pic.clone()),
+            };
+            mailbox.offer((index, job));
+        }
         out.frames += 1;
         let header = frame_header(&pic, lossless, &packet.data, capture_us);
         let coded = Coded {

@@ -45,6 +45,13 @@
 //! audit_salt_file = "audit.salt" # default: the audit log's path + ".salt"
 //! crl = ["hpki.crl.pem"]         # optional: CRLs (PEM or DER) for logins
 //! crl_fetch = false              # or: fetch CRLs from each certificate's http:// CRL points
+//!
+//! # optional: the hcRole names accepted (codeDataValue or codeDataFreeText)
+//! # and the role each stands for; replaces the built-in English and Japanese
+//! # names. Roles: medical-doctor, dentist, pharmacist, nurse.
+//! [gate.roles]
+//! "Medical Doctor" = "medical-doctor"
+//! "医師" = "medical-doctor"
 //! ```
 //!
 //! This crate only reads these settings ([`ConsentSettings`]); the gate
@@ -136,6 +143,9 @@ pub struct ConsentSettings {
     /// Fetch CRLs from each certificate's `http://` CRL distribution points
     /// instead.
     pub crl_fetch: bool,
+    /// hcRole names and the role each stands for (its configuration name,
+    /// checked by the auth crate); empty: the built-in names.
+    pub roles: Vec<(String, String)>,
 }
 
 /// `[link]`: transport settings.
@@ -212,6 +222,8 @@ struct GateSection {
     #[serde(default)]
     crl: Vec<PathBuf>,
     crl_fetch: Option<bool>,
+    #[serde(default)]
+    roles: std::collections::BTreeMap<String, String>,
 }
 
 impl GateSection {
@@ -226,6 +238,7 @@ impl GateSection {
             || self.audit_salt_file.is_some()
             || !self.crl.is_empty()
             || self.crl_fetch.is_some()
+            || !self.roles.is_empty()
     }
 
     /// The consent settings, checked, paths resolved against `dir`.
@@ -281,6 +294,7 @@ impl GateSection {
             audit_salt_file,
             crl: all(self.crl),
             crl_fetch,
+            roles: self.roles.into_iter().collect(),
         })
     }
 }
@@ -541,6 +555,21 @@ crl = ["hpki.crl.pem"]
         assert_eq!(g.jpki_roots, vec![PathBuf::from("/etc/med8k/jpki.pem")]);
         assert_eq!(g.crl, vec![PathBuf::from("/etc/med8k/hpki.crl.pem")]);
         assert!(g.require_patient);
+        assert!(g.roles.is_empty(), "the built-in names unless configured");
+        let roles = format!(
+            "{GOOD}{CONSENT}\n[gate.roles]\n\"Medical Doctor\" = \"medical-doctor\"\n\"医師\" = \"medical-doctor\"\n"
+        );
+        let g = SiteConfig::parse(&roles, Path::new("a.toml"))
+            .unwrap()
+            .consent
+            .unwrap();
+        assert_eq!(
+            g.roles,
+            vec![
+                ("Medical Doctor".to_owned(), "medical-doctor".to_owned()),
+                ("医師".to_owned(), "medical-doctor".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -32,6 +32,46 @@ pub enum Role {
     Nurse,
 }
 
+impl Role {
+    /// Every role, with its configuration name.
+    pub const ALL: [(Role, &'static str); 4] = [
+        (Role::MedicalDoctor, "medical-doctor"),
+        (Role::Dentist, "dentist"),
+        (Role::Pharmacist, "pharmacist"),
+        (Role::Nurse, "nurse"),
+    ];
+
+    /// The configuration name (`medical-doctor`, `dentist`, `pharmacist`, `nurse`).
+    pub fn name(self) -> &'static str {
+        Role::ALL
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("", |(_, n)| n)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    /// A configuration name; the error lists them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(r, _)| *r)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|(_, n)| *n).collect();
+                format!("{s:?} is not a role ({})", names.join(", "))
+            })
+    }
+}
+
 /// What the certificate policies must contain for one purpose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyRule {
@@ -302,4 +342,22 @@ fn decode_coded_data(fields: &[Tlv<'_>], names: &mut Vec<String>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_have_names() {
+        for (role, name) in Role::ALL {
+            assert_eq!(name.parse::<Role>(), Ok(role));
+            assert_eq!(role.to_string(), name);
+        }
+        let e = "Surgeon".parse::<Role>().unwrap_err();
+        assert!(
+            e.contains("medical-doctor, dentist, pharmacist, nurse"),
+            "{e}"
+        );
+    }
 }

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use med8k_auth::cert::{
-    CrlFile, PolicyRule, Profile, ProfileConfig, Purpose, StoreKind, TrustStore,
+    CrlFile, PolicyRule, Profile, ProfileConfig, Purpose, Role, StoreKind, TrustStore,
 };
 use med8k_auth::gate::{ConsentGate, GateConfig};
 use med8k_engine::codec;
@@ -569,6 +569,29 @@ fn code_offer(offer: &Offer, tx: &mpsc::Sender<CodedFrame>) -> anyhow::Result<()
     Ok(())
 }
 
+/// The certificate profile of `[gate]`: its HPKI policies and, when given,
+/// its hcRole names.
+fn profile_config(settings: &ConsentSettings) -> anyhow::Result<ProfileConfig> {
+    let mut profile = ProfileConfig::default();
+    profile.policies.insert(
+        Purpose::HpkiAuth,
+        PolicyRule::AnyOf(settings.hpki_policies.clone()),
+    );
+    if !settings.roles.is_empty() {
+        profile.role_names = settings
+            .roles
+            .iter()
+            .map(|(name, role)| {
+                let role: Role = role
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("[gate] roles, {name:?}: {e}"))?;
+                Ok((name.clone(), role))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(profile)
+}
+
 /// Builds the consent gate from `[gate]`.
 fn consent_gate(config: &SiteConfig, settings: &ConsentSettings) -> anyhow::Result<ConsentGate> {
     let store = |kind: StoreKind, files: &[PathBuf]| -> anyhow::Result<TrustStore> {
@@ -584,11 +607,7 @@ fn consent_gate(config: &SiteConfig, settings: &ConsentSettings) -> anyhow::Resu
         }
         Ok(store)
     };
-    let mut profile = ProfileConfig::default();
-    profile.policies.insert(
-        Purpose::HpkiAuth,
-        PolicyRule::AnyOf(settings.hpki_policies.clone()),
-    );
+    let profile = profile_config(settings)?;
     let jpki = if settings.jpki_roots.is_empty() {
         None
     } else {
@@ -799,5 +818,45 @@ fn extension(kind: ObjectKind) -> &'static str {
         ObjectKind::SpectralCube => "cube",
         ObjectKind::Image => "image",
         _ => "bin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(roles: &[(&str, &str)]) -> ConsentSettings {
+        let mut text = String::from(
+            "[site]\nid = \"jp.hospital-a\"\nname = \"A\"\n[tls]\ncert = \"a.pem\"\n\
+             key = \"a.key\"\nroots = [\"ca.pem\"]\nallowed = [\"jp.hospital-b\"]\n\
+             [gate]\nkind = \"consent\"\nledger = \"c.sqlite\"\naudit = \"a.jsonl\"\n\
+             hpki_roots = [\"h.pem\"]\nhpki_policies = [\"1.2.3\"]\njpki_roots = [\"j.pem\"]\n\
+             [gate.roles]\n",
+        );
+        for (name, role) in roles {
+            text.push_str(&format!("{name:?} = {role:?}\n"));
+        }
+        SiteConfig::parse(&text, Path::new("a.toml"))
+            .unwrap()
+            .consent
+            .unwrap()
+    }
+
+    #[test]
+    fn the_role_map_comes_from_the_site_config() {
+        let default = profile_config(&settings(&[])).unwrap();
+        assert_eq!(default.role_names, ProfileConfig::default().role_names);
+        let own = profile_config(&settings(&[("Doctor of Medicine", "medical-doctor")])).unwrap();
+        assert_eq!(
+            own.role_names,
+            vec![("Doctor of Medicine".to_owned(), Role::MedicalDoctor)]
+        );
+        let e = profile_config(&settings(&[("Surgeon", "surgeon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[gate] roles") && e.contains("\"surgeon\" is not a role"),
+            "{e}"
+        );
     }
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::av1::Av1Error;
-use super::gpu::GpuContext;
+use super::gpu::{GpuContext, Kernel};
 use crate::picture::{Layout, Picture};
 
 /// Threads per workgroup (the kernel's `@workgroup_size`).
@@ -190,8 +190,7 @@ struct Plan {
 /// The downscale kernel on one device, and the plan of the last picture shape.
 pub struct GpuDownscaler {
     ctx: Arc<GpuContext>,
-    layout: wgpu::BindGroupLayout,
-    pipelines: [wgpu::ComputePipeline; 3],
+    kernel: Kernel,
     stripe_limit: Option<u64>,
     plan: Option<Plan>,
 }
@@ -222,55 +221,19 @@ impl GpuDownscaler {
     /// Compile the kernel on `ctx`'s device.
     pub fn new(ctx: Arc<GpuContext>) -> Result<Self, Av1Error> {
         let dev = &ctx.device;
-        let (layout, pipelines) = guarded(dev, "compiling the downscale kernel", || {
-            let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("downscale"),
-                source: wgpu::ShaderSource::Wgsl(med8k_shaders::DOWNSCALE.into()),
-            });
-            let buffer = |ty| wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            };
-            let entries = [
-                buffer(wgpu::BufferBindingType::Storage { read_only: true }),
-                buffer(wgpu::BufferBindingType::Storage { read_only: false }),
-                buffer(wgpu::BufferBindingType::Uniform),
-            ]
-            .into_iter()
-            .enumerate()
-            .map(|(i, ty)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty,
-                count: None,
-            })
-            .collect::<Vec<_>>();
-            let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("downscale"),
-                entries: &entries,
-            });
-            let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("downscale"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipelines = ENTRIES.map(|e| {
-                dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(e),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(e),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            });
-            (layout, pipelines)
+        use crate::codec::gpu::Bind::{Storage, Uniform};
+        let kernel = guarded(dev, "compiling the downscale kernel", || {
+            Kernel::new(
+                dev,
+                "downscale",
+                med8k_shaders::DOWNSCALE,
+                &[Storage(true), Storage(false), Uniform],
+                &ENTRIES,
+            )
         })?;
         Ok(GpuDownscaler {
             ctx,
-            layout,
-            pipelines,
+            kernel,
             stripe_limit: None,
             plan: None,
         })
@@ -478,7 +441,7 @@ impl GpuDownscaler {
             let bind = |u: usize| {
                 dev.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: None,
-                    layout: &self.layout,
+                    layout: &self.kernel.layout,
                     entries: &[
                         wgpu::BindGroupEntry {
                             binding: 0,
@@ -563,7 +526,7 @@ impl GpuDownscaler {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
                 for d in &stripe.dispatches {
-                    pass.set_pipeline(&self.pipelines[d.entry as usize]);
+                    pass.set_pipeline(&self.kernel.pipelines[d.entry as usize].1);
                     pass.set_bind_group(0, &d.bind, &[]);
                     pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
                 }

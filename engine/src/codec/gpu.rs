@@ -130,20 +130,27 @@ pub(crate) fn guarded<T>(
     }
 }
 
+/// A binding of a kernel's one bind group.
 #[derive(Clone, Copy)]
-enum Bind {
+pub(crate) enum Bind {
+    /// A storage buffer, read-only or not.
     Storage(bool),
+    /// A uniform buffer.
     Uniform,
 }
 
 #[derive(Debug)]
-struct Kernel {
-    layout: wgpu::BindGroupLayout,
-    pipelines: Vec<(&'static str, wgpu::ComputePipeline)>,
+/// A compiled WGSL module: its bind group layout and a pipeline per entry
+/// point, in the order given.
+pub(crate) struct Kernel {
+    pub(crate) layout: wgpu::BindGroupLayout,
+    pub(crate) pipelines: Vec<(&'static str, wgpu::ComputePipeline)>,
 }
 
 impl Kernel {
-    fn new(
+    /// Compile `src` with one bind group of `binds` (binding `i` is
+    /// `binds[i]`) and a pipeline for each of `entries`.
+    pub(crate) fn new(
         dev: &wgpu::Device,
         name: &str,
         src: &str,

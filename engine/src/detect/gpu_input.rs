@@ -43,7 +43,7 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::input::{self, AreaSums, InputError};
-use crate::codec::gpu::{GpuContext, SampleLayout, guarded};
+use crate::codec::gpu::{GpuContext, Kernel, SampleLayout, guarded};
 use crate::frame::{PixelFormat, VideoFrame, v210};
 use crate::picture::{Layout, Picture, PictureError};
 
@@ -212,8 +212,7 @@ struct Plan {
 /// The model-input kernel on one device, and the plan of the last shape.
 pub struct GpuModelInput {
     ctx: Arc<GpuContext>,
-    layout: wgpu::BindGroupLayout,
-    pipelines: [wgpu::ComputePipeline; 2],
+    kernel: Kernel,
     stripe_limit: Option<u64>,
     plan: Option<Plan>,
 }
@@ -255,59 +254,26 @@ impl GpuModelInput {
     /// Compile the kernel on `ctx`'s device.
     pub fn new(ctx: Arc<GpuContext>) -> Result<Self, GpuInputError> {
         let dev = &ctx.device;
-        let (layout, pipelines) = guarded(dev, "compiling the model input kernel", || {
-            let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("model_input"),
-                source: wgpu::ShaderSource::Wgsl(med8k_shaders::MODEL_INPUT.into()),
-            });
-            let buffer = |ty| wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            };
-            let read_only = |r| wgpu::BufferBindingType::Storage { read_only: r };
-            let entries = [
-                buffer(read_only(true)),
-                buffer(read_only(true)),
-                buffer(read_only(false)),
-                buffer(read_only(false)),
-                buffer(wgpu::BufferBindingType::Uniform),
-            ]
-            .into_iter()
-            .enumerate()
-            .map(|(i, ty)| wgpu::BindGroupLayoutEntry {
-                binding: i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty,
-                count: None,
-            })
-            .collect::<Vec<_>>();
-            let layout = dev.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("model_input"),
-                entries: &entries,
-            });
-            let pl = dev.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("model_input"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipelines = ENTRIES.map(|e| {
-                dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(e),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(e),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            });
-            (layout, pipelines)
+        use crate::codec::gpu::Bind::{Storage, Uniform};
+        let kernel = guarded(dev, "compiling the model input kernel", || {
+            Kernel::new(
+                dev,
+                "model_input",
+                med8k_shaders::MODEL_INPUT,
+                &[
+                    Storage(true),
+                    Storage(true),
+                    Storage(false),
+                    Storage(false),
+                    Uniform,
+                ],
+                &ENTRIES,
+            )
         })
         .map_err(GpuInputError::Gpu)?;
         Ok(GpuModelInput {
             ctx,
-            layout,
-            pipelines,
+            kernel,
             stripe_limit: None,
             plan: None,
         })
@@ -666,7 +632,7 @@ impl GpuModelInput {
                     .device
                     .create_bind_group(&wgpu::BindGroupDescriptor {
                         label: None,
-                        layout: &self.layout,
+                        layout: &self.kernel.layout,
                         entries: &[
                             wgpu::BindGroupEntry {
                                 binding: 0,
@@ -731,7 +697,7 @@ impl GpuModelInput {
                     for (p, &(_, rows)) in band.rows.iter().enumerate() {
                         pass.set_bind_group(0, &binds[3 * b + p], &[]);
                         let threads = [u64::from(rows) * u64::from(shape.out_w), outputs];
-                        for (pipeline, n) in self.pipelines.iter().zip(threads) {
+                        for ((_, pipeline), n) in self.kernel.pipelines.iter().zip(threads) {
                             let (x, y) = groups(n, max_groups);
                             pass.set_pipeline(pipeline);
                             pass.dispatch_workgroups(x, y, 1);

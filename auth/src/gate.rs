@@ -463,17 +463,23 @@ impl ConsentGate {
             let (outcome, detail) = if w.control.is_closing() {
                 (
                     Outcome::SeriousFailure,
-                    "transfer ended: session closed by the gate",
+                    "transfer ended: session closed by the gate".to_owned(),
+                )
+            } else if let Some(why) = w.control.lost() {
+                // Not every byte need have arrived: not a completed transfer.
+                (
+                    Outcome::SeriousFailure,
+                    format!("transfer ended: connection lost ({why})"),
                 )
             } else {
-                (Outcome::Success, "transfer ended: session over")
+                (Outcome::Success, "transfer ended: session over".to_owned())
             };
             let kind = if outcome == Outcome::Success {
                 EventKind::TransferCompleted
             } else {
                 EventKind::TransferFailed
             };
-            inner.record(kind, now, outcome, &w.request, detail);
+            inner.record(kind, now, outcome, &w.request, &detail);
             false
         });
     }

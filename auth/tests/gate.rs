@@ -36,6 +36,7 @@ use med8k_transport::proto::{
     self, CHALLENGE_LEN, Capabilities, CloseReason, Codec, DenyReason, Ended, Event, FrameHeader,
     Hello, Layout, PixelFormat, Token,
 };
+use med8k_transport::relay::{Impairment, Relay};
 
 const SERVING: &str = "jp.hospital-a";
 const REQUESTING: &str = "jp.hospital-b";
@@ -258,11 +259,36 @@ struct Pair {
 }
 
 async fn connect(w: &World, gate: &ConsentGate, credentials: Arc<dyn Credentials>) -> Pair {
+    connect_through(w, gate, credentials, None).await
+}
+
+/// A session whose packets pass `relay` (started towards the server when
+/// given), so that the test can cut the connection.
+async fn connect_through(
+    w: &World,
+    gate: &ConsentGate,
+    credentials: Arc<dyn Credentials>,
+    relay: Option<&mut Option<Relay>>,
+) -> Pair {
     let server_site = w.site(SERVING, REQUESTING, Capabilities::SEND_LIVE);
     let local: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+    let lossy = relay.is_some();
+    // Through the relay, a short idle timeout: a cut connection is noticed
+    // in a second and a half.
+    let config = || match lossy {
+        true => config()
+            .with_keep_alive(Duration::from_millis(300))
+            .with_idle_timeout(Duration::from_millis(1500)),
+        false => config(),
+    };
     let mut server = Server::bind(local, server_site, Arc::new(gate.clone()), config()).unwrap();
     let client_site = w.site(REQUESTING, SERVING, Capabilities::RECEIVE_LIVE);
-    let addr = server.local_addr().unwrap();
+    let mut addr = server.local_addr().unwrap();
+    if let Some(slot) = relay {
+        let r = Relay::start(local, addr, Impairment::new(), Impairment::new()).unwrap();
+        addr = r.local_addr();
+        *slot = Some(r);
+    }
     let client_config = config();
     let (client, accepted) = tokio::join!(
         Client::connect(addr, &client_site, SERVING, credentials, &client_config),
@@ -381,6 +407,30 @@ async fn the_pilot_use_cases_over_a_real_link() {
         }
     }
 
+    // A session that ends normally is a completed transfer; one whose
+    // connection is lost (cut for longer than the idle timeout) is not.
+    let doctor = || {
+        Arc::new(
+            w.credentials(w.doctor.clone(), w.claim())
+                .with_patient(w.patient_auth.clone()),
+        )
+    };
+    let mut done = connect(&w, &gate, doctor()).await;
+    open(&mut done.client).await;
+    open(&mut done.remote).await;
+    done.client.close("read them all");
+    let (why, detail, _) = closed(&mut done.remote).await;
+    assert_eq!(why, Ended::Close(CloseReason::Normal), "{detail}");
+    let mut relay = None;
+    let mut cut = connect_through(&w, &gate, doctor(), Some(&mut relay)).await;
+    open(&mut cut.client).await;
+    open(&mut cut.remote).await;
+    assert_eq!(gate.open_sessions(), 2);
+    relay.as_ref().unwrap().blackout(Duration::from_secs(30));
+    let (_, detail, _) = closed(&mut cut.remote).await;
+    eprintln!("cut session ended: {detail}");
+    assert_eq!(gate.open_sessions(), 1, "only the first session is open");
+
     // The same tokens on a new session: the challenge differs, refused.
     let replayed: Vec<Token> = recording.seen.lock().unwrap().clone();
     assert_eq!(replayed.len(), 3);
@@ -444,12 +494,36 @@ async fn the_pilot_use_cases_over_a_real_link() {
     let text = std::fs::read_to_string(w.audit_path()).unwrap();
     assert!(!text.contains(w.patient().as_str()));
     assert!(text.contains("AccessPermitted") && text.contains("AccessDenied"));
-    // The transfer: started when the session opened, failed when revoked.
+    // Transfers: started when a session opened; completed when it ended
+    // normally; failed when revoked and when the connection was lost.
     assert!(
         text.contains("TransferStarted") && text.contains("TransferFailed"),
         "{text}"
     );
-    for pair in [p, r, ph, a, o, n] {
+    let outcomes: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let kind = ["TransferCompleted", "TransferFailed"]
+                .into_iter()
+                .find(|k| l.contains(k))?;
+            Some((kind, l))
+        })
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|(k, _)| *k == "TransferCompleted")
+            .count(),
+        1,
+        "only the session closed normally completed: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|(k, l)| *k == "TransferFailed" && l.contains("connection lost")),
+        "{outcomes:?}"
+    );
+    for pair in [p, done, cut, r, ph, a, o, n] {
         pair.server.close();
         drop(pair.remote);
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
@@ -73,6 +74,8 @@ pub(crate) struct CloseRequest {
 #[derive(Clone)]
 pub struct SessionControl {
     tx: watch::Sender<Option<CloseRequest>>,
+    /// Why the connection was lost, when it was (not a close by either end).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl fmt::Debug for SessionControl {
@@ -86,7 +89,23 @@ impl fmt::Debug for SessionControl {
 impl SessionControl {
     pub(crate) fn new() -> (SessionControl, watch::Receiver<Option<CloseRequest>>) {
         let (tx, rx) = watch::channel(None);
-        (SessionControl { tx }, rx)
+        let lost = Arc::new(Mutex::new(None));
+        (SessionControl { tx, lost }, rx)
+    }
+
+    /// The connection or its control stream failed under the session.
+    pub(crate) fn mark_lost(&self, detail: &str) {
+        let mut lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        lost.get_or_insert_with(|| detail.to_owned());
+    }
+
+    /// Why the session's connection was lost (an idle timeout, a reset),
+    /// when it ended that way rather than by a close from either end.
+    pub fn lost(&self) -> Option<String> {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Ends the session with `reason`; `detail` goes to the peer (no patient

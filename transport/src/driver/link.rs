@@ -772,6 +772,7 @@ impl Driver {
 
     /// The connection or the control stream is gone.
     fn lost(&mut self, detail: String) {
+        self.control.mark_lost(&detail);
         self.session
             .close(Instant::now(), CloseReason::Shutdown, detail);
     }

@@ -562,10 +562,17 @@ impl ConsentGate {
         let physician = self
             .login(Purpose::HpkiAuth, "physician", &hpki.bytes, challenge, now)
             .map_err(refuse)?;
-        match find(TokenKind::Jpki) {
+        let patient_login = match find(TokenKind::Jpki) {
             Some(t) => {
-                self.login(Purpose::JpkiAuth, "patient", &t.bytes, challenge, now)
+                let who = self
+                    .login(Purpose::JpkiAuth, "patient", &t.bytes, challenge, now)
                     .map_err(refuse)?;
+                Some(PatientId::parse(who.pseudonym).map_err(|_| {
+                    refuse(Refusal::new(
+                        WireDeny::InvalidToken,
+                        "patient login pseudonym",
+                    ))
+                })?)
             }
             None if inner.require_patient => {
                 return Err(refuse(Refusal::new(
@@ -573,8 +580,8 @@ impl ConsentGate {
                     "the patient's login (JPKI) is required",
                 )));
             }
-            None => {}
-        }
+            None => None,
+        };
 
         let bad = |what: &str| refuse(Refusal::new(WireDeny::InvalidToken, what.to_owned()));
         let request = AccessRequest {
@@ -593,6 +600,7 @@ impl ConsentGate {
                 .map(VisitId::new)
                 .transpose()
                 .map_err(|_| bad("visit id"))?,
+            patient_login,
         };
         let decision = lock(&inner.ledger).decide(&request, now);
         match decision {

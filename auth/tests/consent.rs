@@ -38,6 +38,7 @@ fn consent_for(patient: &PatientId, id: &str) -> ConsentRecord {
             end: unix(2027, 1, 1),
         },
         coverage: Coverage::AllLaterVisits,
+        login: None,
     };
     r.normalize();
     r
@@ -81,6 +82,7 @@ fn request(patient: &PatientId) -> AccessRequest {
         purpose: ConsentPurpose::RemoteConsultation,
         action: Scope::Disclose,
         visit: None,
+        patient_login: None,
     }
 }
 
@@ -134,6 +136,21 @@ fn canonical_round_trip() {
             .contains(r#""coverage":{"mode":"per-visit","visit":"visit-2026-0001"}"#)
     );
     assert_eq!(SignedBody::parse(&vb).unwrap(), SignedBody::Consent(v));
+
+    // The bound card is a member in its sorted place; absent when unbound.
+    assert!(!text.contains("login"), "{text}");
+    let mut l = r.clone();
+    l.login = Some(PatientId::parse("cd".repeat(32)).unwrap());
+    let lb = l.canonical_bytes().unwrap();
+    let lt = std::str::from_utf8(&lb).unwrap();
+    assert!(
+        lt.contains(&format!(
+            r#""id":"c-1","login":"{}","patient""#,
+            "cd".repeat(32)
+        )),
+        "{lt}"
+    );
+    assert_eq!(SignedBody::parse(&lb).unwrap(), SignedBody::Consent(l));
 
     let rev = ConsentRevocation {
         id: RecordId::new("r-1").unwrap(),
@@ -561,6 +578,29 @@ fn decide_each_reason() {
         decide(&request(&p), t, &[state(reg, None)]),
         Decision::Deny(DenyReason::NoConsent)
     );
+
+    // With the patient logged in beside the physician, only a consent that
+    // names that card matches.
+    let card = PatientId::parse("ab".repeat(32)).unwrap();
+    let other_card = PatientId::parse("cd".repeat(32)).unwrap();
+    let mut bound = c.clone();
+    bound.login = Some(card.clone());
+    let bound = [state(bound, None)];
+    let mut req = request(&p);
+    req.patient_login = Some(card.clone());
+    assert_eq!(decide(&req, t, &bound), permit);
+    req.patient_login = Some(other_card);
+    assert_eq!(
+        decide(&req, t, &bound),
+        Decision::Deny(DenyReason::LoginNotBound)
+    );
+    req.patient_login = Some(card);
+    assert_eq!(
+        decide(&req, t, &consents),
+        Decision::Deny(DenyReason::LoginNotBound),
+        "a consent naming no card does not stand for a logged-in patient"
+    );
+    assert_eq!(decide(&request(&p), t, &bound), permit, "no login asked");
 
     // The newest matching permit is named.
     let mut newer = consent_for(&p, "c-2");

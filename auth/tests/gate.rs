@@ -94,6 +94,8 @@ struct World {
     facilities: Ephemeral,
     patient_sign: Arc<dyn Signer>,
     patient_auth: Arc<dyn Signer>,
+    /// Another patient's card (JPKI authentication).
+    stranger_auth: Arc<dyn Signer>,
     doctor: Arc<dyn Signer>,
     pharmacist: Arc<dyn Signer>,
 }
@@ -116,11 +118,13 @@ impl World {
             "gate-pharmacist",
             &[(DemoPki::hpki_auth("Pharmacist"), 301)],
         );
+        let stranger = token(&pki, "gate-stranger", &[(LeafKind::JpkiAuth, 401)]);
         World {
             dir: tempfile::tempdir().unwrap(),
             facilities: Ephemeral::new("Test Institution CA").unwrap(),
             patient_sign: patient[0].clone(),
             patient_auth: patient[1].clone(),
+            stranger_auth: stranger[0].clone(),
             doctor: doctor[0].clone(),
             pharmacist: pharmacist[0].clone(),
             pki,
@@ -168,6 +172,8 @@ impl World {
                 end: t + 86_400,
             },
             coverage: Coverage::AllLaterVisits,
+            // The card whose login stands for the patient.
+            login: Some(PatientId::of_cert(self.patient_auth.certificate())),
         };
         let bytes = record.canonical_bytes().unwrap();
         let blob = cms::sign_detached(&bytes, self.patient_sign.as_ref(), t).unwrap();
@@ -450,6 +456,18 @@ async fn the_pilot_use_cases_over_a_real_link() {
     assert_eq!(why, Ended::Denied(DenyReason::NotQualified), "{detail}");
     assert!(!media);
 
+    // Another person's card beside the physician does not stand for the
+    // patient: the consent names the patient's own card.
+    let stranger = Arc::new(
+        w.credentials(w.doctor.clone(), w.claim())
+            .with_patient(w.stranger_auth.clone()),
+    );
+    let mut s = connect(&w, &gate, stranger).await;
+    let (why, detail, media) = closed(&mut s.client).await;
+    assert_eq!(why, Ended::Denied(DenyReason::NoConsent), "{detail}");
+    assert!(detail.contains("LoginNotBound"), "{detail}");
+    assert!(!media);
+
     // Without the patient's login, this gate refuses.
     let alone = Arc::new(w.credentials(w.doctor.clone(), w.claim()));
     let mut a = connect(&w, &gate, alone).await;
@@ -523,7 +541,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
             .any(|(k, l)| *k == "TransferFailed" && l.contains("connection lost")),
         "{outcomes:?}"
     );
-    for pair in [p, done, cut, r, ph, a, o, n] {
+    for pair in [p, done, cut, r, ph, s, a, o, n] {
         pair.server.close();
         drop(pair.remote);
     }

@@ -330,12 +330,16 @@ fn failure_category(err: &anyhow::Error) -> &'static str {
 struct PatientCard {
     signer: TokenSigner,
     patient: PatientId,
+    /// The pseudonym of the card's JPKI authentication certificate, when it
+    /// holds one (bound into the consent: see `ConsentRecord::login`).
+    login: Option<PatientId>,
     // The loaded module, kept until the signing is done.
     _module: std::sync::Arc<Module>,
 }
 
-/// Logs in to `args.patient_token` and finds its JPKI signing certificate:
-/// the one that verifies for JPKI signing against `check` at `now`.
+/// Logs in to `args.patient_token` and finds its JPKI signing certificate
+/// (the one that verifies for JPKI signing against `check` at `now`) and its
+/// JPKI authentication certificate.
 fn open_card(
     args: &TokenArgs,
     pki: &PkiFile,
@@ -354,21 +358,23 @@ fn open_card(
     let certs = session
         .certificates()
         .with_context(|| format!("token {label:?}"))?;
-    let cert = certs
-        .iter()
-        .find(|c| {
-            verify_chain(&c.der, &[], check.store, Purpose::JpkiSign, now)
+    let holds = |purpose: Purpose| {
+        certs.iter().find(move |c| {
+            verify_chain(&c.der, &[], check.store, purpose, now)
                 .ok()
                 .is_some_and(|chain| check.profile.check(&chain).is_ok())
         })
-        .with_context(|| {
-            format!("token {label:?} holds no JPKI signing certificate trusted by pki.toml")
-        })?;
+    };
+    let login = holds(Purpose::JpkiAuth).map(|c| PatientId::of_cert(&c.der));
+    let cert = holds(Purpose::JpkiSign).with_context(|| {
+        format!("token {label:?} holds no JPKI signing certificate trusted by pki.toml")
+    })?;
     let signer = session
         .signer(&cert.id)
         .with_context(|| format!("token {label:?}"))?;
     Ok(PatientCard {
         patient: PatientId::from_signing_cert(&cert.der),
+        login,
         signer,
         _module: module,
     })
@@ -381,6 +387,7 @@ fn open_card(
 fn build_record(
     args: &GrantArgs,
     patient: PatientId,
+    login: Option<PatientId>,
     now: SystemTime,
 ) -> anyhow::Result<ConsentRecord> {
     let start = match &args.from {
@@ -427,6 +434,7 @@ fn build_record(
         categories: args.category.iter().map(|c| c.category()).collect(),
         period: Period { start, end },
         coverage,
+        login,
     };
     record.normalize();
     record.validate()?;
@@ -437,7 +445,7 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
     let now = SystemTime::now();
     // Check the arguments before touching the token, ledger or log.
     let placeholder = PatientId::parse("0".repeat(64))?;
-    build_record(args, placeholder, now)?;
+    build_record(args, placeholder, None, now)?;
 
     let pki = PkiFile::load(&args.token.pki)?;
     let salt = audit_salt(&pki)?;
@@ -448,7 +456,7 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
 
     let result = (|| -> anyhow::Result<ConsentRecord> {
         let card = open_card(&args.token, &pki, &check, now)?;
-        let record = build_record(args, card.patient.clone(), now)?;
+        let record = build_record(args, card.patient.clone(), card.login.clone(), now)?;
         let bytes = record.canonical_bytes()?;
         let blob = cms::sign_detached(&bytes, &card.signer, record.created)
             .context("signing with the token")?;
@@ -497,6 +505,12 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
     appended?;
     println!("granted consent {}", record.id);
     println!("  patient: {}", record.patient);
+    match &record.login {
+        Some(card) => println!("  card (JPKI authentication certificate): {card}"),
+        None => println!(
+            "  card: none on the token; a gate that has the patient log in will refuse this consent"
+        ),
+    }
     println!(
         "  period: {} to {}",
         rfc3339(record.period.start),
@@ -630,6 +644,7 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
                     },
                     "created": rfc3339(r.created),
                     "revoked_at": s.revoked_at.map(rfc3339),
+                    "card": r.login,
                 })
             })
             .collect();
@@ -682,6 +697,7 @@ fn deny_text(reason: DenyReason) -> &'static str {
         DenyReason::Revoked => "consent revoked",
         DenyReason::RoleNotAllowed => "role not allowed for this data category",
         DenyReason::DecisionDeny => "the patient refused",
+        DenyReason::LoginNotBound => "the patient's card is not the one the consent names",
         _ => "refused",
     }
 }
@@ -763,6 +779,8 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
                 purpose: args.purpose.purpose(),
                 action: Scope::Disclose,
                 visit,
+                // A check from the desk: no patient at a card reader.
+                patient_login: None,
             };
             Ok(ledger.decide(&request, at)?)
         }

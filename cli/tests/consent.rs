@@ -221,6 +221,11 @@ fn grant_list_check_revoke() {
     assert_eq!(rows.len(), 1, "{list}");
     assert_eq!(rows[0]["id"], "consent-1");
     assert_eq!(rows[0]["status"], "in force");
+    // Bound to the card on the patient's token: its JPKI authentication
+    // certificate, whose login alone stands for the patient at a gate.
+    let auth = std::fs::read(dir.join("demo/certs/med8k-patient-auth.pem")).unwrap();
+    let card = PatientId::of_cert(&med8k_auth::cert::pem_blocks(&auth, "CERTIFICATE").unwrap()[0]);
+    assert_eq!(rows[0]["card"], card.as_str(), "{list}");
     let o = med8k(
         dir,
         &[

@@ -66,6 +66,13 @@ fn patient(dir: &Path) -> PatientId {
     PatientId::from_signing_cert(&pem_blocks(&pem, "CERTIFICATE").unwrap()[0])
 }
 
+/// The patient's card as the consent names it: the pseudonym of their JPKI
+/// authentication certificate.
+fn login(dir: &Path) -> PatientId {
+    let pem = std::fs::read(dir.join("pki/certs/med8k-patient-auth.pem")).unwrap();
+    PatientId::of_cert(&pem_blocks(&pem, "CERTIFICATE").unwrap()[0])
+}
+
 /// The patient's card: the JPKI signing key on their token (and the module
 /// it needs loaded).
 struct Card {
@@ -146,6 +153,7 @@ fn grant(dir: &Path, card: &Card) {
             end: t + 86_400,
         },
         coverage: Coverage::AllLaterVisits,
+        login: Some(login(dir)),
     };
     let bytes = record.canonical_bytes().unwrap();
     let blob = cms::sign_detached(&bytes, signer.as_ref(), t).unwrap();

@@ -15,7 +15,12 @@
 //! 5. Otherwise the most recently created matching permit permits.
 //! 6. Otherwise the denial names the check that the closest record failed,
 //!    in this order: facility, purpose, category, visit, not yet valid,
-//!    expired, revoked.
+//!    expired, revoked, the patient's login.
+//!
+//! When the patient logged in at the requesting side
+//! ([`AccessRequest::patient_login`]), a record matches only if it names that
+//! login's card ([`ConsentRecord::login`]): another person's card, present
+//! beside the physician, does not stand for this patient.
 
 use crate::cert::{CertError, Profile, Purpose, Role, VerifiedChain};
 
@@ -72,6 +77,9 @@ pub struct AccessRequest {
     /// The visit the data belongs to, when known; a per-visit consent
     /// needs it.
     pub visit: Option<VisitId>,
+    /// The pseudonym of the JPKI authentication certificate the patient
+    /// logged in with at the requesting side, when they did.
+    pub patient_login: Option<PatientId>,
 }
 
 /// A consent record as the ledger holds it, with its revocation time.
@@ -119,6 +127,9 @@ pub enum DenyReason {
     RoleNotAllowed,
     /// The patient refused (a matching deny record).
     DecisionDeny,
+    /// The patient who logged in is not the one whose card the consent
+    /// names (or the consent names no card).
+    LoginNotBound,
 }
 
 /// Which roles may see which category. The default: endoscope video and
@@ -216,6 +227,7 @@ fn rank(reason: DenyReason) -> u8 {
         DenyReason::NotYetValid => 5,
         DenyReason::Expired => 6,
         DenyReason::Revoked => 7,
+        DenyReason::LoginNotBound => 8,
         DenyReason::NoConsent | DenyReason::RoleNotAllowed | DenyReason::DecisionDeny => 0,
     }
 }
@@ -246,6 +258,11 @@ fn mismatch(request: &AccessRequest, now: i64, state: &ConsentState) -> Option<D
     }
     if state.revoked_at.is_some_and(|t| t <= now) {
         return Some(DenyReason::Revoked);
+    }
+    if let Some(login) = &request.patient_login
+        && r.login.as_ref() != Some(login)
+    {
+        return Some(DenyReason::LoginNotBound);
     }
     None
 }

@@ -164,7 +164,14 @@ pub struct PatientId(String);
 impl PatientId {
     /// The pseudonym of the holder of `signing_cert_der`.
     pub fn from_signing_cert(signing_cert_der: &[u8]) -> Self {
-        PatientId(crate::cert::hex(&sha256(signing_cert_der)))
+        Self::of_cert(signing_cert_der)
+    }
+
+    /// The SHA-256 pseudonym of any certificate: of the JPKI authentication
+    /// certificate for [`ConsentRecord::login`], the same form a login's
+    /// pseudonym takes.
+    pub fn of_cert(cert_der: &[u8]) -> Self {
+        PatientId(crate::cert::hex(&sha256(cert_der)))
     }
 
     /// Checks and wraps a pseudonym: 64 lowercase hex digits.
@@ -302,6 +309,13 @@ pub struct ConsentRecord {
     pub period: Period,
     /// Once for all later visits, or one visit.
     pub coverage: Coverage,
+    /// The card whose login stands for the patient at access time: the
+    /// pseudonym ([`PatientId::of_cert`]) of the patient's **JPKI
+    /// authentication certificate**, on the same card as the signing key.
+    /// The signature binds it to `patient`; a gate that has the patient log
+    /// in accepts only this card's login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<PatientId>,
 }
 
 /// The patient withdraws an earlier consent record. Signed like a consent,

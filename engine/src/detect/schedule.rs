@@ -245,11 +245,11 @@ impl Scheduler {
                     let captured = job.captured_at();
                     let began = Instant::now();
                     let result = analyse(job);
-                    inbox.done();
                     let done = Instant::now();
                     let detection = match result {
                         Ok(d) => d,
                         Err(e) => {
+                            inbox.done();
                             inbox.close();
                             return Err(e);
                         }
@@ -258,8 +258,11 @@ impl Scheduler {
                     t.analysed += 1;
                     let us = (done - captured).as_micros().clamp(1, 3_600_000_000) as u64;
                     let _ = t.latency_us.record(us);
-                    // A receiver that is gone only means nobody reads results.
+                    // The result is out before the worker says it is idle:
+                    // whoever sees it idle can drain this result. A receiver
+                    // that is gone only means nobody reads results.
                     let _ = tx.send(detection);
+                    inbox.done();
                 }
                 Ok(t)
             });

@@ -72,7 +72,7 @@ pub struct BenchLinkArgs {
     #[arg(long)]
     fps: Option<f64>,
     /// Frames in flight at most when not paced (default: a round trip's
-    /// worth plus two, at least four).
+    /// worth plus two, at least three).
     #[arg(long)]
     window: Option<u32>,
     /// Live frame deadline in milliseconds.

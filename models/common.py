@@ -115,3 +115,12 @@ def frame_sidecar(name, version, shape, mean, std, thr_score, thr_map, descripti
         "description": description,
         "card": "MODEL_CARD.md",
     }
+
+
+def write_metrics(out_dir, metrics):
+    """Write `metrics.json` in `out_dir` and print it on one line."""
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+        f.write("\n")
+    print(json.dumps(metrics))
+

@@ -32,6 +32,7 @@
 
 pub mod audit;
 pub mod cert;
+pub mod civil;
 pub mod consent;
 mod der;
 pub mod gate;

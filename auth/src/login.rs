@@ -104,16 +104,6 @@ pub struct Challenge {
     pub expires: i64,
 }
 
-fn purpose_tag(p: Purpose) -> &'static str {
-    match p {
-        Purpose::JpkiSign => "jpki-sign",
-        Purpose::JpkiAuth => "jpki-auth",
-        Purpose::HpkiSign => "hpki-sign",
-        Purpose::HpkiAuth => "hpki-auth",
-        Purpose::Facility => "facility",
-    }
-}
-
 impl Challenge {
     /// The bytes the client signs: a tag, the context, the purpose, the
     /// expiry and the nonce, each length-prefixed.
@@ -121,7 +111,7 @@ impl Challenge {
         let mut m = MESSAGE_TAG.to_vec();
         for part in [
             self.context.as_bytes(),
-            purpose_tag(self.purpose).as_bytes(),
+            self.purpose.name().as_bytes(),
             &self.expires.to_be_bytes(),
             &self.nonce,
         ] {

@@ -15,9 +15,10 @@
 //!    patient login are refused before any media.
 #![allow(clippy::unwrap_used)]
 
+mod softhsm;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use med8k_auth::audit;
@@ -27,8 +28,7 @@ use med8k_auth::consent::{
     FacilityId, Ledger, PatientId, Period, RecordId, Scope, SignatureCheck, cms,
 };
 use med8k_auth::gate::{AccessClaim, ConsentCredentials, ConsentGate, GateConfig};
-use med8k_auth::identity::pkcs11::{SOFTHSM2_CONF_ENV, SOFTHSM2_MODULE, write_softhsm2_conf};
-use med8k_auth::identity::{Module, Signer};
+use med8k_auth::identity::Signer;
 use med8k_auth::issue::{DemoPki, LeafKind};
 use med8k_transport::driver::{Client, Credentials, DriverConfig, Link, Server, Site};
 use med8k_transport::pki::Ephemeral;
@@ -38,33 +38,17 @@ use med8k_transport::proto::{
 };
 use med8k_transport::relay::{Impairment, Relay};
 
+use softhsm::softhsm;
+
 const SERVING: &str = "jp.hospital-a";
 const REQUESTING: &str = "jp.hospital-b";
 const SO_PIN: &str = "so-pin-1234";
 const PIN: &str = "user-pin-1234";
 const WAIT: Duration = Duration::from_secs(10);
 
-fn softhsm() -> Option<Arc<Module>> {
-    static FIXTURE: OnceLock<Option<(tempfile::TempDir, Arc<Module>)>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| {
-            if !Path::new(SOFTHSM2_MODULE).exists() {
-                return None;
-            }
-            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let conf = write_softhsm2_conf(dir.path()).unwrap();
-            // SAFETY: set once, inside this OnceLock, before the module is
-            // loaded and before any other thread of this binary reads it.
-            unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, &conf) };
-            Some((dir, Module::open(Path::new(SOFTHSM2_MODULE)).unwrap()))
-        })
-        .as_ref()
-        .map(|(_, m)| m.clone())
-}
-
 /// A token `label` holding one key per kind, each certified by `pki`.
 fn token(pki: &DemoPki, label: &str, kinds: &[(LeafKind, u64)]) -> Vec<Arc<dyn Signer>> {
-    let m = softhsm().expect("SoftHSM2 is installed (scripts/setup-debian.sh)");
+    let m = softhsm();
     m.init_token(label, SO_PIN, PIN).unwrap();
     let session = m.login(label, PIN).unwrap();
     kinds
@@ -240,6 +224,17 @@ impl World {
             .with_physician_chain(vec![self.pki.hpki_sub.der().to_vec()])
     }
 
+    /// `physician` asks for `claim` with the holder of `card` logged in beside them.
+    fn present(
+        &self,
+        physician: &Arc<dyn Signer>,
+        card: &Arc<dyn Signer>,
+        claim: AccessClaim,
+    ) -> ConsentCredentials {
+        self.credentials(physician.clone(), claim)
+            .with_patient(card.clone())
+    }
+
     fn claim(&self) -> AccessClaim {
         AccessClaim {
             patient: self.patient().as_str().to_owned(),
@@ -391,10 +386,8 @@ impl Credentials for Recording {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pilot_use_cases_over_a_real_link() {
-    if softhsm().is_none() {
-        // The suite must not pass silently without the real token.
-        panic!("SoftHSM2 is not installed at {SOFTHSM2_MODULE}: run scripts/setup-debian.sh");
-    }
+    // The suite must not pass silently without the real token.
+    softhsm();
     let w = World::new();
     w.grant("consent-1");
     let gate = w.gate(true);
@@ -402,9 +395,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
 
     // A Medical Doctor with the patient present: permitted, data flows.
     let recording = Arc::new(Recording {
-        inner: w
-            .credentials(w.doctor.clone(), w.claim())
-            .with_patient(w.patient_auth.clone()),
+        inner: w.present(&w.doctor, &w.patient_auth, w.claim()),
         seen: Mutex::new(Vec::new()),
     });
     let mut p = connect(&w, &gate, recording.clone()).await;
@@ -429,12 +420,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
 
     // A session that ends normally is a completed transfer; one whose
     // connection is lost (cut for longer than the idle timeout) is not.
-    let doctor = || {
-        Arc::new(
-            w.credentials(w.doctor.clone(), w.claim())
-                .with_patient(w.patient_auth.clone()),
-        )
-    };
+    let doctor = || Arc::new(w.present(&w.doctor, &w.patient_auth, w.claim()));
     let mut done = connect(&w, &gate, doctor()).await;
     open(&mut done.client).await;
     open(&mut done.remote).await;
@@ -462,10 +448,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
     assert!(!media);
 
     // A Pharmacist where pathology needs a Medical Doctor.
-    let pharmacist = Arc::new(
-        w.credentials(w.pharmacist.clone(), w.claim())
-            .with_patient(w.patient_auth.clone()),
-    );
+    let pharmacist = Arc::new(w.present(&w.pharmacist, &w.patient_auth, w.claim()));
     let mut ph = connect(&w, &gate, pharmacist).await;
     let (why, detail, media) = closed(&mut ph.client).await;
     assert_eq!(why, Ended::Denied(DenyReason::NotQualified), "{detail}");
@@ -473,10 +456,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
 
     // Another person's card beside the physician does not stand for the
     // patient: the consent names the patient's own card.
-    let stranger = Arc::new(
-        w.credentials(w.doctor.clone(), w.claim())
-            .with_patient(w.stranger_auth.clone()),
-    );
+    let stranger = Arc::new(w.present(&w.doctor, &w.stranger_auth, w.claim()));
     let mut s = connect(&w, &gate, stranger).await;
     let (why, detail, media) = closed(&mut s.client).await;
     assert_eq!(why, Ended::Denied(DenyReason::NoConsent), "{detail}");
@@ -493,10 +473,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
     // Data the consent does not cover.
     let mut video = w.claim();
     video.category = DataCategory::EndoscopeVideo;
-    let other = Arc::new(
-        w.credentials(w.doctor.clone(), video)
-            .with_patient(w.patient_auth.clone()),
-    );
+    let other = Arc::new(w.present(&w.doctor, &w.patient_auth, video));
     let mut o = connect(&w, &gate, other).await;
     let (why, _, _) = closed(&mut o.client).await;
     assert_eq!(why, Ended::Denied(DenyReason::NoConsent));
@@ -512,10 +489,7 @@ async fn the_pilot_use_cases_over_a_real_link() {
     assert_eq!(gate.open_sessions(), 0);
 
     // And a new session is refused.
-    let again = Arc::new(
-        w.credentials(w.doctor.clone(), w.claim())
-            .with_patient(w.patient_auth.clone()),
-    );
+    let again = doctor();
     let mut n = connect(&w, &gate, again).await;
     let (why, _, _) = closed(&mut n.client).await;
     assert_eq!(why, Ended::Denied(DenyReason::NoConsent));

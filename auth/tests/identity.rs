@@ -2,44 +2,19 @@
 //! dir) and in key files: provisioning, signing, verification.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+mod softhsm;
+
 use std::time::SystemTime;
 
 use med8k_auth::cert::{ParsedCert, Profile, Purpose, StoreKind, TrustStore, verify_chain};
 use med8k_auth::identity::keyfile::{generate_rsa_key, rsa_key_pem, spki_of};
-use med8k_auth::identity::pkcs11::{SOFTHSM2_CONF_ENV, SOFTHSM2_MODULE, write_softhsm2_conf};
-use med8k_auth::identity::{IdentityError, KeyFileSigner, Module, Signer, sha256, verify_sha256};
+use med8k_auth::identity::{IdentityError, KeyFileSigner, Signer, sha256, verify_sha256};
 use med8k_auth::issue::{DemoPki, LeafKind, pem};
+
+use softhsm::softhsm;
 
 const SO_PIN: &str = "so-pin-1234";
 const PIN: &str = "user-pin-1234";
-
-/// The process's SoftHSM2, configured once with a private token directory;
-/// Panics where SoftHSM2 is not installed.
-fn softhsm() -> Option<Arc<Module>> {
-    static FIXTURE: OnceLock<Option<(tempfile::TempDir, Arc<Module>)>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| {
-            if !Path::new(SOFTHSM2_MODULE).exists() {
-                return None;
-            }
-            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let conf = write_softhsm2_conf(dir.path()).unwrap();
-            // SAFETY: set once, inside this OnceLock, before the module is
-            // loaded; nothing else in these tests reads or writes it.
-            unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, &conf) };
-            let module = Module::open(Path::new(SOFTHSM2_MODULE)).unwrap();
-            Some((dir, module))
-        })
-        .as_ref()
-        .map(|(_, m)| m.clone())
-        .or_else(|| {
-            // scripts/setup-debian.sh installs it; these tests must not
-            // pass without it.
-            panic!("SoftHSM2 is not installed at {SOFTHSM2_MODULE}: run scripts/setup-debian.sh")
-        })
-}
 
 fn now() -> SystemTime {
     SystemTime::now()
@@ -47,7 +22,7 @@ fn now() -> SystemTime {
 
 #[test]
 fn token_keygen_certificate_and_signature() {
-    let Some(m) = softhsm() else { return };
+    let m = softhsm();
     m.init_token("identity-keygen", SO_PIN, PIN).unwrap();
     assert!(
         m.tokens()
@@ -90,7 +65,7 @@ fn token_keygen_certificate_and_signature() {
 
 #[test]
 fn token_and_key_file_sign_identically() {
-    let Some(m) = softhsm() else { return };
+    let m = softhsm();
     let key = generate_rsa_key(2048).unwrap();
     let pki = DemoPki::new(now(), 1).unwrap();
     let der = pki
@@ -122,7 +97,7 @@ fn token_and_key_file_sign_identically() {
 
 #[test]
 fn wrong_pin_refused() {
-    let Some(m) = softhsm() else { return };
+    let m = softhsm();
     m.init_token("identity-wrong-pin", SO_PIN, PIN).unwrap();
     let err = m.login("identity-wrong-pin", "0000").unwrap_err();
     assert!(matches!(err, IdentityError::PinRefused), "{err}");
@@ -143,7 +118,7 @@ fn wrong_pin_refused() {
 
 #[test]
 fn missing_token_key_and_certificate_are_not_found() {
-    let Some(m) = softhsm() else { return };
+    let m = softhsm();
     let err = m.login("no-such-token", PIN).unwrap_err();
     assert!(matches!(err, IdentityError::NotFound(_)), "{err}");
     m.init_token("identity-empty", SO_PIN, PIN).unwrap();
@@ -177,7 +152,7 @@ fn key_file_refuses_a_certificate_for_another_key() {
 
 #[test]
 fn probe_shares_an_open_module_and_leaves_it_initialised() {
-    let Some(m) = softhsm() else { return };
+    let m = softhsm();
     let status = med8k_auth::pkcs11::probe(m.path());
     assert!(
         matches!(status, med8k_auth::pkcs11::ModuleStatus::Loaded { .. }),

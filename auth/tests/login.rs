@@ -3,43 +3,21 @@
 //! where the token adds nothing), against certificates issued here.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+mod softhsm;
+
 use std::time::{Duration, SystemTime};
 
 use med8k_auth::cert::{CertError, CrlFile, Profile, Purpose, Role, StoreKind, TrustStore};
 use med8k_auth::identity::keyfile::{generate_rsa_key, spki_of};
-use med8k_auth::identity::pkcs11::{SOFTHSM2_CONF_ENV, SOFTHSM2_MODULE, write_softhsm2_conf};
-use med8k_auth::identity::{KeyFileSigner, Module, Signer};
+use med8k_auth::identity::{KeyFileSigner, Signer};
 use med8k_auth::issue::{DemoPki, LeafKind, RevokedEntry};
 use med8k_auth::login::{LoginConfig, LoginError, LoginVerifier, respond};
+
+use softhsm::softhsm;
 
 const SO_PIN: &str = "so-pin-1234";
 const PIN: &str = "user-pin-1234";
 const SITE: &str = "jp.hospital-a";
-
-fn softhsm() -> Option<Arc<Module>> {
-    static FIXTURE: OnceLock<Option<(tempfile::TempDir, Arc<Module>)>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| {
-            if !Path::new(SOFTHSM2_MODULE).exists() {
-                return None;
-            }
-            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-            let conf = write_softhsm2_conf(dir.path()).unwrap();
-            // SAFETY: set once, inside this OnceLock, before the module is
-            // loaded; nothing else in these tests reads or writes it.
-            unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, &conf) };
-            Some((dir, Module::open(Path::new(SOFTHSM2_MODULE)).unwrap()))
-        })
-        .as_ref()
-        .map(|(_, m)| m.clone())
-        .or_else(|| {
-            // scripts/setup-debian.sh installs it; these tests must not
-            // pass without it.
-            panic!("SoftHSM2 is not installed at {SOFTHSM2_MODULE}: run scripts/setup-debian.sh")
-        })
-}
 
 fn t0() -> SystemTime {
     SystemTime::now()
@@ -76,7 +54,7 @@ impl World {
     /// A token labelled `label` with an RSA key generated on it, certified
     /// as `kind`.
     fn token_signer(&self, label: &str, kind: LeafKind, serial: u64) -> Option<impl Signer> {
-        let m = softhsm()?;
+        let m = softhsm();
         m.init_token(label, SO_PIN, PIN).unwrap();
         let s = m.login(label, PIN).unwrap();
         let spki = s.generate_rsa_key_pair(&[1], "key", 2048).unwrap();

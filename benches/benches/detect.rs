@@ -29,7 +29,7 @@ use criterion::{
 };
 use med8k_engine::codec::gpu::{GpuContext, SampleLayout};
 use med8k_engine::detect::gpu_input::GpuModelInput;
-use med8k_engine::detect::input::{Plane, YCbCrPlanes, ycbcr_tensor};
+use med8k_engine::detect::input::ycbcr_tensor;
 use med8k_engine::detect::model::Model;
 use med8k_engine::picture::{Layout, Picture};
 use med8k_engine::samples::Size;
@@ -54,24 +54,7 @@ fn bench(c: &mut Criterion) {
     let mut fb = FrameBuffers::new(&scene);
     scene.render(5, &mut fb.planes()).expect("render");
     let (w, h) = (fb.width as usize, fb.height as usize);
-    let planes = YCbCrPlanes {
-        width: w,
-        height: h,
-        bit_depth: 10,
-        chroma_shift: (1, 0),
-        y: Plane {
-            data: &fb.y,
-            stride: w,
-        },
-        cb: Plane {
-            data: &fb.cb,
-            stride: w / 2,
-        },
-        cr: Plane {
-            data: &fb.cr,
-            stride: w / 2,
-        },
-    };
+    let planes = fb.ycbcr();
 
     let mut g = c.benchmark_group("detect");
     g.sample_size(20).measurement_time(Duration::from_secs(8));

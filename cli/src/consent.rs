@@ -72,16 +72,16 @@ pub enum ConsentCommand {
     Check(CheckArgs),
 }
 
-/// What the data is used for.
+/// What the data is used for (`consent` and `fetch`).
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum PurposeArg {
+pub(crate) enum PurposeArg {
     Treatment,
     RemoteConsultation,
     Research,
 }
 
 impl PurposeArg {
-    fn purpose(self) -> ConsentPurpose {
+    pub(crate) fn purpose(self) -> ConsentPurpose {
         match self {
             PurposeArg::Treatment => ConsentPurpose::Treatment,
             PurposeArg::RemoteConsultation => ConsentPurpose::RemoteConsultation,
@@ -90,16 +90,16 @@ impl PurposeArg {
     }
 }
 
-/// Which data.
+/// Which data (`consent` and `fetch`).
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum CategoryArg {
+pub(crate) enum CategoryArg {
     EndoscopeVideo,
     PathologyImages,
     VisitHistory,
 }
 
 impl CategoryArg {
-    fn category(self) -> DataCategory {
+    pub(crate) fn category(self) -> DataCategory {
         match self {
             CategoryArg::EndoscopeVideo => DataCategory::EndoscopeVideo,
             CategoryArg::PathologyImages => DataCategory::PathologyImages,
@@ -302,6 +302,31 @@ fn open_audit(path: &Path) -> anyhow::Result<AuditLog> {
 }
 
 /// A fixed, patient-data-free category for an error, for the audit detail.
+/// The audit event of an action on the patient's token (grant, revoke): its
+/// outcome, the token as the system participant and, on failure, the
+/// failure's category (never its text).
+fn token_event<T>(
+    kind: EventKind,
+    now: SystemTime,
+    result: &anyhow::Result<T>,
+    salt: &[u8],
+    token: &TokenArgs,
+) -> AuditEvent {
+    let outcome = match result {
+        Ok(_) => AuditOutcome::Success,
+        Err(_) => AuditOutcome::SeriousFailure,
+    };
+    let event = AuditEvent::new(kind, micros(now), outcome).with_participant(Participant::new(
+        AuditRole::System,
+        salt,
+        &format!("token:{}", token.patient_token),
+    ));
+    match result {
+        Ok(_) => event,
+        Err(e) => event.with_detail(failure_category(e)),
+    }
+}
+
 fn failure_category(err: &anyhow::Error) -> &'static str {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<IdentityError>() {
@@ -466,37 +491,19 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
         Ok(record)
     })();
 
-    let mut event = AuditEvent::new(
-        EventKind::ConsentGranted,
-        micros(now),
-        match &result {
-            Ok(_) => AuditOutcome::Success,
-            Err(_) => AuditOutcome::SeriousFailure,
-        },
-    )
-    .with_participant(Participant::new(
-        AuditRole::System,
-        &salt,
-        &format!("token:{}", args.token.patient_token),
-    ));
-    match &result {
-        Ok(record) => {
-            event = event
-                .with_participant(Participant::new(
-                    AuditRole::Patient,
-                    &salt,
-                    record.patient.as_str(),
-                ))
-                .with_object(record.id.as_str());
-            for g in &record.grantees {
-                event = event.with_participant(Participant::new(
-                    AuditRole::Facility,
-                    &salt,
-                    g.as_str(),
-                ));
-            }
+    let mut event = token_event(EventKind::ConsentGranted, now, &result, &salt, &args.token);
+    if let Ok(record) = &result {
+        event = event
+            .with_participant(Participant::new(
+                AuditRole::Patient,
+                &salt,
+                record.patient.as_str(),
+            ))
+            .with_object(record.id.as_str());
+        for g in &record.grantees {
+            event =
+                event.with_participant(Participant::new(AuditRole::Facility, &salt, g.as_str()));
         }
-        Err(e) => event = event.with_detail(failure_category(e)),
     }
     let appended = audit
         .append(&event)
@@ -558,29 +565,14 @@ fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
         Ok(rev)
     })();
 
-    let mut event = AuditEvent::new(
-        EventKind::ConsentRevoked,
-        micros(now),
-        match &result {
-            Ok(_) => AuditOutcome::Success,
-            Err(_) => AuditOutcome::SeriousFailure,
-        },
-    )
-    .with_participant(Participant::new(
-        AuditRole::System,
-        &salt,
-        &format!("token:{}", args.token.patient_token),
-    ))
-    .with_object(revokes.as_str());
-    match &result {
-        Ok(rev) => {
-            event = event.with_participant(Participant::new(
-                AuditRole::Patient,
-                &salt,
-                rev.patient.as_str(),
-            ));
-        }
-        Err(e) => event = event.with_detail(failure_category(e)),
+    let mut event = token_event(EventKind::ConsentRevoked, now, &result, &salt, &args.token)
+        .with_object(revokes.as_str());
+    if let Ok(rev) = &result {
+        event = event.with_participant(Participant::new(
+            AuditRole::Patient,
+            &salt,
+            rev.patient.as_str(),
+        ));
     }
     let appended = audit
         .append(&event)

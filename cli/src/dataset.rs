@@ -25,7 +25,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use med8k_engine::detect::input::{self, Plane, YCbCrPlanes};
+use med8k_engine::detect::input;
 use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, LesionKind, SceneConfig};
 use med8k_engine::samples::{self, Size};
 use serde::Serialize;
@@ -226,26 +226,7 @@ pub fn dataset(args: &DatasetArgs) -> anyhow::Result<Outcome> {
             for k in 0..args.frames {
                 let i = k * args.step;
                 let truth = scene.render(i, &mut buf.planes())?;
-                let (w, h) = (buf.width as usize, buf.height as usize);
-                let planes = YCbCrPlanes {
-                    width: w,
-                    height: h,
-                    bit_depth: 10,
-                    chroma_shift: (1, 0),
-                    y: Plane {
-                        data: &buf.y,
-                        stride: w,
-                    },
-                    cb: Plane {
-                        data: &buf.cb,
-                        stride: w / 2,
-                    },
-                    cr: Plane {
-                        data: &buf.cr,
-                        stride: w / 2,
-                    },
-                };
-                inputs.write(&input::ycbcr_tensor(&planes, MODEL_W, MODEL_H)?)?;
+                inputs.write(&input::ycbcr_tensor(&buf.ycbcr(), MODEL_W, MODEL_H)?)?;
                 maps.write(&input::mask_to_map(&buf.mask, mw, mh, MODEL_W, MODEL_H))?;
                 index.frames.push(FrameItem {
                     seed,

@@ -389,7 +389,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     let leaf = chain.leaf();
     let x = leaf.x509().context("certificate")?;
     let names = hc_roles(leaf, &profile.config().hc_role_attribute).unwrap_or_default();
-    println!("accepted for {}: {}", purpose_name(purpose), leaf.subject());
+    println!("accepted for {}: {}", purpose.name(), leaf.subject());
     println!("  issuer: {}", leaf.issuer());
     println!("  serial: {}", leaf.serial_hex());
     println!(
@@ -415,16 +415,6 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
     println!("  revocation: {revocation}");
     println!("  sha256: {}", hex(&sha256(leaf.der())));
     Ok(Outcome::Done)
-}
-
-fn purpose_name(p: Purpose) -> &'static str {
-    match p {
-        Purpose::JpkiSign => "jpki-sign",
-        Purpose::JpkiAuth => "jpki-auth",
-        Purpose::HpkiSign => "hpki-sign",
-        Purpose::HpkiAuth => "hpki-auth",
-        Purpose::Facility => "facility",
-    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC).

@@ -14,21 +14,7 @@ fn small_samples() -> &'static Path {
     static DIR: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
     &DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        let out = tmp.path().join("samples");
-        let o = med8k(
-            tmp.path(),
-            &[
-                "samples",
-                "generate",
-                "--out",
-                out.to_str().unwrap(),
-                "--size",
-                "256x144",
-                "--frames",
-                "8",
-            ],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
+        let out = common::generate_samples(tmp.path(), "256x144", 8);
         (tmp, out)
     })
     .1

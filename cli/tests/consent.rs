@@ -98,24 +98,9 @@ fn check(dir: &Path, patient: &str, cert: &str, facility: &str, extra: &[&str]) 
     med8k(dir, &args)
 }
 
-/// Unix seconds as RFC 3339 UTC (H. Hinnant's civil-from-days).
+/// Unix seconds as RFC 3339 UTC.
 fn rfc3339(t: u64) -> String {
-    let (days, s) = (t / 86_400, t % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    med8k_auth::civil::rfc3339(t as i64)
 }
 
 const DOCTOR: &str = "demo/certs/med8k-physician-auth.pem";

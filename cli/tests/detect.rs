@@ -149,21 +149,7 @@ fn bad_models_are_one_line_errors() {
 #[test]
 fn eval_scores_a_small_sample_set() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("samples");
-    let o = med8k(
-        tmp.path(),
-        &[
-            "samples",
-            "generate",
-            "--out",
-            s(&out),
-            "--size",
-            "128x72",
-            "--frames",
-            "6",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let out = common::generate_samples(tmp.path(), "128x72", 6);
     let report = tmp.path().join("eval.json");
     let o = med8k(
         tmp.path(),
@@ -216,21 +202,7 @@ fn eval_scores_a_small_sample_set() {
 #[test]
 fn eval_refuses_a_cube_model_for_other_bands() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("samples");
-    let o = med8k(
-        tmp.path(),
-        &[
-            "samples",
-            "generate",
-            "--out",
-            s(&out),
-            "--size",
-            "64x64",
-            "--frames",
-            "2",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let out = common::generate_samples(tmp.path(), "64x64", 2);
     let o = med8k(
         tmp.path(),
         &[
@@ -249,21 +221,7 @@ fn eval_refuses_a_cube_model_for_other_bands() {
 #[test]
 fn a_run_config_with_a_detect_stage_reports_its_figures() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("samples");
-    let o = med8k(
-        tmp.path(),
-        &[
-            "samples",
-            "generate",
-            "--out",
-            s(&out),
-            "--size",
-            "128x72",
-            "--frames",
-            "6",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let out = common::generate_samples(tmp.path(), "128x72", 6);
     let config = tmp.path().join("run.toml");
     std::fs::write(
         &config,

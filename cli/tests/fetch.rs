@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Serve, assert_one_line_error, command, med8k, stderr, stdout};
+use common::{Serve, assert_one_line_error, command, med8k, spawn_first_line, stderr, stdout};
 use med8k_auth::cert::{Profile, StoreKind, TrustStore, pem_blocks};
 use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
@@ -224,13 +223,7 @@ fn fetch_through_the_consent_gate() {
     let o = med8k(dir, &["pki", "demo-init", "--out", "pki"]);
     assert!(o.status.success(), "{}", stderr(&o));
     sites(dir);
-    let o = med8k(
-        dir,
-        &[
-            "samples", "generate", "--out", "samples", "--size", "256x144", "--frames", "6",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    common::generate_samples(dir, "256x144", 6);
     let patient = patient(dir);
 
     let card = card(dir);
@@ -328,15 +321,13 @@ fn a_revoked_consent_closes_the_session(dir: &Path, card: &Card, patient: &Patie
         &["--source", "samples", "--fps", "2", "--links", "1"],
     );
 
-    let mut child = fetch_command(dir, &serve.addr, "med8k-physician", patient, "recv2")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = spawn_first_line(fetch_command(
+        dir,
+        &serve.addr,
+        "med8k-physician",
+        patient,
+        "recv2",
+    ));
     assert_eq!(line, "permitted\n");
     std::thread::sleep(Duration::from_millis(700));
     let revoked = Instant::now();

@@ -42,22 +42,7 @@ fn site_toml(dir: &Path, name: &str, id: &str, file: &str, peer: &str, roots: &s
 }
 
 fn samples(dir: &Path) -> PathBuf {
-    let out = dir.join("samples");
-    let o = med8k(
-        dir,
-        &[
-            "samples",
-            "generate",
-            "--out",
-            out.to_str().unwrap(),
-            "--size",
-            "256x144",
-            "--frames",
-            "6",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    out
+    common::generate_samples(dir, "256x144", 6)
 }
 
 #[test]

@@ -38,7 +38,6 @@ Usage (from the repository root, with a built med8k):
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -52,7 +51,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import Graph as BaseGraph, auroc, frame_sidecar, load_dataset, write_sidecar  # noqa: E402
+from common import Graph as BaseGraph, auroc, frame_sidecar, load_dataset, write_metrics, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-cae"
 VERSION = "1.0.0"
@@ -409,10 +408,7 @@ def main():
         "onnxruntime_ms_per_frame_1thread": round(per_frame_ms, 2),
         "torch": torch.__version__,
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-        f.write("\n")
-    print(json.dumps(metrics))
+    write_metrics(args.out, metrics)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Usage (from the repository root):
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import Graph, auroc, frame_sidecar, load_dataset, write_sidecar  # noqa: E402
+from common import Graph, auroc, frame_sidecar, load_dataset, write_metrics, write_sidecar  # noqa: E402
 
 NAME = "med8k-endoscope-gauss"
 VERSION = "1.0.0"
@@ -204,10 +203,7 @@ def main():
         "params": params, "onnx_bytes": os.path.getsize(path), "fit_seconds": round(fit_s, 1),
         "onnxruntime_ms_per_frame": round(per_frame_ms, 2),
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-        f.write("\n")
-    print(json.dumps(metrics))
+    write_metrics(args.out, metrics)
 
 
 if __name__ == "__main__":

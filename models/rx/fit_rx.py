@@ -33,7 +33,6 @@ Usage (from the repository root):
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -43,7 +42,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import auroc, load_dataset, write_sidecar  # noqa: E402
+from common import auroc, load_dataset, write_metrics, write_sidecar  # noqa: E402
 
 NAME = "med8k-rx-7band"
 VERSION = "1.1.0"
@@ -370,10 +369,7 @@ def main():
         "threshold_map": thr_map,
         "onnx_bytes": os.path.getsize(path),
     }
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-        f.write("\n")
-    print(json.dumps(metrics))
+    write_metrics(args.out, metrics)
 
 
 if __name__ == "__main__":

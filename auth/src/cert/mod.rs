@@ -69,6 +69,19 @@ impl Purpose {
         }
     }
 
+    /// The purpose's name: `jpki-sign`, `jpki-auth`, `hpki-sign`,
+    /// `hpki-auth` or `facility` (on the command line, and signed into login
+    /// challenges).
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::JpkiSign => "jpki-sign",
+            Purpose::JpkiAuth => "jpki-auth",
+            Purpose::HpkiSign => "hpki-sign",
+            Purpose::HpkiAuth => "hpki-auth",
+            Purpose::Facility => "facility",
+        }
+    }
+
     /// Signing purposes accept digitalSignature or nonRepudiation; the others
     /// need digitalSignature.
     pub fn is_signing(self) -> bool {

@@ -34,12 +34,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
-use clap::ValueEnum;
 use med8k_auth::cert::pem_blocks;
-use med8k_auth::consent::{ConsentPurpose, DataCategory, PatientId, VisitId};
+use med8k_auth::consent::{PatientId, VisitId};
 use med8k_auth::gate::{AccessClaim, ConsentCredentials};
 use med8k_auth::identity::{Module, Signer};
 use med8k_engine::codec::sequence::SequenceWriter;
+
+use crate::consent::{CategoryArg, PurposeArg};
 use med8k_transport::driver::{Dialer, Link};
 use med8k_transport::proto::{Capabilities, CloseReason, DenyReason, Ended, Event};
 use med8k_transport::site::SiteConfig;
@@ -50,22 +51,6 @@ use crate::pkifile::PkiFile;
 
 /// Attempts to reach the holding site before giving up.
 const CONNECT_ATTEMPTS: u32 = 4;
-
-/// What is asked for.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CategoryArg {
-    PathologyImages,
-    EndoscopeVideo,
-    VisitHistory,
-}
-
-/// Why.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PurposeArg {
-    RemoteConsultation,
-    Treatment,
-    Research,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
@@ -191,16 +176,8 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<Outcome> {
     }
     let claim = AccessClaim {
         patient: patient.as_str().to_owned(),
-        category: match args.category {
-            CategoryArg::PathologyImages => DataCategory::PathologyImages,
-            CategoryArg::EndoscopeVideo => DataCategory::EndoscopeVideo,
-            CategoryArg::VisitHistory => DataCategory::VisitHistory,
-        },
-        purpose: match args.purpose {
-            PurposeArg::RemoteConsultation => ConsentPurpose::RemoteConsultation,
-            PurposeArg::Treatment => ConsentPurpose::Treatment,
-            PurposeArg::Research => ConsentPurpose::Research,
-        },
+        category: args.category.category(),
+        purpose: args.purpose.purpose(),
         visit: args.visit.clone(),
     };
     if args.frames == Some(0) {

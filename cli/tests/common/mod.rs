@@ -3,9 +3,31 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// `med8k samples generate` into `dir/samples` at `size` (`WxH`) with
+/// `frames` frames; the set's directory.
+pub fn generate_samples(dir: &Path, size: &str, frames: u32) -> PathBuf {
+    let out = dir.join("samples");
+    let frames = frames.to_string();
+    let o = med8k(
+        dir,
+        &[
+            "samples",
+            "generate",
+            "--out",
+            out.to_str().unwrap(),
+            "--size",
+            size,
+            "--frames",
+            &frames,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
 
 /// `med8k args` in `dir`, with its own cache and no sample directory from
 /// the environment.
@@ -45,6 +67,20 @@ pub fn assert_one_line_error(o: &Output, words: &[&str]) {
     }
 }
 
+/// Starts `cmd` with its output piped and reads its first line of output.
+pub fn spawn_first_line(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 /// A running `med8k serve`, killed if the test ends first.
 pub struct Serve {
     child: Child,
@@ -57,15 +93,7 @@ impl Serve {
     pub fn start(dir: &Path, listen: &str, config: &str, args: &[&str]) -> Serve {
         let mut all = vec!["serve", "--listen", listen, "--config", config];
         all.extend_from_slice(args);
-        let mut child = command(dir, &all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = spawn_first_line(command(dir, &all));
         let addr = line
             .trim()
             .strip_prefix("listening on ")

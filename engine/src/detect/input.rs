@@ -429,15 +429,7 @@ pub fn frame_sums(frame: &VideoFrame, width: u32, height: u32) -> Result<AreaSum
 /// Decode plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one v210 row into `buf` (10-bit codes).
 fn v210_row(row: &[u8], p: usize, buf: &mut [u32]) {
     let s = |wd: u32, k: u32| (wd >> (10 * k)) & 0x3ff;
-    // (word, slot) of each sample within a 6-pixel group.
-    const Y: [(usize, u32); 6] = [(0, 1), (1, 0), (1, 2), (2, 1), (3, 0), (3, 2)];
-    const CB: [(usize, u32); 3] = [(0, 0), (1, 1), (2, 2)];
-    const CR: [(usize, u32); 3] = [(0, 2), (2, 0), (3, 1)];
-    let slots: &[(usize, u32)] = match p {
-        0 => &Y,
-        1 => &CB,
-        _ => &CR,
-    };
+    let slots = crate::frame::v210::group_slots(p);
     for (g, words) in row.chunks_exact(16).enumerate() {
         let base = g * slots.len();
         if base >= buf.len() {

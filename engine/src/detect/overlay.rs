@@ -221,17 +221,9 @@ pub fn draw_frame(
 /// its half-width grid) in row `y` of a v210 frame: 6 pixels in four
 /// little-endian words, three 10-bit samples each.
 fn v210_set(bytes: &mut [u8], stride: usize, p: usize, x: usize, y: usize, v: u16) {
-    // (word, slot) of each sample within its 6-pixel group.
-    const Y: [(usize, u32); 6] = [(0, 1), (1, 0), (1, 2), (2, 1), (3, 0), (3, 2)];
-    const CB: [(usize, u32); 3] = [(0, 0), (1, 1), (2, 2)];
-    const CR: [(usize, u32); 3] = [(0, 2), (2, 0), (3, 1)];
-    let (slots, per): (&[(usize, u32)], usize) = match p {
-        0 => (&Y, 6),
-        1 => (&CB, 3),
-        _ => (&CR, 3),
-    };
-    let (word, slot) = slots[x % per];
-    let at = y * stride + (x / per) * 16 + 4 * word;
+    let slots = crate::frame::v210::group_slots(p);
+    let (word, slot) = slots[x % slots.len()];
+    let at = y * stride + (x / slots.len()) * 16 + 4 * word;
     if let Some(b) = bytes.get_mut(at..at + 4) {
         let mut w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         w = (w & !(0x3ff << (10 * slot))) | (u32::from(v & 0x3ff) << (10 * slot));

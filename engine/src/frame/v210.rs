@@ -16,6 +16,20 @@ use rayon::prelude::*;
 
 use super::{BadGeometry, PixelFormat, VideoFrame};
 
+/// Where the samples of plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one 6-pixel
+/// group lie: `(word, slot)` each, in sample order (the table in the module
+/// docs), for code that reads or writes single samples.
+pub(crate) fn group_slots(p: usize) -> &'static [(usize, u32)] {
+    const Y: [(usize, u32); 6] = [(0, 1), (1, 0), (1, 2), (2, 1), (3, 0), (3, 2)];
+    const CB: [(usize, u32); 3] = [(0, 0), (1, 1), (2, 2)];
+    const CR: [(usize, u32); 3] = [(0, 2), (2, 0), (3, 1)];
+    match p {
+        0 => &Y,
+        1 => &CB,
+        _ => &CR,
+    }
+}
+
 /// The frames handed to a conversion do not have the formats or sizes it needs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

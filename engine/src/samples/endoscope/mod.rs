@@ -166,6 +166,31 @@ impl FrameBuffers {
         }
     }
 
+    /// The rendered planes as the detector's input reads them
+    /// ([`ycbcr_tensor`](crate::detect::input::ycbcr_tensor)): 10-bit 4:2:2.
+    pub fn ycbcr(&self) -> crate::detect::input::YCbCrPlanes<'_, u16> {
+        use crate::detect::input::{Plane, YCbCrPlanes};
+        let w = self.width as usize;
+        YCbCrPlanes {
+            width: w,
+            height: self.height as usize,
+            bit_depth: 10,
+            chroma_shift: (1, 0),
+            y: Plane {
+                data: &self.y,
+                stride: w,
+            },
+            cb: Plane {
+                data: &self.cb,
+                stride: w / 2,
+            },
+            cr: Plane {
+                data: &self.cr,
+                stride: w / 2,
+            },
+        }
+    }
+
     /// The rendered frame as a 10-bit 4:2:2 [`Picture`](crate::picture::Picture)
     /// (the mask stays behind).
     pub fn into_picture(self) -> Result<crate::picture::Picture, crate::picture::PictureError> {

@@ -3,14 +3,17 @@
 # GStreamer (development files and the plugins the engine uses), Mesa's
 # software Vulkan driver (lavapipe) so GPU kernels run without a GPU, and
 # SoftHSM2, which stands in for JPKI/HPKI cards; OpenJPH's tools and FFmpeg,
-# the peers `med8k bench codec` measures against. Safe to run again.
+# the peers `med8k bench codec` measures against. Safe to run again. It ends
+# by checking that every GStreamer element the project names
+# (scripts/gst-elements.txt) is there, naming the package that provides a
+# missing one.
 set -euo pipefail
 
 packages=(
   pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-libav gstreamer1.0-tools
+  gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-gl
   mesa-vulkan-drivers libvulkan1
   softhsm2
   openjph-tools ffmpeg
@@ -24,6 +27,34 @@ if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
+# Python packages the tests run as independent references (pinned):
+# colour-science and Pillow/LittleCMS check the colour pipeline.
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
+fi
+for req in "$root/engine/colour/data/requirements.txt"; do
+  if ! python3 -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
+    # Debian's own python3 is externally managed (PEP 668).
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"
+  fi
+done
+
 if command -v rustup >/dev/null 2>&1; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+# Every element the configs, tests and commands name must be installed; a
+# missing one names its package (and fails here, not halfway through CI).
+missing=0
+while read -r element package; do
+  case "$element" in ''|'#'*) continue ;; esac
+  if ! gst-inspect-1.0 --exists "$element" 2>/dev/null; then
+    echo "setup-debian.sh: GStreamer element $element is missing: install the Debian package $package" >&2
+    missing=1
+  fi
+done < "$here/gst-elements.txt"
+if [ "$missing" -ne 0 ]; then
+  exit 1
 fi

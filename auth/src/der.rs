@@ -56,21 +56,54 @@ pub(crate) fn set_of(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     tlv(tag, &sorted.concat())
 }
 
+/// SET of already-encoded parts, in the order given (a SET whose members
+/// are of different types, or a SET OF with one member).
+#[cfg(feature = "demo-pki")]
+pub(crate) fn set(parts: &[Vec<u8>]) -> Vec<u8> {
+    tlv(SET, &parts.concat())
+}
+
+/// UTF8String.
+#[cfg(feature = "demo-pki")]
+pub(crate) fn utf8(s: &str) -> Vec<u8> {
+    tlv(0x0c, s.as_bytes())
+}
+
+/// A non-negative INTEGER from big-endian magnitude bytes.
+pub(crate) fn uint(magnitude: &[u8]) -> Vec<u8> {
+    let skip = magnitude.iter().take_while(|b| **b == 0).count();
+    let m = &magnitude[skip..];
+    let mut body = Vec::with_capacity(m.len() + 1);
+    if m.first().is_none_or(|b| b & 0x80 != 0) {
+        body.push(0);
+    }
+    body.extend_from_slice(m);
+    tlv(INTEGER, &body)
+}
+
+/// The arcs of a dotted OID, when it is one (two arcs at least, the first
+/// 0, 1 or 2, the second below 40 unless the first is 2).
+pub(crate) fn arcs(dotted: &str) -> Option<Vec<u64>> {
+    let arcs: Vec<u64> = dotted
+        .split('.')
+        .map(|a| a.parse().ok())
+        .collect::<Option<_>>()?;
+    match arcs.as_slice() {
+        [a, b, ..] if *a <= 2 && (*a == 2 || *b < 40) => Some(arcs),
+        _ => None,
+    }
+}
+
 /// OBJECT IDENTIFIER from dotted text known at compile time (our constants).
 /// An arc list that is not a valid OID encodes as an empty OID, which every
 /// reader refuses; the constants below are checked by a unit test.
 pub(crate) fn oid(dotted: &str) -> Vec<u8> {
-    let arcs: Option<Vec<u64>> = dotted.split('.').map(|a| a.parse().ok()).collect();
-    let body = match arcs.as_deref() {
-        Some([a, b, rest @ ..]) if *a <= 2 && (*a == 2 || *b < 40) => {
-            let mut body = Vec::new();
-            for arc in std::iter::once(a * 40 + b).chain(rest.iter().copied()) {
-                push_base128(&mut body, arc);
-            }
-            body
+    let mut body = Vec::new();
+    if let Some(arcs) = arcs(dotted) {
+        for arc in std::iter::once(arcs[0] * 40 + arcs[1]).chain(arcs[2..].iter().copied()) {
+            push_base128(&mut body, arc);
         }
-        _ => Vec::new(),
-    };
+    }
     tlv(OID, &body)
 }
 

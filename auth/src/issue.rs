@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use med8k_auth::issue::{Ca, LeafKind, LeafSpec, Validity};
-//! # fn demo(spki: &med8k_auth::issue::RsaSpki) -> Result<(), med8k_auth::issue::IssueError> {
+//! # fn demo(spki: &med8k_auth::identity::RsaSpki) -> Result<(), med8k_auth::issue::IssueError> {
 //! let validity = Validity::years_from(std::time::SystemTime::now(), 5);
 //! let jpki = Ca::root("Demo JPKI CA", validity)?;
 //! let leaf = jpki.issue(&LeafSpec::new("Patient 0001", 1001, LeafKind::JpkiAuth, validity), spki)?;
@@ -28,6 +28,8 @@ use rcgen::{
 use crate::cert::{
     HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, ProfileConfig, Purpose,
 };
+use crate::der;
+use crate::identity::RsaSpki;
 
 /// Invented HPKI signing policy OID used by the demo and tests.
 pub const DEMO_HPKI_SIGN_POLICY: &str = "1.2.392.100495.9.9.1";
@@ -61,9 +63,6 @@ pub enum IssueError {
     /// A dotted OID string is malformed.
     #[error("malformed OID {0:?}")]
     BadOid(String),
-    /// A public key is not an RSA SubjectPublicKeyInfo.
-    #[error("not an RSA public key: {0}")]
-    NotRsa(String),
 }
 
 fn rcgen_err(what: &str) -> impl FnOnce(rcgen::Error) -> IssueError + '_ {
@@ -73,99 +72,31 @@ fn rcgen_err(what: &str) -> impl FnOnce(rcgen::Error) -> IssueError + '_ {
     }
 }
 
-/// A minimal DER writer for what rcgen does not build itself:
-/// certificatePolicies, subjectDirectoryAttributes with hcRole, RSA keys.
-pub mod der {
-    use super::IssueError;
+/// The arcs of a dotted OID, for rcgen's custom extensions.
+pub fn oid_arcs(dotted: &str) -> Result<Vec<u64>, IssueError> {
+    der::arcs(dotted).ok_or_else(|| IssueError::BadOid(dotted.to_owned()))
+}
 
-    /// One TLV with a definite length.
-    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let n = content.len();
-        if n < 0x80 {
-            out.push(n as u8);
-        } else {
-            let bytes = n.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            let len = &bytes[skip..];
-            out.push(0x80 | len.len() as u8);
-            out.extend_from_slice(len);
-        }
-        out.extend_from_slice(content);
-        out
-    }
+/// SEQUENCE of owned parts.
+fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
+    der::sequence(&parts.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
 
-    /// SEQUENCE of the concatenated parts.
-    pub fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
-        tlv(0x30, &parts.concat())
-    }
-
-    /// SET of the concatenated parts (in the order given).
-    pub fn set(parts: &[Vec<u8>]) -> Vec<u8> {
-        tlv(0x31, &parts.concat())
-    }
-
-    /// UTF8String.
-    pub fn utf8(s: &str) -> Vec<u8> {
-        tlv(0x0c, s.as_bytes())
-    }
-
-    /// A non-negative INTEGER from big-endian magnitude bytes.
-    pub fn uint(magnitude: &[u8]) -> Vec<u8> {
-        let skip = magnitude.iter().take_while(|b| **b == 0).count();
-        let m = &magnitude[skip..];
-        let mut body = Vec::with_capacity(m.len() + 1);
-        if m.first().is_none_or(|b| b & 0x80 != 0) {
-            body.push(0);
-        }
-        body.extend_from_slice(m);
-        tlv(0x02, &body)
-    }
-
-    /// The arcs of a dotted OID.
-    pub fn arcs(dotted: &str) -> Result<Vec<u64>, IssueError> {
-        let a = dotted
-            .split('.')
-            .map(|a| a.parse::<u64>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| IssueError::BadOid(dotted.to_owned()))?;
-        if a.len() < 2 || a[0] > 2 || (a[0] < 2 && a[1] >= 40) {
-            return Err(IssueError::BadOid(dotted.to_owned()));
-        }
-        Ok(a)
-    }
-
-    /// OBJECT IDENTIFIER.
-    pub fn oid(dotted: &str) -> Result<Vec<u8>, IssueError> {
-        let a = arcs(dotted)?;
-        let mut body = Vec::new();
-        let mut push = |mut v: u64| {
-            let mut tmp = vec![(v & 0x7f) as u8];
-            v >>= 7;
-            while v > 0 {
-                tmp.push(0x80 | (v & 0x7f) as u8);
-                v >>= 7;
-            }
-            tmp.reverse();
-            body.extend(tmp);
-        };
-        push(a[0] * 40 + a[1]);
-        for &x in &a[2..] {
-            push(x);
-        }
-        Ok(tlv(0x06, &body))
-    }
+/// OBJECT IDENTIFIER, refusing what is not an OID.
+fn checked_oid(dotted: &str) -> Result<Vec<u8>, IssueError> {
+    oid_arcs(dotted)?;
+    Ok(der::oid(dotted))
 }
 
 /// A certificatePolicies extension listing `oids` (no qualifiers).
 pub fn policies_ext(oids: &[&str]) -> Result<CustomExtension, IssueError> {
     let infos = oids
         .iter()
-        .map(|o| der::oid(o).map(|o| der::seq(&[o])))
+        .map(|o| checked_oid(o).map(|o| der::sequence(&[&o])))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CustomExtension::from_oid_content(
-        &der::arcs("2.5.29.32")?,
-        der::seq(&infos),
+        &oid_arcs("2.5.29.32")?,
+        seq(&infos),
     ))
 }
 
@@ -173,22 +104,22 @@ pub fn policies_ext(oids: &[&str]) -> Result<CustomExtension, IssueError> {
 /// codingSchemeReference (the Japanese HPKI scheme), [1] codeDataValue,
 /// [2] codeDataFreeText }`.
 pub fn hc_actor(value: Option<&str>, free_text: Option<&str>) -> Result<Vec<u8>, IssueError> {
-    let mut fields = vec![der::tlv(0xa0, &der::oid(HPKI_ROLE_SCHEME)?)];
+    let mut fields = vec![der::tlv(0xa0, &checked_oid(HPKI_ROLE_SCHEME)?)];
     if let Some(v) = value {
         fields.push(der::tlv(0xa1, &der::utf8(v)));
     }
     if let Some(t) = free_text {
         fields.push(der::tlv(0xa2, &der::utf8(t)));
     }
-    Ok(der::seq(&[der::tlv(0xa0, &der::seq(&fields))]))
+    Ok(seq(&[der::tlv(0xa0, &seq(&fields))]))
 }
 
 /// subjectDirectoryAttributes content: one hcRole attribute holding the
 /// HCActorData SET of `actors`.
 pub fn sda_content(actors: &[Vec<u8>]) -> Result<Vec<u8>, IssueError> {
     let hc_actor_data = der::set(actors);
-    Ok(der::seq(&[der::seq(&[
-        der::oid(HC_ROLE_ISO17090)?,
+    Ok(seq(&[seq(&[
+        checked_oid(HC_ROLE_ISO17090)?,
         der::set(&[hc_actor_data]),
     ])]))
 }
@@ -196,60 +127,9 @@ pub fn sda_content(actors: &[Vec<u8>]) -> Result<Vec<u8>, IssueError> {
 /// The subjectDirectoryAttributes extension with hcRole `actors`.
 pub fn sda_ext(actors: &[Vec<u8>]) -> Result<CustomExtension, IssueError> {
     Ok(CustomExtension::from_oid_content(
-        &der::arcs("2.5.29.9")?,
+        &oid_arcs("2.5.29.9")?,
         sda_content(actors)?,
     ))
-}
-
-/// The public key of an RSA key pair, wherever the private half lives (a
-/// token, a key file): what a certificate is issued for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RsaSpki {
-    /// DER `RSAPublicKey { modulus, publicExponent }`.
-    rsa_public_key: Vec<u8>,
-}
-
-/// rsaEncryption.
-const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-
-impl RsaSpki {
-    /// From the big-endian modulus and public exponent (`CKA_MODULUS`,
-    /// `CKA_PUBLIC_EXPONENT`).
-    pub fn from_modulus_exponent(modulus: &[u8], exponent: &[u8]) -> Self {
-        RsaSpki {
-            rsa_public_key: der::seq(&[der::uint(modulus), der::uint(exponent)]),
-        }
-    }
-
-    /// From a DER SubjectPublicKeyInfo whose algorithm is rsaEncryption.
-    pub fn from_spki_der(spki: &[u8]) -> Result<Self, IssueError> {
-        use x509_parser::prelude::FromDer;
-        use x509_parser::x509::SubjectPublicKeyInfo;
-        let (rest, info) = SubjectPublicKeyInfo::from_der(spki)
-            .map_err(|e| IssueError::NotRsa(format!("cannot parse: {e}")))?;
-        if !rest.is_empty() {
-            return Err(IssueError::NotRsa("trailing bytes".to_owned()));
-        }
-        let alg = info.algorithm.algorithm.to_id_string();
-        if alg != RSA_ENCRYPTION {
-            return Err(IssueError::NotRsa(format!("algorithm {alg}")));
-        }
-        Ok(RsaSpki {
-            rsa_public_key: info.subject_public_key.data.to_vec(),
-        })
-    }
-
-    /// The DER SubjectPublicKeyInfo.
-    pub fn spki_der(&self) -> Vec<u8> {
-        let mut bits = vec![0u8];
-        bits.extend_from_slice(&self.rsa_public_key);
-        // rsaEncryption with NULL parameters.
-        let alg = [
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
-            0x00,
-        ];
-        der::seq(&[alg.to_vec(), der::tlv(0x03, &bits)])
-    }
 }
 
 impl PublicKeyData for RsaSpki {
@@ -697,10 +577,10 @@ mod tests {
         assert_eq!(der::uint(&[0x80]), [2, 2, 0, 0x80]);
         assert_eq!(der::uint(&[0, 0, 1]), [2, 1, 1]);
         assert_eq!(der::uint(&[]), [2, 1, 0]);
-        assert!(der::oid("1.2.x").is_err());
-        assert!(der::oid("1.40.1").is_err());
+        assert!(checked_oid("1.2.x").is_err());
+        assert!(checked_oid("1.40.1").is_err());
         assert_eq!(
-            der::oid("2.5.29.9").ok(),
+            checked_oid("2.5.29.9").ok(),
             Some(vec![6, 3, 0x55, 0x1d, 0x09])
         );
     }

@@ -12,14 +12,14 @@
 //!   ([`identity::keyfile`]);
 //! - [`login`]: sans-IO challenge/response login for patients (JPKI) and
 //!   physicians (HPKI, with role);
-//! - [`issue`]: demo and test CAs, JPKI/HPKI/facility-shaped certificates
-//!   and CRLs;
+//! - `issue` (feature `demo-pki`, on by default): demo and test CAs,
+//!   JPKI/HPKI/facility-shaped certificates and CRLs;
+//! - [`pkifile`]: `pki.toml`, a PKI directory's tokens, trust anchors and
+//!   CRLs, as `med8k pki demo-init` writes it;
 //! - [`consent`]: FHIR-like consent records in a canonical form, signed as
 //!   detached CMS SignedData with the patient's JPKI signing key, the
-//!   append-only SQLite ledger and the pure `decide`;
-//! - [`gate`]: the transport's `Gate` over logins, the ledger and the audit
-//!   log, closing sessions whose consent is revoked, and the client's
-//!   credentials;
+//!   append-only SQLite ledger, the pure `decide`, and the workflows a
+//!   site runs over them ([`consent::workflow`]: grant, revoke, check);
 //! - [`audit`]: the hash-chained, append-only audit log of ATNA-shaped events
 //!   (identifiers hashed, no patient data) and its verifier.
 //!
@@ -35,11 +35,12 @@ pub mod cert;
 pub mod civil;
 pub mod consent;
 mod der;
-pub mod gate;
 pub mod identity;
+#[cfg(feature = "demo-pki")]
 pub mod issue;
 pub mod login;
 pub mod pkcs11;
+pub mod pkifile;
 
 /// Lowercase hex of `bytes`: how digests, pseudonyms and key ids are written.
 pub fn hex(bytes: &[u8]) -> String {

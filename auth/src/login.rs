@@ -37,8 +37,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::cert::{
-    CertError, ParsedCert, Profile, Purpose, Revocation, Role, StoreKind, TrustStore, unix_seconds,
-    verify_chain,
+    CertError, ParsedCert, Profile, Purpose, Revocation, Role, StoreKind, TrustStore, verify_chain,
 };
 use crate::identity::{IdentityError, SignatureError, Signer, sha256, verify_sha256};
 
@@ -297,7 +296,7 @@ impl LoginVerifier {
         if self.store(purpose).is_none() {
             return Err(LoginError::NoTrustStore(purpose.store()));
         }
-        let t = unix_seconds(now);
+        let t = crate::civil::unix(now);
         self.prune(t);
         if self.pending.contains_key(&nonce) || self.used.contains_key(&nonce) {
             return Err(LoginError::DuplicateNonce);
@@ -334,7 +333,7 @@ impl LoginVerifier {
         nonce: [u8; 32],
         expires: i64,
     ) -> Result<Challenge, LoginError> {
-        let t = unix_seconds(now);
+        let t = crate::civil::unix(now);
         let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
         if expires < t {
             return Err(LoginError::Expired {
@@ -383,7 +382,7 @@ impl LoginVerifier {
         now: SystemTime,
         response: &LoginResponse,
     ) -> Result<VerifiedIdentity, LoginError> {
-        let t = unix_seconds(now);
+        let t = crate::civil::unix(now);
         let nonce = response.nonce;
         let Some(pending) = self.pending.remove(&nonce) else {
             return Err(if self.used.contains_key(&nonce) {

@@ -18,7 +18,7 @@ use rcgen::{
 // ---- the extensions rcgen does not build, from med8k_auth::issue ----
 
 fn arcs(dotted: &str) -> Vec<u64> {
-    issue::der::arcs(dotted).unwrap()
+    issue::oid_arcs(dotted).unwrap()
 }
 
 fn policies_ext(oids: &[&str]) -> CustomExtension {

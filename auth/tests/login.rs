@@ -13,7 +13,7 @@ use med8k_auth::identity::{KeyFileSigner, Signer};
 use med8k_auth::issue::{DemoPki, LeafKind, RevokedEntry};
 use med8k_auth::login::{LoginConfig, LoginError, LoginVerifier, respond};
 
-use softhsm::softhsm;
+use softhsm::{softhsm, softhsm_test};
 
 const SO_PIN: &str = "so-pin-1234";
 const PIN: &str = "user-pin-1234";
@@ -74,37 +74,39 @@ impl World {
     }
 }
 
-#[test]
-fn patient_logs_in_with_a_jpki_token() {
-    let w = World::new();
-    let Some(card) = w.token_signer("login-patient", LeafKind::JpkiAuth, 11) else {
-        return;
-    };
-    let mut v = w.verifier();
-    let c = v.challenge(t0(), Purpose::JpkiAuth, nonce(1)).unwrap();
-    assert_eq!(c.context, SITE);
-    let r = respond(&c, &card, &[]).unwrap();
-    let who = v.verify(t0(), &r).unwrap();
-    assert_eq!(who.purpose, Purpose::JpkiAuth);
-    assert!(who.subject.contains("login-patient"), "{}", who.subject);
-    assert_eq!(who.pseudonym.len(), 64);
-    assert!(who.roles.is_empty());
-    assert_eq!(v.outstanding(), 0);
+softhsm_test! {
+    fn patient_logs_in_with_a_jpki_token() {
+        let w = World::new();
+        let Some(card) = w.token_signer("login-patient", LeafKind::JpkiAuth, 11) else {
+            return;
+        };
+        let mut v = w.verifier();
+        let c = v.challenge(t0(), Purpose::JpkiAuth, nonce(1)).unwrap();
+        assert_eq!(c.context, SITE);
+        let r = respond(&c, &card, &[]).unwrap();
+        let who = v.verify(t0(), &r).unwrap();
+        assert_eq!(who.purpose, Purpose::JpkiAuth);
+        assert!(who.subject.contains("login-patient"), "{}", who.subject);
+        assert_eq!(who.pseudonym.len(), 64);
+        assert!(who.roles.is_empty());
+        assert_eq!(v.outstanding(), 0);
+    }
 }
 
-#[test]
-fn physician_logs_in_with_an_hpki_token() {
-    let w = World::new();
-    let Some(card) = w.token_signer("login-physician", DemoPki::hpki_auth("Medical Doctor"), 12)
-    else {
-        return;
-    };
-    let mut v = w.verifier();
-    let c = v.challenge(t0(), Purpose::HpkiAuth, nonce(2)).unwrap();
-    let r = respond(&c, &card, &w.hpki_chain()).unwrap();
-    let who = v.verify(t0(), &r).unwrap();
-    assert_eq!(who.purpose, Purpose::HpkiAuth);
-    assert_eq!(who.roles, [Role::MedicalDoctor]);
+softhsm_test! {
+    fn physician_logs_in_with_an_hpki_token() {
+        let w = World::new();
+        let Some(card) = w.token_signer("login-physician", DemoPki::hpki_auth("Medical Doctor"), 12)
+        else {
+            return;
+        };
+        let mut v = w.verifier();
+        let c = v.challenge(t0(), Purpose::HpkiAuth, nonce(2)).unwrap();
+        let r = respond(&c, &card, &w.hpki_chain()).unwrap();
+        let who = v.verify(t0(), &r).unwrap();
+        assert_eq!(who.purpose, Purpose::HpkiAuth);
+        assert_eq!(who.roles, [Role::MedicalDoctor]);
+    }
 }
 
 #[test]
@@ -173,21 +175,22 @@ fn jpki_signing_certificate_cannot_log_in() {
     );
 }
 
-#[test]
-fn pharmacist_refused_where_a_doctor_is_required() {
-    let w = World::new();
-    let Some(card) = w.token_signer("login-pharmacist", DemoPki::hpki_auth("Pharmacist"), 17)
-    else {
-        return;
-    };
-    let mut v = w.verifier();
-    let c = v.challenge(t0(), Purpose::HpkiAuth, nonce(8)).unwrap();
-    let r = respond(&c, &card, &w.hpki_chain()).unwrap();
-    let err = v.verify(t0(), &r).unwrap_err();
-    assert!(
-        matches!(&err, LoginError::Cert(CertError::RoleNotAllowed { held, .. }) if held == "Pharmacist"),
-        "{err}"
-    );
+softhsm_test! {
+    fn pharmacist_refused_where_a_doctor_is_required() {
+        let w = World::new();
+        let Some(card) = w.token_signer("login-pharmacist", DemoPki::hpki_auth("Pharmacist"), 17)
+        else {
+            return;
+        };
+        let mut v = w.verifier();
+        let c = v.challenge(t0(), Purpose::HpkiAuth, nonce(8)).unwrap();
+        let r = respond(&c, &card, &w.hpki_chain()).unwrap();
+        let err = v.verify(t0(), &r).unwrap_err();
+        assert!(
+            matches!(&err, LoginError::Cert(CertError::RoleNotAllowed { held, .. }) if held == "Pharmacist"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

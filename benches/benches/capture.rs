@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use med8k_engine::frame::{FrameBuffer, FrameLayout, FramePool, PixelFormat, v210};
-use med8k_engine::gst::{GstSink, GstSource, SourceOptions};
-use med8k_engine::samples::{self, GenerateOptions, Size};
+use med8k_capture::{GstSink, GstSource, SourceOptions};
+use med8k_media::frame::{FrameBuffer, FrameLayout, FramePool, PixelFormat, v210};
+use med8k_samples::{GenerateOptions, Size};
 
 const FRAMES: u32 = 6;
 
@@ -34,16 +34,16 @@ fn bench_dir() -> PathBuf {
 /// The 8K clip and its raw v210 twin, made once.
 fn inputs() -> (PathBuf, PathBuf) {
     let dir = bench_dir();
-    let (clip, raw) = (dir.join(samples::CLIP), dir.join("frames.v210"));
+    let (clip, raw) = (dir.join(med8k_samples::CLIP), dir.join("frames.v210"));
     if !clip.exists() || !raw.exists() {
         let opts = GenerateOptions::new()
             .out(&dir)
             .frames(FRAMES)
             .size(Size::UHD_8K)
             .seed(1);
-        samples::generate_clip(&opts, &mut |_| {}).expect("generate the 8K clip");
-        let mut source =
-            samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default()).expect("open clip");
+        med8k_samples::generate_clip(&opts, &mut |_| {}).expect("generate the 8K clip");
+        let mut source = med8k_samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default())
+            .expect("open clip");
         let mut sink =
             GstSink::open(&format!("filesink location={}", raw.display())).expect("raw sink");
         while let Some(f) = source.next_frame().expect("capture") {
@@ -72,7 +72,8 @@ fn capture(c: &mut Criterion) {
     g.bench_function("ffv1_clip", |b| {
         b.iter(|| {
             let n = capture_all(
-                samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default()).expect("open"),
+                med8k_samples::open_clip(&clip, Size::UHD_8K, SourceOptions::default())
+                    .expect("open"),
             );
             assert_eq!(n, u64::from(FRAMES));
         })

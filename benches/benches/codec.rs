@@ -25,13 +25,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use med8k_engine::codec::gpu::{GpuContext, GpuDecoder, GpuEncoder};
-use med8k_engine::codec::{
-    self, Config, EncodeBackend, Params, Steps, cpu::CpuEncoder, rate, transform,
-};
-use med8k_engine::picture::Picture;
-use med8k_engine::samples::Size;
-use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
+use med8k_codec::gpu::{GpuDecoder, GpuEncoder};
+use med8k_codec::{Config, EncodeBackend, Params, Steps, cpu::CpuEncoder, rate, transform};
+use med8k_gpu::GpuContext;
+use med8k_media::picture::Picture;
+use med8k_samples::Size;
+use med8k_samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 
 fn frame() -> Picture {
     let size: Size = std::env::var("MED8K_BENCH_SIZE")
@@ -56,8 +55,8 @@ fn params(pic: &Picture) -> Params {
         width: pic.width(),
         height: pic.height(),
         bit_depth: pic.bit_depth(),
-        levels: codec::DEFAULT_LEVELS,
-        slice_height: codec::DEFAULT_SLICE_HEIGHT,
+        levels: med8k_codec::DEFAULT_LEVELS,
+        slice_height: med8k_codec::DEFAULT_SLICE_HEIGHT,
         lossless: true,
     }
 }
@@ -78,14 +77,14 @@ fn cpu(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("wavelet_forward", &name), |b| {
         b.iter_batched_ref(
             || components.clone(),
-            |coef| codec::cpu::spatial(coef, &geom, false),
+            |coef| med8k_codec::cpu::spatial(coef, &geom, false),
             criterion::BatchSize::LargeInput,
         )
     });
 
     let mut be = CpuEncoder::new();
     be.load(&pic, &geom).expect("load");
-    let lossless = Steps::lossless(codec::step_count(geom.levels), geom.slices);
+    let lossless = Steps::lossless(med8k_codec::step_count(geom.levels), geom.slices);
     let (at_3bpp, _, _) = rate::choose(&mut be, &geom, &params(&pic), 3.0).expect("rate control");
     for (what, steps) in [
         ("entropy_lossless", &lossless),
@@ -106,11 +105,11 @@ fn cpu(c: &mut Criterion) {
     });
 
     let mut coef = components.clone();
-    codec::cpu::spatial(&mut coef, &geom, false);
+    med8k_codec::cpu::spatial(&mut coef, &geom, false);
     g.bench_function(BenchmarkId::new("wavelet_inverse", &name), |b| {
         b.iter_batched_ref(
             || coef.clone(),
-            |c| codec::cpu::spatial(c, &geom, true),
+            |c| med8k_codec::cpu::spatial(c, &geom, true),
             criterion::BatchSize::LargeInput,
         )
     });
@@ -129,9 +128,12 @@ fn cpu(c: &mut Criterion) {
         )
     });
     let data = enc.encode(&pic).expect("encode").data;
-    assert!(codec::decode(&data).expect("decode") == pic, "lossless");
+    assert!(
+        med8k_codec::decode(&data).expect("decode") == pic,
+        "lossless"
+    );
     g.bench_function(BenchmarkId::new("decode_lossless", &name), |b| {
-        b.iter(|| black_box(codec::decode(&data).expect("decode")))
+        b.iter(|| black_box(med8k_codec::decode(&data).expect("decode")))
     });
     g.finish();
 }
@@ -189,7 +191,7 @@ fn gpu(c: &mut Criterion) {
         });
     }
     be.load(&pic, &geom).expect("load");
-    let steps = Steps::lossless(codec::step_count(geom.levels), geom.slices);
+    let steps = Steps::lossless(med8k_codec::step_count(geom.levels), geom.slices);
     g.bench_function(BenchmarkId::new("entropy_and_readback", &name), |b| {
         b.iter(|| black_box(be.encode(&geom, &steps).expect("encode")))
     });

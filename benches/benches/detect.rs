@@ -27,13 +27,14 @@ use std::time::Duration;
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-use med8k_engine::codec::gpu::{GpuContext, SampleLayout};
-use med8k_engine::detect::gpu_input::GpuModelInput;
-use med8k_engine::detect::input::ycbcr_tensor;
-use med8k_engine::detect::model::Model;
-use med8k_engine::picture::{Layout, Picture};
-use med8k_engine::samples::Size;
-use med8k_engine::samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
+use med8k_detect::gpu_input::GpuModelInput;
+use med8k_detect::input::ycbcr_tensor;
+use med8k_detect::model::Model;
+use med8k_gpu::GpuContext;
+use med8k_gpu::SampleLayout;
+use med8k_media::picture::{Layout, Picture};
+use med8k_samples::Size;
+use med8k_samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
 
 fn models() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../models"))

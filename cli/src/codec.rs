@@ -1,33 +1,28 @@
 //! `med8k codec encode|decode`: pictures, raw frames, recorded clips and
-//! cubes in and out of the wavelet codec.
+//! cubes in and out of the wavelet codec, or AV1 for thin links.
 //!
 //! A single picture codes to one bitstream (`M8KW…`). Several frames (a raw
 //! file of many frames, a recorded clip) code to a sequence file
-//! ([`med8k_engine::codec::sequence`]).
+//! ([`med8k_codec::sequence`]). `--codec av1` downscales to 4:2:0 (on the GPU
+//! with `--backend gpu`, bit-exact with the CPU), codes with rav1e in its
+//! low-latency configuration and writes IVF (GStreamer reads it with
+//! `ivfparse ! av1parse ! av1dec`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use med8k_engine::codec::gpu::{GpuContext, GpuDecoder};
-use med8k_engine::codec::sequence::{self, SequenceWriter};
-use med8k_engine::codec::stage;
-use med8k_engine::codec::{self, Config, Encoder};
-use med8k_engine::gst::SourceOptions;
-use med8k_engine::imageio::{self, RawFrames, RawSpec};
-use med8k_engine::picture::Picture;
+use med8k_av1::gpu::GpuDownscaler;
+use med8k_av1::{Av1Config, downscale_420, encode_to_ivf};
+use med8k_codec::Config;
+use med8k_codec::sequence::{self, SequenceWriter};
+use med8k_gpu::GpuError;
+use med8k_media::imageio::{self, RawSpec};
+use med8k_media::picture::Picture;
+use med8k_pipeline::encode::Backend;
+use med8k_pipeline::input::InputSpec;
 
 use crate::Outcome;
-
-/// Where the codec runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// The Rust twin, on every core.
-    Cpu,
-    /// WGSL kernels through wgpu (a real GPU, or lavapipe).
-    Gpu,
-}
 
 /// Which codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,9 +35,10 @@ pub enum CodecKind {
 
 #[derive(Debug, clap::Args)]
 pub struct EncodeArgs {
-    /// Input: .png, .ppm/.pgm, .hdr (ENVI cube), .mkv (recorded clip), or raw with --format.
+    /// Input: .png, .ppm/.pgm, .hdr (ENVI cube), a recorded clip or sample
+    /// folder, raw frames with --format, or a GStreamer pipeline.
     #[arg(long = "in")]
-    input: PathBuf,
+    input: String,
     /// Output bitstream (.m8k), or .ivf with --codec av1.
     #[arg(long)]
     out: PathBuf,
@@ -55,17 +51,17 @@ pub struct EncodeArgs {
     /// wavelet or av1.
     #[arg(long, value_enum, default_value_t = CodecKind::Wavelet)]
     codec: CodecKind,
-    /// cpu or gpu.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    /// cpu, gpu (a real GPU or lavapipe) or auto (a hardware GPU, else cpu).
+    #[arg(long, default_value_t = Backend::Cpu)]
     backend: Backend,
     /// Raw input layout, WIDTHxHEIGHT:FORMAT (for example 7680x4320:I422_10LE).
     #[arg(long)]
     format: Option<RawSpec>,
     /// Wavelet levels.
-    #[arg(long, default_value_t = codec::DEFAULT_LEVELS)]
+    #[arg(long, default_value_t = med8k_codec::DEFAULT_LEVELS)]
     levels: u8,
     /// Lines per slice.
-    #[arg(long, default_value_t = codec::DEFAULT_SLICE_HEIGHT)]
+    #[arg(long, default_value_t = med8k_codec::DEFAULT_SLICE_HEIGHT)]
     slice_height: u32,
     /// AV1: target bit rate in Mbit/s (the brief's link classes are 150, 40 and 20).
     #[arg(long, default_value_t = 40.0)]
@@ -86,92 +82,28 @@ pub struct DecodeArgs {
     /// Output: .png, .ppm/.pgm, .hdr, or anything else for raw (sequences are always raw).
     #[arg(long)]
     out: PathBuf,
-    /// cpu or gpu.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    /// cpu, gpu (a real GPU or lavapipe) or auto (a hardware GPU, else cpu).
+    #[arg(long, default_value_t = Backend::Cpu)]
     backend: Backend,
-}
-
-/// An encoder on the chosen backend.
-pub fn encoder(config: &Config, backend: Backend) -> anyhow::Result<Encoder> {
-    let backend = match backend {
-        Backend::Cpu => stage::Backend::Cpu,
-        Backend::Gpu => stage::Backend::Gpu,
-    };
-    Ok(backend.encoder(config)?.0)
-}
-
-/// The GPU context, or an error saying why there is none.
-pub fn gpu() -> anyhow::Result<Arc<GpuContext>> {
-    GpuContext::new().map_err(|e| anyhow::anyhow!("{e} (install mesa-vulkan-drivers for lavapipe)"))
-}
-
-/// Frames of an input file, one at a time.
-pub fn frames(
-    input: &Path,
-    format: Option<RawSpec>,
-    limit: Option<u64>,
-) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<Picture>>>> {
-    let ext = input
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let limit = limit.unwrap_or(u64::MAX) as usize;
-    if ext.as_deref() == Some("mkv") {
-        let mut source = match input.parent().map(|d| d.join("manifest.json")) {
-            Some(m) if m.exists() => {
-                let dir = input.parent().context("clip has no folder")?;
-                med8k_engine::samples::open(dir)?.open_clip(SourceOptions::default())?
-            }
-            _ => med8k_engine::gst::GstSource::open_clip(input, SourceOptions::default())?,
-        };
-        let it = std::iter::from_fn(move || match source.next_frame() {
-            Ok(Some(f)) => Some(Picture::from_frame(&f).map_err(anyhow::Error::from)),
-            Ok(None) => None,
-            Err(e) => Some(Err(e.into())),
-        });
-        return Ok(Box::new(it.take(limit)));
-    }
-    if let Some(spec) = format
-        && matches!(
-            imageio::kind_for(input, Some(spec))?,
-            imageio::FileKind::Raw(_)
-        )
-    {
-        let mut raw = RawFrames::open(input, spec)?;
-        let it =
-            std::iter::from_fn(move || raw.next_picture().map_err(anyhow::Error::from).transpose());
-        return Ok(Box::new(it.take(limit)));
-    }
-    let pic = imageio::read_picture(input, format)
-        .with_context(|| format!("reading {}", input.display()))?;
-    Ok(Box::new(std::iter::once(Ok(pic))))
 }
 
 pub fn encode(args: &EncodeArgs) -> anyhow::Result<Outcome> {
     if args.codec == CodecKind::Av1 {
-        return crate::av1::encode(
-            &args.input,
-            &args.out,
-            args.format,
-            args.frames,
-            args.mbps,
-            args.scale,
-            args.backend,
-        );
+        return encode_av1(args);
     }
     let mode = match (args.lossless, args.bpp) {
-        (_, Some(b)) => codec::Mode::Bpp(b),
-        _ => codec::Mode::Lossless,
+        (_, Some(b)) => med8k_codec::Mode::Bpp(b),
+        _ => med8k_codec::Mode::Lossless,
     };
     let config = Config::lossless()
         .with_mode(mode)
         .with_levels(args.levels)
         .with_slice_height(args.slice_height);
     config.validate()?;
-    let mut enc = encoder(&config, args.backend)?;
+    let (mut enc, _) = args.backend.encoder(&config)?;
     let mut packets = Vec::new();
     let mut samples = 0usize;
-    for pic in frames(&args.input, args.format, args.frames)? {
+    for pic in pictures(&args.input, args.format, args.frames)? {
         let pic = pic?;
         samples += pic.samples();
         let p = enc.encode(&pic)?;
@@ -179,7 +111,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Outcome> {
         packets.push(p);
     }
     if packets.is_empty() {
-        bail!("{} holds no frames", args.input.display());
+        bail!("{} holds no frames", args.input);
     }
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&args.out)
@@ -211,15 +143,9 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<Outcome> {
     let data =
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let frames = sequence::split(&data).with_context(|| args.input.display().to_string())?;
-    let mut gpu_dec = match args.backend {
-        Backend::Gpu => Some(GpuDecoder::new(gpu()?)),
-        Backend::Cpu => None,
-    };
+    let mut decoder = args.backend.decoder().map_err(no_gpu)?;
     let mut decode_one = |bytes: &[u8]| -> anyhow::Result<Picture> {
-        Ok(match gpu_dec.as_mut() {
-            Some(d) => d.decode(bytes, codec::DEFAULT_MAX_SAMPLES)?,
-            None => codec::decode(bytes)?,
-        })
+        Ok(decoder.decode(bytes, med8k_codec::DEFAULT_MAX_SAMPLES)?)
     };
     let name = args.input.display().to_string();
     if frames.len() == 1 {
@@ -253,6 +179,62 @@ pub fn decode(args: &DecodeArgs) -> anyhow::Result<Outcome> {
         "{} frames -> {} (raw {spec})",
         frames.len(),
         args.out.display()
+    );
+    Ok(Outcome::Done)
+}
+
+/// The frames of `--in`, at most `limit`.
+pub fn pictures(
+    input: &str,
+    format: Option<RawSpec>,
+    limit: Option<u64>,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Picture>>> {
+    let input = InputSpec::parse(input, format)
+        .open("codec")
+        .with_context(|| format!("opening {input}"))?;
+    Ok(input
+        .pictures()
+        .take(limit.unwrap_or(u64::MAX) as usize)
+        .map(|p| p.map_err(anyhow::Error::from)))
+}
+
+/// A missing GPU, with what to install.
+pub fn no_gpu(e: GpuError) -> anyhow::Error {
+    anyhow::anyhow!("{e} (install mesa-vulkan-drivers for lavapipe)")
+}
+
+fn encode_av1(args: &EncodeArgs) -> anyhow::Result<Outcome> {
+    let mbps = args.mbps;
+    if !(mbps.is_finite() && mbps > 0.0) {
+        bail!("--mbps {mbps} must be a positive number of Mbit/s");
+    }
+    let cfg = Av1Config::new((mbps * 1000.0).round() as u32);
+    let mut gpu = match args.backend.gpu().map_err(no_gpu)? {
+        Some(ctx) => Some(GpuDownscaler::new(ctx)?),
+        None => None,
+    };
+    let mut failed = None;
+    let pictures = pictures(&args.input, args.format, args.frames)?.map_while(|p| {
+        let small = p.and_then(|p| {
+            Ok(match gpu.as_mut() {
+                Some(g) => g.downscale_420(&p, args.scale, 8)?,
+                None => downscale_420(&p, args.scale, 8)?,
+            })
+        });
+        small.map_err(|e| failed = Some(e)).ok()
+    });
+    let stats = encode_to_ivf(pictures, &cfg, &args.out);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let stats = stats?;
+    println!(
+        "{} frames ({} key) -> {} bytes of AV1, {:.1} Mbit/s at the configured frame rate, {:.1} frames/s",
+        stats.frames,
+        stats.keyframes,
+        stats.bytes,
+        stats.kbps / 1000.0,
+        stats.frames as f64 / stats.elapsed.as_secs_f64()
     );
     Ok(Outcome::Done)
 }

@@ -25,38 +25,30 @@
 //! the record as its id, and failures as a fixed category, never an error text
 //! (certificate errors can carry names).
 //!
-//! # Order of writes, and `kill -9`
-//!
-//! `grant` and `revoke` open the audit log first (refusing a log whose last
-//! line is torn), then store the record in the ledger (one SQLite transaction
-//! in WAL mode with `synchronous=FULL`: all or nothing), then append the
-//! event with its outcome (one `write` of a whole line, then `fsync`). A
-//! process killed in between leaves a stored record without its audit event;
-//! it never leaves a partial record or an event claiming a record that was
-//! not stored.
+//! The workflows, their order of writes and what the audit log gets are
+//! [`med8k_auth::consent::workflow`]'s; this module parses, prints and maps
+//! a denial to exit code 1.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use med8k_auth::audit::{
-    AuditEvent, AuditLog, EventKind, Outcome as AuditOutcome, Participant, Role as AuditRole,
-};
+use med8k_auth::audit::AuditLog;
 use med8k_auth::cert::{
-    CrlFile, Profile, Purpose, Revocation, StoreKind, pem_blocks, verify_chain,
+    CertError, CrlFile, Profile, Purpose, Revocation, StoreKind, pem_blocks, verify_chain,
+};
+use med8k_auth::civil::{from_unix, parse_rfc3339, rfc3339, unix};
+use med8k_auth::consent::workflow::{
+    self, AccessAttempt, ConsentDraft, ConsentStatus, Desk, PatientCard, WorkflowError,
 };
 use med8k_auth::consent::{
-    AccessRequest, ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, ConsentState,
-    Coverage, DataCategory, Decision, DenyReason, FacilityId, Ledger, LedgerError, PatientId,
-    Period, Physician, RecordId, Scope, SignatureCheck, VerifyError, VisitId, cms,
+    AccessRequest, ConsentPurpose, Coverage, DataCategory, Decision, FacilityId, PatientId, Period,
+    Physician, RecordId, Scope, SignatureCheck, VisitId,
 };
-use med8k_auth::identity::{IdentityError, Module, TokenSigner, sha256};
+use med8k_auth::pkifile::PkiFile;
 
 use crate::Outcome;
-use crate::pkifile::PkiFile;
-use crate::time::{from_unix, micros, parse_rfc3339, rfc3339, unix};
-use med8k_auth::hex;
 
 /// `med8k consent` subcommands.
 #[derive(Debug, Subcommand)]
@@ -129,7 +121,7 @@ impl ScopeArg {
 pub struct TokenArgs {
     /// The demo PKI directory (`med8k pki demo-init --out DIR`).
     #[arg(long)]
-    pki: PathBuf,
+    pub(crate) pki: PathBuf,
     /// The consent ledger (SQLite; created if missing).
     #[arg(long)]
     ledger: PathBuf,
@@ -149,7 +141,7 @@ pub struct TokenArgs {
 #[derive(Debug, Args)]
 pub struct GrantArgs {
     #[command(flatten)]
-    token: TokenArgs,
+    pub(crate) token: TokenArgs,
     /// Facility the consent is given to (repeat for several).
     #[arg(long, required = true)]
     grantee: Vec<String>,
@@ -183,7 +175,7 @@ pub struct GrantArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     #[command(flatten)]
-    token: TokenArgs,
+    pub(crate) token: TokenArgs,
     /// The consent record to revoke.
     #[arg(long)]
     id: String,
@@ -214,7 +206,7 @@ pub struct ListArgs {
 pub struct CheckArgs {
     /// The demo PKI directory (trust anchors, policy OIDs, CRLs).
     #[arg(long)]
-    pki: PathBuf,
+    pub(crate) pki: PathBuf,
     /// The consent ledger (must exist).
     #[arg(long)]
     ledger: PathBuf,
@@ -255,8 +247,6 @@ pub fn run(command: &ConsentCommand) -> anyhow::Result<Outcome> {
     }
 }
 
-// ---------------------------------------------------------------- pki.toml
-
 /// The site's audit salt, `audit.salt` beside `pki.toml` (made on first use).
 fn audit_salt(pki: &PkiFile) -> anyhow::Result<Vec<u8>> {
     let path = pki.path(Path::new("audit.salt"));
@@ -271,150 +261,28 @@ fn at_or_now(at: Option<&str>) -> anyhow::Result<SystemTime> {
     }
 }
 
-// ---------------------------------------------------------------- helpers
-
-/// A fresh record id: `prefix-` and 24 hex digits from the time, the process
-/// and the patient (no patient data can be read back from it).
-fn fresh_id(prefix: &str, patient: &PatientId, now: SystemTime) -> anyhow::Result<RecordId> {
-    let nanos = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let seed = format!("{nanos}:{}:{patient}", std::process::id());
-    let digest = sha256(seed.as_bytes());
-    Ok(RecordId::new(format!(
-        "{prefix}-{}",
-        hex(digest.get(..12).unwrap_or(&digest))
-    ))?)
-}
-
-/// Opens the ledger at `path`, which must already exist (reading never
-/// creates one).
-fn open_existing(path: &Path) -> anyhow::Result<Ledger> {
-    if !path.is_file() {
-        bail!("consent ledger {}: no such file", path.display());
-    }
-    Ok(Ledger::open(path)?)
-}
-
 fn open_audit(path: &Path) -> anyhow::Result<AuditLog> {
     AuditLog::open(path).with_context(|| format!("audit log {}", path.display()))
 }
 
-/// A fixed, patient-data-free category for an error, for the audit detail.
-/// The audit event of an action on the patient's token (grant, revoke): its
-/// outcome, the token as the system participant and, on failure, the
-/// failure's category (never its text).
-fn token_event<T>(
-    kind: EventKind,
-    now: SystemTime,
-    result: &anyhow::Result<T>,
-    salt: &[u8],
-    token: &TokenArgs,
-) -> AuditEvent {
-    let outcome = match result {
-        Ok(_) => AuditOutcome::Success,
-        Err(_) => AuditOutcome::SeriousFailure,
-    };
-    let event = AuditEvent::new(kind, micros(now), outcome).with_participant(Participant::new(
-        AuditRole::System,
-        salt,
-        &format!("token:{}", token.patient_token),
-    ));
-    match result {
-        Ok(_) => event,
-        Err(e) => event.with_detail(failure_category(e)),
-    }
-}
-
-fn failure_category(err: &anyhow::Error) -> &'static str {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<IdentityError>() {
-            return match e {
-                IdentityError::PinRefused => "PIN refused",
-                IdentityError::NotFound(_) => "token or key not found",
-                _ => "token error",
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<LedgerError>() {
-            return match e {
-                LedgerError::Refused(VerifyError::Signature(_)) => "signature refused",
-                LedgerError::Refused(_) => "record refused",
-                LedgerError::DuplicateId(_) => "duplicate record id",
-                LedgerError::UnknownConsent(_) => "unknown consent",
-                LedgerError::AlreadyRevoked(_) => "already revoked",
-                LedgerError::OtherPatient { .. } => "other patient",
-                _ => "ledger error",
-            };
-        }
-    }
-    "failed"
-}
-
-/// The patient's token, logged in, with its JPKI signing key.
-struct PatientCard {
-    signer: TokenSigner,
-    patient: PatientId,
-    /// The pseudonym of the card's JPKI authentication certificate, when it
-    /// holds one (bound into the consent: see `ConsentRecord::login`).
-    login: Option<PatientId>,
-    // The loaded module, kept until the signing is done.
-    _module: std::sync::Arc<Module>,
-}
-
-/// Logs in to `args.patient_token` and finds its JPKI signing certificate
-/// (the one that verifies for JPKI signing against `check` at `now`) and its
-/// JPKI authentication certificate.
+/// Opens the patient's card named by `args` (the PIN from `--pin-env` or
+/// the demo PIN in pki.toml).
 fn open_card(
     args: &TokenArgs,
     pki: &PkiFile,
     check: &SignatureCheck<'_>,
     now: SystemTime,
-) -> anyhow::Result<PatientCard> {
+) -> Result<PatientCard, WorkflowError> {
     let label = args.patient_token.as_str();
-    let pin = pki
-        .pin(label, "--pin-env", args.pin_env.as_deref())
-        .map_err(|e| anyhow!("unknown token {label:?}: {e:#}"))?;
+    let pin = pki.pin(label, "--pin-env", args.pin_env.as_deref())?;
     let module = pki.module()?;
-    let session = module
-        .login(label, &pin)
-        .with_context(|| format!("token {label:?}"))?;
+    let session = module.login(label, &pin)?;
     drop(pin);
-    let certs = session
-        .certificates()
-        .with_context(|| format!("token {label:?}"))?;
-    let holds = |purpose: Purpose| {
-        certs.iter().find(move |c| {
-            verify_chain(&c.der, &[], check.store, purpose, now)
-                .ok()
-                .is_some_and(|chain| check.profile.check(&chain).is_ok())
-        })
-    };
-    let login = holds(Purpose::JpkiAuth).map(|c| PatientId::of_cert(&c.der));
-    let cert = holds(Purpose::JpkiSign).with_context(|| {
-        format!("token {label:?} holds no JPKI signing certificate trusted by pki.toml")
-    })?;
-    let signer = session
-        .signer(&cert.id)
-        .with_context(|| format!("token {label:?}"))?;
-    Ok(PatientCard {
-        patient: PatientId::from_signing_cert(&cert.der),
-        login,
-        signer,
-        _module: module,
-    })
+    PatientCard::from_session(module.clone(), &session, check, now)
 }
 
-// ---------------------------------------------------------------- grant
-
-/// The record `args` describe, for `patient`, made at `now`. Checks every
-/// argument; touches nothing.
-fn build_record(
-    args: &GrantArgs,
-    patient: PatientId,
-    login: Option<PatientId>,
-    now: SystemTime,
-) -> anyhow::Result<ConsentRecord> {
+/// The draft `args` describe; checks every argument, touches nothing.
+fn draft(args: &GrantArgs, now: SystemTime) -> anyhow::Result<ConsentDraft> {
     let start = match &args.from {
         Some(s) => parse_rfc3339(s).context("--from")?,
         None => unix(now),
@@ -444,72 +312,44 @@ fn build_record(
         }
         None => Coverage::AllLaterVisits,
     };
-    let id = match &args.id {
-        Some(id) => RecordId::new(id.as_str()).with_context(|| format!("--id {id:?}"))?,
-        None => fresh_id("consent", &patient, now)?,
-    };
-    let mut record = ConsentRecord {
+    let id = args
+        .id
+        .as_deref()
+        .map(|id| RecordId::new(id).with_context(|| format!("--id {id:?}")))
+        .transpose()?;
+    Ok(ConsentDraft {
         id,
-        patient,
-        created: unix(now),
-        decision: ConsentDecision::Permit,
         scope: args.scope.iter().map(|s| s.scope()).collect(),
         grantees,
         purposes: args.purpose.iter().map(|p| p.purpose()).collect(),
         categories: args.category.iter().map(|c| c.category()).collect(),
         period: Period { start, end },
         coverage,
-        login,
-    };
-    record.normalize();
-    record.validate()?;
-    Ok(record)
+    })
 }
 
 fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
     let now = SystemTime::now();
     // Check the arguments before touching the token, ledger or log.
-    let placeholder = PatientId::parse("0".repeat(64))?;
-    build_record(args, placeholder, None, now)?;
+    let draft = draft(args, now)?;
+    draft.record(PatientId::parse("0".repeat(64))?, None, now)?;
 
-    let pki = PkiFile::load(&args.token.pki)?;
+    let t = &args.token;
+    let pki = PkiFile::load(&t.pki)?;
     let salt = audit_salt(&pki)?;
     let jpki = pki.store(StoreKind::Jpki)?;
     let profile = pki.profile();
     let check = SignatureCheck::new(&jpki, &profile);
-    let mut audit = open_audit(&args.token.audit)?;
-
-    let result = (|| -> anyhow::Result<ConsentRecord> {
-        let card = open_card(&args.token, &pki, &check, now)?;
-        let record = build_record(args, card.patient.clone(), card.login.clone(), now)?;
-        let bytes = record.canonical_bytes()?;
-        let blob = cms::sign_detached(&bytes, &card.signer, record.created)
-            .context("signing with the token")?;
-        drop(card);
-        let mut ledger = Ledger::open(&args.token.ledger)?;
-        ledger.grant(&bytes, &blob, &check, now)?;
-        Ok(record)
-    })();
-
-    let mut event = token_event(EventKind::ConsentGranted, now, &result, &salt, &args.token);
-    if let Ok(record) = &result {
-        event = event
-            .with_participant(Participant::new(
-                AuditRole::Patient,
-                &salt,
-                record.patient.as_str(),
-            ))
-            .with_object(record.id.as_str());
-        for g in &record.grantees {
-            event =
-                event.with_participant(Participant::new(AuditRole::Facility, &salt, g.as_str()));
-        }
-    }
-    let appended = audit
-        .append(&event)
-        .with_context(|| format!("audit log {}", args.token.audit.display()));
-    let record = result?;
-    appended?;
+    let mut audit = open_audit(&t.audit)?;
+    let mut desk = Desk {
+        ledger: &t.ledger,
+        audit: &mut audit,
+        salt: &salt,
+        check: &check,
+    };
+    let card = || open_card(t, &pki, &check, now);
+    let record = workflow::grant(&mut desk, &t.patient_token, card, &draft, now)
+        .with_context(|| format!("consent grant (audit log {})", t.audit.display()))?;
     println!("granted consent {}", record.id);
     println!("  patient: {}", record.patient);
     match &record.login {
@@ -526,8 +366,6 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-// ---------------------------------------------------------------- revoke
-
 fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
     let now = SystemTime::now();
     let revokes = RecordId::new(args.id.as_str()).with_context(|| format!("--id {:?}", args.id))?;
@@ -536,67 +374,24 @@ fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
         .as_deref()
         .map(|id| RecordId::new(id).with_context(|| format!("--revocation-id {id:?}")))
         .transpose()?;
-
-    let pki = PkiFile::load(&args.token.pki)?;
+    let t = &args.token;
+    let pki = PkiFile::load(&t.pki)?;
     let salt = audit_salt(&pki)?;
     let jpki = pki.store(StoreKind::Jpki)?;
     let profile = pki.profile();
     let check = SignatureCheck::new(&jpki, &profile);
-    let mut audit = open_audit(&args.token.audit)?;
-
-    let result = (|| -> anyhow::Result<ConsentRevocation> {
-        let mut ledger = open_existing(&args.token.ledger)?;
-        let card = open_card(&args.token, &pki, &check, now)?;
-        let id = match &own_id {
-            Some(id) => id.clone(),
-            None => fresh_id("revocation", &card.patient, now)?,
-        };
-        let rev = ConsentRevocation {
-            id,
-            patient: card.patient.clone(),
-            created: unix(now),
-            revokes: revokes.clone(),
-        };
-        let bytes = rev.canonical_bytes()?;
-        let blob = cms::sign_detached(&bytes, &card.signer, rev.created)
-            .context("signing with the token")?;
-        drop(card);
-        ledger.revoke(&bytes, &blob, &check, now)?;
-        Ok(rev)
-    })();
-
-    let mut event = token_event(EventKind::ConsentRevoked, now, &result, &salt, &args.token)
-        .with_object(revokes.as_str());
-    if let Ok(rev) = &result {
-        event = event.with_participant(Participant::new(
-            AuditRole::Patient,
-            &salt,
-            rev.patient.as_str(),
-        ));
-    }
-    let appended = audit
-        .append(&event)
-        .with_context(|| format!("audit log {}", args.token.audit.display()));
-    let rev = result?;
-    appended?;
+    let mut audit = open_audit(&t.audit)?;
+    let mut desk = Desk {
+        ledger: &t.ledger,
+        audit: &mut audit,
+        salt: &salt,
+        check: &check,
+    };
+    let card = || open_card(t, &pki, &check, now);
+    let rev = workflow::revoke(&mut desk, &t.patient_token, card, &revokes, own_id, now)
+        .with_context(|| format!("consent revoke (audit log {})", t.audit.display()))?;
     println!("revoked consent {} (revocation {})", rev.revokes, rev.id);
     Ok(Outcome::Done)
-}
-
-// ---------------------------------------------------------------- list
-
-/// A consent's status at `now` (unix seconds).
-fn status(state: &ConsentState, now: i64) -> &'static str {
-    let r = &state.record;
-    if state.revoked_at.is_some_and(|t| t <= now) {
-        "revoked"
-    } else if now >= r.period.end {
-        "expired"
-    } else if now < r.period.start {
-        "not yet valid"
-    } else {
-        "in force"
-    }
 }
 
 fn kebab<T: serde::Serialize>(v: &T) -> String {
@@ -613,8 +408,9 @@ fn joined<T: serde::Serialize>(items: &[T]) -> String {
 fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
     let patient = PatientId::parse(args.patient.as_str()).context("--patient")?;
     let now = unix(at_or_now(args.at.as_deref())?);
-    let ledger = open_existing(&args.ledger)?;
+    let ledger = workflow::open_existing(&args.ledger)?;
     let states = ledger.list(&patient)?;
+    let status = |s| ConsentStatus::of(s, now).to_string();
     if args.json {
         let rows: Vec<serde_json::Value> = states
             .iter()
@@ -622,7 +418,7 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
                 let r = &s.record;
                 serde_json::json!({
                     "id": r.id,
-                    "status": status(s, now),
+                    "status": status(s),
                     "decision": r.decision,
                     "scope": r.scope,
                     "grantees": r.grantees,
@@ -661,7 +457,7 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
         println!(
             "{}  {}  {}  to {}  for {}  {}  scope {}  {} to {}  {}",
             r.id,
-            status(s, now),
+            status(s),
             kebab(&r.decision),
             joined(&r.grantees),
             joined(&r.purposes),
@@ -675,35 +471,16 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-// ---------------------------------------------------------------- check
-
-fn deny_text(reason: DenyReason) -> &'static str {
-    match reason {
-        DenyReason::NoConsent => "no consent",
-        DenyReason::OtherFacility => "consent is for other facilities",
-        DenyReason::OtherPurpose => "consent is for other purposes",
-        DenyReason::CategoryNotCovered => "data category not covered",
-        DenyReason::VisitMismatch => "consent is for another visit",
-        DenyReason::NotYetValid => "consent not yet valid",
-        DenyReason::Expired => "consent expired",
-        DenyReason::Revoked => "consent revoked",
-        DenyReason::RoleNotAllowed => "role not allowed for this data category",
-        DenyReason::DecisionDeny => "the patient refused",
-        DenyReason::LoginNotBound => "the patient's card is not the one the consent names",
-        _ => "refused",
-    }
-}
-
 /// Verifies the physician's certificate at `at` (chain to the HPKI trust
 /// anchors for authentication or signing, profile, CRLs when pki.toml names
 /// them). The outer error is a file that cannot be read (a failure of the
-/// command); the inner one a certificate refused (a denial), as one line.
+/// command); the inner one a certificate refused (a denial).
 fn verify_physician(
     pki: &PkiFile,
     profile: &Profile,
     cert: &Path,
     at: SystemTime,
-) -> anyhow::Result<Result<Physician, String>> {
+) -> anyhow::Result<Result<Physician, CertError>> {
     let bytes = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
     let certs = if bytes.starts_with(b"-----BEGIN") {
         pem_blocks(&bytes, "CERTIFICATE").with_context(|| cert.display().to_string())?
@@ -725,22 +502,21 @@ fn verify_physician(
         }
         None => None,
     };
-    let refused = |e: med8k_auth::cert::CertError| format!("physician certificate refused: {e}");
     let chain = match verify_chain(leaf, &inters, &store, Purpose::HpkiAuth, at) {
         Ok(chain) => chain,
         Err(auth_err) => match verify_chain(leaf, &inters, &store, Purpose::HpkiSign, at) {
             Ok(chain) => chain,
-            Err(_) => return Ok(Err(refused(auth_err))),
+            Err(_) => return Ok(Err(auth_err)),
         },
     };
     if let Some(crls) = crls {
         // A CRL speaks for its own time: a check at a future `--at` uses
         // the revocation status known now.
         if let Err(e) = crls.check_chain(&chain, at.min(SystemTime::now())) {
-            return Ok(Err(refused(e)));
+            return Ok(Err(e));
         }
     }
-    Ok(Physician::from_chain(profile, &chain).map_err(refused))
+    Ok(Physician::from_chain(profile, &chain))
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
@@ -757,13 +533,13 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let pki = PkiFile::load(&args.pki)?;
     let salt = audit_salt(&pki)?;
     let profile = pki.profile();
-    let ledger = open_existing(&args.ledger)?;
+    let ledger = workflow::open_existing(&args.ledger)?;
     let mut audit = open_audit(&args.audit)?;
 
     let physician = verify_physician(&pki, &profile, &args.physician_cert, at)?;
     let decision = match &physician {
-        Ok(physician) => {
-            let request = AccessRequest {
+        Ok(physician) => Ok(ledger.decide(
+            &AccessRequest {
                 physician: physician.clone(),
                 facility: facility.clone(),
                 patient: patient.clone(),
@@ -773,60 +549,31 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
                 visit,
                 // A check from the desk: no patient at a card reader.
                 patient_login: None,
-            };
-            Ok(ledger.decide(&request, at)?)
-        }
+            },
+            at,
+        )?),
         Err(e) => Err(e.clone()),
     };
-
-    let (kind, outcome, detail) = match &decision {
-        Ok(Decision::Permit { .. }) => (EventKind::AccessPermitted, AuditOutcome::Success, None),
-        Ok(Decision::Deny(r)) => (
-            EventKind::AccessDenied,
-            AuditOutcome::MinorFailure,
-            Some(deny_text(*r)),
-        ),
-        Err(_) => (
-            EventKind::AccessDenied,
-            AuditOutcome::MinorFailure,
-            Some("physician certificate refused"),
-        ),
+    let who = AccessAttempt {
+        physician: physician.as_ref().ok().map(|p| p.id.as_str()),
+        facility: facility.as_str(),
+        patient: patient.as_str(),
+        category: args.category.category(),
     };
-    let mut event = AuditEvent::new(kind, micros(now), outcome)
-        .with_participant(Participant::new(
-            AuditRole::Patient,
-            &salt,
-            patient.as_str(),
-        ))
-        .with_participant(Participant::new(
-            AuditRole::Facility,
-            &salt,
-            facility.as_str(),
-        ));
-    if let Ok(p) = &physician {
-        event = event.with_participant(Participant::new(AuditRole::Physician, &salt, &p.id));
-    }
-    if let Ok(Decision::Permit { consent_id }) = &decision {
-        event = event.with_object(consent_id.as_str());
-    }
-    if let Some(d) = detail {
-        event = event.with_detail(d);
-    }
     audit
-        .append(&event)
+        .append(&workflow::decision_event(now, &salt, &who, &decision))
         .with_context(|| format!("audit log {}", args.audit.display()))?;
-
     match decision {
         Ok(Decision::Permit { consent_id }) => {
             println!("permit (consent {consent_id})");
             Ok(Outcome::Done)
         }
         Ok(Decision::Deny(reason)) => {
-            println!("deny: {}", deny_text(reason));
+            println!("deny: {reason}");
             Ok(Outcome::Denied)
         }
-        Err(text) => {
-            println!("deny: {text}");
+        Err(e) => {
+            println!("deny: physician certificate refused: {e}");
             Ok(Outcome::Denied)
         }
     }

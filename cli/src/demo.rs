@@ -18,18 +18,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use med8k_engine::codec;
-use med8k_engine::codec::stage::{Backend, EncodeStage};
-use med8k_engine::detect::contract::Contract;
-use med8k_engine::detect::model::Model;
-use med8k_engine::detect::stage::DetectStage;
-use med8k_engine::frame::VideoFrame;
-use med8k_engine::gst::{SinkOptions, SourceOptions};
-use med8k_engine::pipeline::{
+use med8k_capture::{SinkOptions, SourceOptions};
+use med8k_detect::contract::Contract;
+use med8k_detect::model::Model;
+use med8k_media::frame::VideoFrame;
+use med8k_media::spectral::envi;
+use med8k_pipeline::detect::DetectStage;
+use med8k_pipeline::encode::{Backend, EncodeStage};
+use med8k_pipeline::{
     BoxError, Ending, Pipeline, PipelineReport, Shutdown, SinkStage, Stage, V210Pack,
 };
-use med8k_engine::samples::{self, SampleSet};
-use med8k_engine::spectral::envi;
+use med8k_samples::SampleSet;
 use serde::Serialize;
 
 use crate::samples::{GenerateArgs, generate_with_progress};
@@ -119,7 +118,7 @@ struct ConsentRound {
 fn consent_round(samples: &std::path::Path) -> anyhow::Result<ConsentRound> {
     let pki = samples.join("pki");
     let dir = pki.to_string_lossy().into_owned();
-    if !pki.join(crate::pkifile::FILE).exists() {
+    if !pki.join(med8k_auth::pkifile::FILE).exists() {
         crate::run_args(&["pki", "demo-init", "--out", &dir])?;
     }
     let ledger = pki.join("consent.sqlite").to_string_lossy().into_owned();
@@ -195,16 +194,16 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     // First, while this process has no other thread: the demo PKI sets
     // SoftHSM2's configuration in the environment.
     let consent = consent_round(&opts.out)?;
-    let set = match samples::open(&opts.out) {
+    let set = match med8k_samples::open(&opts.out) {
         Ok(set) => set,
-        Err(samples::SampleError::Manifest { .. }) => generate_with_progress(&opts)?,
+        Err(med8k_samples::SampleError::Manifest { .. }) => generate_with_progress(&opts)?,
         Err(e) => return Err(e.into()),
     };
     let labels = set.labels()?;
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;
 
-    let (encoder, place) = Backend::Auto.encoder(&codec::Config::lossless())?;
+    let (encoder, place) = Backend::Auto.encoder(&med8k_codec::Config::lossless())?;
     let every = args.encode_every.unwrap_or(if place.starts_with("gpu") {
         1
     } else {
@@ -295,7 +294,7 @@ fn capture_pipeline(
 ) -> anyhow::Result<Pipeline> {
     let source = set.open_clip(SourceOptions::default().id("endoscope"))?;
     let output = SinkOptions::default()
-        .framerate(samples::FPS as i32, 1)
+        .framerate(med8k_samples::FPS as i32, 1)
         .open(sink)?;
     Ok(Pipeline::new(source)
         .stage(encode)

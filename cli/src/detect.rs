@@ -1,21 +1,17 @@
 //! `med8k detect` (a model over a clip or a cube) and `med8k eval detect`
-//! (a model against a sample set's labels, and against onnxruntime).
+//! (a model against a sample set's labels, and against onnxruntime; the
+//! scoring is `med8k_benches::detect`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use med8k_engine::detect::contract::InputSource;
-use med8k_engine::detect::input;
-use med8k_engine::detect::metrics::auroc;
-use med8k_engine::detect::model::{Detection, Model, Runner};
-use med8k_engine::detect::overlay;
-use med8k_engine::detect::stage::OVERLAY_MAX_WIDTH;
-use med8k_engine::gst::{GstSource, SourceOptions};
-use med8k_engine::imageio;
-use med8k_engine::samples::{self, SampleSet};
-use med8k_engine::spectral::envi;
+use med8k_benches::detect::{EvalDetectOptions, eval_detect as eval_detect_report};
+use med8k_detect::contract::InputSource;
+use med8k_detect::model::{Detection, Model};
+use med8k_detect::run::run_frames;
+use med8k_media::spectral::envi;
+use med8k_pipeline::input::{Input, InputSpec};
 use serde::Serialize;
 
 use crate::Outcome;
@@ -29,7 +25,7 @@ pub struct DetectArgs {
     /// A clip (a sample set's clip or directory, or any clip GStreamer
     /// reads) for a frame model; an ENVI `.hdr` cube for a cube model.
     #[arg(long = "in")]
-    pub input: PathBuf,
+    pub input: String,
     /// Write an overlay PNG here for every frame that is anomalous or has boxes.
     #[arg(long)]
     pub overlay: Option<PathBuf>,
@@ -59,7 +55,7 @@ pub struct EvalDetectArgs {
 struct DetectReport {
     model: String,
     version: String,
-    input: PathBuf,
+    input: String,
     analysed: usize,
     anomalous: usize,
     frames_per_s: f64,
@@ -69,7 +65,7 @@ struct DetectReport {
 }
 
 fn load(path: &Path) -> anyhow::Result<Model> {
-    use med8k_engine::detect::model::ModelError;
+    use med8k_detect::model::ModelError;
     Model::load(path).map_err(|e| match e {
         // The other errors name the file themselves.
         ModelError::Contract(_) => {
@@ -79,69 +75,10 @@ fn load(path: &Path) -> anyhow::Result<Model> {
     })
 }
 
-/// A clip as frames: a sample set (directory or its clip) through its own
-/// reader, anything else through GStreamer's decodebin.
-fn open_clip(path: &Path) -> anyhow::Result<GstSource> {
-    let options = SourceOptions::default().id("detect");
-    if path.is_dir() {
-        return Ok(samples::open(path)?.open_clip(options)?);
-    }
-    let parent = path.parent().unwrap_or(Path::new("."));
-    if let Ok(set) = samples::open(parent)
-        && set.clip() == parent.join(path.file_name().unwrap_or_default())
-    {
-        return Ok(set.open_clip(options)?);
-    }
-    Ok(GstSource::open_clip(path, options)?)
-}
-
-fn is_cube(path: &Path) -> bool {
-    path.extension()
+fn is_cube(input: &str) -> bool {
+    Path::new(input)
+        .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("hdr"))
-}
-
-/// Percentile `q` of sorted values (nearest rank).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let k = ((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1);
-    sorted[k]
-}
-
-/// Every frame of a clip through the model, in order (a file loses nothing).
-fn run_clip(
-    runner: &mut Runner,
-    path: &Path,
-    overlays: Option<&Path>,
-    mut each: impl FnMut(&Detection, &med8k_engine::frame::VideoFrame) -> anyhow::Result<()>,
-) -> anyhow::Result<(Vec<Detection>, Vec<f64>, f64)> {
-    let mut source = open_clip(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut detections = Vec::new();
-    let mut latencies = Vec::new();
-    let started = Instant::now();
-    while let Some(frame) = source.next_frame()? {
-        let t0 = Instant::now();
-        let d = runner
-            .detect_frame(&frame)
-            .with_context(|| format!("frame {}", frame.seq))?;
-        latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-        if let Some(dir) = overlays
-            && (d.anomalous || !d.boxes.is_empty())
-        {
-            overlay::write_png(
-                &dir.join(format!("frame_{:06}.png", frame.seq)),
-                &frame,
-                &d,
-                OVERLAY_MAX_WIDTH,
-            )?;
-        }
-        each(&d, &frame)?;
-        detections.push(d);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    Ok((detections, latencies, seconds))
 }
 
 pub fn detect(args: &DetectArgs) -> anyhow::Result<Outcome> {
@@ -151,16 +88,16 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<Outcome> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let contract = model.contract().clone();
-    let (detections, latencies, seconds) = match contract.input.source {
+    let (detections, latency, frames_per_s) = match contract.input.source {
         InputSource::CubeBands => {
             if !is_cube(&args.input) {
                 bail!(
                     "{} is a cube model; --in must be an ENVI .hdr cube, not {}",
                     args.model.display(),
-                    args.input.display()
+                    args.input
                 );
             }
-            let cube = envi::read(&args.input)?;
+            let cube = envi::read(Path::new(&args.input))?;
             let t0 = Instant::now();
             let d = runner.detect_cube(&cube)?;
             let seconds = t0.elapsed().as_secs_f64();
@@ -176,23 +113,38 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<Outcome> {
                 );
             }
             let dets: Vec<Detection> = d.tiles.into_iter().map(|t| t.detection).collect();
-            (dets, vec![per_tile], seconds)
+            let fps = dets.len() as f64 / seconds.max(1e-9);
+            (dets, vec![per_tile, per_tile], fps)
         }
         InputSource::FrameYcbcr => {
             if is_cube(&args.input) {
                 bail!(
                     "{} is a frame model; --in must be a clip, not the cube {}",
                     args.model.display(),
-                    args.input.display()
+                    args.input
                 );
             }
             let json = args.json;
-            run_clip(&mut runner, &args.input, args.overlay.as_deref(), |d, _| {
-                if !json {
-                    println!("{}", line(d));
-                }
-                Ok(())
-            })?
+            let mut source = InputSpec::parse(&args.input, None)
+                .open("detect")
+                .and_then(Input::into_source)
+                .with_context(|| format!("opening {}", args.input))?;
+            let run = run_frames(
+                &mut runner,
+                source.frames(),
+                args.overlay.as_deref(),
+                |d, _| {
+                    if !json {
+                        println!("{}", line(d));
+                    }
+                },
+            )?;
+            let (fps, p50, p99) = (
+                run.frames_per_s(),
+                run.latency_ms(0.5),
+                run.latency_ms(0.99),
+            );
+            (run.detections, vec![p50, p99], fps)
         }
         other => bail!("model input source {other:?} is not supported by this med8k"),
     };
@@ -202,9 +154,9 @@ pub fn detect(args: &DetectArgs) -> anyhow::Result<Outcome> {
         input: args.input.clone(),
         analysed: detections.len(),
         anomalous: detections.iter().filter(|d| d.anomalous).count(),
-        frames_per_s: detections.len() as f64 / seconds.max(1e-9),
-        latency_ms_p50: percentile(&latencies, 0.5),
-        latency_ms_p99: percentile(&latencies, 0.99),
+        frames_per_s,
+        latency_ms_p50: latency[0],
+        latency_ms_p99: latency[1],
         detections,
     };
     if args.json {
@@ -248,55 +200,12 @@ fn line(d: &Detection) -> String {
     )
 }
 
-#[derive(Debug, Serialize)]
-struct OrtComparison {
-    /// "done" or why it was skipped.
-    status: String,
-    threads: u32,
-    iterations: u32,
-    tract_frames_per_s: f64,
-    ort_frames_per_s: Option<f64>,
-    tract_over_ort: Option<f64>,
-    ort_version: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct EvalReport {
-    model: String,
-    version: String,
-    samples: PathBuf,
-    items: usize,
-    anomalous_labels: usize,
-    image_auroc: Option<f64>,
-    pixel_auroc: Option<f64>,
-    tile_auroc: Option<f64>,
-    frames_per_s: f64,
-    latency_ms_p50: f64,
-    latency_ms_p99: f64,
-    onnxruntime: OrtComparison,
-}
-
-/// A lesion mask PNG as bytes, non-zero = lesion.
-fn read_mask(path: &Path) -> anyhow::Result<(Vec<u8>, usize, usize)> {
-    let pic = imageio::read_picture(path, None)?;
-    let plane = pic
-        .planes()
-        .first()
-        .with_context(|| format!("{}: no planes", path.display()))?;
-    let bytes = plane.iter().map(|&v| u8::from(v != 0)).collect();
-    Ok((bytes, pic.width() as usize, pic.height() as usize))
-}
-
 pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
-    let model = load(&args.model)?;
-    let set = samples::open(&args.samples)?;
-    let contract = model.contract().clone();
-    let mut runner = model.runner()?;
-    let report = match contract.input.source {
-        InputSource::FrameYcbcr => eval_frames(&mut runner, &set, args)?,
-        InputSource::CubeBands => eval_cubes(&mut runner, &set, args)?,
-        other => bail!("model input source {other:?} is not supported by this med8k"),
-    };
+    let report = eval_detect_report(&EvalDetectOptions {
+        model: args.model.clone(),
+        samples: args.samples.clone(),
+        bench_iters: args.bench_iters,
+    })?;
     let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
     println!(
         "{} {} on {}: {} items ({} anomalous)",
@@ -337,215 +246,4 @@ pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Outcome::Done)
-}
-
-fn eval_frames(
-    runner: &mut Runner,
-    set: &SampleSet,
-    args: &EvalDetectArgs,
-) -> anyhow::Result<EvalReport> {
-    let labels = set.labels()?;
-    let contract = runner.model().contract().clone();
-    let mut pixel_scores = Vec::new();
-    let mut pixel_labels = Vec::new();
-    let mut frame_labels = Vec::new();
-    let (detections, latencies, seconds) = run_clip(runner, &set.clip(), None, |d, _| {
-        let label = labels
-            .frames
-            .get(d.seq as usize)
-            .with_context(|| format!("frame {} has no label", d.seq))?;
-        frame_labels.push(label.anomalous);
-        if let Some(map) = &d.map {
-            let truth = match &label.mask {
-                Some(mask) => {
-                    let (bytes, mw, mh) = read_mask(&set.dir.join(mask))?;
-                    input::mask_to_map(&bytes, mw, mh, d.map_width, d.map_height)
-                }
-                None => vec![0.0; map.len()],
-            };
-            pixel_scores.extend_from_slice(map);
-            pixel_labels.extend(truth.iter().map(|&t| t >= 0.5));
-        }
-        Ok(())
-    })?;
-    if detections.len() != labels.frames.len() {
-        bail!(
-            "{}: read {} frames, labels.json lists {}",
-            set.clip().display(),
-            detections.len(),
-            labels.frames.len()
-        );
-    }
-    let scores: Vec<f32> = detections.iter().map(|d| d.score).collect();
-    Ok(EvalReport {
-        model: contract.name.clone(),
-        version: contract.version.clone(),
-        samples: set.dir.clone(),
-        items: detections.len(),
-        anomalous_labels: frame_labels.iter().filter(|&&l| l).count(),
-        image_auroc: auroc(&scores, &frame_labels),
-        pixel_auroc: auroc(&pixel_scores, &pixel_labels),
-        tile_auroc: None,
-        frames_per_s: detections.len() as f64 / seconds.max(1e-9),
-        latency_ms_p50: percentile(&latencies, 0.5),
-        latency_ms_p99: percentile(&latencies, 0.99),
-        onnxruntime: compare_ort(runner, args)?,
-    })
-}
-
-/// Cube masks from `labels.json` (full size, non-zero = anomalous), by cube
-/// name; none for sets written before the generator labelled cubes.
-fn cube_masks(set: &SampleSet) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    Ok(set
-        .labels()?
-        .cubes
-        .into_iter()
-        .map(|c| (c.name, set.dir.join(c.mask)))
-        .collect())
-}
-
-fn eval_cubes(
-    runner: &mut Runner,
-    set: &SampleSet,
-    args: &EvalDetectArgs,
-) -> anyhow::Result<EvalReport> {
-    let contract = runner.model().contract().clone();
-    let masks = cube_masks(set)?;
-    let (tw, th) = (contract.input.width(), contract.input.height());
-    let mut tile_scores = Vec::new();
-    let mut tile_labels = Vec::new();
-    let mut pixel_scores = Vec::new();
-    let mut pixel_labels = Vec::new();
-    let mut latencies = Vec::new();
-    let mut tiles = 0usize;
-    let mut seconds = 0.0;
-    for (i, header) in set.cubes().iter().enumerate() {
-        let cube = envi::read(header)?;
-        let t0 = Instant::now();
-        let d = runner.detect_cube(&cube)?;
-        let s = t0.elapsed().as_secs_f64();
-        seconds += s;
-        tiles += d.tiles.len();
-        latencies.push(1000.0 * s / d.tiles.len().max(1) as f64);
-        let name = &set.manifest.cubes[i].name;
-        let Some((_, mask)) = masks.iter().find(|(n, _)| n == name) else {
-            continue;
-        };
-        let (bytes, mw, mh) = read_mask(mask)?;
-        let truth = input::mask_to_map(&bytes, mw, mh, d.width, d.height);
-        if let Some(map) = &d.map {
-            pixel_scores.extend_from_slice(map);
-            pixel_labels.extend(truth.iter().map(|&t| t >= 0.5));
-        }
-        for t in &d.tiles {
-            let any = (t.y..(t.y + th).min(d.height))
-                .any(|y| (t.x..(t.x + tw).min(d.width)).any(|x| truth[y * d.width + x] >= 0.5));
-            tile_scores.push(t.detection.score);
-            tile_labels.push(any);
-        }
-    }
-    latencies.sort_by(f64::total_cmp);
-    Ok(EvalReport {
-        model: contract.name.clone(),
-        version: contract.version.clone(),
-        samples: set.dir.clone(),
-        items: tiles,
-        anomalous_labels: tile_labels.iter().filter(|&&l| l).count(),
-        image_auroc: None,
-        pixel_auroc: auroc(&pixel_scores, &pixel_labels),
-        tile_auroc: auroc(&tile_scores, &tile_labels),
-        frames_per_s: tiles as f64 / f64::max(seconds, 1e-9),
-        latency_ms_p50: percentile(&latencies, 0.5),
-        latency_ms_p99: percentile(&latencies, 0.99),
-        onnxruntime: compare_ort(runner, args)?,
-    })
-}
-
-/// `models/ort_bench.py`: `$MED8K_ORT_BENCH`, else beside the current
-/// directory's `models/`, else the source tree's.
-fn ort_bench_script() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MED8K_ORT_BENCH") {
-        return Some(PathBuf::from(p));
-    }
-    [
-        PathBuf::from("models/ort_bench.py"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ort_bench.py"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
-
-/// The bare model on the same input shape with tract and (when it imports)
-/// onnxruntime, one thread each.
-fn compare_ort(runner: &mut Runner, args: &EvalDetectArgs) -> anyhow::Result<OrtComparison> {
-    let contract = runner.model().contract().clone();
-    let shape = &contract.input.shape;
-    let n: usize = shape.iter().product();
-    let iterations = args.bench_iters.max(1);
-    // The same kind of input as the script's: deterministic values in [0, 1).
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let input: Vec<f32> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32
-        })
-        .collect();
-    runner.run_tensor(0, input.clone(), (1, 1))?;
-    let t0 = Instant::now();
-    for i in 0..iterations {
-        runner.run_tensor(u64::from(i), input.clone(), (1, 1))?;
-    }
-    let tract_fps = f64::from(iterations) / t0.elapsed().as_secs_f64().max(1e-9);
-    let mut out = OrtComparison {
-        status: String::new(),
-        threads: 1,
-        iterations,
-        tract_frames_per_s: tract_fps,
-        ort_frames_per_s: None,
-        tract_over_ort: None,
-        ort_version: None,
-    };
-    let python_has_ort = Command::new("python3")
-        .args(["-c", "import onnxruntime"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python_has_ort {
-        out.status = "skipped: python3 cannot import onnxruntime".into();
-        return Ok(out);
-    }
-    let Some(script) = ort_bench_script() else {
-        out.status = "skipped: models/ort_bench.py not found (set MED8K_ORT_BENCH)".into();
-        return Ok(out);
-    };
-    let shape_arg: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let o = Command::new("python3")
-        .arg(&script)
-        .arg("--model")
-        .arg(runner.model().path())
-        .args(["--shape", &shape_arg.join(","), "--threads", "1"])
-        .args(["--iters", &iterations.to_string()])
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !o.status.success() {
-        out.status = format!(
-            "skipped: {} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
-        return Ok(out);
-    }
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .with_context(|| format!("{} printed no JSON", script.display()))?;
-    let ort = v["frames_per_s"].as_f64().filter(|f| *f > 0.0);
-    out.ort_version = v["version"].as_str().map(str::to_owned);
-    out.ort_frames_per_s = ort;
-    out.tract_over_ort = ort.map(|o| tract_fps / o);
-    out.status = if ort.is_some() {
-        "done".into()
-    } else {
-        "skipped: no frames_per_s from the script".into()
-    };
-    Ok(out)
 }

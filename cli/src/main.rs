@@ -5,26 +5,25 @@
 //! 2 usage error; 130 stopped by Ctrl-C.
 
 mod audit;
-mod av1;
 mod bench;
 mod codec;
+mod colour;
 mod consent;
-mod dataset;
 mod demo;
 mod detect;
 mod link;
 mod pki;
-mod pkifile;
 mod probe;
 mod report;
 mod run;
 mod samples;
-mod time;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use med8k_auth::identity::pkcs11::SOFTHSM2_CONF_ENV;
+use med8k_auth::pkifile::PkiFile;
 
 /// Exit code for a run stopped by Ctrl-C.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -71,12 +70,12 @@ enum Command {
         command: CodecCommand,
     },
     /// Accept links from other sites and store what they send.
-    Serve(link::serve::ServeArgs),
+    Serve(link::ServeArgs),
     /// Send live frames (and optionally a file) to a site.
-    Send(link::send::SendArgs),
+    Send(link::SendArgs),
     /// Ask a site for a patient's data through its consent gate (HPKI and
     /// JPKI logins) and receive it.
-    Fetch(link::fetch::FetchArgs),
+    Fetch(link::FetchArgs),
     /// Benchmarks on the recorded samples.
     Bench {
         #[command(subcommand)]
@@ -104,6 +103,12 @@ enum Command {
     Consent {
         #[command(subcommand)]
         command: consent::ConsentCommand,
+    },
+    /// Colour from 7-band cubes: render true colour, and measure it against
+    /// an RGB camera.
+    Colour {
+        #[command(subcommand)]
+        command: colour::ColourCommand,
     },
 }
 
@@ -139,7 +144,7 @@ enum BenchCommand {
     Codec(bench::BenchCodecArgs),
     /// A link on loopback (through the impairment relay when impaired):
     /// goodput against a plain quinn ceiling, frame latency, losses.
-    Link(link::bench::BenchLinkArgs),
+    Link(link::BenchLinkArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,27 +152,56 @@ enum SamplesCommand {
     /// Generate the clip, labels, masks and cubes (same seed, same bytes).
     Generate(samples::GenerateArgs),
     /// Model training/evaluation arrays (.npy) made with the engine's input code.
-    Dataset(dataset::DatasetArgs),
+    Dataset(samples::DatasetArgs),
 }
 
-/// Mesa's device-select Vulkan layer looks for a Wayland display whenever
-/// a GPU is opened and, on a headless machine (no `XDG_RUNTIME_DIR`), prints
-/// `error: XDG_RUNTIME_DIR is invalid` to stderr from whichever thread opened
-/// it, in the middle of med8k's own messages. Without a display there is
-/// nothing for it to find, so it is switched off there.
-fn quiet_headless_vulkan() {
+/// The environment the libraries read, set once, first thing in `main`,
+/// while this process runs no other thread (setting it later is unsound):
+/// - Mesa's device-select Vulkan layer looks for a Wayland display whenever
+///   a GPU is opened and, on a headless machine (no `XDG_RUNTIME_DIR`),
+///   prints `error: XDG_RUNTIME_DIR is invalid` from whichever thread opened
+///   it; without a display there is nothing for it to find, so it is off.
+/// - SoftHSM2 (the demo's cards) reads `SOFTHSM2_CONF` when its module
+///   loads: the configuration of the PKI directory the command names.
+fn prepare_environment(command: &Command) {
+    let mut set = Vec::new();
     if std::env::var_os("XDG_RUNTIME_DIR").is_none()
         && std::env::var_os("NODEVICE_SELECT").is_none()
     {
-        // SAFETY: the first thing `main` does, before any thread exists, so
-        // nothing else reads or writes the environment concurrently.
-        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+        set.push(("NODEVICE_SELECT", PathBuf::from("1")));
+    }
+    if let Some(conf) = softhsm2_conf(command) {
+        set.push((SOFTHSM2_CONF_ENV, conf));
+    }
+    for (key, value) in set {
+        // SAFETY: called first thing in `main`, after argument parsing,
+        // which starts no thread: nothing reads the environment concurrently.
+        unsafe { std::env::set_var(key, value) };
+    }
+}
+
+/// The SoftHSM2 configuration of the PKI directory `command` works with.
+fn softhsm2_conf(command: &Command) -> Option<PathBuf> {
+    let of_dir = |dir: &Path| PkiFile::load(dir).ok()?.softhsm2_conf();
+    match command {
+        Command::Pki {
+            command: pki::PkiCommand::DemoInit(args),
+        } => Some(args.out.join("softhsm2.conf")),
+        Command::Consent { command } => of_dir(match command {
+            consent::ConsentCommand::Grant(a) => &a.token.pki,
+            consent::ConsentCommand::Revoke(a) => &a.token.pki,
+            consent::ConsentCommand::Check(a) => &a.pki,
+            consent::ConsentCommand::List(_) => return None,
+        }),
+        Command::Fetch(args) => of_dir(&args.pki),
+        Command::Demo(args) => Some(args.samples.options().out.join("pki/softhsm2.conf")),
+        _ => None,
     }
 }
 
 fn main() -> ExitCode {
-    quiet_headless_vulkan();
     let cli = Cli::parse();
+    prepare_environment(&cli.command);
     init_logging(cli.verbose);
     let result = run_command(cli.command);
     match result {
@@ -195,7 +229,7 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
         } => samples::generate(&args),
         Command::Samples {
             command: SamplesCommand::Dataset(args),
-        } => dataset::dataset(&args),
+        } => samples::dataset(&args),
         Command::Run { config, json } => run::run(&config, json.as_deref()),
         Command::Probe { json } => probe::probe(json),
         Command::Demo(args) => demo::demo(&args),
@@ -210,10 +244,10 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
         } => bench::bench_codec(&args),
         Command::Bench {
             command: BenchCommand::Link(args),
-        } => link::bench::bench_link(&args),
-        Command::Serve(args) => link::serve::serve(&args),
-        Command::Send(args) => link::send::send(&args),
-        Command::Fetch(args) => link::fetch::fetch(&args),
+        } => link::bench_link(&args),
+        Command::Serve(args) => link::serve(&args),
+        Command::Send(args) => link::send(&args),
+        Command::Fetch(args) => link::fetch(&args),
         Command::Detect(args) => detect::detect(&args),
         Command::Eval {
             command: EvalCommand::Detect(args),
@@ -223,6 +257,7 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
         } => audit::verify(&log),
         Command::Pki { command } => pki::run(&command),
         Command::Consent { command } => consent::run(&command),
+        Command::Colour { command } => colour::run(&command),
     }
 }
 
@@ -260,7 +295,7 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// A Ctrl-C handler that asks `shutdown` to stop; a second Ctrl-C exits at once.
-fn on_ctrl_c(shutdown: &med8k_engine::pipeline::Shutdown) -> anyhow::Result<()> {
+fn on_ctrl_c(shutdown: &med8k_pipeline::Shutdown) -> anyhow::Result<()> {
     let shutdown = shutdown.clone();
     ctrlc::set_handler(move || {
         if shutdown.is_requested() {

@@ -17,9 +17,10 @@ use med8k_auth::identity::{Module, sha256};
 use med8k_auth::issue::{
     DEMO_HPKI_AUTH_POLICY, DEMO_HPKI_SIGN_POLICY, DemoPki, LeafKind, RevokedEntry, pem,
 };
+use med8k_auth::pkifile::check_softhsm2_env;
 
 use crate::Outcome;
-use crate::time::rfc3339;
+use med8k_auth::civil::rfc3339;
 use med8k_auth::hex;
 
 /// `med8k pki` subcommands.
@@ -38,7 +39,7 @@ pub enum PkiCommand {
 pub struct DemoInitArgs {
     /// Directory to create it in (must not hold a pki.toml already).
     #[arg(long)]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The SoftHSM2 PKCS#11 module.
     #[arg(long, default_value = SOFTHSM2_MODULE)]
     module: PathBuf,
@@ -152,10 +153,8 @@ fn demo_init(args: &DemoInitArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("creating {}", out.join(d).display()))?;
     }
     let conf = write_softhsm2_conf(&out).with_context(|| format!("writing {}", out.display()))?;
-    // SAFETY: set before the module is loaded, while this process runs no
-    // other thread (argument parsing and logging set-up spawn none; `med8k
-    // demo` runs this before it starts any).
-    unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, &conf) };
+    // `main` set SoftHSM2's configuration to this file before any thread.
+    check_softhsm2_env(&conf)?;
     let module = Module::open(&args.module)
         .with_context(|| format!("PKCS#11 module {}", args.module.display()))?;
 
@@ -326,16 +325,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("{} holds no certificate", args.cert.display()))?;
     let inters: Vec<&[u8]> = inters.iter().map(Vec::as_slice).collect();
 
-    let mut store = TrustStore::new(purpose.store());
-    for t in &args.trust {
-        let pem = std::fs::read(t).with_context(|| format!("reading {}", t.display()))?;
-        let n = store
-            .add_pem(&pem)
-            .with_context(|| format!("trust anchors {}", t.display()))?;
-        if n == 0 {
-            bail!("{} holds no CERTIFICATE block", t.display());
-        }
-    }
+    let store = TrustStore::from_pem_files(purpose.store(), &args.trust)?;
 
     let mut config = ProfileConfig::default();
     if matches!(purpose, Purpose::HpkiSign | Purpose::HpkiAuth) {
@@ -419,5 +409,5 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<Outcome> {
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, or a bare date (midnight UTC).
 fn parse_rfc3339(s: &str) -> anyhow::Result<SystemTime> {
-    crate::time::parse_rfc3339(s).map(crate::time::from_unix)
+    Ok(med8k_auth::civil::parse_rfc3339(s).map(med8k_auth::civil::from_unix)?)
 }

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use med8k_auth::pkcs11;
-use med8k_engine::{gpu, gst};
+use med8k_capture as gst;
+use med8k_gpu as gpu;
 use serde::Serialize;
 
 use crate::Outcome;

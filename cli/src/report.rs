@@ -1,6 +1,6 @@
 //! Printing pipeline reports.
 
-use med8k_engine::pipeline::{PipelineReport, StageReport};
+use med8k_pipeline::{PipelineReport, StageReport};
 
 /// A table of the source and each stage: frames, fps, latencies, drops;
 /// then each stage's own figures.

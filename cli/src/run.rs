@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use med8k_engine::config::Config;
-use med8k_engine::pipeline::{Ending, Shutdown};
+use med8k_pipeline::config::Config;
+use med8k_pipeline::{Ending, Shutdown};
 
 use crate::{Outcome, on_ctrl_c, report};
 

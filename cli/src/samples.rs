@@ -1,11 +1,12 @@
-//! `med8k samples generate`.
+//! `med8k samples generate` and `med8k samples dataset`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use med8k_engine::samples::{self, GenerateOptions, Progress, SampleSet, Size};
+use med8k_samples::dataset::{DatasetOptions, Seeds};
+use med8k_samples::{GenerateOptions, Progress, SampleSet, Size};
 
 use crate::Outcome;
 
@@ -16,20 +17,20 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Frames in the endoscope clip (60 per second).
-    #[arg(long, default_value_t = samples::DEFAULT_FRAMES)]
+    #[arg(long, default_value_t = med8k_samples::DEFAULT_FRAMES)]
     pub frames: u32,
     /// Frame and cube size: 8k, 4k, 1080p or WIDTHxHEIGHT.
     #[arg(long, default_value = "8k")]
     pub size: Size,
     /// Seed: the same seed gives the same bytes.
-    #[arg(long, default_value_t = samples::DEFAULT_SEED)]
+    #[arg(long, default_value_t = med8k_samples::DEFAULT_SEED)]
     pub seed: u64,
 }
 
 impl GenerateArgs {
     pub fn options(&self) -> GenerateOptions {
         GenerateOptions::new()
-            .out(self.out.clone().unwrap_or_else(samples::default_dir))
+            .out(self.out.clone().unwrap_or_else(med8k_samples::default_dir))
             .frames(self.frames)
             .size(self.size)
             .seed(self.seed)
@@ -71,11 +72,64 @@ pub fn generate_with_progress(opts: &GenerateOptions) -> anyhow::Result<SampleSe
             b.set_position(p.done);
         }
     };
-    let set = samples::generate(opts, &mut on_progress)
+    let set = med8k_samples::generate(opts, &mut on_progress)
         .with_context(|| format!("generating samples in {}", opts.out.display()))?;
     if let Some((_, b)) = bar.take() {
         b.finish();
     }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "samples ready");
     Ok(set)
+}
+
+/// Options of `med8k samples dataset`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seeds: `A..B` (B excluded) or `A..=B`.
+    #[arg(long)]
+    pub seeds: Seeds,
+    /// Frames per seed.
+    #[arg(long, default_value_t = 60)]
+    pub frames: u32,
+    /// Take every STEP-th frame of the seed's clip (frames 0, STEP, 2·STEP, ...).
+    #[arg(long, default_value_t = 1)]
+    pub step: u32,
+    /// Rendered frame size (and cube size): WIDTHxHEIGHT, 8k, 4k or 1080p;
+    /// frames are then area-averaged to the model's 256x144.
+    #[arg(long, default_value = "1024x576")]
+    pub size: Size,
+    /// Also write cube tiles and masks of the sample cubes of each seed.
+    #[arg(long)]
+    pub cubes: bool,
+    /// Cube tile side, in pixels.
+    #[arg(long, default_value_t = 256)]
+    pub tile: usize,
+    /// Skip the endoscope frames (cubes only).
+    #[arg(long)]
+    pub no_frames: bool,
+}
+
+pub fn dataset(args: &DatasetArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let options = DatasetOptions {
+        out: args.out.clone(),
+        seeds: args.seeds.clone(),
+        frames: args.frames,
+        step: args.step,
+        size: args.size,
+        cubes: args.cubes,
+        tile: args.tile,
+        no_frames: args.no_frames,
+    };
+    let summary = med8k_samples::dataset::write(&options, &mut |line| eprintln!("{line}"))?;
+    println!(
+        "dataset in {}: {} frames, {} cube tiles ({:.1} s)",
+        args.out.display(),
+        summary.frames,
+        summary.tiles,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Outcome::Done)
 }

@@ -6,13 +6,13 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{assert_one_line_error, med8k, stderr, stdout};
-use med8k_engine::detect::contract::sha256_hex;
-use med8k_engine::spectral::{Band, SpectralCube, envi};
+use med8k_detect::contract::sha256_hex;
+use med8k_media::spectral::{Band, SpectralCube, envi};
 use ndarray::Array3;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../engine/tests/fixtures/detect")
+        .join("../engine/detect/tests/fixtures/detect")
         .join(name)
 }
 

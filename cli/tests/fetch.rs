@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 mod common;
+#[path = "../../auth/tests/softhsm/mod.rs"]
+mod softhsm;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -18,7 +20,7 @@ use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
     FacilityId, Ledger, PatientId, Period, RecordId, Scope, SignatureCheck, cms,
 };
-use med8k_auth::identity::pkcs11::{SOFTHSM2_CONF_ENV, SOFTHSM2_MODULE};
+use med8k_auth::identity::pkcs11::SOFTHSM2_MODULE;
 use med8k_auth::identity::{Module, Signer};
 use med8k_auth::issue::{DEMO_HPKI_AUTH_POLICY, DemoPki};
 
@@ -79,10 +81,9 @@ struct Card {
     signer: Arc<dyn Signer>,
 }
 
-fn card(dir: &Path) -> Card {
-    // SAFETY: this binary's only test sets it, once, before loading the
-    // module.
-    unsafe { std::env::set_var(SOFTHSM2_CONF_ENV, dir.join("pki/softhsm2.conf")) };
+/// (In the test's own process, whose SoftHSM2 configuration is the demo
+/// PKI's: see [`softhsm::isolated_in`].)
+fn card() -> Card {
     let module = Module::open(Path::new(SOFTHSM2_MODULE)).unwrap();
     let session = module.login("med8k-patient", "1111").unwrap();
     let signer: Arc<dyn Signer> = Arc::new(session.signer(&[1]).unwrap());
@@ -218,15 +219,21 @@ fn fetch_through_the_consent_gate() {
     if !softhsm_installed() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+    softhsm::isolated_in(
+        "fetch_through_the_consent_gate",
+        "pki/softhsm2.conf",
+        fetch_through_the_consent_gate_in,
+    );
+}
+
+fn fetch_through_the_consent_gate_in(dir: &Path) {
     let o = med8k(dir, &["pki", "demo-init", "--out", "pki"]);
     assert!(o.status.success(), "{}", stderr(&o));
     sites(dir);
     common::generate_samples(dir, "256x144", 6);
     let patient = patient(dir);
 
-    let card = card(dir);
+    let card = card();
     let serve = Serve::start(
         dir,
         "127.0.0.1:0",

@@ -405,7 +405,7 @@ fn bench_link_refuses_bad_arguments() {
 fn the_example_site_configs_parse() {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/sites");
     for (file, id, peer) in [("site-a.toml", A, B), ("site-b.toml", B, A)] {
-        let c = med8k_transport::site::SiteConfig::load(&configs.join(file)).unwrap();
+        let c = med8k_link::site::SiteConfig::load(&configs.join(file)).unwrap();
         assert_eq!(c.id, id);
         assert_eq!(c.allowed, vec![peer.to_owned()]);
         assert!(c.cert.starts_with(&configs), "{:?}", c.cert);

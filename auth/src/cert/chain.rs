@@ -1,5 +1,6 @@
 //! Stage one: the chain to a trust anchor, validity, CA constraints, key usage.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use x509_parser::certificate::X509Certificate;
@@ -61,6 +62,54 @@ impl TrustStore {
     pub fn anchors(&self) -> &[ParsedCert] {
         &self.anchors
     }
+
+    /// A store of `kind` holding every `CERTIFICATE` block of `files` (PEM);
+    /// a file that cannot be read, a block that is not a usable CA
+    /// certificate and a file without a block are each an error naming it.
+    pub fn from_pem_files(kind: StoreKind, files: &[PathBuf]) -> Result<Self, TrustFileError> {
+        let mut store = TrustStore::new(kind);
+        for path in files {
+            let pem = std::fs::read(path).map_err(|source| TrustFileError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let n = store
+                .add_pem(&pem)
+                .map_err(|source| TrustFileError::Certificate {
+                    path: path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Err(TrustFileError::Empty(path.clone()));
+            }
+        }
+        Ok(store)
+    }
+}
+
+/// A trust anchor file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustFileError {
+    /// The file cannot be read.
+    #[error("trust anchors {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A block is not a certificate a store takes.
+    #[error("trust anchors {path}: {source}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: CertError,
+    },
+    /// The file holds no `CERTIFICATE` block.
+    #[error("{0} holds no CERTIFICATE block")]
+    Empty(PathBuf),
 }
 
 /// A chain that passed stage one.

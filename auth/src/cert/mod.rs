@@ -31,12 +31,12 @@ mod chain;
 mod profile;
 mod revocation;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-pub use chain::{StoreKind, TrustStore, VerifiedChain, verify_chain};
+pub use chain::{StoreKind, TrustFileError, TrustStore, VerifiedChain, verify_chain};
 pub use profile::{
     HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role,
     hc_roles,
@@ -299,7 +299,7 @@ impl ParsedCert {
 
     /// Refuses the certificate unless `not_before <= at <= not_after`.
     pub fn check_validity(&self, at: SystemTime) -> Result<(), CertError> {
-        let t = unix_seconds(at);
+        let t = crate::civil::unix(at);
         if t < self.not_before {
             return Err(CertError::NotYetValid {
                 subject: self.subject.clone(),
@@ -356,13 +356,6 @@ fn check_outer_der(der: &[u8]) -> Result<(), &'static str> {
         return Err("signatureValue has unused bits");
     }
     Ok(())
-}
-
-pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
-    match at.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
-    }
 }
 
 pub(crate) use crate::hex;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use super::{CertError, ParsedCert, VerifiedChain, pem_blocks, unix_seconds};
+use super::{CertError, ParsedCert, VerifiedChain, pem_blocks};
 
 /// Answers whether `cert`, issued by `issuer`, is revoked at `at`.
 pub trait Revocation {
@@ -107,7 +107,7 @@ impl Revocation for CrlFetcher {
         issuer: &ParsedCert,
         at: SystemTime,
     ) -> Result<(), CertError> {
-        let t = unix_seconds(at);
+        let t = crate::civil::unix(at);
         let mut crls = CrlFile::new();
         let mut failures = Vec::new();
         for url in crl_urls(cert)? {
@@ -253,7 +253,7 @@ impl Revocation for CrlFile {
         issuer: &ParsedCert,
         at: SystemTime,
     ) -> Result<(), CertError> {
-        let t = unix_seconds(at);
+        let t = crate::civil::unix(at);
         let cx = cert.x509()?;
         let ix = issuer.x509()?;
         let unknown = |reason: &str| CertError::RevocationUnknown {

@@ -132,6 +132,24 @@ pub enum DenyReason {
     LoginNotBound,
 }
 
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DenyReason::NoConsent => "no consent",
+            DenyReason::OtherFacility => "consent is for other facilities",
+            DenyReason::OtherPurpose => "consent is for other purposes",
+            DenyReason::CategoryNotCovered => "data category not covered",
+            DenyReason::VisitMismatch => "consent is for another visit",
+            DenyReason::NotYetValid => "consent not yet valid",
+            DenyReason::Expired => "consent expired",
+            DenyReason::Revoked => "consent revoked",
+            DenyReason::RoleNotAllowed => "role not allowed for this data category",
+            DenyReason::DecisionDeny => "the patient refused",
+            DenyReason::LoginNotBound => "the patient's card is not the one the consent names",
+        })
+    }
+}
+
 /// Which roles may see which category. The default: endoscope video and
 /// pathology images need a Medical Doctor or Dentist; the visit history also
 /// admits Pharmacists and Nurses.

@@ -30,7 +30,6 @@ use super::record::{
     SignedBody,
 };
 use super::{VerifyError, verify_record};
-use crate::cert::unix_seconds;
 
 /// `PRAGMA application_id` of a consent ledger: ASCII "m8CL".
 pub const APPLICATION_ID: i32 = 0x6d38_434c;
@@ -245,7 +244,7 @@ impl Ledger {
                 consent.id.as_str(),
                 consent.patient.as_str(),
                 consent.created,
-                unix_seconds(now),
+                crate::civil::unix(now),
                 record,
                 cms
             ],
@@ -314,7 +313,7 @@ impl Ledger {
                 rev.revokes.as_str(),
                 rev.patient.as_str(),
                 rev.created,
-                unix_seconds(now),
+                crate::civil::unix(now),
                 record,
                 cms
             ],
@@ -420,7 +419,7 @@ impl Ledger {
         Ok(decide_with(
             &self.roles,
             request,
-            unix_seconds(now),
+            crate::civil::unix(now),
             &consents,
         ))
     }

@@ -37,6 +37,7 @@ pub mod cms;
 mod decide;
 mod ledger;
 pub mod record;
+pub mod workflow;
 
 use std::time::SystemTime;
 

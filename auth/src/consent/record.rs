@@ -253,6 +253,17 @@ pub enum DataCategory {
     VisitHistory,
 }
 
+impl DataCategory {
+    /// The name records, claims and the command line use (`pathology-images`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataCategory::EndoscopeVideo => "endoscope-video",
+            DataCategory::PathologyImages => "pathology-images",
+            DataCategory::VisitHistory => "visit-history",
+        }
+    }
+}
+
 /// When the record is in force: `start <= t < end`, unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,9 +9,9 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 
+use super::RsaSpki;
 use super::{IdentityError, Signer, digest_info_sha256};
 use crate::cert::{ParsedCert, pem_blocks};
-use crate::issue::RsaSpki;
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;

@@ -8,9 +8,11 @@
 
 pub mod keyfile;
 pub mod pkcs11;
+mod spki;
 
 pub use keyfile::KeyFileSigner;
 pub use pkcs11::{Module, TokenCert, TokenSession, TokenSigner};
+pub use spki::{NotRsa, RsaSpki};
 
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use sha2::{Digest, Sha256};

@@ -35,8 +35,8 @@ use cryptoki::types::AuthPin;
 use rsa::RsaPrivateKey;
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
+use super::RsaSpki;
 use super::{IdentityError, Signer, digest_info_sha256};
-use crate::issue::RsaSpki;
 
 /// Where Debian's softhsm2 package installs the module.
 pub const SOFTHSM2_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";

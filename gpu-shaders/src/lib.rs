@@ -2,8 +2,9 @@
 //!
 //! The WGSL compute kernels of med8k's GPU codec and of the detector's
 //! input, one `.wgsl` file each, embedded here and driven through wgpu by
-//! `med8k_engine` (`codec::gpu`, `codec::av1_gpu`, `detect::gpu_input`). Each
-//! has a bit-exact Rust twin in `med8k-engine` that is its specification:
+//! `med8k-codec` (`gpu`), `med8k-av1` (`gpu`) and `med8k-detect`
+//! (`gpu_input`). Each has a bit-exact Rust twin beside its driver that is
+//! its specification:
 //!
 //! | kernel | twin |
 //! |---|---|

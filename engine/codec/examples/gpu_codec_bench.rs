@@ -1,6 +1,6 @@
 //! GPU codec throughput on a real 8K 4:2:2 10-bit endoscope frame, against
 //! the CPU twin in the same run. Built here, run where the GPU is:
-//! `cargo build --release -p med8k-engine --example gpu_codec_bench`
+//! `cargo build --release -p med8k-codec --example gpu_codec_bench`
 //! then `target/release/examples/gpu_codec_bench [frames]`.
 #![allow(clippy::unwrap_used)]
 

@@ -37,11 +37,15 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 pub use chain::{StoreKind, TrustFileError, TrustStore, VerifiedChain, verify_chain};
+pub(crate) use chain::{bit_length, MIN_RSA_BITS};
 pub use profile::{
-    HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role,
+    ANY_POLICY, HC_ROLE_ISO17090, HPKI_DIRECTOR_SCHEME, HPKI_ROLE_SCHEME, HcCode,
+    JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role, hc_role_codes,
     hc_roles,
 };
-pub use revocation::{CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls};
+pub use revocation::{
+    CertRef, CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls,
+};
 
 /// What a certificate is being used for; decides the trust store, the key
 /// usage and the policy OID it must carry.
@@ -157,6 +161,35 @@ pub enum CertError {
         /// The extension's OID.
         oid: String,
     },
+    /// A critical extension this code recognises but does not enforce
+    /// (policyConstraints, policyMappings, inhibitAnyPolicy, an extended
+    /// key usage), or nameConstraints on a CA (never enforced here: such a
+    /// CA is refused), or an extension that does not parse.
+    #[error("certificate {subject}: extension {oid} not accepted ({reason})")]
+    ExtensionNotEnforced {
+        /// Subject of the certificate.
+        subject: String,
+        /// The extension's OID.
+        oid: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signature algorithm that is refused (SHA-1, MD5, DSA, or unknown).
+    #[error("certificate {subject}: signature algorithm {algorithm} refused")]
+    WeakAlgorithm {
+        /// Subject of the certificate (or "CRL of <issuer>").
+        subject: String,
+        /// The algorithm's OID.
+        algorithm: String,
+    },
+    /// An RSA key shorter than 2048 bits.
+    #[error("certificate {subject}: RSA key of {bits} bits refused (2048 at least)")]
+    WeakKey {
+        /// Subject of the certificate.
+        subject: String,
+        /// The modulus length.
+        bits: usize,
+    },
     /// The chain is longer than allowed (or loops).
     #[error("certificate {subject}: chain longer than {max}")]
     ChainTooLong {
@@ -185,8 +218,9 @@ pub enum CertError {
         /// Accepted OIDs.
         needed: String,
     },
-    /// The HPKI certificate carries no hcRole.
-    #[error("certificate {subject}: no hcRole")]
+    /// The HPKI certificate carries no hcRole under a configured coding
+    /// scheme.
+    #[error("certificate {subject}: no hcRole under a configured coding scheme")]
     MissingRole {
         /// Subject of the leaf.
         subject: String,

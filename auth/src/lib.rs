@@ -41,6 +41,7 @@ pub mod issue;
 pub mod login;
 pub mod pkcs11;
 pub mod pkifile;
+mod secret;
 
 /// Lowercase hex of `bytes`: how digests, pseudonyms and key ids are written.
 pub fn hex(bytes: &[u8]) -> String {

@@ -37,7 +37,6 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 pub use chain::{StoreKind, TrustFileError, TrustStore, VerifiedChain, verify_chain};
-pub(crate) use chain::{bit_length, MIN_RSA_BITS};
 pub use profile::{
     ANY_POLICY, HC_ROLE_ISO17090, HPKI_DIRECTOR_SCHEME, HPKI_ROLE_SCHEME, HcCode,
     JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role, hc_role_codes,
@@ -257,7 +256,7 @@ pub enum CertError {
 }
 
 impl CertError {
-    fn parse(what: &str, reason: impl std::fmt::Display) -> Self {
+    pub(crate) fn parse(what: &str, reason: impl std::fmt::Display) -> Self {
         CertError::Parse {
             what: what.to_owned(),
             reason: reason.to_string(),

@@ -375,12 +375,12 @@ pub enum AuditError {
         seq: u64,
     },
     /// The log's key cannot be read.
-    #[error("audit key {path}: {source}", path = path.display())]
+    #[error("audit key {path}: {error}", path = path.display())]
     Key {
         /// The key file.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
     /// The log does not hold what a checkpoint taken earlier saw: entries
     /// were cut from the end (or replaced), or the checkpoint is not this
@@ -551,9 +551,9 @@ pub fn verify_against(
         source,
     })?;
     let key_path = crate::secret::beside(path, ".key");
-    let key = std::fs::read(&key_path).map_err(|source| AuditError::Key {
+    let key = std::fs::read(&key_path).map_err(|error| AuditError::Key {
         path: key_path,
-        source,
+        error,
     })?;
     verify_with_key(path, &key, checkpoint)
 }
@@ -645,9 +645,9 @@ impl AuditLog {
     /// [`verify`] for the whole file). Earlier lines are not checked here.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
         let path = path.as_ref();
-        let key = log_key(path).map_err(|source| AuditError::Key {
+        let key = log_key(path).map_err(|error| AuditError::Key {
             path: crate::secret::beside(path, ".key"),
-            source,
+            error,
         })?;
         Self::open_with_key(path, key)
     }

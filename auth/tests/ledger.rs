@@ -142,7 +142,12 @@ fn granted(trust: &Trust) -> (tempfile::TempDir, Ledger) {
     let record = consent(&patient("old"), "c1", CARD_END);
     let bytes = record.canonical_bytes().unwrap();
     ledger
-        .grant(&bytes, &signed_by(&card("old"), &bytes), &trust.check(), now())
+        .grant(
+            &bytes,
+            &signed_by(&card("old"), &bytes),
+            &trust.check(),
+            now(),
+        )
         .unwrap();
     (dir, ledger)
 }
@@ -173,7 +178,9 @@ fn grant_and_revoke_need_the_signers_revocation_status() {
     assert!(matches!(err, LedgerError::NoRevocationSource), "{err}");
     // The card's certificate revoked: refused.
     let revoked = Trust::new("jpki_crl_old_revoked");
-    let err = ledger.grant(&bytes, &blob, &revoked.check(), now()).unwrap_err();
+    let err = ledger
+        .grant(&bytes, &blob, &revoked.check(), now())
+        .unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
     ledger.grant(&bytes, &blob, &trust.check(), now()).unwrap();
     let (rb, rc) = revocation("old", "r1", "c1", unix(now()));
@@ -196,7 +203,10 @@ fn grant_and_revoke_need_the_signers_revocation_status() {
         now(),
     )
     .unwrap_err();
-    assert!(matches!(err, workflow::WorkflowError::NoRevocationSource), "{err}");
+    assert!(
+        matches!(err, workflow::WorkflowError::NoRevocationSource),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,17 +228,42 @@ fn a_consent_never_outlives_its_signing_certificate() {
     let record = dir.path().join("record.json");
     std::fs::write(&record, &json).unwrap();
     let pem = |label: &str, der: &[u8]| med8k_auth::issue::pem(label, der);
-    std::fs::write(dir.path().join("card.pem"), pem("CERTIFICATE", &der("card_old"))).unwrap();
-    std::fs::write(dir.path().join("card.key"), pem("PRIVATE KEY", &der("card_old.key"))).unwrap();
+    std::fs::write(
+        dir.path().join("card.pem"),
+        pem("CERTIFICATE", &der("card_old")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("card.key"),
+        pem("PRIVATE KEY", &der("card_old.key")),
+    )
+    .unwrap();
     let out = std::process::Command::new("openssl")
         .current_dir(dir.path())
         .args([
-            "cms", "-sign", "-binary", "-in", "record.json", "-signer", "card.pem", "-inkey",
-            "card.key", "-md", "sha256", "-outform", "DER", "-out", "record.p7s",
+            "cms",
+            "-sign",
+            "-binary",
+            "-in",
+            "record.json",
+            "-signer",
+            "card.pem",
+            "-inkey",
+            "card.key",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+            "-out",
+            "record.p7s",
         ])
         .output()
         .expect("openssl is needed: run scripts/setup-debian.sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let blob = std::fs::read(dir.path().join("record.p7s")).unwrap();
     let mut ledger = Ledger::open(dir.path().join("consent.sqlite")).unwrap();
     let err = ledger
@@ -245,14 +280,29 @@ fn a_consent_never_outlives_its_signing_certificate() {
     let out = std::process::Command::new("openssl")
         .current_dir(dir.path())
         .args([
-            "cms", "-sign", "-binary", "-in", "record.json", "-signer", "card.pem", "-inkey",
-            "card.key", "-md", "sha256", "-outform", "DER", "-out", "record.p7s",
+            "cms",
+            "-sign",
+            "-binary",
+            "-in",
+            "record.json",
+            "-signer",
+            "card.pem",
+            "-inkey",
+            "card.key",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+            "-out",
+            "record.p7s",
         ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let blob = std::fs::read(dir.path().join("record.p7s")).unwrap();
-    ledger.grant(json.as_bytes(), &blob, &trust.check(), now()).unwrap();
+    ledger
+        .grant(json.as_bytes(), &blob, &trust.check(), now())
+        .unwrap();
     assert_eq!(ledger.list(&p).unwrap().len(), 1);
 }
 
@@ -279,7 +329,8 @@ fn decide_checks_the_signer_again() {
         Err(LedgerError::Signer { .. })
     ));
     // After the certificate expired, the consent has too.
-    let ledger = ledger.with_revocation(Arc::new(CrlFile::new()) as Arc<dyn Revocation + Send + Sync>);
+    let ledger =
+        ledger.with_revocation(Arc::new(CrlFile::new()) as Arc<dyn Revocation + Send + Sync>);
     let after = UNIX_EPOCH + Duration::from_secs(CARD_END as u64 + 60);
     assert_eq!(
         ledger.decide(&request(&p), after).unwrap(),
@@ -371,7 +422,13 @@ fn rows_written_outside_the_ledger_are_refused() {
     conn.execute(
         "INSERT INTO consents (id, patient, holder, created, stored_at, record, cms, signer, mac)
          VALUES ('c2', ?1, 'x', 0, 0, ?2, ?3, ?4, ?5)",
-        rusqlite::params![p.as_str(), forged.as_bytes(), cms_blob, signer, "0".repeat(64)],
+        rusqlite::params![
+            p.as_str(),
+            forged.as_bytes(),
+            cms_blob,
+            signer,
+            "0".repeat(64)
+        ],
     )
     .unwrap();
     drop(conn);

@@ -16,9 +16,10 @@ pub fn verify(log: &Path, checkpoint: Option<&Path>) -> anyhow::Result<Outcome> 
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Some(Checkpoint::parse(&text).with_context(|| {
-                format!("{}: not a med8k audit checkpoint", path.display())
-            })?)
+            Some(
+                Checkpoint::parse(&text)
+                    .with_context(|| format!("{}: not a med8k audit checkpoint", path.display()))?,
+            )
         }
         None => None,
     };

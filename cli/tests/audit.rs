@@ -100,13 +100,24 @@ fn audit_checkpoint_catches_entries_cut_from_the_end() {
     let o = med8k(dir.path(), &["audit", "checkpoint", "--log", "audit.jsonl"]);
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::write(dir.path().join("head.txt"), stdout(&o)).unwrap();
-    let verify = ["audit", "verify", "--log", "audit.jsonl", "--checkpoint", "head.txt"];
+    let verify = [
+        "audit",
+        "verify",
+        "--log",
+        "audit.jsonl",
+        "--checkpoint",
+        "head.txt",
+    ];
     let o = med8k(dir.path(), &verify);
     assert!(o.status.success(), "{}", stderr(&o));
     // The last two entries cut off.
     let text = std::fs::read_to_string(&log).unwrap();
     let kept: Vec<&str> = text.lines().take(4).collect();
     std::fs::write(&log, format!("{}\n", kept.join("\n"))).unwrap();
-    assert!(med8k(dir.path(), &["audit", "verify", "--log", "audit.jsonl"]).status.success());
+    assert!(
+        med8k(dir.path(), &["audit", "verify", "--log", "audit.jsonl"])
+            .status
+            .success()
+    );
     assert_one_line_error(&med8k(dir.path(), &verify), &["cut from the end"]);
 }

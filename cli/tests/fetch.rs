@@ -313,7 +313,10 @@ fn fetch_through_the_consent_gate_in(dir: &Path) {
     assert!(log.contains("AccessPermitted") && log.contains("AccessDenied"));
     // The reasons are here, not at the peer.
     assert!(log.contains("consent: NoConsent"), "{log}");
-    assert!(log.contains("physician login refused: role not accepted"), "{log}");
+    assert!(
+        log.contains("physician login refused: role not accepted"),
+        "{log}"
+    );
     assert!(dir.join("a/audit.jsonl.salt").is_file());
 
     a_revoked_consent_closes_the_session(dir, &card, &patient);

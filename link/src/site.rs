@@ -379,13 +379,22 @@ impl SiteConfig {
         if file.tls.allowed.is_empty() {
             return Err(invalid("[tls] allowed: name at least one facility".into()));
         }
-        if let Some(f) = file.tls.issuers.keys().find(|f| !file.tls.allowed.contains(f)) {
+        if let Some(f) = file
+            .tls
+            .issuers
+            .keys()
+            .find(|f| !file.tls.allowed.contains(f))
+        {
             return Err(invalid(format!(
                 "[tls.issuers] {f:?}: not in [tls] allowed"
             )));
         }
         if file.tls.roots.len() > 1
-            && let Some(f) = file.tls.allowed.iter().find(|f| !file.tls.issuers.contains_key(*f))
+            && let Some(f) = file
+                .tls
+                .allowed
+                .iter()
+                .find(|f| !file.tls.issuers.contains_key(*f))
         {
             return Err(invalid(format!(
                 "[tls.issuers]: with several CA files in roots, name the CA that may issue \

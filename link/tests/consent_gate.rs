@@ -42,7 +42,12 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 /// A key-file card: a fresh RSA-2048 key certified as `kind`.
-fn signer(pki: &DemoPki, serial: u64, kind: LeafKind, validity: Option<Validity>) -> Arc<KeyFileSigner> {
+fn signer(
+    pki: &DemoPki,
+    serial: u64,
+    kind: LeafKind,
+    validity: Option<Validity>,
+) -> Arc<KeyFileSigner> {
     let key = generate_rsa_key(2048).unwrap();
     let der = match validity {
         None => pki.issue("test", serial, kind, &spki_of(&key)).unwrap(),
@@ -143,7 +148,12 @@ impl World {
         );
         Ledger::open(self.ledger())
             .unwrap()
-            .grant(&bytes, &blob, &SignatureCheck::new(&store, &profile).with_revocation(&crls), self.now)
+            .grant(
+                &bytes,
+                &blob,
+                &SignatureCheck::new(&store, &profile).with_revocation(&crls),
+                self.now,
+            )
             .unwrap();
     }
 
@@ -164,7 +174,12 @@ impl World {
         );
         Ledger::open(self.ledger())
             .unwrap()
-            .revoke(&bytes, &blob, &SignatureCheck::new(&store, &profile).with_revocation(&crls), self.now)
+            .revoke(
+                &bytes,
+                &blob,
+                &SignatureCheck::new(&store, &profile).with_revocation(&crls),
+                self.now,
+            )
             .unwrap();
     }
 
@@ -262,8 +277,16 @@ fn permits_are_kept_per_session() {
     w.grant(&w.y, "consent-y");
     let gate = w.gate();
     let (cx, cy) = ([1u8; CHALLENGE_LEN], [2u8; CHALLENGE_LEN]);
-    assert!(permitted(&gate.authorise(&peer(1), &cx, &w.tokens(World::claim(&w.x), &cx))));
-    assert!(permitted(&gate.authorise(&peer(2), &cy, &w.tokens(World::claim(&w.y), &cy))));
+    assert!(permitted(&gate.authorise(
+        &peer(1),
+        &cx,
+        &w.tokens(World::claim(&w.x), &cx)
+    )));
+    assert!(permitted(&gate.authorise(
+        &peer(2),
+        &cy,
+        &w.tokens(World::claim(&w.y), &cy)
+    )));
     let (session_x, session_y) = (SessionControl::detached(), SessionControl::detached());
     gate.opened(&peer(1), session_x.clone());
     gate.opened(&peer(2), session_y.clone());
@@ -285,14 +308,20 @@ fn only_claims_for_the_data_served_are_permitted_and_refusals_say_nothing() {
     let serves = Some((World::patient(&w.x), DataCategory::PathologyImages));
     let gate = w.gate_with(serves, w.crls(&[]));
     let c = [3u8; CHALLENGE_LEN];
-    let AuthDecision::Deny { reason, detail } = gate.authorise(&peer(1), &c, &w.tokens(World::claim(&w.y), &c)) else {
+    let AuthDecision::Deny { reason, detail } =
+        gate.authorise(&peer(1), &c, &w.tokens(World::claim(&w.y), &c))
+    else {
         panic!("Y's claim permitted on a site serving X");
     };
     assert_eq!(reason, DenyReason::Other);
     assert!(audit_text(&w).contains("not for the patient and data this site serves"));
     // X has no consent: the peer hears the same as for Y.
     let c = [4u8; CHALLENGE_LEN];
-    let AuthDecision::Deny { reason: r2, detail: d2 } = gate.authorise(&peer(2), &c, &w.tokens(World::claim(&w.x), &c)) else {
+    let AuthDecision::Deny {
+        reason: r2,
+        detail: d2,
+    } = gate.authorise(&peer(2), &c, &w.tokens(World::claim(&w.x), &c))
+    else {
         panic!("X's claim permitted without consent");
     };
     assert_eq!(r2, DenyReason::Other);
@@ -312,7 +341,12 @@ fn a_hostile_certificate_subject_stays_out_of_the_audit_log() {
     let key = generate_rsa_key(2048).unwrap();
     let subject = format!("Dr. Hostile Name{}", "\u{1}".repeat(20_000));
     let der = rogue
-        .issue(&subject, 666, DemoPki::hpki_auth("Medical Doctor"), &spki_of(&key))
+        .issue(
+            &subject,
+            666,
+            DemoPki::hpki_auth("Medical Doctor"),
+            &spki_of(&key),
+        )
         .unwrap();
     let stranger = Arc::new(KeyFileSigner::new(key, der).unwrap());
     w.grant(&w.x, "consent-x");
@@ -334,23 +368,38 @@ fn a_hostile_certificate_subject_stays_out_of_the_audit_log() {
 
 #[test]
 fn the_gate_denies_when_the_audit_log_cannot_be_written() {
-    fsize::isolated("the_gate_denies_when_the_audit_log_cannot_be_written", || {
-        let w = World::new();
-        w.grant(&w.x, "consent-x");
-        let gate = w.gate();
-        let c = [1u8; CHALLENGE_LEN];
-        assert!(permitted(&gate.authorise(&peer(1), &c, &w.tokens(World::claim(&w.x), &c))));
-        // The disk is full: no decision can be recorded, so none is taken.
-        let len = std::fs::metadata(w.audit()).unwrap().len();
-        fsize::limit_file_size(Some(len));
-        let c = [2u8; CHALLENGE_LEN];
-        assert!(!permitted(&gate.authorise(&peer(2), &c, &w.tokens(World::claim(&w.x), &c))));
-        // Room again: permitted, and the log is whole.
-        fsize::limit_file_size(None);
-        let c = [3u8; CHALLENGE_LEN];
-        assert!(permitted(&gate.authorise(&peer(3), &c, &w.tokens(World::claim(&w.x), &c))));
-        med8k_auth::audit::verify(w.audit()).unwrap();
-    });
+    fsize::isolated(
+        "the_gate_denies_when_the_audit_log_cannot_be_written",
+        || {
+            let w = World::new();
+            w.grant(&w.x, "consent-x");
+            let gate = w.gate();
+            let c = [1u8; CHALLENGE_LEN];
+            assert!(permitted(&gate.authorise(
+                &peer(1),
+                &c,
+                &w.tokens(World::claim(&w.x), &c)
+            )));
+            // The disk is full: no decision can be recorded, so none is taken.
+            let len = std::fs::metadata(w.audit()).unwrap().len();
+            fsize::limit_file_size(Some(len));
+            let c = [2u8; CHALLENGE_LEN];
+            assert!(!permitted(&gate.authorise(
+                &peer(2),
+                &c,
+                &w.tokens(World::claim(&w.x), &c)
+            )));
+            // Room again: permitted, and the log is whole.
+            fsize::limit_file_size(None);
+            let c = [3u8; CHALLENGE_LEN];
+            assert!(permitted(&gate.authorise(
+                &peer(3),
+                &c,
+                &w.tokens(World::claim(&w.x), &c)
+            )));
+            med8k_auth::audit::verify(w.audit()).unwrap();
+        },
+    );
 }
 
 #[test]
@@ -363,14 +412,27 @@ fn login_certificates_are_checked_again_while_a_session_is_open() {
         not_before: w.now - DAY,
         not_after: w.now + Duration::from_secs(2 * 3600),
     };
-    let expiring = signer(&w.pki, 210, DemoPki::hpki_auth("Medical Doctor"), Some(short));
+    let expiring = signer(
+        &w.pki,
+        210,
+        DemoPki::hpki_auth("Medical Doctor"),
+        Some(short),
+    );
     let revoked = signer(&w.pki, 211, DemoPki::hpki_auth("Medical Doctor"), None);
     let mut crls = w.crls(&[]);
     let later = w.now + Duration::from_secs(3600);
     crls.add_der(
         &w.pki
             .hpki_sub
-            .crl(2, later, w.now + DAY, &[RevokedEntry { serial: 211, at: later }])
+            .crl(
+                2,
+                later,
+                w.now + DAY,
+                &[RevokedEntry {
+                    serial: 211,
+                    at: later,
+                }],
+            )
             .unwrap(),
     )
     .unwrap();
@@ -381,7 +443,10 @@ fn login_certificates_are_checked_again_while_a_session_is_open() {
         let tokens = w
             .credentials(doctor, World::claim(&w.x))
             .tokens(&Hello::new(A, A, Capabilities::SEND_LIVE), &c);
-        assert!(permitted(&gate.authorise(&peer(n), &c, &tokens)), "session {n}");
+        assert!(
+            permitted(&gate.authorise(&peer(n), &c, &tokens)),
+            "session {n}"
+        );
         let control = SessionControl::detached();
         gate.opened(&peer(n), control.clone());
         sessions.push(control);
@@ -392,7 +457,10 @@ fn login_certificates_are_checked_again_while_a_session_is_open() {
     assert_eq!(gate.recheck(w.now + Duration::from_secs(3 * 3600)), 1);
     assert!(sessions[0].is_closing());
     let log = audit_text(&w);
-    assert!(log.contains("physician login certificate: certificate revoked"), "{log}");
+    assert!(
+        log.contains("physician login certificate: certificate revoked"),
+        "{log}"
+    );
     assert!(log.contains("physician login certificate expired"), "{log}");
 }
 
@@ -418,8 +486,8 @@ async fn fake_server(
     let (mut send, mut recv) = conn.accept_bi().await.unwrap();
     let challenge = challenge.await.unwrap();
     let hello = Hello::new(A, "not hospital A", Capabilities::SEND_LIVE);
-    let mut session = proto::Session::server(Instant::now(), proto::Config::default(), hello, challenge)
-        .unwrap();
+    let mut session =
+        proto::Session::server(Instant::now(), proto::Config::default(), hello, challenge).unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         while let Some(t) = session.poll_transmit(Instant::now()) {
@@ -465,15 +533,21 @@ async fn relay() {
         trust: ca.trust(vec![peer.to_owned()]),
         hello: Hello::new(id, id, caps),
     };
-    let mut a = Server::bind(local, site(A, B, Capabilities::SEND_LIVE), Arc::new(gate.clone()), driver_config())
-        .unwrap();
+    let mut a = Server::bind(
+        local,
+        site(A, B, Capabilities::SEND_LIVE),
+        Arc::new(gate.clone()),
+        driver_config(),
+    )
+    .unwrap();
     let a_addr = a.local_addr().unwrap();
 
     // M's face towards the physician: "hospital A" on its own socket.
     let fake_a = site(A, B, Capabilities::SEND_LIVE);
     let crypto = tls::server_config(&fake_a.identity, &fake_a.trust).unwrap();
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(crypto).unwrap();
-    let endpoint = quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), local).unwrap();
+    let endpoint =
+        quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(crypto)), local).unwrap();
     let m_addr = endpoint.local_addr().unwrap();
     let (challenge_tx, challenge_rx) = tokio::sync::oneshot::channel();
     let (tokens_tx, tokens_rx) = mpsc::channel();
@@ -487,12 +561,24 @@ async fn relay() {
         if let Some(tx) = challenge_tx.lock().unwrap().take() {
             let _ = tx.send(*challenge);
         }
-        tokio::task::block_in_place(|| tokens_rx.lock().unwrap().recv_timeout(WAIT).unwrap_or_default())
+        tokio::task::block_in_place(|| {
+            tokens_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(WAIT)
+                .unwrap_or_default()
+        })
     };
     let m_as_b = site(B, A, Capabilities::RECEIVE_LIVE);
     let m_to_a = tokio::spawn(async move {
-        Client::connect(a_addr, &m_as_b, A, Arc::new(relayed) as Arc<dyn Credentials>, &driver_config())
-            .await
+        Client::connect(
+            a_addr,
+            &m_as_b,
+            A,
+            Arc::new(relayed) as Arc<dyn Credentials>,
+            &driver_config(),
+        )
+        .await
     });
     // The physician at B connects to what it takes for hospital A.
     let b = site(B, A, Capabilities::RECEIVE_LIVE);

@@ -392,8 +392,17 @@ fn header(len: usize) -> FrameHeader {
 #[track_caller]
 fn assert_refused(w: &World, reason: Ended, detail: &str, why: &str) {
     assert_eq!(reason, Ended::Denied(DenyReason::Other), "{detail}");
-    for state in ["NoConsent", "Revoked", "Expired", "OtherFacility", "LoginNotBound"] {
-        assert!(!detail.contains(state), "the peer learns the consent state: {detail}");
+    for state in [
+        "NoConsent",
+        "Revoked",
+        "Expired",
+        "OtherFacility",
+        "LoginNotBound",
+    ] {
+        assert!(
+            !detail.contains(state),
+            "the peer learns the consent state: {detail}"
+        );
     }
     let entry: usize = detail
         .strip_prefix("the reason is in audit entry ")
@@ -490,14 +499,24 @@ async fn pilot() {
     let replay = Arc::new(move |_: &Hello, _: &[u8; CHALLENGE_LEN]| replayed.clone());
     let mut r = connect(&w, &gate, replay).await;
     let (why, detail, media) = closed(&mut r.client).await;
-    assert_refused(&w, why, &detail, "physician login refused: signature does not verify");
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "physician login refused: signature does not verify",
+    );
     assert!(!media);
 
     // A Pharmacist where pathology needs a Medical Doctor.
     let pharmacist = Arc::new(w.present(&w.pharmacist, &w.patient_auth, w.claim()));
     let mut ph = connect(&w, &gate, pharmacist).await;
     let (why, detail, media) = closed(&mut ph.client).await;
-    assert_refused(&w, why, &detail, "physician login refused: role not accepted");
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "physician login refused: role not accepted",
+    );
     assert!(!media);
 
     // Another person's card beside the physician does not stand for the
@@ -520,7 +539,12 @@ async fn pilot() {
     let other = Arc::new(w.present(&w.doctor, &w.patient_auth, video));
     let mut o = connect(&w, &gate, other).await;
     let (why, detail, _) = closed(&mut o.client).await;
-    assert_refused(&w, why, &detail, "not for the patient and data this site serves");
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "not for the patient and data this site serves",
+    );
 
     // The patient revokes: the open session closes within a second.
     let revoked = Instant::now();

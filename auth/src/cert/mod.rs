@@ -38,9 +38,8 @@ use x509_parser::prelude::FromDer;
 
 pub use chain::{StoreKind, TrustFileError, TrustStore, VerifiedChain, verify_chain};
 pub use profile::{
-    ANY_POLICY, HC_ROLE_ISO17090, HPKI_DIRECTOR_SCHEME, HPKI_ROLE_SCHEME, HcCode,
-    JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role, hc_role_codes,
-    hc_roles,
+    ANY_POLICY, HC_ROLE_ISO17090, HPKI_DIRECTOR_SCHEME, HPKI_ROLE_SCHEME, HcCode, JPKI_AUTH_POLICY,
+    JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role, hc_role_codes, hc_roles,
 };
 pub use revocation::{
     CertRef, CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls,

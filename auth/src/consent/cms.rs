@@ -337,8 +337,8 @@ fn parse_signer_info(
 
     let (sid_issuer, sid_serial) = read_sid(sid)?;
     // `find_signer` returns an index of `certificates`.
-    let signer = find_signer(&sid_issuer, &sid_serial, &certificates)
-        .map(|i| certificates.remove(i));
+    let signer =
+        find_signer(&sid_issuer, &sid_serial, &certificates).map(|i| certificates.remove(i));
     let mut signed_attrs = attrs.raw.to_vec();
     if let Some(tag) = signed_attrs.first_mut() {
         *tag = SET;
@@ -444,7 +444,9 @@ pub fn without_certificates(blob: &[u8]) -> Result<Vec<u8>, CmsError> {
     let ci = der::read_single(blob, SEQUENCE).map_err(malformed("ContentInfo"))?;
     let [content_type, content] = der::read_all(ci.value).map_err(malformed("ContentInfo"))?[..]
     else {
-        return Err(malformed("ContentInfo")("expected { contentType, [0] content }"));
+        return Err(malformed("ContentInfo")(
+            "expected { contentType, [0] content }",
+        ));
     };
     let sd = der::read_single(content.value, SEQUENCE).map_err(malformed("SignedData"))?;
     let fields = der::read_all(sd.value).map_err(malformed("SignedData"))?;

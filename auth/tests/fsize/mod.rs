@@ -31,7 +31,10 @@ pub fn isolated(test: &str, body: impl FnOnce()) {
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{test} failed in its child process");
-    assert!(stdout.contains("1 passed"), "{test} did not run in its child");
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run in its child"
+    );
 }
 
 /// Files of this process may grow to `bytes` (`None`: no limit).

@@ -57,19 +57,18 @@ pub fn from_site(
     } else {
         Some(store(StoreKind::Jpki, &settings.jpki_roots)?)
     };
-    let revocation: Option<Arc<dyn Revocation + Send + Sync>> =
-        if settings.crl_fetch {
-            Some(Arc::new(CrlFetcher::new()))
-        } else if settings.crl.is_empty() {
-            None
-        } else {
-            let mut crls = CrlFile::new();
-            for c in &settings.crl {
-                crls.add_file(c)
-                    .with_context(|| format!("CRL {}", c.display()))?;
-            }
-            Some(Arc::new(crls))
-        };
+    let revocation: Option<Arc<dyn Revocation + Send + Sync>> = if settings.crl_fetch {
+        Some(Arc::new(CrlFetcher::new()))
+    } else if settings.crl.is_empty() {
+        None
+    } else {
+        let mut crls = CrlFile::new();
+        for c in &settings.crl {
+            crls.add_file(c)
+                .with_context(|| format!("CRL {}", c.display()))?;
+        }
+        Some(Arc::new(crls))
+    };
     for p in [&settings.ledger, &settings.audit] {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -42,7 +42,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use med8k_transport::driver::{Gate, PeerInfo, SessionControl};
-use med8k_transport::proto::{AuthDecision, CHALLENGE_LEN, DenyReason as WireDeny, Token, TokenKind};
+use med8k_transport::proto::{
+    AuthDecision, CHALLENGE_LEN, DenyReason as WireDeny, Token, TokenKind,
+};
 
 use med8k_auth::audit::{AuditError, AuditEvent, AuditLog, EventKind, Outcome, Participant, Role};
 use med8k_auth::cert::{CertError, Profile, Purpose, Revocation, TrustStore};
@@ -184,7 +186,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// data, nothing the peer wrote), and the request when it got that far.
 struct Refusal {
     detail: String,
-    request: Option<AccessRequest>,
+    request: Option<Box<AccessRequest>>,
 }
 
 impl Refusal {
@@ -196,7 +198,7 @@ impl Refusal {
     }
 
     fn about(mut self, request: &AccessRequest) -> Refusal {
-        self.request = Some(request.clone());
+        self.request = Some(Box::new(request.clone()));
         self
     }
 }
@@ -216,9 +218,7 @@ fn login_category(e: &LoginError) -> &'static str {
             }
             CertError::Revoked { .. } => "certificate revoked",
             CertError::RevocationUnknown { .. } => "revocation status unknown",
-            CertError::MissingRole { .. } | CertError::RoleNotAllowed { .. } => {
-                "role not accepted"
-            }
+            CertError::MissingRole { .. } | CertError::RoleNotAllowed { .. } => "role not accepted",
             CertError::Policy { .. } => "certificate policy not accepted",
             CertError::WeakAlgorithm { .. } | CertError::WeakKey { .. } => "weak certificate",
             CertError::UnknownIssuer { .. } | CertError::BadSignature { .. } => {
@@ -293,10 +293,7 @@ impl ConsentGate {
                 )
             } else if w.control.lost().is_some() {
                 // Not every byte need have arrived: not a completed transfer.
-                (
-                    Outcome::SeriousFailure,
-                    "transfer ended: connection lost",
-                )
+                (Outcome::SeriousFailure, "transfer ended: connection lost")
             } else {
                 (Outcome::Success, "transfer ended: session over")
             };
@@ -389,18 +386,33 @@ impl ConsentGate {
         let inner = &self.inner;
         let find = |kind: TokenKind| tokens.iter().find(|t| t.kind == kind);
 
-        let claim_token = find(TokenKind::Consent).ok_or_else(|| Refusal::new("no access claim"))?;
+        let claim_token =
+            find(TokenKind::Consent).ok_or_else(|| Refusal::new("no access claim"))?;
         let claim = AccessClaim::parse(&claim_token.bytes)
             .map_err(|_| Refusal::new("malformed access claim"))?;
         let binding = claim_binding(&claim_token.bytes);
 
-        let hpki = find(TokenKind::Hpki).ok_or_else(|| Refusal::new("no physician login (HPKI)"))?;
-        let physician = self.login(Purpose::HpkiAuth, "physician", &hpki.bytes, challenge, binding, now)?;
+        let hpki =
+            find(TokenKind::Hpki).ok_or_else(|| Refusal::new("no physician login (HPKI)"))?;
+        let physician = self.login(
+            Purpose::HpkiAuth,
+            "physician",
+            &hpki.bytes,
+            challenge,
+            binding,
+            now,
+        )?;
         let mut logins = vec![physician.clone()];
         let patient_login = match find(TokenKind::Jpki) {
             Some(t) => {
-                let who =
-                    self.login(Purpose::JpkiAuth, "patient", &t.bytes, challenge, binding, now)?;
+                let who = self.login(
+                    Purpose::JpkiAuth,
+                    "patient",
+                    &t.bytes,
+                    challenge,
+                    binding,
+                    now,
+                )?;
                 let id = PatientId::parse(who.pseudonym.clone())
                     .map_err(|_| Refusal::new("patient login pseudonym"))?;
                 logins.push(who);
@@ -490,9 +502,8 @@ impl ConsentGate {
                 format!("{who} login refused: {category}"),
             ),
         };
-        let mut event =
-            AuditEvent::new(EventKind::Login, med8k_auth::civil::micros(now), outcome)
-                .with_detail(detail);
+        let mut event = AuditEvent::new(EventKind::Login, med8k_auth::civil::micros(now), outcome)
+            .with_detail(detail);
         if let Some(id) = &id {
             event = event.with_participant(Participant::new(role, &self.inner.salt, id));
         }
@@ -506,9 +517,7 @@ impl ConsentGate {
 /// A fixed category of a ledger failure (its text can name files).
 fn ledger_category(e: &LedgerError) -> &'static str {
     match e {
-        LedgerError::Tampered { .. } | LedgerError::Corrupt { .. } => {
-            "ledger row does not verify"
-        }
+        LedgerError::Tampered { .. } | LedgerError::Corrupt { .. } => "ledger row does not verify",
         LedgerError::Signer { .. } => "consent signer status unknown",
         _ => "ledger unavailable",
     }
@@ -555,7 +564,11 @@ impl Inner {
             } else {
                 "patient"
             };
-            if login.certificates.iter().any(|c| c.check_validity(now).is_err()) || t > login.not_after
+            if login
+                .certificates
+                .iter()
+                .any(|c| c.check_validity(now).is_err())
+                || t > login.not_after
             {
                 return Err(format!("{who} login certificate expired"));
             }

@@ -177,12 +177,20 @@ async fn a_facility_is_named_only_by_the_ca_bound_to_it() {
     // naming the peer's facility.
     let p = pki();
     let other = Ca::new("Other Institution CA");
-    let bound = TrustConfig::new(vec![p.ca.der.clone()], vec![CLIENT.into(), "jp.clinic-c".into()])
-        .with_facility_roots(CLIENT, vec![p.ca.der.clone()])
-        .with_facility_roots("jp.clinic-c", vec![other.der.clone()]);
+    let bound = TrustConfig::new(
+        vec![p.ca.der.clone()],
+        vec![CLIENT.into(), "jp.clinic-c".into()],
+    )
+    .with_facility_roots(CLIENT, vec![p.ca.der.clone()])
+    .with_facility_roots("jp.clinic-c", vec![other.der.clone()]);
     let (g, _) = gate(true);
-    let mut server = Server::bind(localhost(), site(p.server.identity(), bound, SERVER), g, config())
-        .unwrap();
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), bound, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
     let addr = server.local_addr().unwrap();
     let forged = other.facility(CLIENT);
     let attempt = connect(addr, forged.identity(), &p.ca).await;
@@ -193,10 +201,18 @@ async fn a_facility_is_named_only_by_the_ca_bound_to_it() {
     open(&mut link).await;
 
     // With several roots, a facility bound to none is a configuration error.
-    let unbound = TrustConfig::new(vec![p.ca.der.clone(), other.der.clone()], vec![CLIENT.into()]);
+    let unbound = TrustConfig::new(
+        vec![p.ca.der.clone(), other.der.clone()],
+        vec![CLIENT.into()],
+    );
     let (g, _) = gate(true);
-    let err = Server::bind(localhost(), site(p.server.identity(), unbound, SERVER), g, config())
-        .unwrap_err();
+    let err = Server::bind(
+        localhost(),
+        site(p.server.identity(), unbound, SERVER),
+        g,
+        config(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains(CLIENT), "{err}");
 }
 
@@ -205,15 +221,25 @@ async fn a_revoked_facility_certificate_is_refused() {
     let p = pki();
     let (g, _) = gate(true);
     let revoked = trust(&p.ca, &[CLIENT]).with_crls(vec![p.ca.crl(&[&p.client])]);
-    let mut server =
-        Server::bind(localhost(), site(p.server.identity(), revoked, SERVER), g, config()).unwrap();
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), revoked, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
     let attempt = connect(server.local_addr().unwrap(), p.client.identity(), &p.ca).await;
     assert_refused(&mut server, attempt).await;
     // A CRL that does not list it: accepted.
     let (g, _) = gate(true);
     let current = trust(&p.ca, &[CLIENT]).with_crls(vec![p.ca.crl(&[])]);
-    let mut server =
-        Server::bind(localhost(), site(p.server.identity(), current, SERVER), g, config()).unwrap();
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), current, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
     let mut link = connect(server.local_addr().unwrap(), p.client.identity(), &p.ca)
         .await
         .unwrap();

@@ -217,7 +217,11 @@ impl Revocation for CrlFile {
             let interpreted = interpret(&crl).map_err(|why| {
                 unknown(&format!("a CRL of the issuer cannot be interpreted: {why}"))
             })?;
-            if let Some(why) = interpreted.scope.as_ref().and_then(|s| out_of_scope(cert, s)) {
+            if let Some(why) = interpreted
+                .scope
+                .as_ref()
+                .and_then(|s| out_of_scope(cert, s))
+            {
                 reason = why;
                 continue;
             }
@@ -227,9 +231,9 @@ impl Revocation for CrlFile {
                 continue;
             }
             let number = interpreted.number;
-            let newer = best.as_ref().is_none_or(|(n, u, _)| {
-                (number.as_ref(), this_update) > (n.as_ref(), *u)
-            });
+            let newer = best
+                .as_ref()
+                .is_none_or(|(n, u, _)| (number.as_ref(), this_update) > (n.as_ref(), *u));
             if newer {
                 best = Some((number, this_update, crl));
             }
@@ -237,7 +241,7 @@ impl Revocation for CrlFile {
         let Some((_, _, crl)) = best else {
             return Err(unknown(reason));
         };
-        if !crl.next_update().is_some_and(|n| t <= n.timestamp()) {
+        if crl.next_update().is_none_or(|n| t > n.timestamp()) {
             return Err(unknown(
                 "the newest CRL in scope is not current at the given time",
             ));

@@ -195,6 +195,16 @@ fn http_get(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A read timeout: the deadline, or a host that went quiet.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                left(url, end)?;
+                return Err(format!("{url}: nothing received for {timeout:?}"));
+            }
             Err(e) => return Err(io(e)),
         }
     }

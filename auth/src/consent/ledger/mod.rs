@@ -36,6 +36,7 @@
 //! ([`SCHEMA_VERSION`]); any other SQLite file, or a file that is not
 //! SQLite, is refused at open.
 
+mod read;
 mod row;
 
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ use super::record::{
 };
 use super::{VerifyError, verify_signed};
 use crate::cert::{CertError, Revocation};
-use row::{StoredSigner, holder, row_mac, row_mac_ok};
+use row::{StoredSigner, holder, row_mac};
 
 /// `PRAGMA application_id` of a consent ledger: ASCII "m8CL".
 pub const APPLICATION_ID: i32 = 0x6d38_434c;
@@ -333,12 +334,11 @@ impl Ledger {
             )));
         }
         let key_path = crate::secret::beside(&path, ".key");
-        let key = crate::secret::load_or_create(&key_path, 32).map_err(|source| {
-            LedgerError::Key {
+        let key =
+            crate::secret::load_or_create(&key_path, 32).map_err(|source| LedgerError::Key {
                 path: key_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(not_ledger(format!("cannot switch to WAL (mode {mode})")));
@@ -389,7 +389,10 @@ impl Ledger {
 
     /// The keyed hash of an identifier (an operator's name) as a row keeps it.
     fn hashed(&self, what: &str, raw: &str) -> String {
-        crate::hex(&crate::secret::mac(&self.key, &[what.as_bytes(), raw.as_bytes()]))
+        crate::hex(&crate::secret::mac(
+            &self.key,
+            &[what.as_bytes(), raw.as_bytes()],
+        ))
     }
 
     /// Verifies a signed consent at `now` and stores it, in one transaction.
@@ -420,8 +423,7 @@ impl Ledger {
             });
         }
         let holder = holder(&self.key, &sig.signer).map_err(VerifyError::from)?;
-        let stored_cms =
-            super::cms::without_certificates(cms).map_err(VerifyError::Signature)?;
+        let stored_cms = super::cms::without_certificates(cms).map_err(VerifyError::Signature)?;
         let signer_json = serde_json::to_string(&signer).unwrap_or_default();
         let stored_at = crate::civil::unix(now);
         let (id, patient) = (consent.id.as_str(), consent.patient.as_str());
@@ -487,8 +489,7 @@ impl Ledger {
         };
         let signer = StoredSigner::of(&sig).map_err(VerifyError::from)?;
         let revoker = holder(&self.key, &sig.signer).map_err(VerifyError::from)?;
-        let stored_cms =
-            super::cms::without_certificates(cms).map_err(VerifyError::Signature)?;
+        let stored_cms = super::cms::without_certificates(cms).map_err(VerifyError::Signature)?;
         let signer_json = serde_json::to_string(&signer).unwrap_or_default();
         let stored_at = crate::civil::unix(now);
         let tx = self.conn.transaction()?;
@@ -622,155 +623,6 @@ impl Ledger {
         Ok(self.rows(patient)?.into_iter().map(|r| r.state).collect())
     }
 
-    fn rows(&self, patient: &PatientId) -> Result<Vec<Row>, LedgerError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, patient, holder, created, stored_at, record, cms, signer, mac
-             FROM consents WHERE patient = ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([patient.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Vec<u8>>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, row_patient, holder, created, stored_at, bytes, cms, signer_json, mac) =
-                row?;
-            let tampered = |reason: &str| LedgerError::Tampered {
-                id: id.clone(),
-                reason: reason.to_owned(),
-            };
-            let fields: [&[u8]; 8] = [
-                id.as_bytes(),
-                row_patient.as_bytes(),
-                holder.as_bytes(),
-                &created.to_be_bytes(),
-                &stored_at.to_be_bytes(),
-                &bytes,
-                &cms,
-                signer_json.as_bytes(),
-            ];
-            if !row_mac_ok(&self.key, "consents", &fields, &mac) {
-                return Err(tampered("MAC"));
-            }
-            let signer: StoredSigner =
-                serde_json::from_str(&signer_json).map_err(|_| tampered("signer"))?;
-            signer
-                .verify(&bytes, &cms)
-                .map_err(|e| tampered(&format!("signature: {e}")))?;
-            let record = match SignedBody::parse(&bytes) {
-                Ok(SignedBody::Consent(c)) => c,
-                Ok(SignedBody::Revocation(_)) => {
-                    return Err(LedgerError::Corrupt {
-                        id,
-                        reason: RecordError::UnknownType("revocation".to_owned()),
-                    });
-                }
-                Err(reason) => return Err(LedgerError::Corrupt { id, reason }),
-            };
-            if record.id.as_str() != id || record.patient.as_str() != row_patient {
-                return Err(tampered("columns differ from the signed record"));
-            }
-            let revoked_at = self.ended_at(&record.id)?;
-            out.push(Row {
-                state: ConsentState { record, revoked_at },
-                signer,
-            });
-        }
-        Ok(out)
-    }
-
-    /// When consent `id` stopped being in force, each row verified: the
-    /// earlier of its revocation's `created` and storing time, and its stop.
-    fn ended_at(&self, id: &RecordId) -> Result<Option<i64>, LedgerError> {
-        let revocation: Option<(String, String, String, i64, i64, Vec<u8>, Vec<u8>, String, String)> =
-            self.conn
-                .query_row(
-                    "SELECT id, consent_id, patient, created, stored_at, record, cms, signer, mac
-                     FROM revocations WHERE consent_id = ?1",
-                    [id.as_str()],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                            r.get(7)?,
-                            r.get(8)?,
-                        ))
-                    },
-                )
-                .optional()?;
-        let mut ended: Option<i64> = None;
-        if let Some((rid, consent_id, patient, created, stored_at, bytes, cms, signer_json, mac)) =
-            revocation
-        {
-            let tampered = |reason: &str| LedgerError::Tampered {
-                id: rid.clone(),
-                reason: reason.to_owned(),
-            };
-            let fields: [&[u8]; 8] = [
-                rid.as_bytes(),
-                consent_id.as_bytes(),
-                patient.as_bytes(),
-                &created.to_be_bytes(),
-                &stored_at.to_be_bytes(),
-                &bytes,
-                &cms,
-                signer_json.as_bytes(),
-            ];
-            if !row_mac_ok(&self.key, "revocations", &fields, &mac) {
-                return Err(tampered("MAC"));
-            }
-            let signer: StoredSigner =
-                serde_json::from_str(&signer_json).map_err(|_| tampered("signer"))?;
-            signer
-                .verify(&bytes, &cms)
-                .map_err(|e| tampered(&format!("signature: {e}")))?;
-            match SignedBody::parse(&bytes) {
-                Ok(SignedBody::Revocation(r))
-                    if r.revokes == *id && r.id.as_str() == rid && r.created == created => {}
-                _ => return Err(tampered("columns differ from the signed record")),
-            }
-            ended = Some(created.min(stored_at));
-        }
-        let stop: Option<(String, String, i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT operator, reason, stopped_at, mac FROM stops WHERE consent_id = ?1",
-                [id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        if let Some((operator, reason, stopped_at, mac)) = stop {
-            let fields: [&[u8]; 4] = [
-                id.as_str().as_bytes(),
-                operator.as_bytes(),
-                reason.as_bytes(),
-                &stopped_at.to_be_bytes(),
-            ];
-            if !row_mac_ok(&self.key, "stops", &fields, &mac) {
-                return Err(LedgerError::Tampered {
-                    id: id.to_string(),
-                    reason: "stop MAC".to_owned(),
-                });
-            }
-            ended = Some(ended.map_or(stopped_at, |t| t.min(stopped_at)));
-        }
-        Ok(ended)
-    }
-
     /// The stored record with `id` (consent or revocation), with the exact
     /// bytes and signature that were verified. (Its row is verified by
     /// [`Ledger::list`], not here.)
@@ -858,7 +710,8 @@ impl Ledger {
                 match source.check_ref(&cert, &issuer, now) {
                     Ok(()) => {}
                     Err(CertError::Revoked { revoked_at, .. }) => {
-                        state.revoked_at = Some(state.revoked_at.map_or(revoked_at, |r| r.min(revoked_at)));
+                        state.revoked_at =
+                            Some(state.revoked_at.map_or(revoked_at, |r| r.min(revoked_at)));
                     }
                     Err(e) => return Err(signer(e)),
                 }

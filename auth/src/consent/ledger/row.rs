@@ -64,10 +64,11 @@ impl StoredSigner {
 
     /// Checks the stored signature `cms` over `record` with the kept key.
     pub(crate) fn verify(&self, record: &[u8], cms: &[u8]) -> Result<(), String> {
-        let (key, issuer, serial) = match (unhex(&self.key), unhex(&self.issuer), unhex(&self.serial)) {
-            (Some(k), Some(i), Some(s)) => (k, i, s),
-            _ => return Err("signer is not hex".to_owned()),
-        };
+        let (key, issuer, serial) =
+            match (unhex(&self.key), unhex(&self.issuer), unhex(&self.serial)) {
+                (Some(k), Some(i), Some(s)) => (k, i, s),
+                _ => return Err("signer is not hex".to_owned()),
+            };
         crate::consent::cms::verify_with_key(
             cms,
             record,

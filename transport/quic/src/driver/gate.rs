@@ -39,10 +39,7 @@ pub const CHALLENGE_EXPORTER_LABEL: &[u8] = b"EXPORTER-med8k-session-challenge";
 /// verify.
 ///
 /// [RFC 5705]: https://www.rfc-editor.org/rfc/rfc5705
-pub fn bind_challenge(
-    challenge: &[u8; CHALLENGE_LEN],
-    exporter: &[u8; 32],
-) -> [u8; CHALLENGE_LEN] {
+pub fn bind_challenge(challenge: &[u8; CHALLENGE_LEN], exporter: &[u8; 32]) -> [u8; CHALLENGE_LEN] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"med8k session challenge v1\0");

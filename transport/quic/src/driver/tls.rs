@@ -290,7 +290,9 @@ pub fn read_roots(paths: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>, Tls
 }
 
 /// Every CRL of the PEM files `paths`.
-pub fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+pub fn read_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut all = Vec::new();
     for path in paths {
         let crls = CertificateRevocationListDer::pem_file_iter(path)
@@ -394,7 +396,8 @@ impl ClientCertVerifier for FacilityClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         let mut verified = None;
         for i in named_facilities(end_entity, &self.facilities)? {
-            verified = Some(self.per_facility[i].verify_client_cert(end_entity, intermediates, now)?);
+            verified =
+                Some(self.per_facility[i].verify_client_cert(end_entity, intermediates, now)?);
         }
         verified.ok_or(rustls::Error::InvalidCertificate(
             CertificateError::ApplicationVerificationFailure,
@@ -483,10 +486,14 @@ fn client_verifier(
     crls: &[CertificateRevocationListDer<'static>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let mut b =
-        WebPkiClientVerifier::builder_with_provider(TrustConfig::root_store(roots)?, provider.clone());
+    let mut b = WebPkiClientVerifier::builder_with_provider(
+        TrustConfig::root_store(roots)?,
+        provider.clone(),
+    );
     if !crls.is_empty() {
-        b = b.with_crls(crls.iter().cloned()).enforce_revocation_expiration();
+        b = b
+            .with_crls(crls.iter().cloned())
+            .enforce_revocation_expiration();
     }
     b.build().map_err(|e| TlsError::Config(e.to_string()))
 }
@@ -496,10 +503,14 @@ fn server_verifier(
     crls: &[CertificateRevocationListDer<'static>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
-    let mut b =
-        WebPkiServerVerifier::builder_with_provider(TrustConfig::root_store(roots)?, provider.clone());
+    let mut b = WebPkiServerVerifier::builder_with_provider(
+        TrustConfig::root_store(roots)?,
+        provider.clone(),
+    );
     if !crls.is_empty() {
-        b = b.with_crls(crls.iter().cloned()).enforce_revocation_expiration();
+        b = b
+            .with_crls(crls.iter().cloned())
+            .enforce_revocation_expiration();
     }
     b.build().map_err(|e| TlsError::Config(e.to_string()))
 }

@@ -80,13 +80,18 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hex;
+
+mod verify;
+
+use verify::check_line;
+pub use verify::{Checkpoint, VerifyReport, verify, verify_against, verify_with_key};
 
 /// The longest line, `\n` excluded, that the log writes or reads (64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -272,7 +277,12 @@ fn entry_hash(key: &[u8], seq: u64, prev: &str, event: &AuditEvent) -> String {
     let json = serde_json::to_vec(event).unwrap_or_default();
     hex(&crate::secret::mac(
         key,
-        &[b"med8k audit entry v2", &seq.to_be_bytes(), prev.as_bytes(), &json],
+        &[
+            b"med8k audit entry v2",
+            &seq.to_be_bytes(),
+            prev.as_bytes(),
+            &json,
+        ],
     ))
 }
 
@@ -295,12 +305,20 @@ fn check_bounds(event: &AuditEvent) -> io::Result<()> {
             "participant {i}: id_hash is not a hash_identifier() value"
         ));
     }
-    if event.detail.as_deref().is_some_and(|d| !text_ok(d, MAX_DETAIL)) {
+    if event
+        .detail
+        .as_deref()
+        .is_some_and(|d| !text_ok(d, MAX_DETAIL))
+    {
         return refuse(format!(
             "detail longer than {MAX_DETAIL} bytes or with control characters"
         ));
     }
-    if event.object.as_deref().is_some_and(|o| !text_ok(o, MAX_OBJECT)) {
+    if event
+        .object
+        .as_deref()
+        .is_some_and(|o| !text_ok(o, MAX_OBJECT))
+    {
         return refuse(format!(
             "object longer than {MAX_OBJECT} bytes or with control characters"
         ));
@@ -392,221 +410,6 @@ pub enum AuditError {
         /// What does not match.
         reason: String,
     },
-}
-
-/// The state of a log at one moment, MACed with its key: keep it outside
-/// the log file (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Entries the log held.
-    pub entries: u64,
-    /// The hex SHA-256 of its last line.
-    pub head: String,
-    /// HMAC-SHA256 (hex) of the two under the log's key.
-    pub mac: String,
-}
-
-const CHECKPOINT_TAG: &str = "med8k-audit-checkpoint-v1";
-
-impl Checkpoint {
-    fn new(key: &[u8], entries: u64, head: String) -> Checkpoint {
-        let mac = hex(&crate::secret::mac(
-            key,
-            &[CHECKPOINT_TAG.as_bytes(), &entries.to_be_bytes(), head.as_bytes()],
-        ));
-        Checkpoint { entries, head, mac }
-    }
-
-    /// One line of text: `med8k-audit-checkpoint-v1 ENTRIES HEAD MAC`.
-    pub fn line(&self) -> String {
-        format!("{CHECKPOINT_TAG} {} {} {}", self.entries, self.head, self.mac)
-    }
-
-    /// Reads [`Checkpoint::line`]'s form.
-    pub fn parse(text: &str) -> Option<Checkpoint> {
-        let mut words = text.split_whitespace();
-        if words.next()? != CHECKPOINT_TAG {
-            return None;
-        }
-        let entries = words.next()?.parse().ok()?;
-        let head = words.next()?.to_owned();
-        let mac = words.next()?.to_owned();
-        (words.next().is_none() && is_sha256_hex(&head) && is_sha256_hex(&mac)).then_some(
-            Checkpoint { entries, head, mac },
-        )
-    }
-}
-
-/// What [`verify`] found in an intact log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// How many entries the log holds.
-    pub entries: u64,
-    /// The hex SHA-256 of the last line (64 zeros for an empty log): the
-    /// `prev` of the next entry. Keep it elsewhere to detect entries
-    /// removed from the end.
-    pub head: String,
-}
-
-/// Parses one line (without `\n`) and checks it against its own hash and
-/// the expected position. Returns the entry's `seq`.
-fn check_line(
-    key: &[u8],
-    line_no: u64,
-    bytes: &[u8],
-    expected_prev: Option<&str>,
-) -> Result<u64, AuditError> {
-    let entry: Entry = serde_json::from_slice(bytes).map_err(|e| AuditError::Malformed {
-        line: line_no,
-        reason: describe(&e),
-    })?;
-    if entry.seq != line_no {
-        return Err(AuditError::Sequence {
-            line: line_no,
-            expected: line_no,
-            found: entry.seq,
-        });
-    }
-    let link_ok = match expected_prev {
-        Some(prev) => entry.prev == prev,
-        None => is_sha256_hex(&entry.prev) && (line_no != 1 || entry.prev == GENESIS),
-    };
-    if !link_ok {
-        return Err(AuditError::BrokenLink {
-            line: line_no,
-            seq: entry.seq,
-        });
-    }
-    if !crate::secret::mac_eq(
-        entry.hash.as_bytes(),
-        entry_hash(key, entry.seq, &entry.prev, &entry.event).as_bytes(),
-    ) {
-        return Err(AuditError::HashMismatch {
-            line: line_no,
-            seq: entry.seq,
-        });
-    }
-    Ok(entry.seq)
-}
-
-/// A serde_json error without the offending text (which could be anything).
-fn describe(e: &serde_json::Error) -> String {
-    let what = match e.classify() {
-        serde_json::error::Category::Io => "read error",
-        serde_json::error::Category::Syntax => "bad JSON",
-        serde_json::error::Category::Data => "unexpected field or value",
-        serde_json::error::Category::Eof => "ends early",
-    };
-    format!("{what} at column {}", e.column())
-}
-
-/// Reads the next line into `buf` (without `\n`). `Ok(false)` at the end of
-/// the file.
-fn next_line(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    line_no: u64,
-    path: &Path,
-) -> Result<bool, AuditError> {
-    buf.clear();
-    let limit = u64::try_from(MAX_LINE + 1).unwrap_or(u64::MAX);
-    let n = reader
-        .by_ref()
-        .take(limit)
-        .read_until(b'\n', buf)
-        .map_err(|source| AuditError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    if n == 0 {
-        return Ok(false);
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-        Ok(true)
-    } else if buf.len() > MAX_LINE {
-        Err(AuditError::LineTooLong { line: line_no })
-    } else {
-        Err(AuditError::Incomplete { line: line_no })
-    }
-}
-
-/// Checks the whole chain of the log at `path` with its key (`<path>.key`),
-/// naming the first line that is altered, out of place, missing its
-/// predecessor, or garbled.
-pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
-    verify_against(path, None)
-}
-
-/// [`verify`], and the log still holds what `checkpoint` saw.
-pub fn verify_against(
-    path: impl AsRef<Path>,
-    checkpoint: Option<&Checkpoint>,
-) -> Result<VerifyReport, AuditError> {
-    let path = path.as_ref();
-    // A missing log is named before its key.
-    File::open(path).map_err(|source| AuditError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let key_path = crate::secret::beside(path, ".key");
-    let key = std::fs::read(&key_path).map_err(|error| AuditError::Key {
-        path: key_path,
-        error,
-    })?;
-    verify_with_key(path, &key, checkpoint)
-}
-
-/// [`verify_against`] with the key given.
-pub fn verify_with_key(
-    path: &Path,
-    key: &[u8],
-    checkpoint: Option<&Checkpoint>,
-) -> Result<VerifyReport, AuditError> {
-    let file = File::open(path).map_err(|source| AuditError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    if let Some(c) = checkpoint
-        && !crate::secret::mac_eq(
-            Checkpoint::new(key, c.entries, c.head.clone()).mac.as_bytes(),
-            c.mac.as_bytes(),
-        )
-    {
-        return Err(AuditError::Checkpoint {
-            entries: c.entries,
-            reason: "its MAC does not verify with this log's key".to_owned(),
-        });
-    }
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut head = GENESIS.to_owned();
-    let mut entries = 0u64;
-    let mut seen = checkpoint.is_none_or(|c| c.entries == 0 && c.head == GENESIS);
-    while next_line(&mut reader, &mut buf, entries + 1, path)? {
-        entries += 1;
-        check_line(key, entries, &buf, Some(&head))?;
-        head = line_digest(&buf);
-        if let Some(c) = checkpoint
-            && c.entries == entries
-        {
-            if c.head != head {
-                return Err(AuditError::Checkpoint {
-                    entries: c.entries,
-                    reason: format!("entry {entries} is not the one the checkpoint saw"),
-                });
-            }
-            seen = true;
-        }
-    }
-    if !seen {
-        return Err(AuditError::Checkpoint {
-            entries: checkpoint.map_or(0, |c| c.entries),
-            reason: format!("the log holds only {entries} entries: entries were cut from the end"),
-        });
-    }
-    Ok(VerifyReport { entries, head })
 }
 
 /// An append-only, hash-chained audit log file. See the [module docs](self)
@@ -726,7 +529,9 @@ impl AuditLog {
         if on_disk > self.file_len {
             let mut extra = Vec::new();
             self.file.seek(SeekFrom::Start(self.file_len))?;
-            (&mut self.file).take(on_disk - self.file_len).read_to_end(&mut extra)?;
+            (&mut self.file)
+                .take(on_disk - self.file_len)
+                .read_to_end(&mut extra)?;
             if extra.contains(&b'\n') {
                 return Err(io::Error::other(
                     "after a failed append, the log holds more than a partial line: reopen it",

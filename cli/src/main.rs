@@ -205,7 +205,13 @@ fn softhsm2_conf(command: &Command) -> Option<PathBuf> {
             consent::ConsentCommand::List(_) | consent::ConsentCommand::Stop(_) => return None,
         }),
         Command::Fetch(args) => of_dir(&args.pki),
-        Command::Demo(args) => Some(args.samples.options().out.join("pki/softhsm2.conf")),
+        Command::Demo(args) => Some(
+            args.samples
+                .options()
+                .out
+                .join(demo::DEMO_PKI)
+                .join("softhsm2.conf"),
+        ),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! # Gates
 //! With `[gate] kind = "consent"` in the site configuration, every session
-//! is decided by the consent gate ([`ConsentGate`]): the requesting
+//! is decided by the consent gate ([`crate::gate::ConsentGate`]): the requesting
 //! physician's HPKI login, the patient's JPKI login (when required) and the
 //! consent ledger; every decision goes to the audit log, and open sessions
 //! are decided again every half second, so that a consent revoked closes

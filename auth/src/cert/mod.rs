@@ -2,16 +2,27 @@
 //!
 //! 1. [`verify_chain`]: the chain from a leaf to an anchor of the purpose's
 //!    [`TrustStore`] (JPKI, HPKI and facility CAs live in separate stores),
-//!    every signature, issuer/subject chaining, validity of every certificate
-//!    at the given time, CA basic constraints on issuers, and the key usage the
-//!    [`Purpose`] needs on the leaf.
+//!    every signature (SHA-2 only; no RSA key under 2048 bits), issuer/subject
+//!    chaining, validity of every certificate at the given time, CA basic
+//!    constraints on issuers (pathLenConstraint counting every CA below),
+//!    critical extensions only where enforced (a CA with nameConstraints is
+//!    refused), and the key usage the [`Purpose`] needs on the leaf.
 //! 2. [`Profile`]: what the leaf is *for* — the purpose's certificate policy
-//!    OID (so a JPKI authentication certificate cannot sign consent) and, for
-//!    HPKI, the hcRole held (a Pharmacist is refused where a Medical Doctor is
-//!    required). OIDs and role names come from [`ProfileConfig`].
+//!    OID, on the leaf and on every CA of the path (so a JPKI authentication
+//!    certificate cannot sign consent, and a pharmacists' CA cannot vouch for
+//!    a doctors' policy) and, for HPKI, the hcRole held under a configured
+//!    coding scheme (a Pharmacist is refused where a Medical Doctor is
+//!    required). OIDs, schemes and role names come from [`ProfileConfig`].
 //!
-//! Revocation is a separate, pluggable step ([`Revocation`]; [`CrlFile`] for
-//! CRLs, [`Ocsp`] as the interface an OCSP client will implement).
+//! Revocation is a separate, pluggable step ([`Revocation`] over a
+//! [`CertRef`]; [`CrlFile`] for CRLs per RFC 5280 §6.3.3, [`CrlFetcher`] for
+//! CRLs fetched from distribution points, [`Ocsp`] as the interface an OCSP
+//! client will implement).
+//!
+//! These paths are checked here rather than by rustls-webpki (which checks
+//! the facility links in `med8k-transport`): webpki refuses certificates
+//! whose certificatePolicies extension is critical, processes no policies
+//! and knows nothing of hcRole or the JPKI/HPKI key usages.
 //!
 //! The clock is always an argument (`at`), never read here.
 //!
@@ -175,7 +186,7 @@ pub enum CertError {
     /// A signature algorithm that is refused (SHA-1, MD5, DSA, or unknown).
     #[error("certificate {subject}: signature algorithm {algorithm} refused")]
     WeakAlgorithm {
-        /// Subject of the certificate (or "CRL of <issuer>").
+        /// Subject of the certificate.
         subject: String,
         /// The algorithm's OID.
         algorithm: String,

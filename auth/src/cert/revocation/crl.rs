@@ -190,6 +190,10 @@ impl Revocation for CrlFile {
         if ix.subject().as_raw() != cert.issuer.as_slice() {
             return Err(unknown("the issuer given did not issue the certificate"));
         }
+        // A CRL signed with a key too short to trust says nothing.
+        if crate::cert::chain::check_key(issuer).is_err() {
+            return Err(unknown("the issuer's key is too short to sign a CRL"));
+        }
         let ku = ix
             .key_usage()
             .map_err(|e| CertError::parse("keyUsage", e))?;

@@ -17,28 +17,36 @@ pub(crate) fn create_private(path: &Path) -> io::Result<File> {
 
 /// The secret in `path`: read, or `len` random bytes written there
 /// (owner-only) on first use. A secret shorter than 16 bytes is refused.
+///
+/// A new secret is written whole to a file of its own, then linked into
+/// place (which never replaces an existing file): a process killed at any
+/// moment leaves either no secret or a whole one, and two processes making
+/// it at once agree on the one that was linked first.
 pub(crate) fn load_or_create(path: &Path, len: usize) -> io::Result<Vec<u8>> {
-    match create_private(path) {
-        Ok(mut file) => {
-            let mut secret = vec![0u8; len];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-                .map_err(|_| io::Error::other("no system randomness"))?;
-            file.write_all(&secret)?;
-            file.sync_all()?;
-            Ok(secret)
+    if !path.exists() {
+        let tmp = beside(path, &format!(".{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = create_private(&tmp)?;
+        let mut secret = vec![0u8; len];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+            .map_err(|_| io::Error::other("no system randomness"))?;
+        let written = file.write_all(&secret).and_then(|()| file.sync_all());
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(secret),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let secret = std::fs::read(path)?;
-            if secret.len() < 16 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: a secret shorter than 16 bytes", path.display()),
-                ));
-            }
-            Ok(secret)
-        }
-        Err(e) => Err(e),
     }
+    let secret = std::fs::read(path)?;
+    if secret.len() < 16 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: a secret shorter than 16 bytes", path.display()),
+        ));
+    }
+    Ok(secret)
 }
 
 /// `path` with `suffix` appended to its file name (`audit.jsonl` →

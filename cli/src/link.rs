@@ -48,6 +48,18 @@ pub struct ServeArgs {
     /// Frames per second of the offered source.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    /// The patient (pseudonym) the source belongs to; with the consent
+    /// gate, only claims for this patient are permitted.
+    #[arg(long, requires = "source")]
+    source_patient: Option<String>,
+    /// The data category of the source; with the consent gate, only claims
+    /// for it are permitted.
+    #[arg(long, value_enum, requires = "source")]
+    source_category: Option<CategoryArg>,
+    /// Offer --source under the development gate (allow-authenticated): to
+    /// every peer with a facility certificate, with NO consent checked.
+    #[arg(long)]
+    development_gate: bool,
 }
 
 /// `med8k send`.
@@ -195,6 +207,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
         links: args.links,
         source: args.source.clone(),
         fps: args.fps,
+        source_patient: args.source_patient.clone(),
+        source_category: args.source_category.map(CategoryArg::category),
+        development_gate: args.development_gate,
     };
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;

@@ -280,6 +280,17 @@ pub enum EncodeError {
     /// The picture is inconsistent.
     #[error(transparent)]
     Picture(#[from] PictureError),
+    /// A setting the encoder does not take.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    /// A frame that is not of the shape or format the encoder was made for.
+    #[error("frame is {got}, the encoder takes {expected}")]
+    Mismatch {
+        /// What the encoder takes.
+        expected: String,
+        /// What it was given.
+        got: String,
+    },
 }
 
 /// Why a bitstream could not be decoded. Each variant names what is wrong.

@@ -101,7 +101,7 @@ impl GpuEncoder {
         self.resident = Some(0);
         let codec = &self.codec;
         let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
-        codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+        codec.run(&plan.forward, |_| {});
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl GpuEncoder {
         let codec = &self.codec;
         let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
         codec.upload(plan, pic);
-        codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+        codec.run(&plan.forward, |_| {});
         self.resident = Some(i);
         Ok(())
     }
@@ -172,7 +172,7 @@ impl EncodeBackend for GpuEncoder {
             let codec = &self.codec;
             let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
             codec.upload(plan, pic);
-            codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+            codec.run(&plan.forward, |_| {});
             self.stripes.push(Stripe {
                 first: 0,
                 slices: geom.slices,
@@ -254,7 +254,7 @@ impl GpuEncoder {
         let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
         let nb = geom.blocks.len() as u64;
-        codec.run(&[&plan.measure], |enc| {
+        codec.run([&plan.measure], |enc| {
             enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
         });
         let bytes = codec
@@ -279,8 +279,8 @@ impl GpuEncoder {
         let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
         let head = u64::from(plan.head_words);
-        let all: Vec<&Dispatch> = std::iter::once(&plan.write).chain(&plan.gather).collect();
-        codec.run(&all, |enc| {
+        let all = std::iter::once(&plan.write).chain(&plan.gather);
+        codec.run(all, |enc| {
             enc.copy_buffer_to_buffer(&plan.out, 0, &plan.small_read, 0, 4 * head);
         });
         let bytes = codec

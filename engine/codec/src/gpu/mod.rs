@@ -70,6 +70,35 @@ pub struct StreamStats {
     pub reruns: u64,
 }
 
+impl StreamStats {
+    /// What happened between `earlier` and these figures.
+    pub fn since(&self, earlier: &StreamStats) -> StreamStats {
+        StreamStats {
+            frames: self.frames - earlier.frames,
+            submits: self.submits - earlier.submits,
+            waits: self.waits - earlier.waits,
+            bytes_to_gpu: self.bytes_to_gpu - earlier.bytes_to_gpu,
+            bytes_from_gpu: self.bytes_from_gpu - earlier.bytes_from_gpu,
+            buffers_made: self.buffers_made - earlier.buffers_made,
+            reruns: self.reruns - earlier.reruns,
+        }
+    }
+
+    /// The figures per frame, for reports.
+    pub fn per_frame(&self) -> String {
+        let n = self.frames.max(1) as f64;
+        format!(
+            "submits {:.2}, waits {:.2}, to GPU {:.3} MB, from GPU {:.3} MB, GPU buffers made {:.2}, reruns {:.2}",
+            self.submits as f64 / n,
+            self.waits as f64 / n,
+            self.bytes_to_gpu as f64 / n / 1e6,
+            self.bytes_from_gpu as f64 / n / 1e6,
+            self.buffers_made as f64 / n,
+            self.reruns as f64 / n,
+        )
+    }
+}
+
 const MAX_GROUPS: u32 = 65535;
 const UNIFORM_STRIDE: u64 = 256;
 /// Most bands the GPU's inter-band transform takes.
@@ -232,10 +261,11 @@ impl Kernels {
     }
 
     /// Record `dispatches` in one compute pass.
-    fn pass(&self, enc: &mut wgpu::CommandEncoder, dispatches: &[&Dispatch]) {
-        if dispatches.is_empty() {
-            return;
-        }
+    fn pass<'a>(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        dispatches: impl IntoIterator<Item = &'a Dispatch>,
+    ) {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         for d in dispatches {
             pass.set_pipeline((d.kernel)(self).pipeline(d.entry));
@@ -347,7 +377,11 @@ impl GpuCodec {
         self.plan.as_mut().ok_or(GpuError::Internal("no plan"))
     }
 
-    fn run(&self, dispatches: &[&Dispatch], copies: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    fn run<'a>(
+        &self,
+        dispatches: impl IntoIterator<Item = &'a Dispatch>,
+        copies: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) {
         let mut enc = self
             .ctx
             .device

@@ -445,16 +445,15 @@ impl GpuStreamDecoder {
             enc.clear_buffer(&plan.coef, 0, None);
             enc.clear_buffer(&plan.errors, 0, None);
             mark(&mut slot.clock, &mut enc, "copy_in");
-            self.kernels.pass(&mut enc, &[&words.table]);
+            self.kernels.pass(&mut enc, [&words.table]);
             mark(&mut slot.clock, &mut enc, "block_table");
-            self.kernels.pass(&mut enc, &[&words.decode]);
+            self.kernels.pass(&mut enc, [&words.decode]);
             mark(&mut slot.clock, &mut enc, "entropy");
-            let mut inverse: Vec<&super::Dispatch> = plan.inverse.iter().collect();
-            match (&plan.v210, self.v210) {
-                (Some(v), true) => inverse.push(&v.pack),
-                _ => inverse.extend(plan.to_samples.iter()),
-            }
-            self.kernels.pass(&mut enc, &inverse);
+            let last: &[super::Dispatch] = match (&plan.v210, self.v210) {
+                (Some(v), true) => std::slice::from_ref(&v.pack),
+                _ => &plan.to_samples,
+            };
+            self.kernels.pass(&mut enc, plan.inverse.iter().chain(last));
             mark(&mut slot.clock, &mut enc, "transforms");
             let region = slot.regions[k];
             let rb = slot.read.buffer();

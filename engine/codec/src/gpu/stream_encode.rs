@@ -68,6 +68,7 @@ pub struct GpuStreamEncoder {
     table: Vec<(u32, u32)>,
     header: Vec<u8>,
     lens: Vec<u32>,
+    totals: Vec<u64>,
     stats: StreamStats,
 }
 
@@ -145,6 +146,7 @@ impl GpuStreamEncoder {
             worst: Vec::new(),
             table: vec![(0, 0); geom.slices as usize],
             lens: Vec::with_capacity(geom.slices as usize),
+            totals: Vec::new(),
             header: Vec::new(),
             steps,
             parts,
@@ -441,7 +443,7 @@ impl GpuStreamEncoder {
                     let bytes = row_bytes * u64::from(plan.params.height);
                     enc.copy_buffer_to_buffer(up, row_bytes * u64::from(y0), &v.raw, 0, bytes);
                     mark(&mut slot.clock, &mut enc, "copy_in");
-                    self.kernels.pass(&mut enc, &[&v.unpack]);
+                    self.kernels.pass(&mut enc, [&v.unpack]);
                     mark(&mut slot.clock, &mut enc, "unpack");
                 }
                 _ => {
@@ -459,13 +461,11 @@ impl GpuStreamEncoder {
                     mark(&mut slot.clock, &mut enc, "copy_in");
                 }
             }
-            self.kernels
-                .pass(&mut enc, &plan.forward.iter().collect::<Vec<_>>());
+            self.kernels.pass(&mut enc, &plan.forward);
             mark(&mut slot.clock, &mut enc, "transforms");
-            self.kernels.pass(&mut enc, &[&plan.write]);
+            self.kernels.pass(&mut enc, [&plan.write]);
             mark(&mut slot.clock, &mut enc, "entropy");
-            self.kernels
-                .pass(&mut enc, &plan.gather.iter().collect::<Vec<_>>());
+            self.kernels.pass(&mut enc, &plan.gather);
             mark(&mut slot.clock, &mut enc, "scan_gather");
             let (region, budget) = slot.regions[k];
             let bytes = 4 * (u64::from(plan.head_words) + budget);
@@ -486,11 +486,12 @@ impl GpuStreamEncoder {
     /// Read slot `s`'s packet into `out`, copying again what the budget cut off.
     fn finish(&mut self, s: usize, out: &mut Vec<u8>) -> Result<Finished, EncodeError> {
         for attempt in 0..2 {
-            let (totals, done) = self.read_packet(s, out)?;
+            let done = self.read_packet(s, out)?;
+            let totals = &self.totals;
             match done {
                 Some(done) => {
                     // Later frames copy a quarter more than this one coded to.
-                    for (k, t) in totals.into_iter().enumerate() {
+                    for (k, &t) in totals.iter().enumerate() {
                         self.budgets[k] = (t + t / 4 + 1024).min(self.worst[k]);
                     }
                     self.stats.frames += 1;
@@ -499,7 +500,7 @@ impl GpuStreamEncoder {
                 None if attempt == 0 => {
                     // Some stripe coded to more than was copied: copy again
                     // with room for all of it (the upload is still intact).
-                    for (k, t) in totals.into_iter().enumerate() {
+                    for (k, &t) in totals.iter().enumerate() {
                         self.budgets[k] = self.budgets[k].max(t).min(self.worst[k]);
                     }
                     self.stats.reruns += 1;
@@ -514,13 +515,13 @@ impl GpuStreamEncoder {
         )
     }
 
-    /// Slot `s`'s payload words per stripe and, when all of it was copied,
-    /// its packet in `out`.
+    /// Slot `s`'s payload words per stripe (into `totals`) and, when all of
+    /// it was copied, its packet in `out`.
     fn read_packet(
         &mut self,
         s: usize,
         out: &mut Vec<u8>,
-    ) -> Result<(Vec<u64>, Option<Finished>), EncodeError> {
+    ) -> Result<Option<Finished>, EncodeError> {
         let slot = &mut self.slots[s];
         let dev = &self.ctx.device;
         let plans = &self.plans;
@@ -529,6 +530,7 @@ impl GpuStreamEncoder {
         let params = &self.params;
         let steps = &self.steps;
         let (table, header, lens) = (&mut self.table, &mut self.header, &mut self.lens);
+        let totals = &mut self.totals;
         let regions = &slot.regions;
         let clock = &slot.clock;
         let clock_at = slot.clock_at as usize;
@@ -539,7 +541,7 @@ impl GpuStreamEncoder {
                 u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
             };
             // The heads: payload words and each slice's, per stripe.
-            let mut totals = Vec::with_capacity(parts.len());
+            totals.clear();
             let mut short = false;
             lens.clear();
             for (k, &(first, n)) in parts.iter().enumerate() {
@@ -561,7 +563,7 @@ impl GpuStreamEncoder {
                 totals.push(total);
             }
             if short {
-                return Ok((totals, None));
+                return Ok(None);
             }
             let payload: u64 = totals.iter().map(|t| 4 * t).sum();
             let slices = params.height.div_ceil(params.slice_height);
@@ -596,7 +598,7 @@ impl GpuStreamEncoder {
                 bytes: out.len(),
                 timings,
             };
-            Ok((totals, Some(done)))
+            Ok(Some(done))
         })?
     }
 }

@@ -2,8 +2,9 @@
 //! by default), stage by stage, against the CPU twin in the same run. Built
 //! here, run where the GPU is:
 //! `cargo build --release -p med8k-codec --example gpu_codec_bench`
-//! then `target/release/examples/gpu_codec_bench [frames] [size]`
-//! (`size`: 8k, 4k, 1080p or WxH; 300 frames for a report).
+//! then `target/release/examples/gpu_codec_bench [frames] [size] [streams]`
+//! (`size`: 8k, 4k, 1080p or WxH; 300 frames for a report; `streams`
+//! measures only the stream encoder's and decoder's throughput).
 //!
 //! It prints, for the stream encoder (v210 in) and decoder (v210 out) with
 //! three frames in flight: throughput over `frames` frames, single-frame
@@ -120,6 +121,7 @@ fn main() {
         .unwrap_or_else(|| "8k".into())
         .parse()
         .unwrap();
+    let streams_only = std::env::args().nth(3).is_some_and(|a| a == "streams");
     let (w, h) = (size.width, size.height);
     let scene = EndoscopeScene::new(SceneConfig {
         width: w,
@@ -272,25 +274,9 @@ fn main() {
     );
 
     // Single-frame latency on an idle GPU.
-    let mut one = GpuStreamEncoder::new(ctx.clone(), &config, shape, true)
-        .unwrap()
-        .with_depth(1);
-    let mut lat = Vec::new();
-    for i in 0..frames.clamp(3, 30) {
-        let t = Instant::now();
-        let d = one
-            .send_frame(Frame::V210(&v210s[(i % 3) as usize]), &mut out)
-            .unwrap()
-            .unwrap();
-        lat.push(t.elapsed());
-        check(d.seq, &out);
+    if !streams_only {
+        latency(&ctx, &config, shape, &v210s, &cpu, frames);
     }
-    println!(
-        "gpu stream encode latency (1 in flight): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&lat, 0.99)),
-        ms(percentile(&lat, 1.0))
-    );
 
     // The stream decoder: v210 out, three in flight.
     let mut dec = GpuStreamDecoder::new(ctx.clone(), true).with_timings(true);
@@ -340,6 +326,9 @@ fn main() {
         allocs as f64 / frames as f64
     );
 
+    if streams_only {
+        return;
+    }
     // One at a time, as before the stream types.
     let mut enc = config
         .new_encoder_with(Box::new(GpuEncoder::new(ctx.clone())))
@@ -362,5 +351,36 @@ fn main() {
         "one at a time (planes, 132.7 MB at 8K): GpuEncoder median {:.2} ms, GpuDecoder median {:.2} ms",
         ms(percentile(&e, 0.5)),
         ms(percentile(&d, 0.5))
+    );
+}
+
+/// Single-frame latency of the stream encoder on an idle GPU.
+fn latency(
+    ctx: &std::sync::Arc<GpuContext>,
+    config: &Config,
+    shape: SampleLayout,
+    v210s: &[VideoFrame],
+    cpu: &[Vec<u8>],
+    frames: u64,
+) {
+    let mut out = Vec::new();
+    let mut one = GpuStreamEncoder::new(ctx.clone(), config, shape, true)
+        .unwrap()
+        .with_depth(1);
+    let mut lat = Vec::new();
+    for i in 0..frames.clamp(3, 30) {
+        let t = Instant::now();
+        let d = one
+            .send_frame(Frame::V210(&v210s[(i % 3) as usize]), &mut out)
+            .unwrap()
+            .unwrap();
+        lat.push(t.elapsed());
+        assert!(out == cpu[(d.seq % 3) as usize]);
+    }
+    println!(
+        "gpu stream encode latency (1 in flight): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(percentile(&lat, 1.0))
     );
 }

@@ -18,6 +18,14 @@ fn signal() -> Signal {
     Arc::new(Mutex::new(None))
 }
 
+/// `sig`, cleared, and a callback that settles it (no allocation but the
+/// callback's own box).
+fn rearm(sig: &Signal) -> impl FnOnce(Result<(), wgpu::BufferAsyncError>) + Send + 'static {
+    *sig.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    let s = sig.clone();
+    move |r| *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(r)
+}
+
 fn settled(sig: &Signal) -> Option<Result<(), wgpu::BufferAsyncError>> {
     sig.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -56,8 +64,8 @@ enum Upload {
     Mapped,
     /// Unmapped, read by submission `.0` (or not yet submitted).
     InUse(Option<wgpu::SubmissionIndex>),
-    /// Being mapped again once submission `.1` is done.
-    Mapping(Signal, Option<wgpu::SubmissionIndex>),
+    /// Being mapped again once submission `.0` is done.
+    Mapping(Option<wgpu::SubmissionIndex>),
 }
 
 /// One slot of an upload ring: a `MAP_WRITE | COPY_SRC` buffer the CPU fills
@@ -66,6 +74,7 @@ enum Upload {
 pub struct UploadSlot {
     buf: wgpu::Buffer,
     state: Upload,
+    sig: Signal,
     waits: u64,
 }
 
@@ -80,6 +89,7 @@ impl UploadSlot {
                 mapped_at_creation: true,
             }),
             state: Upload::Mapped,
+            sig: signal(),
             waits: 0,
         }
     }
@@ -118,8 +128,8 @@ impl UploadSlot {
         if let Upload::InUse(_) = self.state {
             self.release();
         }
-        if let Upload::Mapping(sig, index) = &self.state {
-            wait_for(dev, sig, index.as_ref(), &mut self.waits)?;
+        if let Upload::Mapping(index) = &self.state {
+            wait_for(dev, &self.sig, index.as_ref(), &mut self.waits)?;
             self.state = Upload::Mapped;
         }
         let out = {
@@ -146,12 +156,9 @@ impl UploadSlot {
     pub fn release(&mut self) {
         if let Upload::InUse(index) = &self.state {
             let index = index.clone();
-            let sig = signal();
-            let s = sig.clone();
-            self.buf.map_async(wgpu::MapMode::Write, .., move |r| {
-                *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            });
-            self.state = Upload::Mapping(sig, index);
+            self.buf
+                .map_async(wgpu::MapMode::Write, .., rearm(&self.sig));
+            self.state = Upload::Mapping(index);
         }
     }
 }
@@ -161,7 +168,8 @@ impl UploadSlot {
 #[derive(Debug)]
 pub struct ReadSlot {
     buf: wgpu::Buffer,
-    pending: Option<(Signal, wgpu::SubmissionIndex, u64)>,
+    pending: Option<(wgpu::SubmissionIndex, u64)>,
+    sig: Signal,
     waits: u64,
 }
 
@@ -176,6 +184,7 @@ impl ReadSlot {
                 mapped_at_creation: false,
             }),
             pending: None,
+            sig: signal(),
             waits: 0,
         }
     }
@@ -199,26 +208,21 @@ impl ReadSlot {
     /// soon as it is done.
     pub fn used_by(&mut self, index: wgpu::SubmissionIndex, len: u64) {
         let len = len.max(4).next_multiple_of(4).min(self.buf.size());
-        let sig = signal();
-        let s = sig.clone();
-        self.buf.map_async(wgpu::MapMode::Read, ..len, move |r| {
-            *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        });
-        self.pending = Some((sig, index, len));
+        self.buf
+            .map_async(wgpu::MapMode::Read, ..len, rearm(&self.sig));
+        self.pending = Some((index, len));
     }
 
     /// Whether the bytes can be read without waiting (polls the device
     /// once, without blocking).
     pub fn is_ready(&self, dev: &wgpu::Device) -> bool {
-        match &self.pending {
-            Some((sig, _, _)) => {
-                if settled(sig).is_none() {
-                    let _ = dev.poll(wgpu::PollType::Poll);
-                }
-                settled(sig).is_some()
-            }
-            None => false,
+        if self.pending.is_none() {
+            return false;
         }
+        if settled(&self.sig).is_none() {
+            let _ = dev.poll(wgpu::PollType::Poll);
+        }
+        settled(&self.sig).is_some()
     }
 
     /// Wait for the copies, hand `f` the bytes, unmap.
@@ -227,11 +231,11 @@ impl ReadSlot {
         dev: &wgpu::Device,
         f: impl FnOnce(&[u8]) -> T,
     ) -> Result<T, GpuError> {
-        let (sig, index, len) = self
+        let (index, len) = self
             .pending
             .take()
             .ok_or(GpuError::Internal("read slot read before a copy into it"))?;
-        wait_for(dev, &sig, Some(&index), &mut self.waits)?;
+        wait_for(dev, &self.sig, Some(&index), &mut self.waits)?;
         let out = {
             let view = self
                 .buf

@@ -402,6 +402,39 @@ fn stream_encoder_takes_every_layout_and_depth() {
             ));
         }
     }
+    // Tiny pictures, and v210 rows of one partial group or of an odd width.
+    for (layout, w, h) in [(Layout::Gray, 1, 1), (Layout::Yuv420, 3, 2)] {
+        let pic = picture(layout, w, h, 10, Content::Random, 3);
+        let cpu = config.new_encoder().unwrap().encode(&pic).unwrap().data;
+        let mut enc = GpuStreamEncoder::new(ctx.clone(), &config, SampleLayout::of(&pic), false)
+            .unwrap()
+            .with_depth(1);
+        let mut out = Vec::new();
+        enc.send_frame(Frame::Picture(&pic), &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(out == cpu, "{layout} {w}x{h}");
+    }
+    let mut v210_dec = GpuStreamDecoder::new(ctx.clone(), true).with_depth(1);
+    let mut v210_out = Decoded::v210();
+    for (w, h) in [(2, 9), (47, 17)] {
+        let pic = picture(Layout::Yuv422, w, h, 10, Content::Extremes, 4);
+        let cpu = config.new_encoder().unwrap().encode(&pic).unwrap().data;
+        let frame = v210_of(&pic);
+        let mut enc = GpuStreamEncoder::new(ctx.clone(), &config, SampleLayout::of(&pic), true)
+            .unwrap()
+            .with_depth(1);
+        let mut out = Vec::new();
+        enc.send_frame(Frame::V210(&frame), &mut out)
+            .unwrap()
+            .unwrap();
+        assert!(out == cpu, "v210 {w}x{h}");
+        v210_dec.send_packet(&out, &mut v210_out).unwrap().unwrap();
+        assert!(
+            matches!(&v210_out, Decoded::V210(f) if f.same_picture(&frame)),
+            "v210 {w}x{h} decode"
+        );
+    }
     let gray = SampleLayout::of(&picture(Layout::Gray, 8, 8, 10, Content::Random, 1));
     assert!(GpuStreamEncoder::new(ctx.clone(), &config, gray, true).is_err());
     let pic = picture(Layout::Yuv422, 64, 16, 10, Content::Random, 2);

@@ -333,8 +333,7 @@ impl GpuStreamEncoder {
             // Half the samples' bits to begin with; later frames set it.
             let samples: u64 = plan.plane_words.iter().sum::<u64>() * 2;
             let guess = samples * u64::from(sp.bit_depth) / 64;
-            self.budgets
-                .push(guess.clamp(1024, worst.max(1)).min(worst));
+            self.budgets.push(guess.max(1024).min(worst));
         }
         let upload = self.upload_bytes();
         for i in 0..self.depth {

@@ -139,6 +139,20 @@ impl StageClock {
         }
     }
 
+    /// A clock of wall-clock phases on the CPU even where the device has
+    /// timestamps (to compare the two, or to time the host's share too).
+    pub fn wall_clock(max_stages: u32) -> Self {
+        let capacity = max_stages + 1;
+        StageClock {
+            gpu: None,
+            names: Vec::with_capacity(capacity as usize),
+            marks: 0,
+            cpu: Vec::with_capacity(capacity as usize),
+            last: None,
+            submits: 0,
+        }
+    }
+
     /// Whether the figures come from GPU timestamps.
     pub fn is_gpu(&self) -> bool {
         self.gpu.is_some()

@@ -49,9 +49,9 @@
 //! Rice parameter of each coefficient comes from running statistics of a
 //! context formed by its coded neighbours. An 8K 4:2:2 frame has about 65,000
 //! blocks of ~1024 coefficients, enough to fill a GPU with one thread per
-//! block; each thread keeps 17 pairs of counters and no tables, so a block's
-//! state fits in registers, and the CPU twin runs the same loop at a few ns
-//! per coefficient. Blocks end on a word boundary and the slice stores each
+//! block; each thread keeps 17 pairs of counters and two rows of magnitudes
+//! (in workgroup memory on the GPU) and no tables, and the CPU twin runs the
+//! same loop at a few ns per coefficient. Blocks end on a word boundary and the slice stores each
 //! block's word count, so a decoder (or a GPU thread per block) finds every
 //! block without decoding the ones before it. A block that would code larger
 //! than its raw values (noise) is stored raw, which bounds every block's size.

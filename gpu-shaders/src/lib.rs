@@ -2,19 +2,20 @@
 //!
 //! The WGSL compute kernels of med8k's GPU codec and of the detector's
 //! input, one `.wgsl` file each, embedded here and driven through wgpu by
-//! `med8k_engine` (`codec::gpu`, `codec::av1_gpu`, `detect::gpu_input`). Each
-//! has a bit-exact Rust twin in `med8k-engine` that is its specification:
+//! the crates they serve (`med8k_codec::gpu`, `med8k_av1::gpu`,
+//! `med8k_detect::gpu_input`). Each has a bit-exact Rust twin, in the crate
+//! named first in the twin's path, that is its specification:
 //!
 //! | kernel | twin |
 //! |---|---|
 //! | [`COMPONENTS`]: level shift, RCT, inter-band 5/3 | `codec::transform::{forward,inverse}_components` |
-//! | [`WAVELET`]: spatial 5/3 per slice, one level per dispatch | `codec::transform::spatial_{forward,inverse}` |
+//! | [`WAVELET`]: spatial 5/3 per slice, both lifting steps of a level per dispatch | `codec::transform::spatial_{forward,inverse}` |
 //! | [`ENTROPY_ENCODE`]: one block per invocation | `codec::entropy::encode_block` |
 //! | [`ENTROPY_DECODE`]: one block per invocation | `codec::entropy::decode_block` |
 //! | [`COMPACT`]: block offsets, the size head and gathering into slices | `codec::stream::write_slice` |
 //! | [`BLOCK_TABLE`]: a stream's block offsets, checked | `codec::stream::split_slice` |
 //! | [`V210`]: packed 10-bit 4:2:2 in (to planes) and out (from coefficients) | `media::frame::v210::{unpack,pack}` |
-//! | [`DOWNSCALE`]: box downscale to 4:2:0, BT.709 for RGB (AV1 path) | `codec::av1::downscale_420` |
+//! | [`DOWNSCALE`]: box downscale to 4:2:0, BT.709 for RGB (AV1 path) | `av1::downscale::downscale_420` |
 //! | [`MODEL_INPUT`]: exact area sums of the detector's input, in two passes | `detect::input::picture_sums` |
 //!
 //! The entropy kernels share [`ENTROPY_COMMON`]; use [`entropy_encode`] and

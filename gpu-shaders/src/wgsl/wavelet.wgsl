@@ -1,4 +1,4 @@
-// The spatial 5/3 lifting per slice (twin: engine/src/codec/transform.rs).
+// The spatial 5/3 lifting per slice (twin: engine/codec/src/transform.rs).
 //
 // One level of one plane per dispatch. Forward: rows `a -> t`, then columns
 // `t -> a`. Inverse: columns `a -> t`, then rows `t -> a`. Both lifting

@@ -240,6 +240,19 @@ fn streams_match_the_twin_with_frames_in_flight() {
         }
         assert!(enc.in_flight() <= 3);
     }
+    // The next one without blocking once the GPU is done with it, the rest waiting.
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(done) = enc.poll_packet(&mut out).unwrap() {
+            got.push((done, out.clone()));
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "poll_packet never had the packet"
+        );
+        std::thread::yield_now();
+    }
     while let Some(done) = enc.receive_packet(&mut out).unwrap() {
         got.push((done, out.clone()));
     }
@@ -327,6 +340,18 @@ fn streams_match_the_twin_with_frames_in_flight() {
             check_v210(&frame, n);
             n += 1;
         }
+    }
+    let started = std::time::Instant::now();
+    while dec.in_flight() > 1 {
+        if dec.poll_frame(&mut frame).unwrap().is_some() {
+            check_v210(&frame, n);
+            n += 1;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "poll_frame never had the picture"
+        );
+        std::thread::yield_now();
     }
     while dec.receive_frame(&mut frame).unwrap().is_some() {
         check_v210(&frame, n);

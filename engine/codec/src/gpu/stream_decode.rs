@@ -247,6 +247,19 @@ impl GpuStreamDecoder {
         done.map(Some)
     }
 
+    /// The oldest frame's picture into `out` if the GPU is done with it,
+    /// without waiting.
+    pub fn poll_frame(&mut self, out: &mut Decoded) -> Result<Option<Finished>, DecodeError> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        let s = (self.next + self.depth - self.count) % self.depth;
+        if !self.slots[s].read.is_ready(&self.ctx.device) {
+            return Ok(None);
+        }
+        self.receive_frame(out)
+    }
+
     /// Plans for packets of `params` (the same as the last ones'
     /// unless the stream changed shape).
     fn ensure_shape(&mut self, params: &Params) -> Result<(), DecodeError> {

@@ -114,7 +114,37 @@ pub fn sop_class(obj: &DefaultDicomObject) -> String {
 /// bits, TILED_FULL, one optical path per band) back into a cube.
 pub fn read_cube(path: &Path) -> Result<SpectralCube, ImportError> {
     let obj = open(path)?;
+    check_complete(path, &obj)?;
     cube_from_object(path, &obj)
+}
+
+/// dicom-rs accepts encapsulated Pixel Data whose closing Sequence
+/// Delimitation Item was cut off; when Pixel Data is the data set's last
+/// element, the file must end with that item, or it was truncated.
+fn check_complete(path: &Path, obj: &DefaultDicomObject) -> Result<(), ImportError> {
+    let encapsulated = obj
+        .get(tags::PIXEL_DATA)
+        .is_some_and(|e| matches!(e.value(), Value::PixelSequence(_)));
+    let last = obj.tags().last();
+    if !encapsulated || last != Some(tags::PIXEL_DATA) {
+        return Ok(());
+    }
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e: std::io::Error| ImportError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut tail = [0u8; 8];
+    f.seek(SeekFrom::End(-8)).map_err(io)?;
+    f.read_exact(&mut tail).map_err(io)?;
+    if tail != [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0] {
+        return Err(ImportError::Parse {
+            path: path.to_path_buf(),
+            reason: "truncated: encapsulated Pixel Data (7FE0,0010) does not end with its sequence delimiter".into(),
+        });
+    }
+    Ok(())
 }
 
 /// [`read_cube`] on an object already open.

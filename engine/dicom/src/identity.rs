@@ -308,3 +308,68 @@ fn walk(obj: &mut InMemDicomObject, pseudonym: &str, options: ProfileOptions) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::{item, seq, text};
+
+    fn sample() -> InMemDicomObject {
+        item([
+            text(tags::PATIENT_NAME, VR::PN, "YAMADA^TARO"),
+            text(tags::PATIENT_ID, VR::LO, "PID-1"),
+            text(tags::PATIENT_BIRTH_DATE, VR::DA, "19500101"),
+            text(tags::PATIENT_ADDRESS, VR::LO, "Tokyo"),
+            text(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3.4"),
+            text(tags::CONTENT_DATE, VR::DA, "20260101"),
+            text(Tag(0x0011, 0x0010), VR::LO, "OTHER VENDOR"),
+            text(Tag(0x0011, 0x1001), VR::LO, "secret"),
+            text(Tag(PRIVATE_GROUP, 0x0010), VR::LO, PRIVATE_CREATOR),
+            text(Tag(PRIVATE_GROUP, 0x1001), VR::LO, "40"),
+            seq(
+                tags::CONTENT_SEQUENCE,
+                vec![item([text(tags::PERSON_NAME, VR::PN, "SATO^JIRO")])],
+            ),
+            seq(
+                tags::REFERENCED_SERIES_SEQUENCE,
+                vec![item([
+                    text(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.5"),
+                    text(tags::OPERATORS_NAME, VR::PN, "TECH^A"),
+                ])],
+            ),
+        ])
+    }
+
+    fn s(o: &InMemDicomObject, t: Tag) -> Option<String> {
+        o.get(t).and_then(|e| e.to_str().ok()).map(|v| v.trim_end().to_string())
+    }
+
+    #[test]
+    fn the_basic_profile_removes_replaces_and_recurses() {
+        let mut o = sample();
+        deidentify(&mut o, "p1", ProfileOptions::default());
+        assert_eq!(s(&o, tags::PATIENT_ID).as_deref(), Some("p1"));
+        assert_eq!(s(&o, tags::PATIENT_NAME).as_deref(), Some("p1^"));
+        assert_eq!(s(&o, tags::PATIENT_BIRTH_DATE).as_deref(), Some(""));
+        assert!(o.get(tags::PATIENT_ADDRESS).is_none());
+        assert_eq!(s(&o, tags::STUDY_INSTANCE_UID), Some(replacement_uid("p1", "1.2.3.4")));
+        assert_eq!(s(&o, tags::CONTENT_DATE).as_deref(), Some("19000101"));
+        assert!(o.get(Tag(0x0011, 0x1001)).is_none(), "foreign private data goes");
+        assert!(o.get(Tag(PRIVATE_GROUP, 0x1001)).is_none(), "without the option, ours too");
+        assert!(o.get(tags::CONTENT_SEQUENCE).is_none(), "free content goes");
+        let series = o.get(tags::REFERENCED_SERIES_SEQUENCE).unwrap().items().unwrap()[0].clone();
+        assert_eq!(s(&series, tags::SERIES_INSTANCE_UID), Some(replacement_uid("p1", "1.2.3.5")));
+        assert!(series.get(tags::OPERATORS_NAME).is_none(), "inside sequences too");
+        assert_eq!(s(&o, tags::PATIENT_IDENTITY_REMOVED).as_deref(), Some("YES"));
+    }
+
+    #[test]
+    fn med8k_objects_keep_their_safe_private_block_and_generated_content() {
+        let mut o = sample();
+        deidentify(&mut o, "p1", ProfileOptions::med8k_object());
+        assert!(o.get(Tag(PRIVATE_GROUP, 0x1001)).is_some());
+        assert!(o.get(Tag(0x0011, 0x1001)).is_none());
+        let content = o.get(tags::CONTENT_SEQUENCE).unwrap().items().unwrap()[0].clone();
+        assert_eq!(s(&content, tags::PERSON_NAME).as_deref(), Some("p1^"));
+    }
+}

@@ -183,7 +183,12 @@ fn study_info(a: &ExportArgs) -> anyhow::Result<StudyInfo> {
 
 fn write_all(instances: &mut [Instance], a: &ExportArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let stem = a.input.file_stem().unwrap_or_default().to_string_lossy().to_string();
+    let stem = a
+        .input
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     for inst in instances.iter_mut() {
         if let Some(p) = &a.pseudonym {
             inst.disclose(&Disclosure::Pseudonym(p.clone()));
@@ -233,11 +238,21 @@ fn export(a: &ExportArgs) -> anyhow::Result<Outcome> {
     } else {
         let picture = med8k_media::imageio::read_picture(&a.input, None)
             .with_context(|| a.input.display().to_string())?;
-        let frame = RgbFrame::from_picture(&picture).with_context(|| a.input.display().to_string())?;
+        let frame =
+            RgbFrame::from_picture(&picture).with_context(|| a.input.display().to_string())?;
         let key = a.series_key.clone().unwrap_or_else(|| {
-            a.input.file_stem().unwrap_or_default().to_string_lossy().to_string()
+            a.input
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string()
         });
-        let image = endoscopic_image(&frame, &site, &study, &EndoscopyOptions::new(&key, a.frame_number))?;
+        let image = endoscopic_image(
+            &frame,
+            &site,
+            &study,
+            &EndoscopyOptions::new(&key, a.frame_number),
+        )?;
         let mut out = vec![image];
         if let Some(model) = &a.model {
             let finding = detect(model, &a.input)?;
@@ -247,7 +262,11 @@ fn export(a: &ExportArgs) -> anyhow::Result<Outcome> {
                 finding.version,
                 finding.score,
                 finding.threshold,
-                if finding.flagged { "flagged" } else { "not flagged" },
+                if finding.flagged {
+                    "flagged"
+                } else {
+                    "not flagged"
+                },
                 finding.regions.len()
             );
             let report = detection_report(&finding, &out[0], &site, &study)?;
@@ -286,7 +305,12 @@ fn detect(model: &Path, input: &Path) -> anyhow::Result<Finding> {
         regions: d
             .boxes
             .iter()
-            .map(|b| Region { x: b.x, y: b.y, width: b.width, height: b.height })
+            .map(|b| Region {
+                x: b.x,
+                y: b.y,
+                width: b.width,
+                height: b.height,
+            })
             .collect(),
     })
 }
@@ -338,8 +362,13 @@ fn fetch(a: &FetchArgs) -> anyhow::Result<Outcome> {
         _ => web.retrieve_study(&a.study)?,
     };
     for part in &parts {
-        let obj = med8k_dicom::import::from_bytes(&med8k_dicom::import::memory_name("WADO-RS"), part)?;
-        let uid = obj.meta().media_storage_sop_instance_uid().trim_end_matches(['\0', ' ']).to_string();
+        let obj =
+            med8k_dicom::import::from_bytes(&med8k_dicom::import::memory_name("WADO-RS"), part)?;
+        let uid = obj
+            .meta()
+            .media_storage_sop_instance_uid()
+            .trim_end_matches(['\0', ' '])
+            .to_string();
         let path = a.out.join(format!("{}.dcm", log_id(&uid)));
         std::fs::write(&path, part).with_context(|| format!("writing {}", path.display()))?;
         println!("{} ({} bytes)", path.display(), part.len());
@@ -359,12 +388,14 @@ pub fn outgoing_object(
 ) -> anyhow::Result<Option<PathBuf>> {
     use med8k_link::pacs::{DicomSource, prepare_outgoing};
     let source = match (object, from_pacs) {
-        (Some(p), None) if p.extension().is_some_and(|e| e == "dcm") => DicomSource::File(p.to_path_buf()),
+        (Some(p), None) if p.extension().is_some_and(|e| e == "dcm") => {
+            DicomSource::File(p.to_path_buf())
+        }
         (_, Some(spec)) => {
             // URL#STUDY or URL#STUDY/SERIES/INSTANCE
-            let (url, uids) = spec
-                .split_once('#')
-                .with_context(|| format!("--object-from-pacs {spec}: URL#STUDY[/SERIES/INSTANCE]"))?;
+            let (url, uids) = spec.split_once('#').with_context(|| {
+                format!("--object-from-pacs {spec}: URL#STUDY[/SERIES/INSTANCE]")
+            })?;
             let parts: Vec<&str> = uids.split('/').collect();
             match parts[..] {
                 [study] => DicomSource::Study(url.into(), study.into()),

@@ -241,7 +241,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
             println!("{} stored into the PACS ({n} instance(s))", path.display());
         }
         for (path, e) in &r.failed {
-            eprintln!("med8k: {} not stored into the PACS (kept): {e}", path.display());
+            eprintln!(
+                "med8k: {} not stored into the PACS (kept): {e}",
+                path.display()
+            );
         }
         if !r.failed.is_empty() {
             anyhow::bail!("{} object(s) not stored into the PACS", r.failed.len());

@@ -63,18 +63,48 @@ fn a_cube_crosses_a_consented_link_into_the_receiving_pacs_and_back_bit_exact() 
     let out = ok(&med8k(
         dir,
         &[
-            "dicom", "export", "--in", cube.to_str().unwrap(), "--out", "a",
-            "--patient", "PID-0042", "--patient-name", "YAMADA^HANAKO", "--birth-date", "19610203",
-            "--study", "ST-7", "--accession", "ACC-991", "--when", "20260115093000",
-            "--uid-root", "1.2.392.200036.9999.1", "--syntax", "jpeg-ls", "--tile", "256",
+            "dicom",
+            "export",
+            "--in",
+            cube.to_str().unwrap(),
+            "--out",
+            "a",
+            "--patient",
+            "PID-0042",
+            "--patient-name",
+            "YAMADA^HANAKO",
+            "--birth-date",
+            "19610203",
+            "--study",
+            "ST-7",
+            "--accession",
+            "ACC-991",
+            "--when",
+            "20260115093000",
+            "--uid-root",
+            "1.2.392.200036.9999.1",
+            "--syntax",
+            "jpeg-ls",
+            "--tile",
+            "256",
         ],
     ));
-    assert!(out.contains("spectral -> ") && out.contains("colour -> "), "{out}");
+    assert!(
+        out.contains("spectral -> ") && out.contains("colour -> "),
+        "{out}"
+    );
     let spectral = dir.join("a/he_region.spectral.dcm");
     let colour = dir.join("a/he_region.colour.dcm");
     ok(&med8k(
         dir,
-        &["dicom", "store", "--scp", &pacs_a.scp(), spectral.to_str().unwrap(), colour.to_str().unwrap()],
+        &[
+            "dicom",
+            "store",
+            "--scp",
+            &pacs_a.scp(),
+            spectral.to_str().unwrap(),
+            colour.to_str().unwrap(),
+        ],
     ));
     let study = med8k_dicom::import::open(&spectral)
         .unwrap()
@@ -89,28 +119,57 @@ fn a_cube_crosses_a_consented_link_into_the_receiving_pacs_and_back_bit_exact() 
         dir,
         "127.0.0.1:0",
         "site-b.toml",
-        &["--out", "recv", "--links", "1", "--pacs", &pacs_b.dicomweb()],
+        &[
+            "--out",
+            "recv",
+            "--links",
+            "1",
+            "--pacs",
+            &pacs_b.dicomweb(),
+        ],
     );
     // Site A sends the study from its PACS, disclosed as the pseudonym.
     let pseudonym = "9f86d081884c7d65";
     let sent = ok(&med8k(
         dir,
         &[
-            "send", "--to", &serve.addr, "--config", "site-a.toml", "--source", "frame.pgm",
-            "--frames", "1", "--lossless",
-            "--object-from-pacs", &format!("{}#{study}", pacs_a.dicomweb()),
-            "--pseudonym", pseudonym,
+            "send",
+            "--to",
+            &serve.addr,
+            "--config",
+            "site-a.toml",
+            "--source",
+            "frame.pgm",
+            "--frames",
+            "1",
+            "--lossless",
+            "--object-from-pacs",
+            &format!("{}#{study}", pacs_a.dicomweb()),
+            "--pseudonym",
+            pseudonym,
         ],
     ));
     assert!(sent.contains("delivered"), "{sent}");
     let served = serve.wait(Duration::from_secs(120));
     let report = ok(&served);
-    assert!(report.contains("stored into the PACS (2 instance(s))"), "{report}");
+    assert!(
+        report.contains("stored into the PACS (2 instance(s))"),
+        "{report}"
+    );
     // Out of site B's PACS by WADO-RS, under the pseudonymised study UID.
     let disclosed_study = med8k_dicom::identity::replacement_uid(pseudonym, &study);
     let fetched = ok(&med8k(
         dir,
-        &["dicom", "fetch", "--pacs", &pacs_b.dicomweb(), "--study", &disclosed_study, "--out", "b"],
+        &[
+            "dicom",
+            "fetch",
+            "--pacs",
+            &pacs_b.dicomweb(),
+            "--study",
+            &disclosed_study,
+            "--out",
+            "b",
+        ],
     ));
     assert!(fetched.contains("fetched 2 instance(s)"), "{fetched}");
     let mut cubes = 0;
@@ -118,11 +177,32 @@ fn a_cube_crosses_a_consented_link_into_the_receiving_pacs_and_back_bit_exact() 
         let f = f.unwrap().path();
         let bytes = std::fs::read(&f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        for secret in ["PID-0042", "YAMADA", "19610203", "ST-7", "ACC-991", study.as_str()] {
-            assert!(!text.contains(secret), "{secret} crossed the link in {}", f.display());
+        for secret in [
+            "PID-0042",
+            "YAMADA",
+            "19610203",
+            "ST-7",
+            "ACC-991",
+            study.as_str(),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret} crossed the link in {}",
+                f.display()
+            );
         }
         assert!(text.contains(pseudonym));
-        let o = med8k(dir, &["dicom", "import", "--in", f.to_str().unwrap(), "--out", "back.hdr"]);
+        let o = med8k(
+            dir,
+            &[
+                "dicom",
+                "import",
+                "--in",
+                f.to_str().unwrap(),
+                "--out",
+                "back.hdr",
+            ],
+        );
         if o.status.success() {
             cubes += 1;
             let a = std::fs::read(fixtures().join("he_region.raw")).unwrap();
@@ -142,20 +222,52 @@ fn bad_input_and_a_down_pacs_are_one_line_errors_and_nothing_is_lost() {
     let dir = tmp.path();
     sites(dir);
     std::fs::write(dir.join("junk.dcm"), b"not a dicom file").unwrap();
-    let o = med8k(dir, &["dicom", "import", "--in", "junk.dcm", "--out", "x.hdr"]);
+    let o = med8k(
+        dir,
+        &["dicom", "import", "--in", "junk.dcm", "--out", "x.hdr"],
+    );
     assert_one_line_error(&o, &["junk.dcm", "not a readable DICOM file"]);
     // A cube export for a PACS that is down.
     let cube = fixtures().join("fundus.hdr");
-    ok(&med8k(dir, &["dicom", "export", "--in", cube.to_str().unwrap(), "--out", "a", "--syntax", "explicit"]));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    ok(&med8k(
+        dir,
+        &[
+            "dicom",
+            "export",
+            "--in",
+            cube.to_str().unwrap(),
+            "--out",
+            "a",
+            "--syntax",
+            "explicit",
+        ],
+    ));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/dicom-web");
-    let o = med8k(dir, &["dicom", "store", "--pacs", &url, "a/fundus.spectral.dcm"]);
+    let o = med8k(
+        dir,
+        &["dicom", "store", "--pacs", &url, "a/fundus.spectral.dcm"],
+    );
     assert_one_line_error(&o, &[&url, "unreachable"]);
     assert!(dir.join("a/fundus.spectral.dcm").exists());
     // A DICOM object without a disclosure is not sent.
     let o = med8k(
         dir,
-        &["send", "--to", "127.0.0.1:9", "--config", "site-a.toml", "--source", "frame.pgm", "--object", "a/fundus.spectral.dcm"],
+        &[
+            "send",
+            "--to",
+            "127.0.0.1:9",
+            "--config",
+            "site-a.toml",
+            "--source",
+            "frame.pgm",
+            "--object",
+            "a/fundus.spectral.dcm",
+        ],
     );
     assert_one_line_error(&o, &["--pseudonym", "--disclose-identity"]);
     // A frame export with a frame that is not a picture.

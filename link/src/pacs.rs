@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use dicom_dictionary_std::tags;
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role};
-use med8k_dicom::identity::{Disclosure, PRIVATE_CREATOR, PRIVATE_GROUP, ProfileOptions, deidentify};
+use med8k_dicom::identity::{
+    Disclosure, PRIVATE_CREATOR, PRIVATE_GROUP, ProfileOptions, deidentify,
+};
 use med8k_dicom::import::{from_bytes, memory_name};
 use med8k_dicom::pacs::Pacs;
 use med8k_dicom::uid::log_id;
@@ -35,7 +37,8 @@ use crate::site::SiteConfig;
 pub const ATTEMPTS: u32 = 4;
 /// Boundary of a study bundle.
 pub const BUNDLE_BOUNDARY: &str = "med8k-study-bundle-5d1c";
-const BUNDLE_TYPE: &str = "multipart/related; type=\"application/dicom\"; boundary=med8k-study-bundle-5d1c";
+const BUNDLE_TYPE: &str =
+    "multipart/related; type=\"application/dicom\"; boundary=med8k-study-bundle-5d1c";
 
 /// Where audit events go: the site's audit log and its salt.
 #[derive(Debug, Clone)]
@@ -49,14 +52,25 @@ impl Audit {
     /// for a development site.
     pub fn of_site(config: &Path) -> anyhow::Result<Option<Audit>> {
         let site = SiteConfig::load(config)?;
-        let Some(c) = site.consent else { return Ok(None) };
+        let Some(c) = site.consent else {
+            return Ok(None);
+        };
         let salt = med8k_auth::audit::site_salt(&c.audit_salt_file)
             .with_context(|| format!("reading {}", c.audit_salt_file.display()))?;
         Ok(Some(Audit { log: c.audit, salt }))
     }
 
-    fn record(&self, kind: EventKind, outcome: Outcome, facility: &str, object: &str, detail: &str) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    fn record(
+        &self,
+        kind: EventKind,
+        outcome: Outcome,
+        facility: &str,
+        object: &str,
+        detail: &str,
+    ) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         let event = AuditEvent::new(kind, now, outcome)
             .with_participant(Participant::new(Role::Facility, &self.salt, facility))
             .with_object(object)
@@ -167,7 +181,10 @@ pub fn store_object(pacs: &Pacs, path: &Path) -> anyhow::Result<Vec<String>> {
         let dir = tempfile::tempdir()?;
         let mut files = Vec::new();
         for (i, p) in parts.iter().enumerate() {
-            let name = dir.path().join(format!("{}-{i}.dcm", path.file_stem().unwrap_or_default().to_string_lossy()));
+            let name = dir.path().join(format!(
+                "{}-{i}.dcm",
+                path.file_stem().unwrap_or_default().to_string_lossy()
+            ));
             std::fs::write(&name, p)?;
             files.push(name);
         }
@@ -200,7 +217,11 @@ fn disclose_bytes(name: &Path, bytes: &[u8], disclosure: &Disclosure) -> anyhow:
                 .get(dicom_core::Tag(PRIVATE_GROUP, 0x0010))
                 .and_then(|e| e.to_str().ok())
                 .is_some_and(|c| c.trim_end_matches(['\0', ' ']) == PRIVATE_CREATOR);
-            let options = if ours { ProfileOptions::med8k_object() } else { ProfileOptions::default() };
+            let options = if ours {
+                ProfileOptions::med8k_object()
+            } else {
+                ProfileOptions::default()
+            };
             if identified || !ours {
                 deidentify(&mut obj, p, options);
                 let sop = obj
@@ -221,7 +242,11 @@ fn disclose_bytes(name: &Path, bytes: &[u8], disclosure: &Disclosure) -> anyhow:
 /// The file `med8k send` sends for a DICOM object, written under `work`:
 /// fetched from the PACS when it is there, and disclosed as `disclosure`
 /// says. A study becomes one bundle.
-pub fn prepare_outgoing(source: &DicomSource, disclosure: &Disclosure, work: &Path) -> anyhow::Result<PathBuf> {
+pub fn prepare_outgoing(
+    source: &DicomSource,
+    disclosure: &Disclosure,
+    work: &Path,
+) -> anyhow::Result<PathBuf> {
     let timeout = Duration::from_secs(600);
     let parts: Vec<(PathBuf, Vec<u8>)> = match source {
         DicomSource::File(p) => {
@@ -237,7 +262,9 @@ pub fn prepare_outgoing(source: &DicomSource, disclosure: &Disclosure, work: &Pa
             if all.is_empty() {
                 bail!("{url}: study {} has no instances", log_id(study));
             }
-            all.into_iter().map(|b| (memory_name("instance from the PACS"), b)).collect()
+            all.into_iter()
+                .map(|b| (memory_name("instance from the PACS"), b))
+                .collect()
         }
     };
     let disclosed = parts
@@ -251,7 +278,10 @@ pub fn prepare_outgoing(source: &DicomSource, disclosure: &Disclosure, work: &Pa
     let body = if let DicomSource::Study(..) = source {
         let mut body = Vec::new();
         for b in &disclosed {
-            body.extend_from_slice(format!("--{BUNDLE_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
+            body.extend_from_slice(
+                format!("--{BUNDLE_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n")
+                    .as_bytes(),
+            );
             body.extend_from_slice(b);
             body.extend_from_slice(b"\r\n");
         }

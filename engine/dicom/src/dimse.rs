@@ -34,7 +34,8 @@ impl std::str::FromStr for AeAddress {
             reason: reason.to_string(),
         };
         let (ae, socket) = s.split_once('@').ok_or_else(|| bad("AE@HOST:PORT"))?;
-        if ae.is_empty() || ae.len() > 16 || !ae.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        if ae.is_empty() || ae.len() > 16 || !ae.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
             return Err(bad("the AE title is 1 to 16 printable ASCII characters"));
         }
         let (host, port) = socket.rsplit_once(':').ok_or_else(|| bad("AE@HOST:PORT"))?;
@@ -70,10 +71,12 @@ fn load(path: &Path) -> Result<Outgoing, PacsError> {
     let meta = obj.meta();
     let trim = |s: &str| s.trim_end_matches(['\0', ' ']).to_string();
     let ts = trim(meta.transfer_syntax());
-    let ts_entry = TransferSyntaxRegistry.get(&ts).ok_or_else(|| PacsError::File {
-        path: path.to_path_buf(),
-        reason: format!("unknown transfer syntax {ts}"),
-    })?;
+    let ts_entry = TransferSyntaxRegistry
+        .get(&ts)
+        .ok_or_else(|| PacsError::File {
+            path: path.to_path_buf(),
+            reason: format!("unknown transfer syntax {ts}"),
+        })?;
     let mut dataset = Vec::new();
     obj.write_dataset_with_ts(&mut dataset, ts_entry)
         .map_err(|e| PacsError::File {
@@ -99,7 +102,10 @@ pub fn store(
     timeout: Duration,
 ) -> Result<Vec<String>, PacsError> {
     let url = to.to_string();
-    let outgoing = files.iter().map(|p| load(p)).collect::<Result<Vec<_>, _>>()?;
+    let outgoing = files
+        .iter()
+        .map(|p| load(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut options = ClientAssociationOptions::new()
         .calling_ae_title(calling_ae)
         .called_ae_title(to.ae_title.as_str())
@@ -142,11 +148,19 @@ pub fn store(
         };
         let message_id = (n % 0xffff) as u16 + 1;
         let cmd = InMemDicomObject::command_from_element_iter([
-            DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, dicom_value!(Str, o.class.as_str())),
+            DataElement::new(
+                tags::AFFECTED_SOP_CLASS_UID,
+                VR::UI,
+                dicom_value!(Str, o.class.as_str()),
+            ),
             DataElement::new(tags::COMMAND_FIELD, VR::US, dicom_value!(U16, [0x0001])),
             DataElement::new(tags::MESSAGE_ID, VR::US, dicom_value!(U16, [message_id])),
             DataElement::new(tags::PRIORITY, VR::US, dicom_value!(U16, [0x0000])),
-            DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, dicom_value!(U16, [0x0000])),
+            DataElement::new(
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                dicom_value!(U16, [0x0000]),
+            ),
             DataElement::new(
                 tags::AFFECTED_SOP_INSTANCE_UID,
                 VR::UI,
@@ -242,8 +256,18 @@ mod tests {
     #[test]
     fn addresses_parse_or_say_why_not() {
         let a: AeAddress = "ORTHANC@127.0.0.1:4242".parse().unwrap();
-        assert_eq!((a.ae_title.as_str(), a.socket.as_str()), ("ORTHANC", "127.0.0.1:4242"));
-        for bad in ["127.0.0.1:4242", "@h:1", "A@h", "A@h:0", "A@h:x", "AAAAAAAAAAAAAAAAA@h:1"] {
+        assert_eq!(
+            (a.ae_title.as_str(), a.socket.as_str()),
+            ("ORTHANC", "127.0.0.1:4242")
+        );
+        for bad in [
+            "127.0.0.1:4242",
+            "@h:1",
+            "A@h",
+            "A@h:0",
+            "A@h:x",
+            "AAAAAAAAAAAAAAAAA@h:1",
+        ] {
             assert!(bad.parse::<AeAddress>().is_err(), "{bad}");
         }
     }

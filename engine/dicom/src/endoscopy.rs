@@ -21,8 +21,8 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::StudyInfo;
 use crate::modules::{
-    acquisition_context, check_date_time, equipment, general_image, general_series,
-    general_study, image_pixel, patient, sop_common, text, texts,
+    acquisition_context, check_date_time, equipment, general_image, general_series, general_study,
+    image_pixel, patient, sop_common, text, texts,
 };
 use crate::wsi::study_uid;
 use crate::{ExportError, Instance, ObjectKind, Photometric, Pixels, Site};
@@ -62,10 +62,11 @@ impl RgbFrame {
             }
         };
         let n = w as usize * h as usize;
+        let [r, g, b] = pick.map(|c| &planes[c][..n]);
         let mut data = Vec::with_capacity(n * 3);
-        for i in 0..n {
-            for &c in &pick {
-                data.push((planes[c][i] >> shift).min(255) as u8);
+        for ((r, g), b) in r.iter().zip(g).zip(b) {
+            for v in [r, g, b] {
+                data.push((v >> shift).min(255) as u8);
             }
         }
         Ok(RgbFrame {
@@ -107,8 +108,10 @@ impl EndoscopyOptions {
 
 /// The series UID of a procedure's endoscope frames.
 pub fn series_uid(site: &Site, study: &StudyInfo, key: &str) -> String {
-    site.uid_root
-        .uid(&format!("endoscopy-series\0{}\0{key}", study_uid(site, study)))
+    site.uid_root.uid(&format!(
+        "endoscopy-series\0{}\0{key}",
+        study_uid(site, study)
+    ))
 }
 
 /// The frame as a VL Endoscopic Image. Modules, in PS3.3 A.32.1's order:
@@ -150,7 +153,13 @@ pub fn endoscopic_image(
     let mut ds = InMemDicomObject::new_empty();
     patient(&mut ds, study);
     general_study(&mut ds, study, &study_uid(site, study));
-    general_series(&mut ds, "ES", &series, 2, "8K endoscopy: frames the detector flagged");
+    general_series(
+        &mut ds,
+        "ES",
+        &series,
+        2,
+        "8K endoscopy: frames the detector flagged",
+    );
     // Type 2C (paired body parts): which side an endoscope saw is not known
     // here, so empty.
     ds.put(crate::modules::empty(tags::LATERALITY, VR::CS));

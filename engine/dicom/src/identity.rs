@@ -205,7 +205,11 @@ pub fn deidentify(obj: &mut InMemDicomObject, pseudonym: &str, options: ProfileO
     walk(obj, pseudonym, options);
     obj.put(text(tags::PATIENT_IDENTITY_REMOVED, VR::CS, "YES"));
     let mut method = String::from("PS3.15 E.1 Basic");
-    let mut codes = vec![code("113100", "DCM", "Basic Application Confidentiality Profile")];
+    let mut codes = vec![code(
+        "113100",
+        "DCM",
+        "Basic Application Confidentiality Profile",
+    )];
     if options.retain_safe_private {
         method.push_str(", Safe Private");
         codes.push(code("113111", "DCM", "Retain Safe Private Option"));
@@ -341,7 +345,9 @@ mod tests {
     }
 
     fn s(o: &InMemDicomObject, t: Tag) -> Option<String> {
-        o.get(t).and_then(|e| e.to_str().ok()).map(|v| v.trim_end().to_string())
+        o.get(t)
+            .and_then(|e| e.to_str().ok())
+            .map(|v| v.trim_end().to_string())
     }
 
     #[test]
@@ -352,15 +358,38 @@ mod tests {
         assert_eq!(s(&o, tags::PATIENT_NAME).as_deref(), Some("p1^"));
         assert_eq!(s(&o, tags::PATIENT_BIRTH_DATE).as_deref(), Some(""));
         assert!(o.get(tags::PATIENT_ADDRESS).is_none());
-        assert_eq!(s(&o, tags::STUDY_INSTANCE_UID), Some(replacement_uid("p1", "1.2.3.4")));
+        assert_eq!(
+            s(&o, tags::STUDY_INSTANCE_UID),
+            Some(replacement_uid("p1", "1.2.3.4"))
+        );
         assert_eq!(s(&o, tags::CONTENT_DATE).as_deref(), Some("19000101"));
-        assert!(o.get(Tag(0x0011, 0x1001)).is_none(), "foreign private data goes");
-        assert!(o.get(Tag(PRIVATE_GROUP, 0x1001)).is_none(), "without the option, ours too");
+        assert!(
+            o.get(Tag(0x0011, 0x1001)).is_none(),
+            "foreign private data goes"
+        );
+        assert!(
+            o.get(Tag(PRIVATE_GROUP, 0x1001)).is_none(),
+            "without the option, ours too"
+        );
         assert!(o.get(tags::CONTENT_SEQUENCE).is_none(), "free content goes");
-        let series = o.get(tags::REFERENCED_SERIES_SEQUENCE).unwrap().items().unwrap()[0].clone();
-        assert_eq!(s(&series, tags::SERIES_INSTANCE_UID), Some(replacement_uid("p1", "1.2.3.5")));
-        assert!(series.get(tags::OPERATORS_NAME).is_none(), "inside sequences too");
-        assert_eq!(s(&o, tags::PATIENT_IDENTITY_REMOVED).as_deref(), Some("YES"));
+        let series = o
+            .get(tags::REFERENCED_SERIES_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0]
+            .clone();
+        assert_eq!(
+            s(&series, tags::SERIES_INSTANCE_UID),
+            Some(replacement_uid("p1", "1.2.3.5"))
+        );
+        assert!(
+            series.get(tags::OPERATORS_NAME).is_none(),
+            "inside sequences too"
+        );
+        assert_eq!(
+            s(&o, tags::PATIENT_IDENTITY_REMOVED).as_deref(),
+            Some("YES")
+        );
     }
 
     #[test]

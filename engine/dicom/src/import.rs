@@ -148,7 +148,10 @@ fn check_complete(path: &Path, obj: &DefaultDicomObject) -> Result<(), ImportErr
 }
 
 /// [`read_cube`] on an object already open.
-pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<SpectralCube, ImportError> {
+pub fn cube_from_object(
+    path: &Path,
+    obj: &DefaultDicomObject,
+) -> Result<SpectralCube, ImportError> {
     let r = Reader { path, obj };
     let class = r.string(tags::SOP_CLASS_UID, "SOPClassUID")?;
     if class != uids::VL_WHOLE_SLIDE_MICROSCOPY_IMAGE_STORAGE {
@@ -158,7 +161,10 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
             expected: "VL Whole Slide Microscopy Image Storage (1.2.840.10008.5.1.4.1.1.77.1.6)",
         });
     }
-    let pmi = r.string(tags::PHOTOMETRIC_INTERPRETATION, "PhotometricInterpretation")?;
+    let pmi = r.string(
+        tags::PHOTOMETRIC_INTERPRETATION,
+        "PhotometricInterpretation",
+    )?;
     if pmi != "MONOCHROME2" {
         return Err(r.bad(
             tags::PHOTOMETRIC_INTERPRETATION,
@@ -169,7 +175,10 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
     r.expect(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel", 1)?;
     r.expect(tags::BITS_ALLOCATED, "BitsAllocated", 16)?;
     r.expect(tags::PIXEL_REPRESENTATION, "PixelRepresentation", 0)?;
-    let organisation = r.string(tags::DIMENSION_ORGANIZATION_TYPE, "DimensionOrganizationType")?;
+    let organisation = r.string(
+        tags::DIMENSION_ORGANIZATION_TYPE,
+        "DimensionOrganizationType",
+    )?;
     if organisation != "TILED_FULL" {
         return Err(r.bad(
             tags::DIMENSION_ORGANIZATION_TYPE,
@@ -190,7 +199,11 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
     let w = r.uint(tags::TOTAL_PIXEL_MATRIX_COLUMNS, "TotalPixelMatrixColumns")?;
     let h = r.uint(tags::TOTAL_PIXEL_MATRIX_ROWS, "TotalPixelMatrixRows")?;
     for (v, tag, name) in [
-        (w, tags::TOTAL_PIXEL_MATRIX_COLUMNS, "TotalPixelMatrixColumns"),
+        (
+            w,
+            tags::TOTAL_PIXEL_MATRIX_COLUMNS,
+            "TotalPixelMatrixColumns",
+        ),
         (h, tags::TOTAL_PIXEL_MATRIX_ROWS, "TotalPixelMatrixRows"),
     ] {
         if v == 0 || v > MAX_EDGE {
@@ -217,7 +230,11 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
         ));
     }
     let frame_bytes = tw as usize * th as usize * 2;
-    let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string();
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_string();
     let pixel = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| r.missing(tags::PIXEL_DATA, "PixelData"))?;
@@ -228,11 +245,17 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
             return Err(ImportError::Frame {
                 path: path.to_path_buf(),
                 frame: f,
-                reason: format!("{} bytes, a {tw}x{th} 16-bit tile is {frame_bytes}", bytes.len()),
+                reason: format!(
+                    "{} bytes, a {tw}x{th} 16-bit tile is {frame_bytes}",
+                    bytes.len()
+                ),
             });
         }
         let (b, t) = (f / per_plane, f % per_plane);
-        let (x0, y0) = ((t % nx as usize) * tw as usize, (t / nx as usize) * th as usize);
+        let (x0, y0) = (
+            (t % nx as usize) * tw as usize,
+            (t / nx as usize) * th as usize,
+        );
         let mut plane = data.index_axis_mut(ndarray::Axis(0), b);
         for y in 0..th as usize {
             if y0 + y >= h as usize {
@@ -249,7 +272,11 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
     match pixel.value() {
         Value::Primitive(p) => {
             if ts == uids::JPEGLS_LOSSLESS || ts == uids::JPEGLS_NEAR_LOSSLESS {
-                return Err(r.bad(tags::PIXEL_DATA, "PixelData", "native data in a JPEG-LS file"));
+                return Err(r.bad(
+                    tags::PIXEL_DATA,
+                    "PixelData",
+                    "native data in a JPEG-LS file",
+                ));
             }
             let bytes = p.to_bytes();
             let need = frame_bytes as u64 * frames as u64;
@@ -283,7 +310,11 @@ pub fn cube_from_object(path: &Path, obj: &DefaultDicomObject) -> Result<Spectra
             let Codec::EncapsulatedPixelData(Some(reader), _) =
                 JPEG_LS_LOSSLESS_IMAGE_COMPRESSION.codec()
             else {
-                return Err(r.bad(tags::PIXEL_DATA, "PixelData", "no JPEG-LS decoder in this build"));
+                return Err(r.bad(
+                    tags::PIXEL_DATA,
+                    "PixelData",
+                    "no JPEG-LS decoder in this build",
+                ));
             };
             for (f, fragment) in fragments.iter().enumerate() {
                 let src = OneFrame {
@@ -352,9 +383,13 @@ fn bands(r: &Reader<'_>) -> Result<Vec<Band>, ImportError> {
         .obj
         .get(tags::OPTICAL_PATH_SEQUENCE)
         .ok_or_else(|| r.missing(tags::OPTICAL_PATH_SEQUENCE, "OpticalPathSequence"))?;
-    let items = seq
-        .items()
-        .ok_or_else(|| r.bad(tags::OPTICAL_PATH_SEQUENCE, "OpticalPathSequence", "not a sequence"))?;
+    let items = seq.items().ok_or_else(|| {
+        r.bad(
+            tags::OPTICAL_PATH_SEQUENCE,
+            "OpticalPathSequence",
+            "not a sequence",
+        )
+    })?;
     if items.len() != n as usize {
         return Err(r.bad(
             tags::OPTICAL_PATH_SEQUENCE,
@@ -374,7 +409,13 @@ fn bands(r: &Reader<'_>) -> Result<Vec<Band>, ImportError> {
             .get(tags::ILLUMINATION_WAVE_LENGTH)
             .ok_or_else(|| r.missing(tags::ILLUMINATION_WAVE_LENGTH, "IlluminationWaveLength"))?
             .to_float32()
-            .map_err(|e| r.bad(tags::ILLUMINATION_WAVE_LENGTH, "IlluminationWaveLength", one_line(&e)))?;
+            .map_err(|e| {
+                r.bad(
+                    tags::ILLUMINATION_WAVE_LENGTH,
+                    "IlluminationWaveLength",
+                    one_line(&e),
+                )
+            })?;
         if !(centre.is_finite() && centre > 0.0) {
             return Err(r.bad(
                 tags::ILLUMINATION_WAVE_LENGTH,

@@ -207,8 +207,7 @@ impl Instance {
                     for f in &fragments {
                         offsets.push(u32::try_from(at).map_err(|_| ExportError::Invalid {
                             what: "pixel data",
-                            reason: "compressed frames exceed the 4 GiB basic offset table"
-                                .into(),
+                            reason: "compressed frames exceed the 4 GiB basic offset table".into(),
                         })?);
                         at += f.len() as u64 + 8;
                     }
@@ -229,7 +228,11 @@ impl Instance {
                         all.push(0);
                     }
                     let vr = if px.bits > 8 { VR::OW } else { VR::OB };
-                    ds.put(DataElement::new(tags::PIXEL_DATA, vr, PrimitiveValue::from(all)));
+                    ds.put(DataElement::new(
+                        tags::PIXEL_DATA,
+                        vr,
+                        PrimitiveValue::from(all),
+                    ));
                 }
             }
         }

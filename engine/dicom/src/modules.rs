@@ -128,8 +128,16 @@ pub(crate) fn equipment(obj: &mut InMemDicomObject, site: &Site) {
     obj.put(text(tags::MANUFACTURER, VR::LO, &site.manufacturer));
     obj.put(text(tags::INSTITUTION_NAME, VR::LO, &site.institution));
     obj.put(text(tags::MANUFACTURER_MODEL_NAME, VR::LO, &site.model));
-    obj.put(text(tags::DEVICE_SERIAL_NUMBER, VR::LO, &site.device_serial));
-    obj.put(text(tags::SOFTWARE_VERSIONS, VR::LO, crate::SOFTWARE_VERSION));
+    obj.put(text(
+        tags::DEVICE_SERIAL_NUMBER,
+        VR::LO,
+        &site.device_serial,
+    ));
+    obj.put(text(
+        tags::SOFTWARE_VERSIONS,
+        VR::LO,
+        crate::SOFTWARE_VERSION,
+    ));
 }
 
 /// General Image (C.7.6.1) and the content date/time of an image.

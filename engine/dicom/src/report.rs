@@ -27,8 +27,8 @@ use dicom_object::InMemDicomObject;
 
 use crate::identity::StudyInfo;
 use crate::modules::{
-    check_date_time, code, code_seq, equipment, general_series, general_study, item,
-    patient, seq, sop_common, text,
+    check_date_time, code, code_seq, equipment, general_series, general_study, item, patient, seq,
+    sop_common, text,
 };
 use crate::wsi::study_uid;
 use crate::{ExportError, Instance, ObjectKind, Site};
@@ -63,7 +63,11 @@ pub struct Finding {
     pub regions: Vec<Region>,
 }
 
-fn content_item(relationship: &str, value_type: &str, concept: InMemDicomObject) -> Vec<DataElement<InMemDicomObject>> {
+fn content_item(
+    relationship: &str,
+    value_type: &str,
+    concept: InMemDicomObject,
+) -> Vec<DataElement<InMemDicomObject>> {
     vec![
         text(tags::RELATIONSHIP_TYPE, VR::CS, relationship),
         text(tags::VALUE_TYPE, VR::CS, value_type),
@@ -71,7 +75,11 @@ fn content_item(relationship: &str, value_type: &str, concept: InMemDicomObject)
     ]
 }
 
-fn image_ref(relationship: &str, concept: Option<InMemDicomObject>, image: &Instance) -> InMemDicomObject {
+fn image_ref(
+    relationship: &str,
+    concept: Option<InMemDicomObject>,
+    image: &Instance,
+) -> InMemDicomObject {
     let mut els = vec![
         text(tags::RELATIONSHIP_TYPE, VR::CS, relationship),
         text(tags::VALUE_TYPE, VR::CS, "IMAGE"),
@@ -82,8 +90,16 @@ fn image_ref(relationship: &str, concept: Option<InMemDicomObject>, image: &Inst
     els.push(seq(
         tags::REFERENCED_SOP_SEQUENCE,
         vec![item([
-            text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &image.sop_class_uid()),
-            text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &image.sop_instance_uid()),
+            text(
+                tags::REFERENCED_SOP_CLASS_UID,
+                VR::UI,
+                &image.sop_class_uid(),
+            ),
+            text(
+                tags::REFERENCED_SOP_INSTANCE_UID,
+                VR::UI,
+                &image.sop_instance_uid(),
+            ),
         ])],
     ));
     item(els)
@@ -94,7 +110,12 @@ fn num(concept: InMemDicomObject, v: f32) -> InMemDicomObject {
     els.push(seq(
         tags::MEASURED_VALUE_SEQUENCE,
         vec![item([
-            code_seq(tags::MEASUREMENT_UNITS_CODE_SEQUENCE, "1", "UCUM", "no units"),
+            code_seq(
+                tags::MEASUREMENT_UNITS_CODE_SEQUENCE,
+                "1",
+                "UCUM",
+                "no units",
+            ),
             text(tags::NUMERIC_VALUE, VR::DS, &format_ds(v)),
         ])],
     ));
@@ -122,7 +143,10 @@ pub fn detection_report(
     if image.kind() != ObjectKind::EndoscopicImage {
         return Err(ExportError::Invalid {
             what: "report",
-            reason: format!("reports are made on endoscopic images, not {}", image.kind().name()),
+            reason: format!(
+                "reports are made on endoscopic images, not {}",
+                image.kind().name()
+            ),
         });
     }
     let (w, h) = image
@@ -141,9 +165,11 @@ pub fn detection_report(
         }
     }
     let study_uid = study_uid(site, study);
-    let series = site
-        .uid_root
-        .uid(&format!("detection-reports\0{}\0{}", study_uid, image.series_uid()));
+    let series = site.uid_root.uid(&format!(
+        "detection-reports\0{}\0{}",
+        study_uid,
+        image.series_uid()
+    ));
     let instance = site.uid_root.uid(&format!(
         "detection-report\0{series}\0{}\0{}\0{}\0{}",
         image.sop_instance_uid(),
@@ -156,7 +182,10 @@ pub fn detection_report(
     general_study(&mut ds, study, &study_uid);
     // SR Document Series.
     general_series(&mut ds, "SR", &series, 3, "Anomaly detector results");
-    ds.put(seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]));
+    ds.put(seq(
+        tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+        vec![],
+    ));
     equipment(&mut ds, site);
     // SR Document General.
     ds.put(text(tags::INSTANCE_NUMBER, VR::IS, "1"));
@@ -176,7 +205,11 @@ pub fn detection_report(
                     seq(
                         tags::REFERENCED_SOP_SEQUENCE,
                         vec![item([
-                            text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &image.sop_class_uid()),
+                            text(
+                                tags::REFERENCED_SOP_CLASS_UID,
+                                VR::UI,
+                                &image.sop_class_uid(),
+                            ),
                             text(
                                 tags::REFERENCED_SOP_INSTANCE_UID,
                                 VR::UI,
@@ -221,9 +254,16 @@ pub fn detection_report(
         els.push(DataElement::new(
             tags::GRAPHIC_DATA,
             VR::FL,
-            PrimitiveValue::F32([x0, y0, x1, y0, x1, y1, x0, y1, x0, y0].into_iter().collect()),
+            PrimitiveValue::F32(
+                [x0, y0, x1, y0, x1, y1, x0, y1, x0, y0]
+                    .into_iter()
+                    .collect(),
+            ),
         ));
-        els.push(seq(tags::CONTENT_SEQUENCE, vec![image_ref("SELECTED FROM", None, image)]));
+        els.push(seq(
+            tags::CONTENT_SEQUENCE,
+            vec![image_ref("SELECTED FROM", None, image)],
+        ));
         content.push(item(els));
     }
     ds.put(text(tags::VALUE_TYPE, VR::CS, "CONTAINER"));
@@ -241,7 +281,11 @@ pub fn detection_report(
         vec![item([
             text(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "99MED8K"),
             text(tags::CODING_SCHEME_NAME, VR::ST, "med8k detector concepts"),
-            text(tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION, VR::ST, "med8k"),
+            text(
+                tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION,
+                VR::ST,
+                "med8k",
+            ),
         ])],
     ));
     Ok(Instance {

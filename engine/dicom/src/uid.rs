@@ -44,7 +44,9 @@ impl UidRoot {
             return Err(bad("must be 1 to 43 characters"));
         }
         if !is_valid_uid(root) {
-            return Err(bad("components of digits separated by dots, no leading zeros"));
+            return Err(bad(
+                "components of digits separated by dots, no leading zeros",
+            ));
         }
         Ok(UidRoot::Org(root.to_string()))
     }

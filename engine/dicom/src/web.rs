@@ -33,11 +33,14 @@ impl DicomWeb {
     /// A client for the DICOMweb root `base` (`http://HOST:PORT/PATH`), with
     /// a connect timeout of 10 s and an overall one of `timeout` per request.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, PacsError> {
-        let rest = base.strip_prefix("http://").ok_or_else(|| PacsError::Address {
-            url: base.to_string(),
-            reason: "a DICOMweb root starting http:// (https is left to the site's TLS terminator)"
-                .into(),
-        })?;
+        let rest = base
+            .strip_prefix("http://")
+            .ok_or_else(|| PacsError::Address {
+                url: base.to_string(),
+                reason:
+                    "a DICOMweb root starting http:// (https is left to the site's TLS terminator)"
+                        .into(),
+            })?;
         if rest.is_empty() || rest.starts_with('/') {
             return Err(PacsError::Address {
                 url: base.to_string(),
@@ -102,7 +105,8 @@ impl DicomWeb {
             .limit(16 << 20)
             .read_to_string()
             .unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let uids = |seq: &str, tag: &str| -> Vec<String> {
             json[seq]["Value"]
                 .as_array()
@@ -136,7 +140,11 @@ impl DicomWeb {
         if stored.len() < files.len() {
             return Err(PacsError::Protocol {
                 url,
-                reason: format!("{} files sent, the PACS reported {} stored", files.len(), stored.len()),
+                reason: format!(
+                    "{} files sent, the PACS reported {} stored",
+                    files.len(),
+                    stored.len()
+                ),
             });
         }
         Ok(Stored { instances: stored })
@@ -155,7 +163,10 @@ impl DicomWeb {
         let mut resp = self
             .agent
             .get(url)
-            .header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")
+            .header(
+                "Accept",
+                "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
+            )
             .call()
             .map_err(|e| self.unreachable(url, e))?;
         let status = resp.status().as_u16();
@@ -192,7 +203,10 @@ impl DicomWeb {
         series: &str,
         instance: &str,
     ) -> Result<Vec<u8>, PacsError> {
-        let url = format!("{}/studies/{study}/series/{series}/instances/{instance}", self.base);
+        let url = format!(
+            "{}/studies/{study}/series/{series}/instances/{instance}",
+            self.base
+        );
         let mut parts = self.get_multipart(&url)?;
         if parts.len() != 1 {
             return Err(PacsError::Protocol {
@@ -234,10 +248,11 @@ impl DicomWeb {
                 reason: format!("HTTP {status}{}", short(&text)),
             });
         }
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| PacsError::Protocol {
-            url: url.clone(),
-            reason: format!("QIDO-RS answer is not JSON: {e}"),
-        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| PacsError::Protocol {
+                url: url.clone(),
+                reason: format!("QIDO-RS answer is not JSON: {e}"),
+            })?;
         Ok(json
             .as_array()
             .map(|a| {
@@ -271,7 +286,11 @@ pub fn read_part10(path: &Path) -> Result<Vec<u8>, PacsError> {
 
 fn short(text: &str) -> String {
     let t: String = text.chars().filter(|c| !c.is_control()).take(160).collect();
-    if t.is_empty() { String::new() } else { format!(": {t}") }
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(": {t}")
+    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -285,7 +304,10 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let first = needle[0];
     let mut i = from;
     while i + needle.len() <= hay.len() {
-        let j = hay[i..=hay.len() - needle.len()].iter().position(|&b| b == first)? + i;
+        let j = hay[i..=hay.len() - needle.len()]
+            .iter()
+            .position(|&b| b == first)?
+            + i;
         if &hay[j..j + needle.len()] == needle {
             return Some(j);
         }
@@ -337,7 +359,13 @@ mod tests {
 
     #[test]
     fn only_http_roots() {
-        for bad in ["https://pacs/dicom-web", "ftp://x", "http://", "http:///x", "pacs:8042"] {
+        for bad in [
+            "https://pacs/dicom-web",
+            "ftp://x",
+            "http://",
+            "http:///x",
+            "pacs:8042",
+        ] {
             assert!(DicomWeb::new(bad, Duration::from_secs(1)).is_err(), "{bad}");
         }
         assert!(DicomWeb::new("http://127.0.0.1:8042/dicom-web/", Duration::from_secs(1)).is_ok());

@@ -50,9 +50,8 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{PRIVATE_CREATOR, PRIVATE_GROUP, StudyInfo};
 use crate::modules::{
-    acquisition_context, check_date_time, code_seq, equipment, frame_of_reference,
-    general_image, general_series, general_study, image_pixel, item, patient, seq, sop_common,
-    text, texts, value,
+    acquisition_context, check_date_time, code_seq, equipment, frame_of_reference, general_image,
+    general_series, general_study, image_pixel, item, patient, seq, sop_common, text, texts, value,
 };
 use crate::{ExportError, Instance, ObjectKind, Photometric, Pixels, Site};
 
@@ -241,7 +240,12 @@ impl<'a> SpecimenSeries<'a> {
             .collect::<Result<_, _>>()?;
         let px = tiles_u16(&planes, w, h, self.options.tile)?;
         let mut ds = InMemDicomObject::new_empty();
-        self.common(&mut ds, "spectral-image", 1, &["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]);
+        self.common(
+            &mut ds,
+            "spectral-image",
+            1,
+            &["ORIGINAL", "PRIMARY", "VOLUME", "NONE"],
+        );
         image_pixel(&mut ds, &px);
         self.wsi_image(&mut ds, &px, w, h, cube.band_count());
         ds.put(value(
@@ -323,7 +327,12 @@ impl<'a> SpecimenSeries<'a> {
         };
         let px = tiles_rgb8(rgb, image.width, image.height, self.options.tile)?;
         let mut ds = InMemDicomObject::new_empty();
-        self.common(&mut ds, "colour-image", 2, &["DERIVED", "PRIMARY", "VOLUME", "NONE"]);
+        self.common(
+            &mut ds,
+            "colour-image",
+            2,
+            &["DERIVED", "PRIMARY", "VOLUME", "NONE"],
+        );
         image_pixel(&mut ds, &px);
         self.wsi_image(&mut ds, &px, image.width, image.height, 1);
         let path = item([
@@ -365,7 +374,11 @@ impl<'a> SpecimenSeries<'a> {
     fn wsi_image(&self, ds: &mut InMemDicomObject, px: &Pixels, w: usize, h: usize, paths: usize) {
         let mm = self.options.pixel_spacing_mm;
         let spacing = format!("{mm}");
-        ds.put(text(tags::NUMBER_OF_FRAMES, VR::IS, &px.frames.len().to_string()));
+        ds.put(text(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            &px.frames.len().to_string(),
+        ));
         let frame_type = if px.photometric == Photometric::Rgb {
             ["DERIVED", "PRIMARY", "VOLUME", "NONE"]
         } else {
@@ -385,17 +398,28 @@ impl<'a> SpecimenSeries<'a> {
             ),
         ];
         if paths == 1 {
-            let id = if px.photometric == Photometric::Rgb { "RGB" } else { "1" };
+            let id = if px.photometric == Photometric::Rgb {
+                "RGB"
+            } else {
+                "1"
+            };
             shared.push(seq(
                 tags::OPTICAL_PATH_IDENTIFICATION_SEQUENCE,
                 vec![item([text(tags::OPTICAL_PATH_IDENTIFIER, VR::SH, id)])],
             ));
         }
-        ds.put(seq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![item(shared)]));
+        ds.put(seq(
+            tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+            vec![item(shared)],
+        ));
         // Multi-frame Dimension.
         let dim = |pointer: Tag, group: Tag| {
             item([
-                text(tags::DIMENSION_ORGANIZATION_UID, VR::UI, &self.dimension_uid),
+                text(
+                    tags::DIMENSION_ORGANIZATION_UID,
+                    VR::UI,
+                    &self.dimension_uid,
+                ),
                 value(tags::DIMENSION_INDEX_POINTER, VR::AT, pointer),
                 value(tags::FUNCTIONAL_GROUP_POINTER, VR::AT, group),
             ])
@@ -418,14 +442,25 @@ impl<'a> SpecimenSeries<'a> {
         }
         ds.put(seq(
             tags::DIMENSION_ORGANIZATION_SEQUENCE,
-            vec![item([text(tags::DIMENSION_ORGANIZATION_UID, VR::UI, &self.dimension_uid)])],
+            vec![item([text(
+                tags::DIMENSION_ORGANIZATION_UID,
+                VR::UI,
+                &self.dimension_uid,
+            )])],
         ));
-        ds.put(text(tags::DIMENSION_ORGANIZATION_TYPE, VR::CS, "TILED_FULL"));
+        ds.put(text(
+            tags::DIMENSION_ORGANIZATION_TYPE,
+            VR::CS,
+            "TILED_FULL",
+        ));
         ds.put(seq(tags::DIMENSION_INDEX_SEQUENCE, index));
         // Specimen.
         let o = &self.options;
         ds.put(text(tags::CONTAINER_IDENTIFIER, VR::LO, &o.container_id));
-        ds.put(seq(tags::ISSUER_OF_THE_CONTAINER_IDENTIFIER_SEQUENCE, vec![]));
+        ds.put(seq(
+            tags::ISSUER_OF_THE_CONTAINER_IDENTIFIER_SEQUENCE,
+            vec![],
+        ));
         ds.put(code_seq(
             tags::CONTAINER_TYPE_CODE_SEQUENCE,
             "434711009",
@@ -445,10 +480,21 @@ impl<'a> SpecimenSeries<'a> {
                 &o.specimen_description,
             ));
         }
-        ds.put(seq(tags::SPECIMEN_DESCRIPTION_SEQUENCE, vec![item(specimen)]));
+        ds.put(seq(
+            tags::SPECIMEN_DESCRIPTION_SEQUENCE,
+            vec![item(specimen)],
+        ));
         // Whole Slide Microscopy Image.
-        ds.put(value(tags::IMAGED_VOLUME_WIDTH, VR::FL, (w as f64 * mm) as f32));
-        ds.put(value(tags::IMAGED_VOLUME_HEIGHT, VR::FL, (h as f64 * mm) as f32));
+        ds.put(value(
+            tags::IMAGED_VOLUME_WIDTH,
+            VR::FL,
+            (w as f64 * mm) as f32,
+        ));
+        ds.put(value(
+            tags::IMAGED_VOLUME_HEIGHT,
+            VR::FL,
+            (h as f64 * mm) as f32,
+        ));
         ds.put(value(tags::IMAGED_VOLUME_DEPTH, VR::FL, 1000.0f32));
         ds.put(value(tags::TOTAL_PIXEL_MATRIX_COLUMNS, VR::UL, w as u32));
         ds.put(value(tags::TOTAL_PIXEL_MATRIX_ROWS, VR::UL, h as u32));
@@ -477,7 +523,11 @@ impl<'a> SpecimenSeries<'a> {
     }
 
     fn optical_paths(&self, ds: &mut InMemDicomObject, paths: Vec<InMemDicomObject>) {
-        ds.put(value(tags::NUMBER_OF_OPTICAL_PATHS, VR::UL, paths.len() as u32));
+        ds.put(value(
+            tags::NUMBER_OF_OPTICAL_PATHS,
+            VR::UL,
+            paths.len() as u32,
+        ));
         ds.put(seq(tags::OPTICAL_PATH_SEQUENCE, paths));
     }
 }
@@ -555,7 +605,8 @@ pub(crate) fn tiles_rgb8(rgb: &[u8], w: usize, h: usize, tile: u16) -> Result<Pi
                     break;
                 }
                 let n = (tw as usize).min(w - x0) * 3;
-                out[y * tw as usize * 3..][..n].copy_from_slice(&rgb[((y0 + y) * w + x0) * 3..][..n]);
+                out[y * tw as usize * 3..][..n]
+                    .copy_from_slice(&rgb[((y0 + y) * w + x0) * 3..][..n]);
             }
             out
         })

@@ -8,6 +8,7 @@
 //! inflated by DCMTK (`dcmconv +te`) and the result validated: that checks
 //! the deflate stream with an independent reader and the data set with
 //! dciodvfy.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 mod common;
 
@@ -32,7 +33,10 @@ const ALLOWED: &[(&str, &str)] = &[
     // SR: concepts DICOM has no code for are in the local scheme 99MED8K
     // (PS3.16 8.1: "99" prefixes private schemes), declared in the Coding
     // Scheme Identification Sequence; dciodvfy knows only registered ones.
-    ("Unrecognized defined term <99MED8K>", "SR: private coding scheme"),
+    (
+        "Unrecognized defined term <99MED8K>",
+        "SR: private coding scheme",
+    ),
     // Disclosed objects: PS3.15's basic profile empties these (action Z);
     // a DICOMDIR would want them, a PACS does not.
     ("needed to build DICOMDIR - Study Date", "de-identified: Z"),
@@ -50,7 +54,12 @@ fn check(path: &Path, syntax: Syntax, dir: &Path) {
         path.to_path_buf()
     };
     let v = dciodvfy(&target);
-    eprintln!("== dciodvfy {} ({}):\n{}", path.display(), syntax.name(), v.output);
+    eprintln!(
+        "== dciodvfy {} ({}):\n{}",
+        path.display(),
+        syntax.name(),
+        v.output
+    );
     assert!(
         v.errors.is_empty(),
         "dciodvfy errors on {} ({}):\n{}",
@@ -78,13 +87,27 @@ fn check(path: &Path, syntax: Syntax, dir: &Path) {
 fn objects() -> Vec<Instance> {
     let cube = fixture("he_region");
     let (site, study) = (site(), study());
-    let options = WsiOptions::default().with_tile(256).with_specimen("C-1", "S-1");
+    let options = WsiOptions::default()
+        .with_tile(256)
+        .with_specimen("C-1", "S-1");
     let series = SpecimenSeries::new(&site, &study, &cube, options).unwrap();
     // An endoscope frame (odd size, a gradient) and a finding with two boxes.
     let (w, h) = (641u16, 359u16);
-    let data = (0..w as usize * h as usize * 3).map(|i| (i * 7 % 251) as u8).collect();
-    let frame = RgbFrame { width: w, height: h, data };
-    let image = endoscopic_image(&frame, &site, &study, &EndoscopyOptions::new("clip-1", 1234)).unwrap();
+    let data = (0..w as usize * h as usize * 3)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let frame = RgbFrame {
+        width: w,
+        height: h,
+        data,
+    };
+    let image = endoscopic_image(
+        &frame,
+        &site,
+        &study,
+        &EndoscopyOptions::new("clip-1", 1234),
+    )
+    .unwrap();
     let finding = Finding {
         model: "med8k-anomaly".into(),
         version: "1.2.0".into(),
@@ -92,8 +115,18 @@ fn objects() -> Vec<Instance> {
         threshold: 0.5,
         flagged: true,
         regions: vec![
-            Region { x: 10, y: 20, width: 64, height: 32 },
-            Region { x: 600, y: 300, width: 41, height: 59 },
+            Region {
+                x: 10,
+                y: 20,
+                width: 64,
+                height: 32,
+            },
+            Region {
+                x: 600,
+                y: 300,
+                width: 41,
+                height: 59,
+            },
         ],
     };
     let report = detection_report(&finding, &image, &site, &study).unwrap();
@@ -109,8 +142,14 @@ fn objects() -> Vec<Instance> {
 fn every_object_kind_is_valid_in_every_syntax() {
     let dir = tempfile::tempdir().unwrap();
     for inst in objects() {
-        for syntax in [Syntax::ExplicitLittle, Syntax::JpegLsLossless, Syntax::Deflated] {
-            let p = dir.path().join(format!("{}-{}.dcm", inst.kind().name(), syntax.name()));
+        for syntax in [
+            Syntax::ExplicitLittle,
+            Syntax::JpegLsLossless,
+            Syntax::Deflated,
+        ] {
+            let p = dir
+                .path()
+                .join(format!("{}-{}.dcm", inst.kind().name(), syntax.name()));
             inst.write(&p, syntax).unwrap();
             check(&p, syntax, dir.path());
         }
@@ -125,7 +164,9 @@ fn disclosed_objects_are_valid_and_carry_no_identifier() {
         let original = inst.sop_instance_uid();
         inst.disclose(&Disclosure::Pseudonym("a1b2c3d4e5f60718".into()));
         assert_ne!(inst.sop_instance_uid(), original, "UIDs are replaced");
-        let p = dir.path().join(format!("{}-disclosed.dcm", inst.kind().name()));
+        let p = dir
+            .path()
+            .join(format!("{}-disclosed.dcm", inst.kind().name()));
         inst.write(&p, Syntax::ExplicitLittle).unwrap();
         check(&p, Syntax::ExplicitLittle, dir.path());
         let bytes = std::fs::read(&p).unwrap();
@@ -145,7 +186,10 @@ fn disclosed_objects_are_valid_and_carry_no_identifier() {
             assert!(!text.contains(secret), "{secret:?} left in {}", p.display());
         }
         let dump = dcmdump(&p);
-        assert!(dump.contains("a1b2c3d4e5f60718"), "the pseudonym stands for the patient");
+        assert!(
+            dump.contains("a1b2c3d4e5f60718"),
+            "the pseudonym stands for the patient"
+        );
         assert!(dump.contains("PatientIdentityRemoved"), "{dump}");
     }
 }

@@ -1,13 +1,14 @@
 //! The cube comes back bit-exact from every transfer syntax, through
 //! med8k's reader and, for JPEG-LS, through DCMTK's independent decoder;
 //! hostile and wrong files are one-line errors naming the file and tag.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 mod common;
 
 use std::path::Path;
 
 use common::{dcmtk, fixture, site, study};
-use med8k_dicom::import::{read_cube, open};
+use med8k_dicom::import::{open, read_cube};
 use med8k_dicom::{ImportError, SpecimenSeries, Syntax, WsiOptions};
 
 #[test]
@@ -22,13 +23,28 @@ fn cubes_round_trip_bit_exact_in_every_syntax() {
                 SpecimenSeries::new(&site, &study, &cube, WsiOptions::default().with_tile(tile))
                     .unwrap();
             let image = series.spectral_image(&cube).unwrap();
-            for syntax in [Syntax::ExplicitLittle, Syntax::JpegLsLossless, Syntax::Deflated] {
-                let p = dir.path().join(format!("{name}-{tile}-{}.dcm", syntax.name()));
+            for syntax in [
+                Syntax::ExplicitLittle,
+                Syntax::JpegLsLossless,
+                Syntax::Deflated,
+            ] {
+                let p = dir
+                    .path()
+                    .join(format!("{name}-{tile}-{}.dcm", syntax.name()));
                 image.write(&p, syntax).unwrap();
                 let back = read_cube(&p).unwrap();
-                assert_eq!(back.bands(), cube.bands(), "{name} {tile} {}", syntax.name());
+                assert_eq!(
+                    back.bands(),
+                    cube.bands(),
+                    "{name} {tile} {}",
+                    syntax.name()
+                );
                 assert_eq!(back.reflectance_scale, cube.reflectance_scale);
-                assert!(back.data() == cube.data(), "{name} {tile} {}: samples differ", syntax.name());
+                assert!(
+                    back.data() == cube.data(),
+                    "{name} {tile} {}: samples differ",
+                    syntax.name()
+                );
             }
         }
     }
@@ -42,15 +58,25 @@ fn dcmtk_decodes_our_jpeg_ls_to_the_same_samples() {
     let series =
         SpecimenSeries::new(&site, &study, &cube, WsiOptions::default().with_tile(200)).unwrap();
     let jls = dir.path().join("jls.dcm");
-    series.spectral_image(&cube).unwrap().write(&jls, Syntax::JpegLsLossless).unwrap();
+    series
+        .spectral_image(&cube)
+        .unwrap()
+        .write(&jls, Syntax::JpegLsLossless)
+        .unwrap();
     let native = dir.path().join("native.dcm");
     dcmtk("dcmdjpls", &[&jls, &native]);
     let back = read_cube(&native).unwrap();
-    assert!(back.data() == cube.data(), "DCMTK's JPEG-LS decoder disagrees");
+    assert!(
+        back.data() == cube.data(),
+        "DCMTK's JPEG-LS decoder disagrees"
+    );
     // And the compressed file is smaller than the samples.
     let raw = cube.data().len() as u64 * 2;
     let size = std::fs::metadata(&jls).unwrap().len();
-    assert!(size < raw, "JPEG-LS {size} bytes for {raw} bytes of samples");
+    assert!(
+        size < raw,
+        "JPEG-LS {size} bytes for {raw} bytes of samples"
+    );
 }
 
 #[test]
@@ -59,7 +85,10 @@ fn uids_are_stable_for_the_same_object_and_differ_otherwise() {
     let cube = fixture("he_region");
     let a = SpecimenSeries::new(&site, &study, &cube, WsiOptions::default()).unwrap();
     let b = SpecimenSeries::new(&site, &study, &cube, WsiOptions::default()).unwrap();
-    let (ia, ib) = (a.spectral_image(&cube).unwrap(), b.spectral_image(&cube).unwrap());
+    let (ia, ib) = (
+        a.spectral_image(&cube).unwrap(),
+        b.spectral_image(&cube).unwrap(),
+    );
     assert_eq!(ia.sop_instance_uid(), ib.sop_instance_uid());
     assert_eq!(ia.series_uid(), ib.series_uid());
     let colour = a.colour_image(&cube).unwrap();
@@ -68,13 +97,19 @@ fn uids_are_stable_for_the_same_object_and_differ_otherwise() {
     let mut other = cube.clone();
     other.data_mut()[[0, 0, 0]] ^= 1;
     let c = SpecimenSeries::new(&site, &study, &other, WsiOptions::default()).unwrap();
-    assert_ne!(c.spectral_image(&other).unwrap().sop_instance_uid(), ia.sop_instance_uid());
+    assert_ne!(
+        c.spectral_image(&other).unwrap().sop_instance_uid(),
+        ia.sop_instance_uid()
+    );
 }
 
 fn one_line_naming(err: &ImportError, path: &Path, also: &str) {
     let msg = err.to_string();
     assert!(!msg.contains('\n'), "one line: {msg}");
-    assert!(msg.contains(&path.display().to_string()), "names the file: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "names the file: {msg}"
+    );
     assert!(msg.contains(also), "names {also}: {msg}");
     for secret in ["PID-0042", "YAMADA", "19610203"] {
         assert!(!msg.contains(secret), "patient data in an error: {msg}");
@@ -87,7 +122,11 @@ fn truncated_garbled_and_hostile_files_are_errors() {
     let (site, study) = (site(), study());
     let cube = fixture("he_region");
     let series = SpecimenSeries::new(&site, &study, &cube, WsiOptions::default()).unwrap();
-    let good = series.spectral_image(&cube).unwrap().to_bytes(Syntax::JpegLsLossless).unwrap();
+    let good = series
+        .spectral_image(&cube)
+        .unwrap()
+        .to_bytes(Syntax::JpegLsLossless)
+        .unwrap();
     // Truncated at many points.
     for cut in [0, 10, 131, 200, good.len() / 3, good.len() - 1] {
         let p = dir.path().join(format!("cut-{cut}.dcm"));
@@ -132,10 +171,18 @@ fn wrong_iods_and_inconsistent_attributes_name_the_tag() {
     let series = SpecimenSeries::new(&site, &study, &cube, WsiOptions::default()).unwrap();
     // The colour rendering is WSI but not a cube.
     let p = dir.path().join("colour.dcm");
-    series.colour_image(&cube).unwrap().write(&p, Syntax::ExplicitLittle).unwrap();
+    series
+        .colour_image(&cube)
+        .unwrap()
+        .write(&p, Syntax::ExplicitLittle)
+        .unwrap();
     one_line_naming(&read_cube(&p).unwrap_err(), &p, "(0028,0004)");
     // An endoscopic image is another IOD.
-    let frame = med8k_dicom::endoscopy::RgbFrame { width: 4, height: 2, data: vec![9; 24] };
+    let frame = med8k_dicom::endoscopy::RgbFrame {
+        width: 4,
+        height: 2,
+        data: vec![9; 24],
+    };
     let img = med8k_dicom::endoscopy::endoscopic_image(
         &frame,
         &site,
@@ -150,13 +197,25 @@ fn wrong_iods_and_inconsistent_attributes_name_the_tag() {
     one_line_naming(&e, &p, "1.2.840.10008.5.1.4.1.1.77.1.1");
     // A frame count that disagrees with the tiles.
     let mut obj = open(&dir.path().join("colour.dcm")).unwrap();
-    let mut spectral = series.spectral_image(&cube).unwrap().to_object(Syntax::ExplicitLittle).unwrap();
-    spectral.put_str(dicom_dictionary_std::tags::NUMBER_OF_FRAMES, dicom_core::VR::IS, "6");
+    let mut spectral = series
+        .spectral_image(&cube)
+        .unwrap()
+        .to_object(Syntax::ExplicitLittle)
+        .unwrap();
+    spectral.put_str(
+        dicom_dictionary_std::tags::NUMBER_OF_FRAMES,
+        dicom_core::VR::IS,
+        "6",
+    );
     let p = dir.path().join("frames.dcm");
     spectral.write_to_file(&p).unwrap();
     one_line_naming(&read_cube(&p).unwrap_err(), &p, "(0028,0008)");
     // The optical path sequence removed.
-    spectral.put_str(dicom_dictionary_std::tags::NUMBER_OF_FRAMES, dicom_core::VR::IS, "7");
+    spectral.put_str(
+        dicom_dictionary_std::tags::NUMBER_OF_FRAMES,
+        dicom_core::VR::IS,
+        "7",
+    );
     spectral.remove_element(dicom_dictionary_std::tags::OPTICAL_PATH_SEQUENCE);
     spectral.write_to_file(&p).unwrap();
     one_line_naming(&read_cube(&p).unwrap_err(), &p, "(0048,0105)");

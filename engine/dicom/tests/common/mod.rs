@@ -25,7 +25,8 @@ pub fn fixture(name: &str) -> SpectralCube {
 
 /// A site with a configured root.
 pub fn site() -> Site {
-    Site::new(UidRoot::org("1.2.392.200036.9999.1").expect("root")).with_institution("Site A Hospital")
+    Site::new(UidRoot::org("1.2.392.200036.9999.1").expect("root"))
+        .with_institution("Site A Hospital")
 }
 
 /// A study at the sending site, with identifiers that must not leak.

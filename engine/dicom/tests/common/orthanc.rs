@@ -61,7 +61,9 @@ impl Orthanc {
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.path().join("orthanc.err")).unwrap())
             .spawn()
-            .expect("Orthanc (Debian orthanc, orthanc-dicomweb; scripts/setup-debian.sh installs them)");
+            .expect(
+                "Orthanc (Debian orthanc, orthanc-dicomweb; scripts/setup-debian.sh installs them)",
+            );
         let mut o = Orthanc {
             child,
             _dir: dir,
@@ -81,7 +83,11 @@ impl Orthanc {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "Orthanc did not answer in 60 s: {}", o.logs());
+            assert!(
+                Instant::now() < deadline,
+                "Orthanc did not answer in 60 s: {}",
+                o.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         o
@@ -102,7 +108,8 @@ impl Orthanc {
         let mut r = ureq::get(&format!("http://127.0.0.1:{}/statistics", self.http_port))
             .call()
             .expect("statistics");
-        let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
         v["CountInstances"].as_u64().unwrap()
     }
 
@@ -110,7 +117,14 @@ impl Orthanc {
     pub fn logs(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default()
             + &std::fs::read_to_string(self.log.with_file_name("orthanc.err")).unwrap_or_default();
-        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

@@ -3,7 +3,10 @@
 # GStreamer (development files and the plugins the engine uses), Mesa's
 # software Vulkan driver (lavapipe) so GPU kernels run without a GPU, and
 # SoftHSM2, which stands in for JPKI/HPKI cards; OpenJPH's tools and FFmpeg,
-# the peers `med8k bench codec` measures against. Safe to run again. It ends
+# the peers `med8k bench codec` measures against; for DICOM, cmake (dicom-rs
+# builds CharLS, its JPEG-LS codec, with it), and what the tests check
+# against: Orthanc with its DICOMweb plugin (the PACS), dicom3tools
+# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv). Safe to run again. It ends
 # by checking that every GStreamer element the project names
 # (scripts/gst-elements.txt) is there, naming the package that provides a
 # missing one.
@@ -17,6 +20,8 @@ packages=(
   mesa-vulkan-drivers libvulkan1
   softhsm2 openssl
   openjph-tools ffmpeg
+  cmake
+  orthanc orthanc-dicomweb dicom3tools dcmtk
 )
 
 sudo=""

@@ -11,6 +11,7 @@ mod colour;
 mod consent;
 mod demo;
 mod detect;
+mod dicom;
 mod link;
 mod pki;
 mod probe;
@@ -109,6 +110,12 @@ enum Command {
     Colour {
         #[command(subcommand)]
         command: colour::ColourCommand,
+    },
+    /// DICOM: export cubes and frames as objects a PACS keeps, import them
+    /// back, store into and fetch from a PACS.
+    Dicom {
+        #[command(subcommand)]
+        command: dicom::DicomCommand,
     },
 }
 
@@ -278,6 +285,7 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
         Command::Pki { command } => pki::run(&command),
         Command::Consent { command } => consent::run(&command),
         Command::Colour { command } => colour::run(&command),
+        Command::Dicom { command } => dicom::run(&command),
     }
 }
 

@@ -48,6 +48,7 @@ pub mod bench;
 mod display;
 pub mod fetch;
 pub mod gate;
+pub mod pacs;
 pub mod send;
 pub mod serve;
 pub mod site;

@@ -74,6 +74,10 @@ pub struct DriverConfig {
     /// How long a closing session waits for its last control message to be
     /// acknowledged before closing the connection.
     pub close_grace: Duration,
+    /// Kernel receive and send buffer asked for on the endpoint's UDP
+    /// socket, bytes (capped by `net.core.rmem_max`/`wmem_max`; see
+    /// [`socket`](super::socket)).
+    pub socket_buffer: usize,
 }
 
 impl Default for DriverConfig {
@@ -88,9 +92,21 @@ impl Default for DriverConfig {
             congestion: Congestion::Bbr,
             // 1 MB: ~8 ms at 1 Gbit/s, instead of quinn's ~14 KB.
             initial_window: 1 << 20,
-            stream_receive_window: 64 << 20,
-            receive_window: 256 << 20,
-            send_window: 256 << 20,
+            // 8 MiB per stream: quinn's receiver gives up a stream (and the
+            // connection, "too many gaps in stream buffer") once more than
+            // 1024 separate pieces wait for retransmissions; a 64 MiB window
+            // let one stream at 1% loss over 40 ms reach that (`bench link`'s
+            // ceiling at --loss 1 --delay 20 --rate 1000). 8 MiB is 1.6
+            // Gbit/s per stream at 40 ms, and a live frame is a stream of
+            // its own.
+            stream_receive_window: 8 << 20,
+            // Every stream together: the most a peer may have in flight
+            // towards this end's buffers (a memory bound per link).
+            receive_window: 64 << 20,
+            // Unacknowledged bytes this end holds: a few round trips at
+            // 1 Gbit/s and 40 ms. More only lets the sender burst past what
+            // the path takes (quinn's BBR) and grow the stream gaps above.
+            send_window: 16 << 20,
             max_concurrent_frames: 16,
             frame_buffer_budget: 256 << 20,
             stats_interval: Duration::from_secs(1),
@@ -103,6 +119,7 @@ impl Default for DriverConfig {
             event_capacity: 64,
             frame_read_timeout: Duration::from_secs(1),
             close_grace: Duration::from_millis(500),
+            socket_buffer: 8 << 20,
         }
     }
 }
@@ -181,6 +198,12 @@ impl DriverConfig {
     /// Sets [`close_grace`](Self::close_grace).
     pub fn with_close_grace(mut self, v: Duration) -> DriverConfig {
         self.close_grace = v;
+        self
+    }
+
+    /// Sets [`socket_buffer`](Self::socket_buffer).
+    pub fn with_socket_buffer(mut self, v: usize) -> DriverConfig {
+        self.socket_buffer = v;
         self
     }
 

@@ -77,7 +77,9 @@ mod gate;
 mod link;
 mod reconnect;
 mod reorder;
+pub mod socket;
 mod stats;
+mod task;
 pub mod tls;
 
 pub use config::{Congestion, DriverConfig};

@@ -168,7 +168,7 @@ fn offered(send: usize) -> (Pair, ObjectOffer, Vec<u8>) {
     p.connect();
     let data: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
     let offer = ObjectOffer {
-        id: 0x0b1e_c7,
+        id: 0x000b_1ec7,
         kind: ObjectKind::Image,
         size: data.len() as u64,
         sha256: sha256(&data),
@@ -283,7 +283,7 @@ fn a_late_duplicate_acknowledgement_of_a_delivered_object_is_ignored() {
 // -- long hostile sequences --------------------------------------------------
 
 /// The object the attacked end sends (500 of its 1000 bytes).
-const OBJECT_ID: u64 = 0x0b1e_c7;
+const OBJECT_ID: u64 = 0x000b_1ec7;
 /// The object the hostile peer offers.
 const PEER_OBJECT_ID: u64 = 0x9ee7;
 

@@ -114,7 +114,11 @@ impl Default for DriverConfig {
             // waiting for a retransmission is not given up the moment a
             // newer one completes.
             frame_reorder_wait: Duration::from_millis(100),
-            keep_alive: Duration::from_secs(2),
+            // Often enough that, after an outage, the peer is heard again
+            // within a quarter second (what the client's watchdog waits
+            // for: see `driver::watchdog`); a keep-alive only goes out
+            // when nothing else has arrived for this long.
+            keep_alive: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(10),
             event_capacity: 64,
             frame_read_timeout: Duration::from_secs(1),

@@ -30,6 +30,7 @@ use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::codes;
+use super::stats::Shared;
 use crate::proto::{CallError, FrameHeader, Message, MessageReader, ObjectData};
 
 /// Largest single write of a frame payload.
@@ -75,11 +76,13 @@ const REPAIR_PRIORITY: i32 = i32::MAX;
 /// acknowledged whole by then.
 pub(crate) async fn send(
     conn: Connection,
+    shared: Arc<Shared>,
     seq: u64,
     deadline: Instant,
     header: Vec<u8>,
     payload: Vec<u8>,
 ) {
+    let _writing = shared.progress.start();
     let deadline = tokio::time::Instant::from_std(deadline);
     let Ok(Ok(mut stream)) = tokio::time::timeout_at(deadline, conn.open_uni()).await else {
         // No stream by the deadline (the peer's stream limit, or the
@@ -88,8 +91,12 @@ pub(crate) async fn send(
     };
     let _ = stream.set_priority(priority(seq));
     let done = tokio::time::timeout_at(deadline, write_frame(&mut stream, header, payload)).await;
-    if done.is_err() {
-        let _ = stream.reset(VarInt::from_u32(codes::FRAME_EXPIRED));
+    match done {
+        Ok(Ok(())) => shared.progress.acked(),
+        Ok(Err(())) => {}
+        Err(_) => {
+            let _ = stream.reset(VarInt::from_u32(codes::FRAME_EXPIRED));
+        }
     }
 }
 
@@ -293,7 +300,11 @@ pub(crate) enum ObjectWrite {
 
 /// Writes one object's data messages on a stream of its own, below every
 /// live frame in priority; finishes it when the queue closes.
-pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiver<ObjectWrite>) {
+pub(crate) async fn send_objects(
+    conn: Connection,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<ObjectWrite>,
+) {
     let Ok(mut stream) = conn.open_uni().await else {
         return;
     };
@@ -301,9 +312,11 @@ pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiv
     while let Some(write) = rx.recv().await {
         match write {
             ObjectWrite::Bytes(bytes) => {
+                let _writing = shared.progress.start();
                 if stream.write_all(&bytes).await.is_err() {
                     return;
                 }
+                shared.progress.acked();
             }
             ObjectWrite::Flush(reply) => {
                 let _ = reply.send(Ok(()));

@@ -77,7 +77,7 @@ pub(crate) enum Role {
 pub struct Link {
     facility: String,
     remote: SocketAddr,
-    commands: mpsc::Sender<Command>,
+    sender: LinkSender,
     control: SessionControl,
     events: mpsc::Receiver<Event>,
     /// The session's object transfers once its task ends (client links).
@@ -114,31 +114,17 @@ impl std::fmt::Debug for Command {
     }
 }
 
-impl Link {
-    /// The facility the peer's certificate names.
-    pub fn facility(&self) -> &str {
-        &self.facility
-    }
+/// Sends on a [`Link`] from another task; cheap to clone. Every call is
+/// answered by the session's task without waiting on the link's events
+/// being read; once the session has ended calls fail with
+/// [`LinkError::Ended`]. It does not keep the session open: dropping the
+/// [`Link`] closes it.
+#[derive(Debug, Clone)]
+pub struct LinkSender {
+    commands: mpsc::Sender<Command>,
+}
 
-    /// The peer's address.
-    pub fn remote(&self) -> SocketAddr {
-        self.remote
-    }
-
-    /// The link's figures now: round trip, packets sent and lost, bytes
-    /// each way (quinn's, for the whole connection), live frames sent,
-    /// delivered, late and lost (the session's), and the peer's last report.
-    /// Cheap (a lock and a copy); still valid after the session ended (the
-    /// last figures).
-    pub fn stats(&self) -> LinkStatsSnapshot {
-        self.shared.snapshot()
-    }
-
-    /// A handle that closes the session from anywhere.
-    pub fn control(&self) -> SessionControl {
-        self.control.clone()
-    }
-
+impl LinkSender {
     /// Queues a live frame (see [`Session::send_frame`]); returns its
     /// sequence number. It goes out on its own stream, newer frames first,
     /// and is reset if not delivered by the session's frame deadline.
@@ -208,6 +194,73 @@ impl Link {
         self.commands.send(cmd).await.map_err(|_| LinkError::Ended)
     }
 
+}
+
+impl Link {
+    /// The facility the peer's certificate names.
+    pub fn facility(&self) -> &str {
+        &self.facility
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The link's figures now: round trip, packets sent and lost, bytes
+    /// each way (quinn's, for the whole connection), live frames sent,
+    /// delivered, late and lost (the session's), and the peer's last report.
+    /// Cheap (a lock and a copy); still valid after the session ended (the
+    /// last figures).
+    pub fn stats(&self) -> LinkStatsSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// A handle that closes the session from anywhere.
+    pub fn control(&self) -> SessionControl {
+        self.control.clone()
+    }
+
+    /// A handle to send on this link from another task (a sender that
+    /// streams an object while its loop sends frames and reads events).
+    pub fn sender(&self) -> LinkSender {
+        self.sender.clone()
+    }
+
+    /// Queues a live frame (see [`LinkSender::send_frame`]).
+    pub async fn send_frame(
+        &self,
+        header: FrameHeader,
+        payload: Vec<u8>,
+    ) -> Result<u64, LinkError> {
+        self.sender.send_frame(header, payload).await
+    }
+
+    /// Offers a reliable object (see [`LinkSender::offer_object`]).
+    pub async fn offer_object(&self, offer: ObjectOffer) -> Result<(), LinkError> {
+        self.sender.offer_object(offer).await
+    }
+
+    /// Sends object bytes at `offset` (see [`LinkSender::send_object_data`]).
+    pub async fn send_object_data(
+        &self,
+        id: u64,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), LinkError> {
+        self.sender.send_object_data(id, offset, data).await
+    }
+
+    /// Sends detection results for a frame (see [`Session::send_frame_meta`]).
+    pub async fn send_frame_meta(&self, meta: FrameMeta) -> Result<(), LinkError> {
+        self.sender.send_frame_meta(meta).await
+    }
+
+    /// Sends an annotation (see [`Session::send_annotation`]).
+    pub async fn send_annotation(&self, annotation: Annotation) -> Result<(), LinkError> {
+        self.sender.send_annotation(annotation).await
+    }
+
     /// Closes the session (if still open) and returns its object transfers
     /// once its task has ended, to resume them on the next connection
     /// ([`Client::resume`](super::Client::resume)). A server keeps its
@@ -256,6 +309,13 @@ impl Link {
     /// Closes the session normally.
     pub fn close(&self, detail: impl Into<String>) {
         self.control.close(CloseReason::Normal, detail);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Senders may outlive the link; the session must not.
+        self.control.close(CloseReason::Normal, "link dropped by host");
     }
 }
 
@@ -338,7 +398,7 @@ pub(crate) fn spawn(setup: Setup) -> Link {
     Link {
         facility,
         remote,
-        commands,
+        sender: LinkSender { commands },
         control,
         events,
         transfers,

@@ -81,11 +81,12 @@ pub mod socket;
 mod stats;
 mod task;
 pub mod tls;
+mod watchdog;
 
 pub use config::{Congestion, DriverConfig};
 pub use endpoint::{Client, ConnectError, Refused, Server, Site};
 pub use gate::{Credentials, Gate, PeerInfo, SessionControl};
-pub use link::{Link, LinkError};
+pub use link::{Link, LinkError, LinkSender};
 pub use reconnect::{Backoff, Dialer};
 pub use stats::LinkStatsSnapshot;
 pub use tls::{SiteIdentity, TlsError, TrustConfig};
@@ -105,7 +106,8 @@ pub mod codes {
     pub const AUTH_DENIED: u32 = 3;
     /// Consent was revoked during the session.
     pub const CONSENT_REVOKED: u32 = 4;
-    /// The handshake did not finish in time.
+    /// The handshake did not finish in time, or the connection stuck after
+    /// an outage (the client dials again).
     pub const TIMEOUT: u32 = 5;
     /// The peer stopped reading the control stream.
     pub const CONTROL_STALLED: u32 = 6;
@@ -124,7 +126,7 @@ pub mod codes {
             Ended::Close(CloseReason::AuthDenied) | Ended::Rejected(_) | Ended::Denied(_) => {
                 (AUTH_DENIED, "not authorised")
             }
-            Ended::Close(CloseReason::Timeout) => (TIMEOUT, "handshake timeout"),
+            Ended::Close(CloseReason::Timeout) => (TIMEOUT, "timeout"),
             _ => (NORMAL, "closed"),
         }
     }

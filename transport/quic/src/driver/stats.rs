@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use quinn::Connection;
 use tokio::sync::Semaphore;
 
+use super::watchdog::Progress;
 use crate::proto::{LinkStats, SessionStats, TransportStats};
 
 /// A link's figures at one moment ([`Link::stats`](super::Link::stats)).
@@ -86,6 +87,9 @@ pub(crate) struct Shared {
     /// Permits are bytes of frame payload readers may hold.
     pub(crate) frame_bytes: Arc<Semaphore>,
     budget: usize,
+    /// What the frame and object writers got acknowledged (the watchdog's
+    /// measure).
+    pub(crate) progress: Progress,
 }
 
 impl Shared {
@@ -95,6 +99,7 @@ impl Shared {
             figures: Mutex::new(Figures::default()),
             frame_bytes: Arc::new(Semaphore::new(budget)),
             budget,
+            progress: Progress::default(),
         }
     }
 

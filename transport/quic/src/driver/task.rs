@@ -26,6 +26,7 @@ use super::gate::{CloseRequest, PeerInfo, SessionControl};
 use super::link::{Command, Media, Role};
 use super::reorder::{Payload, Reorder};
 use super::stats::{Reporter, Shared};
+use super::watchdog::{self, Watchdog};
 use super::{DriverConfig, codes};
 use crate::proto::{
     AuthDecision, CallError, CloseReason, DenyReason, Ended, Event, Message, Session, State,
@@ -83,6 +84,11 @@ impl Driver {
         let mut ticker = tokio::time::interval(stats_every.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reporter = Reporter::new(&self.shared);
+        // Only a client can dial again: a server's links are not watched.
+        let watch = matches!(self.role, Role::Client(_));
+        let mut watchdog = Watchdog::new(Instant::now());
+        let mut watch_tick = tokio::time::interval(watchdog::PERIOD);
+        watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.pump();
             self.flush_objects();
@@ -124,6 +130,18 @@ impl Driver {
                 }
                 () = tokio::time::sleep_until(held.unwrap_or(wake)), if held.is_some() => {
                     self.release_frames(Instant::now());
+                }
+                _ = watch_tick.tick(), if watch && self.session.state() == State::Open => {
+                    let stats = self.conn.stats();
+                    let now = Instant::now();
+                    if watchdog.check(now, stats.udp_rx.datagrams, &self.shared.progress, stats.path.rtt) {
+                        self.session.close(
+                            now,
+                            CloseReason::Timeout,
+                            "the connection is stuck after an outage (the peer is heard, \
+                             nothing sent is acknowledged): dialling again",
+                        );
+                    }
                 }
                 _ = ticker.tick(), if !stats_every.is_zero() => {
                     let transport = reporter.next(&self.shared);
@@ -224,6 +242,7 @@ impl Driver {
                     } => {
                         tokio::spawn(frames::send(
                             self.conn.clone(),
+                            self.shared.clone(),
                             seq,
                             deadline,
                             header,
@@ -232,9 +251,10 @@ impl Driver {
                     }
                     Transmit::Object { id, bytes } => {
                         let conn = &self.conn;
+                        let shared = &self.shared;
                         let writer = self.objects.entry(id).or_insert_with(|| {
                             let (tx, rx) = mpsc::unbounded_channel();
-                            tokio::spawn(frames::send_objects(conn.clone(), rx));
+                            tokio::spawn(frames::send_objects(conn.clone(), shared.clone(), rx));
                             tx
                         });
                         let _ = writer.send(ObjectWrite::Bytes(bytes));

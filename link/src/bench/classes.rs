@@ -20,7 +20,9 @@ use med8k_transport::driver::Congestion;
 use serde::Serialize;
 
 use super::live::{LiveLink, Measured, Traffic};
-use super::{Latency, Setup, check_path, congestion_name, default_window, driver_config, impairment};
+use super::{
+    Latency, Setup, check_path, congestion_name, default_window, driver_config, impairment,
+};
 use crate::plan::{self, StreamPlan};
 
 /// The link classes: name, cap in Mbit/s, and whether it is a WAN (the

@@ -431,9 +431,12 @@ async fn receive(mut link: Link, book: Book, shared: Arc<Shared>, epoch: Instant
             Event::Frame(f) => {
                 let now = epoch.elapsed().as_micros() as u64;
                 let latency = now.saturating_sub(f.header.capture_us);
-                book.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((f.header.seq, latency, f.payload.len() as u32, now));
+                book.lock().unwrap_or_else(PoisonError::into_inner).push((
+                    f.header.seq,
+                    latency,
+                    f.payload.len() as u32,
+                    now,
+                ));
                 shared.done.fetch_add(1, Ordering::AcqRel);
                 shared.changed.notify_one();
             }

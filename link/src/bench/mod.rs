@@ -229,7 +229,11 @@ fn driver_config(deadline_ms: u64, window: u32, congestion: Congestion) -> Drive
 }
 
 /// Checks the options every mode shares.
-fn check_path(loss_percent: Option<f64>, delay: Option<u64>, rate: Option<f64>) -> anyhow::Result<()> {
+fn check_path(
+    loss_percent: Option<f64>,
+    delay: Option<u64>,
+    rate: Option<f64>,
+) -> anyhow::Result<()> {
     if let Some(l) = loss_percent
         && !(0.0..=100.0).contains(&l)
     {

@@ -35,7 +35,6 @@ pub(super) struct Captured {
     pub(super) inputs_on_gpu: u64,
 }
 
-
 /// Where captured frames go: coded to the link's queue, and (a copy, when
 /// the detector is idle) to the detector.
 pub(super) struct FrameSink<'a> {
@@ -130,4 +129,3 @@ pub(super) fn capture(
     }
     Ok(out)
 }
-

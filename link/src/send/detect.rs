@@ -111,7 +111,6 @@ impl Stamps {
     }
 }
 
-
 /// Loads `--model`: a frame model, checked against its sidecar.
 pub(super) fn load_model(path: &Path) -> anyhow::Result<Model> {
     let model = Model::load(path).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
@@ -229,4 +228,3 @@ impl Drop for CloseOnDrop {
         }
     }
 }
-

@@ -27,7 +27,9 @@ use med8k_codec::Mode;
 use med8k_pipeline::Shutdown;
 use med8k_pipeline::input::InputSpec;
 use med8k_transport::driver::{Dialer, Link, LinkError};
-use med8k_transport::proto::{CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, SeqRange};
+use med8k_transport::proto::{
+    CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, SeqRange,
+};
 use tokio::sync::mpsc;
 
 use crate::site::SiteConfig;
@@ -553,4 +555,3 @@ async fn wait_open(link: &mut Link) -> anyhow::Result<()> {
     }
     bail!("the link ended before the session opened")
 }
-

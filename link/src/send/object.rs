@@ -22,7 +22,6 @@ pub(super) struct Outgoing {
     pub(super) delivered: bool,
 }
 
-
 /// What the receiver is told the object is, from its name: DICOM Part 10
 /// (`.dcm`), a spectral cube (ENVI `.hdr`/`.raw`/`.img`), a
 /// still image, or other.
@@ -95,4 +94,3 @@ impl Outgoing {
         Ok(())
     }
 }
-

@@ -224,10 +224,7 @@ async fn the_link_survives_a_soak_of_loss_reordering_rate_changes_and_blackouts(
                 let (fwd, bwd) = match change {
                     Change::Blackout(d) => {
                         let back = relay.blackout(d);
-                        eprintln!(
-                            "soak: {:?}: blackout of {d:?}",
-                            start.elapsed()
-                        );
+                        eprintln!("soak: {:?}: blackout of {d:?}", start.elapsed());
                         blackouts.push((back, d));
                         tokio::time::sleep(d).await;
                         continue;
@@ -442,7 +439,10 @@ async fn the_link_survives_a_soak_of_loss_reordering_rate_changes_and_blackouts(
     for id in &delivered {
         assert!(r.verified.contains(id), "object {id} delivered unverified");
     }
-    assert!(delivered.len() >= 2, "too few objects got through: {delivered:?}");
+    assert!(
+        delivered.len() >= 2,
+        "too few objects got through: {delivered:?}"
+    );
     // Memory: bounded well below what a queue growing with time would take.
     assert!(
         peak.saturating_sub(rss_before) < 600 << 20,

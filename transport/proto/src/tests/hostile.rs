@@ -560,16 +560,14 @@ fn assault(seed: u64, hit_client: bool) -> (State, u64) {
             6 => {
                 let len = rng.usize_below(600);
                 let seq = edgy(&mut rng, near);
-                let _ = end.session.handle_frame_payload(
-                    now,
-                    rng.below(6) as u16,
-                    seq,
-                    rng.bytes(len),
-                );
+                let _ =
+                    end.session
+                        .handle_frame_payload(now, rng.below(6) as u16, seq, rng.bytes(len));
             }
             7 => {
                 let seq = edgy(&mut rng, near);
-                end.session.handle_frame_reset(now, rng.below(6) as u16, seq);
+                end.session
+                    .handle_frame_reset(now, rng.below(6) as u16, seq);
             }
             8 => end.session.handle_timeout(now),
             _ if rng.chance(0.99) => end.session.handle_timeout(now),

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::budget::{Budget, Reserved};
 use super::codes;
 use super::stats::Shared;
 use crate::proto::{CallError, FrameHeader, Message, MessageReader, ObjectData};
@@ -47,7 +48,7 @@ pub(crate) enum FrameInput {
         channel: u16,
         seq: u64,
         data: Vec<u8>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Reserved>,
     },
     /// The sender reset the stream, or it timed out: the frame is lost.
     Reset { channel: u16, seq: u64 },
@@ -127,7 +128,7 @@ pub(crate) async fn receive(
     mut stream: RecvStream,
     max_payload: u32,
     read_timeout: Duration,
-    budget: Arc<Semaphore>,
+    budget: Budget,
     tx: mpsc::Sender<FrameInput>,
 ) {
     let deadline = tokio::time::Instant::now() + read_timeout;
@@ -195,7 +196,7 @@ async fn read_frame(
     header: FrameHeader,
     mut reader: MessageReader,
     max_payload: u32,
-    budget: Arc<Semaphore>,
+    budget: Budget,
     tx: &mpsc::Sender<FrameInput>,
 ) {
     let (channel, seq, len) = (header.channel, header.seq, header.payload_len);
@@ -212,9 +213,9 @@ async fn read_frame(
     let permit = if len == 0 {
         None
     } else {
-        match budget.acquire_many_owned(len).await {
-            Ok(p) => Some(p),
-            Err(_) => return,
+        match budget.reserve(len).await {
+            Some(p) => Some(p),
+            None => return,
         }
     };
     let len = len as usize;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::budget::Overall;
+use super::endpoint::Slot;
 use super::gate::{Credentials, Gate, SessionControl};
 use super::reorder::Reorder;
 use super::stats::{LinkStatsSnapshot, Shared};
@@ -193,7 +195,6 @@ impl LinkSender {
     async fn call(&self, cmd: Command) -> Result<(), LinkError> {
         self.commands.send(cmd).await.map_err(|_| LinkError::Ended)
     }
-
 }
 
 impl Link {
@@ -315,7 +316,8 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         // Senders may outlive the link; the session must not.
-        self.control.close(CloseReason::Normal, "link dropped by host");
+        self.control
+            .close(CloseReason::Normal, "link dropped by host");
     }
 }
 
@@ -330,6 +332,10 @@ pub(crate) struct Setup {
     pub(crate) endpoint: Option<quinn::Endpoint>,
     /// Where the session's transfers go when it ends.
     pub(crate) keep: Keep,
+    /// A server's overall frame budget.
+    pub(crate) overall: Option<Arc<Overall>>,
+    /// A server link's place, given back when the task ends.
+    pub(crate) slot: Option<Slot>,
 }
 
 /// Where a session's object transfers go when it ends.
@@ -352,6 +358,8 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         config,
         endpoint,
         keep,
+        overall,
+        slot,
     } = setup;
     let (keep, transfers) = match keep {
         Keep::Link => {
@@ -371,7 +379,11 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         mpsc::channel(2 * usize::try_from(config.max_concurrent_frames).unwrap_or(16));
     let writer = tokio::spawn(task::write_control(send, control_rx, config.close_grace));
     let remote = conn.remote_address();
-    let shared = Arc::new(Shared::new(conn.clone(), config.effective_frame_budget()));
+    let shared = Arc::new(Shared::new(
+        conn.clone(),
+        config.effective_frame_budget(),
+        overall,
+    ));
     let reorder = Reorder::new(config.frame_reorder_wait, config.session.frame_deadline);
     let driver = task::Driver {
         reorder,
@@ -393,6 +405,7 @@ pub(crate) fn spawn(setup: Setup) -> Link {
         keep,
         close_rx,
         pending: VecDeque::new(),
+        _slot: slot,
     };
     tokio::spawn(driver.run(recv, writer, commands_rx, frames_rx));
     Link {

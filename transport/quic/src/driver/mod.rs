@@ -70,6 +70,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod config;
 mod endpoint;
 mod frames;
@@ -111,6 +112,8 @@ pub mod codes {
     pub const TIMEOUT: u32 = 5;
     /// The peer stopped reading the control stream.
     pub const CONTROL_STALLED: u32 = 6;
+    /// The server holds its most links (in all or for the facility).
+    pub const BUSY: u32 = 7;
     /// Stream reset: the frame missed its deadline.
     pub const FRAME_EXPIRED: u32 = 0x10;
     /// Stream stop: the receiver does not want the frame.

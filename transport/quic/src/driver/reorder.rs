@@ -18,10 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OwnedSemaphorePermit;
+use super::budget::Reserved;
 
 /// A complete frame's payload and its share of the frame buffer budget.
-pub(crate) type Payload = (Vec<u8>, Option<OwnedSemaphorePermit>);
+pub(crate) type Payload = (Vec<u8>, Option<Reserved>);
 
 /// A gap's wait beyond two round trips.
 const GAP_SLACK: Duration = Duration::from_millis(5);

@@ -21,6 +21,7 @@ use quinn::{Connection, RecvStream, SendStream, VarInt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::endpoint::Slot;
 use super::frames::{self, FrameInput, ObjectWrite};
 use super::gate::{CloseRequest, PeerInfo, SessionControl};
 use super::link::{Command, Media, Role};
@@ -67,6 +68,8 @@ pub(super) struct Driver {
     /// requests: a host busy in a call never waits on a task waiting on
     /// the host.
     pub(super) pending: VecDeque<Event>,
+    /// A server link's place: given back when the task ends.
+    pub(super) _slot: Option<Slot>,
 }
 
 impl Driver {
@@ -567,7 +570,11 @@ impl Driver {
 
 /// Writes control messages in order; finishes the stream when the queue
 /// closes and waits (bounded) for the peer to acknowledge it.
-pub(super) async fn write_control(mut send: SendStream, mut rx: mpsc::Receiver<Vec<u8>>, grace: Duration) {
+pub(super) async fn write_control(
+    mut send: SendStream,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    grace: Duration,
+) {
     while let Some(bytes) = rx.recv().await {
         if send.write_all(&bytes).await.is_err() {
             return;

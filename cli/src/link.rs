@@ -173,8 +173,8 @@ pub struct BenchLinkArgs {
     /// Pace frames at this rate instead of as fast as the link takes them.
     #[arg(long)]
     fps: Option<f64>,
-    /// Frames in flight at most when not paced (default: a round trip's
-    /// worth plus two, at least three).
+    /// Frames in flight at most when not paced (default: 3 on loopback;
+    /// through the relay, two round trips' worth at the cap plus three).
     #[arg(long)]
     window: Option<u32>,
     /// Live frame deadline in milliseconds.

@@ -30,7 +30,8 @@ pub struct RenderArgs {
     /// The cube: an ENVI header (`.hdr`) beside its data.
     #[arg(long = "in")]
     input: PathBuf,
-    /// The picture to write (`.png`, with the output space's ICC profile).
+    /// The picture to write: `.png` or `.tif`, with the output space's ICC
+    /// profile.
     #[arg(long)]
     out: PathBuf,
     /// Viewing illuminant: D65, D50, A, FL11 or E.
@@ -91,8 +92,15 @@ fn render_cube(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let view = CubeRef::from_cube(&cube).with_context(|| args.input.display().to_string())?;
     let image = render(&view, &options).with_context(|| args.input.display().to_string())?;
     let seconds = started.elapsed().as_secs_f64();
-    med8k_colour::png_io::write_png_file(&args.out, &image)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let tiff = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
+    if tiff {
+        med8k_colour::tiff_io::write_tiff_file(&args.out, &image)?;
+    } else {
+        med8k_colour::png_io::write_png_file(&args.out, &image)?;
+    }
     println!(
         "{}x{} {}-band cube -> {} ({}, {}, {}-bit) in {:.2} s",
         cube.width(),

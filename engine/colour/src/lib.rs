@@ -73,6 +73,7 @@ pub mod render;
 pub mod rgb;
 pub mod spectrum;
 mod tables;
+pub mod tiff_io;
 
 pub use camera::{CameraError, CameraModel, MeasuredCamera};
 pub use colorimetry::{Colorimetry, Illuminant, Observer};

@@ -142,3 +142,64 @@ fn littlecms_reads_our_profiles_and_pngs() {
     assert_eq!(theirs.as_slice(), &ours[..theirs.len()]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const TIFF_SCRIPT: &str = r#"
+import json, sys
+from PIL import Image
+req = json.load(sys.stdin)
+out = {}
+for key in ("tiff8", "tiff16"):
+    img = Image.open(req[key])
+    img.load()
+    out[key] = {
+        "size": list(img.size),
+        "icc": img.info.get("icc_profile", b"").hex(),
+        "pixels": [list(p) for p in img.convert("RGB").getdata()],
+    }
+json.dump(out, sys.stdout)
+"#;
+
+/// TIFFs of several strips at 8 and 16 bits, read back by Pillow's TIFF
+/// decoder: the same size, the same ICC profile, the same pixels (Pillow
+/// reads 16-bit RGB as 8 bits, the high byte).
+#[test]
+fn pillow_reads_our_tiffs() {
+    use med8k_colour::tiff_io::write_tiff_file;
+    let (w, h) = (37usize, 131usize);
+    let data: Vec<u16> = (0..7 * w * h)
+        .map(|i| (((i * 7919) % 60_000) as u16).max(200))
+        .collect();
+    let cube = CubeRef::from_bsq(&data, w, h, BandSpec::med8k_seven(), 60000.0).unwrap();
+    let dir = common::temp_dir("tiff");
+    let mut images = Vec::new();
+    for (depth, name) in [(BitDepth::Eight, "tiff8"), (BitDepth::Sixteen, "tiff16")] {
+        let img = render(&cube, &RenderOptions::default().with_depth(depth)).unwrap();
+        let path = dir.join(format!("{name}.tif"));
+        write_tiff_file(&path, &img).unwrap();
+        images.push((name, path, img));
+    }
+    let req = serde_json::json!({
+        "tiff8": images[0].1.to_string_lossy(),
+        "tiff16": images[1].1.to_string_lossy(),
+    });
+    let out = common::run_python(TIFF_SCRIPT, &req.to_string(), &["PIL.Image"]);
+    let got: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    for (name, _, img) in &images {
+        let g = &got[*name];
+        assert_eq!(g["size"], serde_json::json!([w, h]), "{name}");
+        assert_eq!(g["icc"], hex(&icc::srgb_profile()), "{name}");
+        let theirs: Vec<u8> = g["pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| arr3(p).map(|v| v as u8))
+            .collect();
+        let ours: Vec<u8> = match &img.data {
+            RgbData::Eight(d) => d.clone(),
+            RgbData::Sixteen(d) => d.iter().map(|v| (v >> 8) as u8).collect(),
+        };
+        assert_eq!(theirs.len(), 3 * w * h, "{name}");
+        assert_eq!(theirs, ours, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

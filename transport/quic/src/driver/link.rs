@@ -386,6 +386,7 @@ pub(crate) fn spawn(setup: Setup) -> Link {
     ));
     let reorder = Reorder::new(config.frame_reorder_wait, config.session.frame_deadline);
     let driver = task::Driver {
+        session_id: task::next_session_id(),
         reorder,
         shared: shared.clone(),
         conn,

@@ -23,21 +23,33 @@ use tokio::task::JoinHandle;
 
 use super::endpoint::Slot;
 use super::frames::{self, FrameInput, ObjectWrite};
-use super::gate::{CloseRequest, PeerInfo, SessionControl};
+use super::gate::{
+    CHALLENGE_EXPORTER_LABEL, CloseRequest, PeerInfo, SessionControl, bind_challenge,
+};
 use super::link::{Command, Media, Role};
 use super::reorder::{Payload, Reorder};
 use super::stats::{Reporter, Shared};
 use super::watchdog::{self, Watchdog};
 use super::{DriverConfig, codes};
 use crate::proto::{
-    AuthDecision, CallError, CloseReason, DenyReason, Ended, Event, Message, Session, State,
-    Transfers, Transmit,
+    AuthDecision, CHALLENGE_LEN, CallError, CloseReason, DenyReason, Ended, Event, Message,
+    Session, State, Transfers, Transmit,
 };
 
 /// Read size on the control stream.
 const CONTROL_READ: usize = 64 * 1024;
 
+/// Session ids of [`PeerInfo::session`].
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh [`PeerInfo::session`] id.
+pub(super) fn next_session_id() -> u64 {
+    SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(super) struct Driver {
+    /// [`PeerInfo::session`].
+    pub(super) session_id: u64,
     pub(super) conn: Connection,
     /// Complete frames held while older ones arrive.
     pub(super) reorder: Reorder,
@@ -299,7 +311,18 @@ impl Driver {
             facility: self.facility.clone(),
             hello,
             remote: self.remote,
+            session: self.session_id,
         }
+    }
+
+    /// The challenge bound to this TLS connection ([`bind_challenge`]), or
+    /// `None` if no keying material can be exported.
+    fn bound(&self, challenge: &[u8; CHALLENGE_LEN]) -> Option<[u8; CHALLENGE_LEN]> {
+        let mut exporter = [0u8; 32];
+        self.conn
+            .export_keying_material(&mut exporter, CHALLENGE_EXPORTER_LABEL, challenge)
+            .ok()?;
+        Some(bind_challenge(challenge, &exporter))
     }
 
     fn on_event(&mut self, event: Event) {
@@ -315,9 +338,13 @@ impl Driver {
                         reason: DenyReason::Other,
                         detail: "site id does not match the facility certificate".into(),
                     },
-                    Role::Server(gate) => {
-                        gate.authorise(&self.peer_info(peer), &challenge, &tokens)
-                    }
+                    Role::Server(gate) => match self.bound(&challenge) {
+                        Some(bound) => gate.authorise(&self.peer_info(peer), &bound, &tokens),
+                        None => AuthDecision::Deny {
+                            reason: DenyReason::Other,
+                            detail: "no TLS channel binding".into(),
+                        },
+                    },
                     Role::Client(_) => return,
                 };
                 // Only fails if the session is not awaiting a decision.
@@ -335,7 +362,12 @@ impl Driver {
                     );
                     return;
                 }
-                let tokens = credentials.tokens(&peer, &challenge);
+                let Some(bound) = self.bound(&challenge) else {
+                    self.session
+                        .close(now, CloseReason::AuthDenied, "no TLS channel binding");
+                    return;
+                };
+                let tokens = credentials.tokens(&peer, &bound);
                 if let Err(e) = self.session.authenticate(now, tokens) {
                     let detail = format!("cannot present tokens: {e}");
                     self.session.close(now, CloseReason::AuthDenied, detail);

@@ -347,19 +347,17 @@ impl Session {
                 self.out.events.push_back(Event::FrameMeta(m));
                 Ok(())
             }
-            Message::FramesLost(l) => {
-                let n = l
-                    .ranges
-                    .iter()
-                    .map(|r| r.count())
-                    .fold(0u64, u64::saturating_add);
-                self.reported_lost = self.reported_lost.saturating_add(n);
-                self.out.events.push_back(Event::PeerFramesLost {
-                    channel: l.channel,
-                    ranges: l.ranges,
-                });
-                Ok(())
-            }
+            Message::FramesLost(l) => match self.live_tx.check_reported(l.channel, &l.ranges) {
+                Ok(n) => {
+                    self.reported_lost = self.reported_lost.saturating_add(n);
+                    self.out.events.push_back(Event::PeerFramesLost {
+                        channel: l.channel,
+                        ranges: l.ranges,
+                    });
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
             Message::Annotation(a) => {
                 self.out.events.push_back(Event::Annotation(a));
                 Ok(())
@@ -639,6 +637,7 @@ impl Session {
             ));
             at += chunk.len() as u64;
         }
+        self.transfers.sent(id, at);
         Ok(())
     }
 

@@ -138,8 +138,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Outcome> {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let report = run(&options, &mut |line| {
-        bar.println(line);
-        bar.set_message(line.trim().to_owned());
+        // Without a terminal the bar draws nothing: the steps go to stderr as lines.
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+            bar.set_message(line.trim().to_owned());
+        }
     });
     bar.finish_and_clear();
     let report = report?;

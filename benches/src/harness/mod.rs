@@ -365,7 +365,17 @@ pub fn run(options: &HarnessOptions, progress: &mut dyn FnMut(&str)) -> anyhow::
     let mut scenarios = Vec::new();
     if options.wants("surgeon") {
         progress("surgeon: replaying the clip as a 60 fps camera");
-        scenarios.push(surgeon::run(&clip, model.as_deref(), options, progress)?);
+        let sample_frames = match (&options.clip, &set) {
+            (None, Some(s)) => Some(s.manifest.frames.into()),
+            _ => None,
+        };
+        scenarios.push(surgeon::run(
+            &clip,
+            sample_frames,
+            model.as_deref(),
+            options,
+            progress,
+        )?);
     }
     if options.wants("remote-monitor") {
         progress("remote-monitor: the clip at each link class's budget");

@@ -3,6 +3,8 @@
 //! ([`crate::detect`]).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
 use super::usage::Meter;
 use super::{Better, CodecPoint, HarnessOptions, Scenario};
@@ -157,11 +159,8 @@ pub fn remote_monitor(
          measures the link and its ceiling)."
             .into(),
     );
-    s.notes.push(
-        "Not measured here: rav1e/x265/SVT-AV1 at the thin links' bitrates; \
-         GStreamer's own decode of the clip."
-            .into(),
-    );
+    s.notes
+        .push("Not measured here: rav1e/x265/SVT-AV1 at the thin links' bitrates.".into());
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));
@@ -281,4 +280,48 @@ pub fn detection(
     s.notes
         .push("Not measured here: false alarms per minute at the operating threshold.".into());
     Ok(s)
+}
+
+/// GStreamer's own decode of a sample set's clip (four FFV1 quadrant
+/// tracks) to `fakesink`, timed from outside: (frames per second, the
+/// command). `None` when `gst-launch-1.0` is missing or fails.
+pub fn gstreamer_decode(clip: &Path, frames: u64) -> Option<(f64, String)> {
+    let location = clip.to_str()?;
+    let mut args = vec![
+        "-q".to_owned(),
+        "filesrc".into(),
+        format!("location={location}"),
+        "!".into(),
+        "matroskademux".into(),
+        "name=d".into(),
+    ];
+    for i in 0..4 {
+        args.extend(
+            [
+                &format!("d.video_{i}"),
+                "!",
+                "queue",
+                "!",
+                "avdec_ffv1",
+                "!",
+                "fakesink",
+                "sync=false",
+            ]
+            .map(str::to_owned),
+        );
+    }
+    let started = Instant::now();
+    let ok = Command::new("gst-launch-1.0")
+        .args(&args)
+        .output()
+        .ok()?
+        .status
+        .success();
+    let seconds = started.elapsed().as_secs_f64();
+    ok.then(|| {
+        (
+            frames as f64 / seconds.max(1e-9),
+            format!("gst-launch-1.0 {}", args.join(" ")),
+        )
+    })
 }

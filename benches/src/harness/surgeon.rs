@@ -385,13 +385,18 @@ fn figures(s: &mut Scenario, prefix: &str, p: &Pass) {
 }
 
 /// Run the surgeon's scenario on `clip` with `model` (when given).
+/// `sample_frames`: the clip's frame count when it is a sample set's
+/// (four quadrant tracks), for GStreamer's own decode as the peer.
 pub fn run(
     clip: &Path,
+    sample_frames: Option<u64>,
     model: Option<&Path>,
     options: &HarnessOptions,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Scenario> {
+    let read_started = Instant::now();
     let frames = preload(clip, if options.quick { 24 } else { 8 })?;
+    let read_fps = frames.len() as f64 / read_started.elapsed().as_secs_f64().max(1e-9);
     let (w, h) = (frames[0].width(), frames[0].height());
     let model = model
         .map(Model::load)
@@ -446,6 +451,28 @@ pub fn run(
         "Recording encoder: wavelet lossless on {where_}. The replay copies each frame from memory \
          (a capture card would DMA it); capture time is taken after the copy."
     ));
+    s.figure(
+        "clip read and decode (med8k capture)",
+        read_fps,
+        "fps",
+        Better::Higher,
+    );
+    if let Some(n) = sample_frames {
+        match super::scenarios::gstreamer_decode(clip, n) {
+            Some((fps, command)) => {
+                s.figure(
+                    "clip decode, GStreamer alone (gst-launch)",
+                    fps,
+                    "fps",
+                    Better::Higher,
+                );
+                s.notes.push(format!("peer: {command}"));
+            }
+            None => s
+                .notes
+                .push("gst-launch-1.0 could not decode the clip".into()),
+        }
+    }
     s.notes
         .push("Not measured here: raw v210 as an SDI card delivers it; GPU time per frame.".into());
     Ok(s)

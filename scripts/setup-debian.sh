@@ -6,7 +6,8 @@
 # the peers `med8k bench codec` measures against; for DICOM, cmake (dicom-rs
 # builds CharLS, its JPEG-LS codec, with it), and what the tests check
 # against: Orthanc with its DICOMweb plugin (the PACS), dicom3tools
-# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv). Safe to run again. It ends
+# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv); Chromium, whose headless
+# mode takes the README's screenshot of `med8k bench --html` (scripts/bench-screenshot.sh). Safe to run again. It ends
 # by checking that every GStreamer element the project names
 # (scripts/gst-elements.txt) is there, naming the package that provides a
 # missing one.
@@ -22,6 +23,7 @@ packages=(
   openjph-tools ffmpeg
   cmake
   orthanc orthanc-dicomweb dicom3tools dcmtk
+  chromium
 )
 
 sudo=""

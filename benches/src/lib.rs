@@ -7,6 +7,8 @@
 //!   FFV1 and JPEG-LS (`med8k bench codec`).
 //! - [`detect`]: a model against the sample set's labels (AUROC) and its
 //!   speed, with tract against onnxruntime (`med8k eval detect`).
+//! - [`harness`]: `med8k bench`, every scenario on one page (terminal,
+//!   JSON, self-contained HTML, comparison with an older run).
 //! - `benches/`: criterion benches of capture, codec and detection stage by
 //!   stage (`cargo bench -p med8k-benches`).
 //!
@@ -29,3 +31,4 @@
 
 pub mod codec;
 pub mod detect;
+pub mod harness;

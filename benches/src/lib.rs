@@ -7,6 +7,9 @@
 //!   FFV1 and JPEG-LS (`med8k bench codec`).
 //! - [`detect`]: a model against the sample set's labels (AUROC) and its
 //!   speed, with tract against onnxruntime (`med8k eval detect`).
+//! - [`heldout`]: anomaly kinds no model was fitted on, on generator frames
+//!   and real image content, and false alarms per minute
+//!   (`med8k eval detect --heldout`).
 //! - `benches/`: criterion benches of capture, codec and detection stage by
 //!   stage (`cargo bench -p med8k-benches`).
 //!
@@ -29,3 +32,4 @@
 
 pub mod codec;
 pub mod detect;
+pub mod heldout;

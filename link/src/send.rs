@@ -33,7 +33,7 @@ use med8k_pipeline::input::{InputSpec, Pictures};
 use med8k_transport::driver::{Dialer, Link, LinkError};
 use med8k_transport::proto::{
     BoundingBox, CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, FrameHeader,
-    FrameMeta, MAX_BOXES, ObjectKind, ObjectOffer,
+    FrameMeta, MAX_BOXES, ObjectKind, ObjectOffer, Quality,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -198,6 +198,8 @@ struct Analysed {
     threshold: f32,
     /// Normalised to the picture, at most [`MAX_BOXES`].
     boxes: Vec<BoundingBox>,
+    /// The image-quality alarm, when the model has one.
+    quality: Option<Quality>,
 }
 
 /// The detector side of a send: the worker's mailbox and its results.
@@ -268,6 +270,7 @@ impl Stamps {
             score: a.score,
             threshold: a.threshold,
             boxes: a.boxes,
+            quality: a.quality,
         };
         match link.send_frame_meta(meta).await {
             Ok(()) => self.metas += 1,
@@ -807,11 +810,16 @@ fn analyse(
             class: 0,
         })
         .collect();
+    let quality = match (d.quality, runner.model().contract().threshold.quality) {
+        (Some(value), Some(threshold)) if value.is_finite() => Some(Quality { value, threshold }),
+        _ => None,
+    };
     Ok(Analysed {
         index,
         score: d.score,
         threshold,
         boxes,
+        quality,
     })
 }
 

@@ -122,6 +122,19 @@ pub struct Detection {
     pub map_height: usize,
     /// Connected components (4-neighbour) of map cells above `threshold.map`.
     pub boxes: Vec<BoundingBox>,
+    /// The image-quality value (contract 2 models with a `quality` output):
+    /// higher = the picture is less trustworthy.
+    pub quality: Option<f32>,
+    /// `quality > threshold.quality`: the frame cannot be trusted (defocus,
+    /// blur, smoke, glare, exposure); false without a quality output.
+    pub quality_alarm: bool,
+}
+
+impl Detection {
+    /// Either alarm: tissue anomaly or image quality.
+    pub fn alarm(&self) -> bool {
+        self.anomalous || self.quality_alarm
+    }
 }
 
 /// A whole cube, tile by tile.
@@ -156,6 +169,8 @@ struct Inner {
     path: PathBuf,
     plan: Plan,
     has_map: bool,
+    /// Index of the quality output among the plan's outputs.
+    quality_output: Option<usize>,
 }
 
 /// A loaded model; cheap to clone (the plan is shared).
@@ -231,6 +246,8 @@ impl Model {
         let mut outlets = Vec::new();
         let mut wanted = vec![&contract.outputs.score];
         wanted.extend(contract.outputs.map.as_ref());
+        let quality_output = contract.outputs.quality.as_ref().map(|_| wanted.len());
+        wanted.extend(contract.outputs.quality.as_ref());
         for spec in &wanted {
             let outlet = model
                 .find_outlet_label(&spec.name)
@@ -259,6 +276,7 @@ impl Model {
         Ok(Model {
             inner: Arc::new(Inner {
                 has_map: contract.outputs.map.is_some(),
+                quality_output,
                 contract,
                 path: path.to_path_buf(),
                 plan,
@@ -425,6 +443,19 @@ impl Runner {
             }
             None => (None, 0, 0, Vec::new()),
         };
+        let quality = match inner.quality_output {
+            Some(i) => Some(
+                view(i)?
+                    .first()
+                    .copied()
+                    .ok_or_else(|| ModelError::Run("empty quality".into()))?,
+            ),
+            None => None,
+        };
+        let quality_alarm = match (quality, c.threshold.quality) {
+            (Some(q), Some(t)) => q > t,
+            _ => false,
+        };
         Ok(Detection {
             seq,
             score,
@@ -433,6 +464,8 @@ impl Runner {
             map_width,
             map_height,
             boxes,
+            quality,
+            quality_alarm,
         })
     }
 }

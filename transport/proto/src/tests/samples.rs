@@ -82,6 +82,7 @@ pub fn sample_messages() -> Vec<Message> {
                     class: u16::MAX,
                 },
             ],
+            quality: None,
         }),
         Message::FrameMeta(FrameMeta {
             channel: 9,
@@ -89,6 +90,7 @@ pub fn sample_messages() -> Vec<Message> {
             score: -0.0,
             threshold: 1e30,
             boxes: vec![],
+            quality: None,
         }),
         Message::FramesLost(FramesLost {
             channel: 0,
@@ -232,6 +234,7 @@ pub fn maximal_messages() -> Vec<Message> {
                 };
                 MAX_BOXES
             ],
+            quality: None,
         }),
         Message::FramesLost(FramesLost {
             channel: 0,

@@ -92,6 +92,17 @@ pub fn sample_messages() -> Vec<Message> {
             boxes: vec![],
             quality: None,
         }),
+        Message::FrameMeta(FrameMeta {
+            channel: 2,
+            seq: 11,
+            score: 0.25,
+            threshold: 0.5,
+            boxes: vec![],
+            quality: Some(Quality {
+                value: 7.5,
+                threshold: -1.0,
+            }),
+        }),
         Message::FramesLost(FramesLost {
             channel: 0,
             ranges: vec![
@@ -234,7 +245,10 @@ pub fn maximal_messages() -> Vec<Message> {
                 };
                 MAX_BOXES
             ],
-            quality: None,
+            quality: Some(Quality {
+                value: f32::MAX,
+                threshold: f32::MIN,
+            }),
         }),
         Message::FramesLost(FramesLost {
             channel: 0,

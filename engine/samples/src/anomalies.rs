@@ -19,6 +19,8 @@ use std::f32::consts::PI;
 use std::fmt;
 use std::str::FromStr;
 
+use rayon::prelude::*;
+
 /// Which alarm a kind should raise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -214,32 +216,43 @@ impl Pic {
         )
     }
     /// Convolve every plane with `taps` (offsets and weights summing to 1),
-    /// sampling bilinearly and clamping at the edges.
+    /// sampling bilinearly (exactly, for whole-pixel offsets) and clamping at
+    /// the edges.
     fn convolve(&mut self, taps: &[(f32, f32, f32)]) {
         let (w, h, n) = (self.w, self.h, self.n());
-        let src = self.rgb.clone();
-        let sample = |plane: &[f32], x: f32, y: f32| {
-            let x = x.clamp(0.0, (w - 1) as f32);
-            let y = y.clamp(0.0, (h - 1) as f32);
-            let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-            let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-            let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-            let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-            let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-            top * (1.0 - fy) + bottom * fy
-        };
-        for k in 0..3 {
-            let plane = &src[k * n..(k + 1) * n];
-            for y in 0..h {
-                for x in 0..w {
-                    let v = taps
-                        .iter()
-                        .map(|&(dx, dy, wt)| wt * sample(plane, x as f32 + dx, y as f32 + dy))
-                        .sum();
-                    self.rgb[k * n + y * w + x] = v;
+        // Each tap as up to four whole-pixel offsets with bilinear weights.
+        let mut whole: Vec<(isize, isize, f32)> = Vec::new();
+        for &(dx, dy, wt) in taps {
+            let (x0, y0) = (dx.floor(), dy.floor());
+            let (fx, fy) = (dx - x0, dy - y0);
+            for (ox, oy, f) in [
+                (0, 0, (1.0 - fx) * (1.0 - fy)),
+                (1, 0, fx * (1.0 - fy)),
+                (0, 1, (1.0 - fx) * fy),
+                (1, 1, fx * fy),
+            ] {
+                if f > 0.0 {
+                    whole.push((x0 as isize + ox, y0 as isize + oy, wt * f));
                 }
             }
         }
+        let src = self.rgb.clone();
+        let clamp = |v: isize, hi: usize| v.clamp(0, hi as isize - 1) as usize;
+        self.rgb
+            .par_chunks_mut(w)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let (k, y) = (row / h, (row % h) as isize);
+                let plane = &src[k * n..(k + 1) * n];
+                for (x, o) in out.iter_mut().enumerate() {
+                    *o = whole
+                        .iter()
+                        .map(|&(dx, dy, wt)| {
+                            wt * plane[clamp(y + dy, h) * w + clamp(x as isize + dx, w)]
+                        })
+                        .sum();
+                }
+            });
     }
 }
 

@@ -273,6 +273,17 @@ pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
             o.tract_frames_per_s, o.status
         ),
     }
+    let ops: Vec<String> = o
+        .tract_ops
+        .iter()
+        .take(6)
+        .map(|t| format!("{} x{} {:.2} ms", t.op, t.nodes, t.ms))
+        .collect();
+    println!(
+        "tract op profile ({:.2} ms a run): {}",
+        o.tract_profile_ms,
+        ops.join(", ")
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

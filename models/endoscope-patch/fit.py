@@ -24,9 +24,10 @@ The exported graph (opset 13, fixed shape [1,3,144,256], what tract runs):
           the nearest of M memory patches (1x1 Conv + ReduceMin: the greedy
           k-centre coreset of normal patches) -> `map` [1,1,18,32] (distance),
           `score` [1] = its maximum;
-  quality: global means of the stride-2/4/8 features and of simple picture
-          statistics (luma mean and spread, detail), standardised and projected
-          (whitened PCA), distance to the nearest normal frame's vector ->
+  quality: eight statistics of how the picture was taken (detail ratios at three
+          scales and of the backbone's first stages, luma mean and spread, chroma
+          saturation, shares of near-white and near-black), standardised over the
+          normal fitting inputs, distance to the nearest normal input's vector ->
           `quality` [1].
 """
 import argparse
@@ -180,37 +181,73 @@ def chroma(g, x, whiten=None):
     return r
 
 
-def pool(g, t, k, s=1):
+def pool(g, t, channels, k, s=1, kernel=None):
+    """A k x k mean (zero padding at stride 1) as a depthwise Conv: tract runs
+    AveragePool far slower than Conv (see the model card's op profile)."""
     p = k // 2 if s == 1 else 0
-    return g.op("AveragePool", [t], kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p],
-                count_include_pad=0)
+    kh, kw = (k, k) if kernel is None else kernel
+    if kernel is not None:
+        pads = [kh // 2, kw // 2, kh // 2, kw // 2]
+    else:
+        pads = [p, p, p, p]
+    w = np.full((channels, 1, kh, kw), 1.0 / (kh * kw), np.float32)
+    return g.op("Conv", [t, g.const("box", w)], group=channels, kernel_shape=[kh, kw],
+                strides=[s, s], pads=pads)
+
+
+def box(g, t, k):
+    """Separable k x k mean of a one-channel map (zero padding), as two Convs."""
+    return pool(g, pool(g, t, 1, k, kernel=(1, k)), 1, k, kernel=(k, 1))
 
 
 def global_stats(g, taps, x):
-    """[1, D, 1, 1]: means of the tapped features, of their magnitudes, and picture
-    statistics (luma mean, luma spread, luma detail, chroma magnitude)."""
-    parts = []
-    for k in ("s2", "s4", "s8"):
-        parts.append(g.op("GlobalAveragePool", [taps[k]]))
-        parts.append(g.op("GlobalAveragePool", [g.op("Abs", [taps[k]])]))
+    """[1, 8, 1, 1]: picture statistics that say how the picture was taken more
+    than what it shows: detail ratios of luma at three scales (fine/mid, mid/coarse,
+    from box means of 3, 9 and 27 px) and of the backbone's stride-2/stride-4
+    feature magnitudes (blur lowers them), luma mean and log spread (exposure,
+    veils), luma-normalised chroma magnitude (smoke and fog desaturate), and the
+    soft shares of near-white and near-black pixels (glare, clipping)."""
+    eps = g.const("eps", np.array(1e-4, np.float32))
+
+    def gap(t):
+        return g.op("GlobalAveragePool", [t])
+
+    def log(t):
+        return g.op("Log", [g.op("Add", [t, eps])])
+
+    def absdiff(a, b):
+        return g.op("Abs", [g.op("Sub", [a, b])])
+
     y = g.op("Slice", [x, g.const("y0", np.array([0], np.int64)), g.const("y1", np.array([1], np.int64)),
                        g.const("ya", np.array([1], np.int64))])
-    parts.append(g.op("GlobalAveragePool", [y]))
-    dev = g.op("Sub", [y, g.op("GlobalAveragePool", [y])])
-    parts.append(g.op("GlobalAveragePool", [g.op("Mul", [dev, dev])]))
-    hp = g.op("Sub", [y, pool(g, y, 3)])
-    parts.append(g.op("GlobalAveragePool", [g.op("Abs", [hp])]))
+    b3, b9 = box(g, y, 3), box(g, y, 9)
+    b27 = box(g, b9, 27)
+    fine, mid, coarse = gap(absdiff(y, b3)), gap(absdiff(b3, b9)), gap(absdiff(b9, b27))
+    parts = [g.op("Sub", [log(fine), log(mid)]), g.op("Sub", [log(mid), log(coarse)])]
+    m2, m4 = gap(g.op("Abs", [taps["s2"]])), gap(g.op("Abs", [taps["s4"]]))
+    m2 = g.op("ReduceMean", [m2], axes=[1], keepdims=1)
+    m4 = g.op("ReduceMean", [m4], axes=[1], keepdims=1)
+    parts.append(g.op("Sub", [log(m2), log(m4)]))
+    mean = gap(y)
+    dev = g.op("Sub", [y, mean])
+    parts.append(mean)
+    parts.append(g.op("Mul", [log(gap(g.op("Mul", [dev, dev]))), g.const("halfl", np.array(0.5, np.float32))]))
     c = g.op("Slice", [x, g.const("k0", np.array([1], np.int64)), g.const("k1", np.array([3], np.int64)),
                        g.const("ka", np.array([1], np.int64))])
     c = g.op("Abs", [g.op("Sub", [c, g.const("khalf", np.array(0.5, np.float32))])])
-    parts.append(g.op("GlobalAveragePool", [c]))
+    c = g.op("ReduceSum", [c, g.const("kax", np.array([1], np.int64))], keepdims=1)
+    parts.append(log(gap(g.op("Div", [c, g.op("Add", [y, g.const("kten", np.array(0.1, np.float32))])]))))
+    hi = g.op("Relu", [g.op("Sub", [y, g.const("hi", np.array(0.85, np.float32))])])
+    lo = g.op("Relu", [g.op("Sub", [g.const("lo", np.array(0.12, np.float32)), y])])
+    parts.append(log(gap(hi)))
+    parts.append(log(gap(lo)))
     return g.op("Concat", parts, axis=1)
 
 
 def patch_features(g, taps, x, whiten, chroma_w):
-    f4 = pool(g, pool(g, taps["s4"], 3), 2, 2)
-    f8 = pool(g, taps["s8"], 3)
-    c = pool(g, chroma(g, x, whiten), 8, 8)
+    f4 = pool(g, pool(g, taps["s4"], 48, 3), 48, 2, 2)
+    f8 = pool(g, taps["s8"], 96, 3)
+    c = pool(g, chroma(g, x, whiten), 2, 8, 8)
     c = g.op("Mul", [c, g.const("chw", np.array(chroma_w, np.float32))])
     return g.op("Concat", [f4, f8, c], axis=1)
 
@@ -249,7 +286,6 @@ def main():
     p.add_argument("--chroma-weight", type=float, default=4.0)
     p.add_argument("--whiten-real", action="store_true",
                    help="whiten the chroma over the real crops too, not only the frames")
-    p.add_argument("--qdims", type=int, default=16, help="projected quality dimensions")
     p.add_argument("--percentile", type=float, default=100.0,
                    help="threshold = this percentile of the threshold frames' scores")
     a = p.parse_args()
@@ -332,14 +368,19 @@ def main():
 
     # 4. Quality: standardised global statistics, whitened PCA, nearest normal frame.
     S = feats["fit"]["stats"].reshape(len(feats["fit"]["stats"]), -1).astype(np.float64)
-    smu, ssd = S.mean(0), S.std(0) + 1e-6
-    zs = (S - smu) / ssd
-    u, sv, vt = np.linalg.svd(zs, full_matrices=False)
-    qd = min(a.qdims, len(sv))
-    # Whitened, floor on the variance so tiny directions are not blown up.
-    scale = 1.0 / np.maximum(sv[:qd] / np.sqrt(len(zs)), 0.05)
-    qw = (vt[:qd] * scale[:, None]) / ssd
-    qb = -qw @ smu
+    # Scale of each statistic: its spread within each kind of content (generator
+    # frames and each fixture weigh the same), never below a floor of what a
+    # picture of normal content can vary by (detail ratios 0.3, the backbone
+    # ratio and luma mean 0.1, log spread and saturation 0.4, log shares of
+    # near-white and near-black 3): the generator's frames are so alike that
+    # their own spread would flag any new content as a quality problem.
+    domain = np.array(["frames"] * len(fit_frames) + [fixtures[i] for i in real_fit])
+    within = np.mean([S[domain == d].var(0) for d in sorted(set(domain))], axis=0)
+    floor = np.array([0.3, 0.3, 0.1, 0.1, 0.4, 0.4, 3.0, 3.0])
+    smu, ssd = S.mean(0), np.maximum(np.sqrt(within), floor)
+    qd = S.shape[1]
+    qw = np.diag(1.0 / ssd)
+    qb = -smu / ssd
     qmemory = S @ qw.T + qb
 
     def final_head(g, taps, x):

@@ -560,7 +560,7 @@ fn ten_bit_output_decodes_in_gstreamer() {
 }
 
 /// Encoder throughput at the downscaled sizes of 8K (factor 4 and 2); run
-/// with `cargo test --release -p med8k-engine --test av1 -- --ignored --nocapture`.
+/// with `cargo test --release -p med8k-av1 --test av1 -- --ignored --nocapture`.
 #[test]
 #[ignore = "throughput measurement, minutes on a small machine"]
 fn throughput_at_1080p_and_2160p() {

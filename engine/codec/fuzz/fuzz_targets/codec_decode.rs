@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use med8k_codec;
+use med8k_codec as codec;
 
 /// Small enough that a hostile header cannot make the fuzzer run out of memory.
 const LIMIT: u64 = 1 << 22;

@@ -480,6 +480,35 @@ mod tests {
     }
 
     #[test]
+    fn the_quality_alarm_is_an_amber_border_inside_the_red() {
+        let (w, h) = (512u32, 64u32); // lines 2 px wide
+        let rgb = |alarms| {
+            let mut pic = Picture::zeroed(Layout::Rgb, w, h, 8).unwrap();
+            draw(&mut pic, &[], alarms);
+            move |x: u32, y: u32| -> [u16; 3] {
+                let i = (y * w + x) as usize;
+                [pic.planes()[0][i], pic.planes()[1][i], pic.planes()[2][i]]
+            }
+        };
+        let quality = rgb(Alarms {
+            anomalous: false,
+            quality: true,
+        });
+        assert_eq!(quality(0, 0), QUALITY_RGB);
+        assert_eq!(quality(w - 1, h - 1), QUALITY_RGB);
+        assert_eq!(quality(2, 2), [0, 0, 0], "inside the border is untouched");
+        let both = rgb(Alarms {
+            anomalous: true,
+            quality: true,
+        });
+        assert_eq!(both(0, 0), ANOMALY_RGB);
+        assert_eq!(both(2, 2), QUALITY_RGB);
+        assert_eq!(both(w - 3, h - 3), QUALITY_RGB);
+        assert_eq!(both(4, 4), [0, 0, 0]);
+        assert_ne!(QUALITY_RGB, ANOMALY_RGB);
+    }
+
+    #[test]
     fn spectral_bands_and_degenerate_rects_are_left_alone() {
         let mut bands = Picture::zeroed(Layout::Bands(7), 8, 8, 16).unwrap();
         let before = bands.clone();
@@ -491,7 +520,7 @@ mod tests {
                 w: 1.0,
                 h: 1.0,
             }],
-            true,
+            ANOMALOUS,
         );
         assert_eq!(bands, before);
         let mut pic = Picture::zeroed(Layout::Rgb, 8, 8, 8).unwrap();

@@ -29,7 +29,11 @@ fn input() -> Vec<f32> {
             let tex = ((x * 7919 + y * 104_729) % 61) as f32 / 61.0;
             let (dx, dy) = (x as f32 - 90.0, y as f32 - 70.0);
             let dark = if dx * dx + dy * dy < 300.0 { 0.4 } else { 1.0 };
-            let bar = if (170..200).contains(&x) && (30..40).contains(&y) { 0.25 } else { 0.0 };
+            let bar = if (170..200).contains(&x) && (30..40).contains(&y) {
+                0.25
+            } else {
+                0.0
+            };
             t[i] = ((0.35 + 0.1 * (x as f32 / 40.0).sin() + 0.03 * tex) * dark + bar).min(0.9);
             t[w * h + i] = 0.47 + 0.01 * tex;
             t[2 * w * h + i] = 0.58 - 0.02 * (y as f32 / 30.0).cos();
@@ -46,7 +50,9 @@ fn onnxruntime(model: &Path, input: &[f32], names: &[&str]) -> Option<Vec<Vec<f3
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_ort {
-        eprintln!("SKIPPED: python3 cannot import onnxruntime (pip install -r models/requirements.txt)");
+        eprintln!(
+            "SKIPPED: python3 cannot import onnxruntime (pip install -r models/requirements.txt)"
+        );
         assert!(
             std::env::var_os("MED8K_REQUIRE_ORT").is_none(),
             "MED8K_REQUIRE_ORT is set but onnxruntime is missing"
@@ -75,7 +81,11 @@ print(json.dumps([v.ravel().astype(float).tolist() for v in r]))
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Vec<Vec<f64>> = serde_json::from_slice(&o.stdout).unwrap();
-    Some(v.into_iter().map(|o| o.into_iter().map(|x| x as f32).collect()).collect())
+    Some(
+        v.into_iter()
+            .map(|o| o.into_iter().map(|x| x as f32).collect())
+            .collect(),
+    )
 }
 
 fn close(a: f32, b: f32, what: &str) {
@@ -98,7 +108,11 @@ fn tract_matches_onnxruntime_on_the_reference_models() {
             let s = c.input.std.as_ref().map_or(1.0, |s| s[k]);
             plane.iter_mut().for_each(|v| *v = (*v - m) / s);
         }
-        let d = model.runner().unwrap().run_tensor(0, x.clone(), (256, 144)).unwrap();
+        let d = model
+            .runner()
+            .unwrap()
+            .run_tensor(0, x.clone(), (256, 144))
+            .unwrap();
         assert!(d.score.is_finite());
         assert_eq!(d.quality.is_some(), has_quality);
         let mut names = vec!["score", "map"];
@@ -139,12 +153,21 @@ fn the_quality_alarm_follows_its_own_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let x = input();
     let model = Model::load(&patch_copy(dir.path(), |_| {})).unwrap();
-    let d = model.runner().unwrap().run_tensor(0, x.clone(), (256, 144)).unwrap();
+    let d = model
+        .runner()
+        .unwrap()
+        .run_tensor(0, x.clone(), (256, 144))
+        .unwrap();
     let q = d.quality.unwrap();
     for (threshold, alarm) in [(q - 0.01, true), (q + 0.01, false)] {
         let dir = tempfile::tempdir().unwrap();
         let m = patch_copy(dir.path(), |s| s["threshold"]["quality"] = threshold.into());
-        let d2 = Model::load(&m).unwrap().runner().unwrap().run_tensor(0, x.clone(), (256, 144)).unwrap();
+        let d2 = Model::load(&m)
+            .unwrap()
+            .runner()
+            .unwrap()
+            .run_tensor(0, x.clone(), (256, 144))
+            .unwrap();
         assert_eq!(d2.quality, Some(q));
         assert_eq!(d2.quality_alarm, alarm, "threshold {threshold}, value {q}");
         // The tissue alarm does not move with it.
@@ -165,7 +188,12 @@ fn a_quality_output_needs_contract_2_and_contract_1_still_loads() {
         s["outputs"].as_object_mut().unwrap().remove("quality");
         s["threshold"].as_object_mut().unwrap().remove("quality");
     });
-    let d = Model::load(&m).unwrap().runner().unwrap().run_tensor(0, input(), (256, 144)).unwrap();
+    let d = Model::load(&m)
+        .unwrap()
+        .runner()
+        .unwrap()
+        .run_tensor(0, input(), (256, 144))
+        .unwrap();
     assert_eq!((d.quality, d.quality_alarm), (None, false));
     // A version from the future is refused with the range this engine reads.
     let m = patch_copy(dir.path(), |s| s["contract"] = 3.into());

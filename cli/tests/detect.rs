@@ -287,7 +287,10 @@ fn eval_heldout_reports_each_kind_and_false_alarms() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("held-out kinds") && text.contains("false alarms"), "{text}");
+    assert!(
+        text.contains("held-out kinds") && text.contains("false alarms"),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(v["negatives_real"], 6, "2 crops of each of the 3 fixtures");
     let kinds = v["kinds"].as_array().unwrap();
@@ -333,5 +336,9 @@ fn eval_heldout_refuses_a_cube_model_and_unknown_kinds() {
         ],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown anomaly kind `scalpel`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown anomaly kind `scalpel`"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -36,13 +36,15 @@ fi
 
 # Python packages the tests run as independent references (pinned):
 # colour-science and Pillow/LittleCMS check the colour pipeline;
-# cryptography makes the hostile certificates and CRLs of the auth tests.
+# cryptography makes the hostile certificates and CRLs of the auth tests;
+# onnxruntime runs the reference models beside tract (engine/detect/tests/reference.rs).
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if ! python3 -m pip --version >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
 fi
-for req in "$root/engine/colour/data/requirements.txt" "$root/auth/tests/requirements.txt"; do
+for req in "$root/engine/colour/data/requirements.txt" "$root/auth/tests/requirements.txt" \
+  "$root/models/requirements.txt"; do
   if ! python3 -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
     # Debian's own python3 is externally managed (PEP 668).
     python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"

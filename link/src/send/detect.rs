@@ -12,7 +12,7 @@ use med8k_detect::model::{Model, ModelError};
 use med8k_detect::schedule::Mailbox;
 use med8k_media::picture::Picture;
 use med8k_transport::driver::Link;
-use med8k_transport::proto::{BoundingBox, FrameMeta, MAX_BOXES};
+use med8k_transport::proto::{BoundingBox, FrameMeta, MAX_BOXES, Quality};
 use tokio::sync::mpsc;
 
 /// A detector result, waiting for its frame's link sequence number.
@@ -24,6 +24,8 @@ pub(super) struct Analysed {
     pub(super) threshold: f32,
     /// Normalised to the picture, at most [`MAX_BOXES`].
     pub(super) boxes: Vec<BoundingBox>,
+    /// The image-quality alarm, when the model has one.
+    pub(super) quality: Option<Quality>,
 }
 
 /// The detector side of a send: the worker's mailbox and its results.
@@ -94,6 +96,7 @@ impl Stamps {
             score: a.score,
             threshold: a.threshold,
             boxes: a.boxes,
+            quality: a.quality,
         };
         match link.send_frame_meta(meta).await {
             Ok(()) => self.metas += 1,
@@ -201,11 +204,16 @@ pub(super) fn analyse(
             class: 0,
         })
         .collect();
+    let quality = match (d.quality, runner.model().contract().threshold.quality) {
+        (Some(value), Some(threshold)) if value.is_finite() => Some(Quality { value, threshold }),
+        _ => None,
+    };
     Ok(Analysed {
         index,
         score: d.score,
         threshold,
         boxes,
+        quality,
     })
 }
 

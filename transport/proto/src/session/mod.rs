@@ -564,8 +564,17 @@ impl Session {
         Ok(seq)
     }
 
-    /// Sends detection results for a frame.
-    pub fn send_frame_meta(&mut self, meta: FrameMeta) -> Result<(), CallError> {
+    /// Sends detection results for a frame. The quality extension goes only
+    /// to a peer that announced [`Capabilities::QUALITY`]; it is dropped for
+    /// older peers, whose decoders would refuse the extra bytes.
+    pub fn send_frame_meta(&mut self, mut meta: FrameMeta) -> Result<(), CallError> {
+        let reads_quality = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.capabilities.contains(Capabilities::QUALITY));
+        if !reads_quality {
+            meta.quality = None;
+        }
         self.send_media(Message::FrameMeta(meta))
     }
 

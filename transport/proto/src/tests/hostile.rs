@@ -418,6 +418,7 @@ fn hostile_message(rng: &mut Rng, near: u64) -> Message {
             score: 0.5,
             threshold: 0.5,
             boxes: Vec::new(),
+            quality: None,
         }),
         8 => Message::LinkStats(LinkStats {
             rtt_us: rng.next_u64() as u32,
@@ -478,6 +479,7 @@ fn edgy_but_legal(rng: &mut Rng, near: u64) -> Message {
             score: 0.1,
             threshold: 0.5,
             boxes: Vec::new(),
+            quality: None,
         }),
     }
 }

@@ -300,7 +300,7 @@ fn detect(model: &Path, input: &Path) -> anyhow::Result<Finding> {
         .pictures()
         .next()
         .with_context(|| format!("{name}: no frame"))??;
-    let tensor = med8k_detect::input::picture_tensor(&picture, c.input.width(), c.input.height())?;
+    let tensor = med8k_detect::input::still_tensor(&picture, c.input.width(), c.input.height())?;
     let d = runner.run_tensor(
         0,
         tensor,

@@ -459,7 +459,7 @@ fn bench_link_through_the_relay() {
 #[test]
 fn bench_link_refuses_bad_arguments() {
     let tmp = TempDir::new().unwrap();
-    let o = med8k(tmp.path(), &["bench", "link", "--loss", "2"]);
+    let o = med8k(tmp.path(), &["bench", "link", "--loss", "150"]);
     assert_one_line_error(&o, &["loss"]);
     let o = med8k(tmp.path(), &["bench", "link", "--seconds", "0"]);
     assert_one_line_error(&o, &["--seconds"]);

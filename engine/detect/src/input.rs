@@ -277,40 +277,20 @@ pub fn ycbcr_sums<T: Sample>(
     ))
 }
 
-/// The model input of a codec [`Picture`]: planar `3 × out_h × out_w`, as
-/// [`frame_tensor`] (a picture made by [`Picture::from_frame`] gives the
-/// frame's tensor). `yuv422` and `yuv420` are read as they are; `rgb`,
-/// `rgba` and `gray` pictures (a PNG of a frame) are first converted as a
-/// camera's encoder would: BT.709, 10-bit limited range, 4:4:4.
+/// The model input of a codec [`Picture`] of layout `yuv422` or `yuv420`:
+/// planar `3 × out_h × out_w`, as [`frame_tensor`] (a picture made by
+/// [`Picture::from_frame`] gives the frame's tensor). The GPU twin
+/// ([`GpuModelInput`](crate::gpu_input)) reads the same layouts; for a
+/// still picture of any frame layout, see [`still_tensor`].
 pub fn picture_tensor(pic: &Picture, out_w: usize, out_h: usize) -> Result<Vec<f32>, InputError> {
     Ok(picture_sums(pic, out_w, out_h)?.tensor())
 }
 
-/// The exact sums behind [`picture_tensor`]; spectral layouts are an
+/// The exact sums behind [`picture_tensor`]; other layouts are an
 /// [`InputError::UnsupportedLayout`].
 pub fn picture_sums(pic: &Picture, out_w: usize, out_h: usize) -> Result<AreaSums, InputError> {
     let chroma_shift = match pic.layout() {
         Layout::Yuv422 | Layout::Yuv420 => pic.layout().subsampling(1),
-        Layout::Rgb | Layout::Rgba | Layout::Gray => {
-            let [y, cb, cr] = bt709_planes(pic);
-            let plane = |data| Plane {
-                data,
-                stride: pic.width() as usize,
-            };
-            return ycbcr_sums(
-                &YCbCrPlanes {
-                    width: pic.width() as usize,
-                    height: pic.height() as usize,
-                    bit_depth: 10,
-                    chroma_shift: (0, 0),
-                    y: plane(&y[..]),
-                    cb: plane(&cb[..]),
-                    cr: plane(&cr[..]),
-                },
-                out_w,
-                out_h,
-            );
-        }
         other => return Err(InputError::UnsupportedLayout(other)),
     };
     let plane = |p: usize| Plane {
@@ -326,6 +306,35 @@ pub fn picture_sums(pic: &Picture, out_w: usize, out_h: usize) -> Result<AreaSum
             y: plane(0),
             cb: plane(1),
             cr: plane(2),
+        },
+        out_w,
+        out_h,
+    )
+}
+
+/// The model input of a still picture of any frame layout (a PNG or PPM
+/// grab of the monitor): `yuv422`/`yuv420` as [`picture_tensor`]; `rgb`,
+/// `rgba` and `gray` first converted as a camera's encoder would (BT.709,
+/// 10-bit limited range, 4:4:4). Spectral layouts are an
+/// [`InputError::UnsupportedLayout`].
+pub fn still_tensor(pic: &Picture, out_w: usize, out_h: usize) -> Result<Vec<f32>, InputError> {
+    if !matches!(pic.layout(), Layout::Rgb | Layout::Rgba | Layout::Gray) {
+        return picture_tensor(pic, out_w, out_h);
+    }
+    let [y, cb, cr] = bt709_planes(pic);
+    let plane = |data| Plane {
+        data,
+        stride: pic.width() as usize,
+    };
+    ycbcr_tensor(
+        &YCbCrPlanes {
+            width: pic.width() as usize,
+            height: pic.height() as usize,
+            bit_depth: 10,
+            chroma_shift: (0, 0),
+            y: plane(&y[..]),
+            cb: plane(&cb[..]),
+            cr: plane(&cr[..]),
         },
         out_w,
         out_h,
@@ -678,14 +687,19 @@ mod tests {
                 assert_eq!(sums.sums.len(), 3 * w * h);
             }
         }
+        let gray = Picture::zeroed(Layout::Gray, 4, 4, 8).unwrap();
+        assert_eq!(
+            picture_tensor(&gray, 2, 2),
+            Err(InputError::UnsupportedLayout(Layout::Gray))
+        );
         let bands = Picture::zeroed(Layout::Bands(7), 4, 4, 16).unwrap();
         assert_eq!(
-            picture_tensor(&bands, 2, 2),
+            still_tensor(&bands, 2, 2),
             Err(InputError::UnsupportedLayout(Layout::Bands(7)))
         );
     }
 
-    /// RGB pictures meet the model as a BT.709 camera delivers them: the
+    /// RGB stills meet the model as a BT.709 camera delivers them: the
     /// 100% colour bars' 10-bit codes of SMPTE RP 219 (Y', Cb, Cr).
     #[test]
     fn rgb_pictures_are_read_as_bt709_colour_bars() {
@@ -702,7 +716,7 @@ mod tests {
             for (plane, v) in pic.planes_mut().iter_mut().zip(rgb) {
                 plane.fill(v);
             }
-            let t = picture_tensor(&pic, 1, 1).unwrap();
+            let t = still_tensor(&pic, 1, 1).unwrap();
             let got: Vec<i64> = t.iter().map(|v| (v * 1023.0).round() as i64).collect();
             for (g, want) in got.iter().zip(codes) {
                 assert!((g - want).abs() <= 1, "{rgb:?}: {got:?} against {codes:?}");
@@ -710,7 +724,7 @@ mod tests {
         }
         let mut gray = Picture::zeroed(Layout::Gray, 2, 2, 8).unwrap();
         gray.planes_mut()[0].fill(255);
-        let t = picture_tensor(&gray, 1, 1).unwrap();
+        let t = still_tensor(&gray, 1, 1).unwrap();
         assert_eq!(t, vec![940.0 / 1023.0, 512.0 / 1023.0, 512.0 / 1023.0]);
     }
 

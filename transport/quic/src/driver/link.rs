@@ -24,7 +24,7 @@ use super::stats::{LinkStatsSnapshot, Reporter, Shared};
 use super::{DriverConfig, codes};
 use crate::proto::{
     Annotation, AuthDecision, CallError, CloseReason, DenyReason, Ended, Event, FrameHeader,
-    FrameMeta, Message, ObjectOffer, Session, State, Transfers, Transmit,
+    FrameMeta, Instructions, Message, ObjectOffer, Session, State, Transfers, Transmit,
 };
 
 /// Control messages queued for the writer; a peer that leaves this many
@@ -51,6 +51,7 @@ pub enum LinkError {
 enum Media {
     Meta(FrameMeta),
     Annotation(Annotation),
+    Instructions(Instructions),
 }
 
 enum Command {
@@ -111,6 +112,7 @@ impl std::fmt::Debug for Command {
             Command::Media { msg, .. } => f.write_str(match msg {
                 Media::Meta(_) => "Media(FrameMeta)",
                 Media::Annotation(_) => "Media(Annotation)",
+                Media::Instructions(_) => "Media(Instructions)",
             }),
             Command::SendObjectData {
                 id, offset, data, ..
@@ -206,6 +208,12 @@ impl Link {
     /// Sends an annotation (see [`Session::send_annotation`]).
     pub async fn send_annotation(&self, annotation: Annotation) -> Result<(), LinkError> {
         self.media(Media::Annotation(annotation)).await
+    }
+
+    /// Sends the signed set of the annotations sent before it (see
+    /// [`Session::send_instructions`]).
+    pub async fn send_instructions(&self, instructions: Instructions) -> Result<(), LinkError> {
+        self.media(Media::Instructions(instructions)).await
     }
 
     async fn media(&self, msg: Media) -> Result<(), LinkError> {
@@ -484,6 +492,7 @@ impl Driver {
                         let r = match msg {
                             Media::Meta(m) => self.session.send_frame_meta(m),
                             Media::Annotation(a) => self.session.send_annotation(a),
+                            Media::Instructions(i) => self.session.send_instructions(i),
                         };
                         let _ = reply.send(r);
                     }

@@ -204,6 +204,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
             let _ = std::io::stdout().flush();
         }
         ServeEvent::LinkEnded(report) => print_link(&report),
+        ServeEvent::Instructions(outcome) => crate::view::print_instructions(&outcome),
         _ => {}
     })?;
     println!(

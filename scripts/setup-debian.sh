@@ -2,7 +2,9 @@
 # Install what med8k needs on Debian 12 beyond the Rust toolchain:
 # GStreamer (development files and the plugins the engine uses), Mesa's
 # software Vulkan driver (lavapipe) so GPU kernels run without a GPU, and
-# SoftHSM2, which stands in for JPKI/HPKI cards; OpenJPH's tools and FFmpeg,
+# SoftHSM2, which stands in for JPKI/HPKI cards; Chromium and its WebDriver
+# (chromium-driver, the same Debian source and version) for the viewer's
+# browser tests; OpenJPH's tools and FFmpeg,
 # the peers `med8k bench codec` measures against. Safe to run again. It ends
 # by checking that every GStreamer element the project names
 # (scripts/gst-elements.txt) is there, naming the package that provides a
@@ -16,6 +18,7 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-gl
   mesa-vulkan-drivers libvulkan1
   softhsm2
+  chromium chromium-driver
   openjph-tools ffmpeg
 )
 

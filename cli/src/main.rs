@@ -10,6 +10,7 @@ mod codec;
 mod colour;
 mod consent;
 mod demo;
+mod demo_desk;
 mod detect;
 mod link;
 mod pki;

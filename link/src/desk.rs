@@ -218,6 +218,9 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
         purpose: args.purpose,
         visit: None,
     };
+    if let Some(d) = args.audit.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let audit = AuditLog::open(&args.audit).with_context(|| format!("audit log {}", args.audit.display()))?;
     let mut salt_path = args.audit.clone().into_os_string();
     salt_path.push(".salt");

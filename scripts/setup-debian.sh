@@ -5,7 +5,10 @@
 # SoftHSM2, which stands in for JPKI/HPKI cards; Chromium and its WebDriver
 # (chromium-driver, the same Debian source and version) for the viewer's
 # browser tests; OpenJPH's tools and FFmpeg,
-# the peers `med8k bench codec` measures against. Safe to run again. It ends
+# the peers `med8k bench codec` measures against; for DICOM, cmake (dicom-rs
+# builds CharLS, its JPEG-LS codec, with it), and what the tests check
+# against: Orthanc with its DICOMweb plugin (the PACS), dicom3tools
+# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv). Safe to run again. It ends
 # by checking that every GStreamer element the project names
 # (scripts/gst-elements.txt) is there, naming the package that provides a
 # missing one.
@@ -17,9 +20,11 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-gl
   mesa-vulkan-drivers libvulkan1
-  softhsm2
+  softhsm2 openssl
   chromium chromium-driver
   openjph-tools ffmpeg
+  cmake
+  orthanc orthanc-dicomweb dicom3tools dcmtk
 )
 
 sudo=""
@@ -31,13 +36,14 @@ if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
 fi
 
 # Python packages the tests run as independent references (pinned):
-# colour-science and Pillow/LittleCMS check the colour pipeline.
+# colour-science and Pillow/LittleCMS check the colour pipeline;
+# cryptography makes the hostile certificates and CRLs of the auth tests.
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if ! python3 -m pip --version >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
 fi
-for req in "$root/engine/colour/data/requirements.txt"; do
+for req in "$root/engine/colour/data/requirements.txt" "$root/auth/tests/requirements.txt"; do
   if ! python3 -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
     # Debian's own python3 is externally managed (PEP 668).
     python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"

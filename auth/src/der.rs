@@ -161,18 +161,6 @@ pub(crate) struct Tlv<'a> {
     pub raw: &'a [u8],
 }
 
-impl Tlv<'_> {
-    /// Context-specific class (`[n]`).
-    pub fn context_number(&self) -> Option<u8> {
-        (self.tag & 0xc0 == 0x80).then_some(self.tag & 0x1f)
-    }
-
-    /// Whether the encoding is constructed.
-    pub fn is_constructed(&self) -> bool {
-        self.tag & 0x20 != 0
-    }
-}
-
 /// Reads one TLV from the front of `input`; returns it and the rest.
 pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), &'static str> {
     let (&tag, after_tag) = input.split_first().ok_or("truncated: no tag")?;
@@ -235,6 +223,11 @@ pub(crate) fn oid_to_string(value: &[u8]) -> Result<String, &'static str> {
     let mut acc: u64 = 0;
     let mut in_arc = false;
     for &b in value {
+        // X.690 §8.19.2: an arc's first octet is never 0x80 (a leading zero
+        // group): the same OID must have one encoding only.
+        if !in_arc && b == 0x80 {
+            return Err("OID arc not minimally encoded");
+        }
         if acc > (u64::MAX >> 7) {
             return Err("OID arc too large");
         }
@@ -266,12 +259,33 @@ pub(crate) fn oid_to_string(value: &[u8]) -> Result<String, &'static str> {
         .join("."))
 }
 
-/// Text of a string TLV (UTF8String, PrintableString, IA5String, BMPString,
-/// T61String as Latin-1 is not attempted).
+/// Text of a string TLV: every DirectoryString choice (UTF8String,
+/// PrintableString, TeletexString, BMPString, UniversalString) and
+/// IA5String/VisibleString. PrintableString is checked against its
+/// character set; TeletexString is read as Latin-1 (its ASCII subset is
+/// what CAs write). `None` for other tags and invalid contents.
 pub(crate) fn string_value(tlv: &Tlv<'_>) -> Option<String> {
     match tlv.tag {
-        // UTF8String, PrintableString, IA5String, VisibleString
-        0x0c | 0x13 | 0x16 | 0x1a => std::str::from_utf8(tlv.value).ok().map(str::to_owned),
+        // UTF8String, IA5String, VisibleString
+        0x0c | 0x16 | 0x1a => std::str::from_utf8(tlv.value).ok().map(str::to_owned),
+        // PrintableString (X.680 §41.4)
+        0x13 => tlv
+            .value
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b))
+            .then(|| String::from_utf8_lossy(tlv.value).into_owned()),
+        // TeletexString (T61String), as Latin-1
+        0x14 => Some(tlv.value.iter().map(|&b| char::from(b)).collect()),
+        // UniversalString: UCS-4, big-endian
+        0x1c => {
+            if !tlv.value.len().is_multiple_of(4) {
+                return None;
+            }
+            tlv.value
+                .chunks_exact(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        }
         // BMPString: UTF-16BE
         0x1e => {
             if !tlv.value.len().is_multiple_of(2) {
@@ -447,6 +461,9 @@ mod tests {
             Ok("1.0.17090.0.1")
         );
         assert!(oid_to_string(&[0x28, 0x81]).is_err());
+        // 1.0.17090.0.1 with a leading 0x80 group in the third arc.
+        assert!(oid_to_string(&[0x28, 0x80, 0x81, 0x85, 0x42, 0x00, 0x01]).is_err());
+        assert!(oid_to_string(&[0x80, 0x28]).is_err());
         assert!(oid_to_string(&[]).is_err());
     }
 

@@ -35,8 +35,7 @@ use crate::identity::RsaSpki;
 pub const DEMO_HPKI_SIGN_POLICY: &str = "1.2.392.100495.9.9.1";
 /// Invented HPKI authentication policy OID used by the demo and tests.
 pub const DEMO_HPKI_AUTH_POLICY: &str = "1.2.392.100495.9.9.2";
-/// The Japanese HPKI role coding scheme (codingSchemeReference of hcRole).
-pub const HPKI_ROLE_SCHEME: &str = "1.2.392.100495.1.6.1.1";
+pub use crate::cert::HPKI_ROLE_SCHEME;
 
 /// The DNS suffix under which facility certificates name their facility;
 /// the same convention as `med8k_transport::driver::tls::FACILITY_DNS_SUFFIX`
@@ -100,18 +99,27 @@ pub fn policies_ext(oids: &[&str]) -> Result<CustomExtension, IssueError> {
     ))
 }
 
-/// One ISO 17090 HCActor: `codedData [0] EXPLICIT CodedData { [0]
-/// codingSchemeReference (the Japanese HPKI scheme), [1] codeDataValue,
-/// [2] codeDataFreeText }`.
+/// One ISO 17090 HCActor as HPKI CAs write it: `codedData [0] EXPLICIT
+/// CodedData SET { [0] codingSchemeReference (the Japanese HPKI scheme),
+/// [1] codeDataValue PrintableString, [2] codeDataFreeText UTF8String }`
+/// (a value that is not printable is written as a UTF8String).
 pub fn hc_actor(value: Option<&str>, free_text: Option<&str>) -> Result<Vec<u8>, IssueError> {
     let mut fields = vec![der::tlv(0xa0, &checked_oid(HPKI_ROLE_SCHEME)?)];
     if let Some(v) = value {
-        fields.push(der::tlv(0xa1, &der::utf8(v)));
+        let printable = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+        let text = if printable {
+            der::tlv(0x13, v.as_bytes())
+        } else {
+            der::utf8(v)
+        };
+        fields.push(der::tlv(0xa1, &text));
     }
     if let Some(t) = free_text {
         fields.push(der::tlv(0xa2, &der::utf8(t)));
     }
-    Ok(seq(&[der::tlv(0xa0, &seq(&fields))]))
+    Ok(seq(&[der::tlv(0xa0, &der::set(&fields))]))
 }
 
 /// subjectDirectoryAttributes content: one hcRole attribute holding the
@@ -352,8 +360,23 @@ impl Ca {
 
     /// An intermediate CA under `parent`, allowed no further CAs below it.
     pub fn intermediate(cn: &str, parent: &Ca, validity: Validity) -> Result<Ca, IssueError> {
+        Self::intermediate_for(cn, parent, validity, &[])
+    }
+
+    /// An intermediate CA under `parent` that vouches for the certificate
+    /// policies `policies` (as a CA must for every policy its leaves carry:
+    /// [`crate::cert::Profile::check`]), allowed no further CAs below it.
+    pub fn intermediate_for(
+        cn: &str,
+        parent: &Ca,
+        validity: Validity,
+        policies: &[&str],
+    ) -> Result<Ca, IssueError> {
         let key = KeyPair::generate().map_err(rcgen_err(cn))?;
-        let p = Self::ca_params(cn, validity, BasicConstraints::Constrained(0));
+        let mut p = Self::ca_params(cn, validity, BasicConstraints::Constrained(0));
+        if !policies.is_empty() {
+            p.custom_extensions = vec![policies_ext(policies)?];
+        }
         let cert = p.signed_by(&key, &parent.issuer).map_err(rcgen_err(cn))?;
         Ok(Ca {
             der: cert.der().to_vec(),
@@ -470,7 +493,12 @@ impl DemoPki {
         let hpki_root = Ca::root("med8k demo HPKI root CA", validity)?;
         Ok(DemoPki {
             jpki: Ca::root("med8k demo JPKI CA", validity)?,
-            hpki_sub: Ca::intermediate("med8k demo HPKI sub CA", &hpki_root, validity)?,
+            hpki_sub: Ca::intermediate_for(
+                "med8k demo HPKI sub CA",
+                &hpki_root,
+                validity,
+                &[DEMO_HPKI_SIGN_POLICY, DEMO_HPKI_AUTH_POLICY],
+            )?,
             hpki_root,
             facility: Ca::root("med8k demo facility CA", validity)?,
             validity,

@@ -18,10 +18,12 @@
 //!   CRLs, as `med8k pki demo-init` writes it;
 //! - [`consent`]: FHIR-like consent records in a canonical form, signed as
 //!   detached CMS SignedData with the patient's JPKI signing key, the
-//!   append-only SQLite ledger, the pure `decide`, and the workflows a
-//!   site runs over them ([`consent::workflow`]: grant, revoke, check);
-//! - [`audit`]: the hash-chained, append-only audit log of ATNA-shaped events
-//!   (identifiers hashed, no patient data) and its verifier.
+//!   append-only SQLite ledger (rows MACed and verified on read, no patient
+//!   data), the pure `decide`, and the workflows a site runs over them
+//!   ([`consent::workflow`]: grant, revoke, stop, check);
+//! - [`audit`]: the keyed, hash-chained, append-only audit log of ATNA-shaped
+//!   events (identifiers hashed, no patient data), its verifier and its
+//!   checkpoints.
 //!
 //! ```no_run
 //! for m in med8k_auth::pkcs11::configured_modules() {
@@ -41,6 +43,7 @@ pub mod issue;
 pub mod login;
 pub mod pkcs11;
 pub mod pkifile;
+mod secret;
 
 /// Lowercase hex of `bytes`: how digests, pseudonyms and key ids are written.
 pub fn hex(bytes: &[u8]) -> String {

@@ -42,7 +42,7 @@ use crate::cert::{
 use crate::identity::{IdentityError, SignatureError, Signer, sha256, verify_sha256};
 
 /// Domain separation for the signed message.
-const MESSAGE_TAG: &[u8] = b"med8k login challenge v1\0";
+const MESSAGE_TAG: &[u8] = b"med8k login challenge v2\0";
 
 /// How the verifier behaves.
 #[derive(Debug, Clone)]
@@ -101,11 +101,16 @@ pub struct Challenge {
     pub context: String,
     /// After this the answer is refused (unix seconds).
     pub expires: i64,
+    /// What else the signature is bound to, known to both sides: on a link,
+    /// a hash of the connection's TLS exporter value and of the access claim
+    /// (so a login relayed to another connection, or with another claim,
+    /// does not verify). Zeros when there is nothing more.
+    pub binding: [u8; 32],
 }
 
 impl Challenge {
     /// The bytes the client signs: a tag, the context, the purpose, the
-    /// expiry and the nonce, each length-prefixed.
+    /// expiry, the nonce and the binding, each length-prefixed.
     pub fn message(&self) -> Vec<u8> {
         let mut m = MESSAGE_TAG.to_vec();
         for part in [
@@ -113,6 +118,7 @@ impl Challenge {
             self.purpose.name().as_bytes(),
             &self.expires.to_be_bytes(),
             &self.nonce,
+            &self.binding,
         ] {
             m.extend_from_slice(&(part.len() as u32).to_be_bytes());
             m.extend_from_slice(part);
@@ -162,6 +168,9 @@ pub struct VerifiedIdentity {
     pub roles: Vec<Role>,
     /// The certificate's notAfter (unix seconds).
     pub not_after: i64,
+    /// The verified chain, leaf first, trust anchor last: to check the
+    /// login's certificates again later (expiry, revocation).
+    pub certificates: Vec<ParsedCert>,
 }
 
 /// Why a login was refused.
@@ -209,6 +218,7 @@ pub enum LoginError {
 struct Pending {
     purpose: Purpose,
     expires: i64,
+    binding: [u8; 32],
 }
 
 /// Issues and checks login challenges. See the module docs for the order.
@@ -311,20 +321,29 @@ impl LoginVerifier {
         }
         let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
         let expires = t.saturating_add(ttl);
-        self.pending.insert(nonce, Pending { purpose, expires });
+        self.pending.insert(
+            nonce,
+            Pending {
+                purpose,
+                expires,
+                binding: [0; 32],
+            },
+        );
         self.pending_order.push_back(nonce);
         Ok(Challenge {
             nonce,
             purpose,
             context: self.config.context.clone(),
             expires,
+            binding: [0; 32],
         })
     }
 
     /// Registers a challenge made elsewhere: a link session's own random
     /// challenge (sent to the client in the session handshake, fresh for
-    /// each session), with an expiry the client chose and signed. The expiry
-    /// must lie between `now` and `now + ttl`. Answer it with
+    /// each session), with an expiry the client chose and signed, and the
+    /// `binding` both sides know ([`Challenge::binding`]). The expiry must
+    /// lie between `now` and `now + ttl`. Answer it with
     /// [`verify`](Self::verify) as any other; it is used up the same way.
     pub fn accept_challenge(
         &mut self,
@@ -332,6 +351,7 @@ impl LoginVerifier {
         purpose: Purpose,
         nonce: [u8; 32],
         expires: i64,
+        binding: [u8; 32],
     ) -> Result<Challenge, LoginError> {
         let t = crate::civil::unix(now);
         let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
@@ -349,8 +369,10 @@ impl LoginVerifier {
         let mut challenge = self.challenge(now, purpose, nonce)?;
         if let Some(p) = self.pending.get_mut(&nonce) {
             p.expires = expires;
+            p.binding = binding;
         }
         challenge.expires = expires;
+        challenge.binding = binding;
         Ok(challenge)
     }
 
@@ -403,6 +425,7 @@ impl LoginVerifier {
             purpose: pending.purpose,
             context: self.config.context.clone(),
             expires: pending.expires,
+            binding: pending.binding,
         };
         let cert = ParsedCert::from_der(&response.certificate)?;
         verify_sha256(&cert, &challenge.message(), &response.signature)?;
@@ -431,6 +454,7 @@ impl LoginVerifier {
             pseudonym: crate::cert::hex(&sha256(leaf.der())),
             roles,
             not_after,
+            certificates: chain.certs().to_vec(),
         })
     }
 }

@@ -84,6 +84,14 @@ pub enum PkiFileError {
     /// A trust anchor file cannot be used.
     #[error(transparent)]
     Trust(#[from] TrustFileError),
+    /// A CRL file cannot be used.
+    #[error("CRL {path}: {source}")]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: crate::cert::CertError,
+    },
 }
 
 /// File name inside a PKI directory.
@@ -160,11 +168,15 @@ impl KeyEntry {
     }
 }
 
-/// `[crl]` (the other stores' CRLs are not read here).
+/// `[crl]`: a CRL file (PEM) per store.
 #[derive(Debug, Default, Deserialize)]
 pub struct CrlSection {
     /// HPKI CRLs.
     pub hpki: Option<PathBuf>,
+    /// JPKI CRLs (the signing certificates' status at grant and revoke).
+    pub jpki: Option<PathBuf>,
+    /// Facility CA CRLs.
+    pub facility: Option<PathBuf>,
 }
 
 /// Whether this process was started with SoftHSM2 configured by `conf`
@@ -284,6 +296,23 @@ impl PkiFile {
             }
         }
         Profile::new(config)
+    }
+
+    /// The CRLs `[crl]` names for the store `kind`, if it names any.
+    pub fn crls(&self, kind: StoreKind) -> Result<Option<crate::cert::CrlFile>, PkiFileError> {
+        let file = match kind {
+            StoreKind::Jpki => &self.crl.jpki,
+            StoreKind::Hpki => &self.crl.hpki,
+            StoreKind::Facility => &self.crl.facility,
+        };
+        let Some(file) = file else {
+            return Ok(None);
+        };
+        let path = self.path(file);
+        let mut crls = crate::cert::CrlFile::new();
+        crls.add_file(&path)
+            .map_err(|source| PkiFileError::Crl { path, source })?;
+        Ok(Some(crls))
     }
 
     /// The trust store of `kind`.

@@ -5,10 +5,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use med8k_auth::audit::{
-    AuditError, AuditEvent, AuditLog, EventKind, MAX_LINE, Outcome, Participant, Role,
-    hash_identifier, verify,
+    AuditError, AuditEvent, AuditLog, Checkpoint, EventKind, MAX_DETAIL, MAX_LINE, Outcome,
+    Participant, Role, hash_identifier, verify, verify_against,
 };
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
+
+#[path = "fsize/mod.rs"]
+mod fsize;
 
 const SALT: &[u8] = b"test site salt";
 const PHYSICIAN_ID: &str = "HPKI-PHYSICIAN-0042";
@@ -260,6 +264,7 @@ fn garbage_files_are_errors() {
         },
         b"{\"seq\":18446744073709551615,\"prev\":\"\",\"event\":null,\"hash\":\"\"}\n".to_vec(),
     ];
+    med8k_auth::audit::log_key(&path).unwrap();
     for (i, bytes) in cases.iter().enumerate() {
         fs::write(&path, bytes).unwrap();
         let err = verify(&path).unwrap_err();
@@ -361,4 +366,131 @@ fn two_writers_on_one_log_keep_one_chain() {
         assert_eq!(w.append(&event(i)).unwrap(), i + 1);
     }
     assert_eq!(verify(&path).unwrap().entries, 10);
+}
+
+/// The hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn an_entry_rewritten_without_the_key_is_refused() {
+    // Someone who can write the file rewrites entry 3's outcome and
+    // recomputes every hash and link after it as an unkeyed SHA-256 chain
+    // would have them: without the log's key, it does not verify.
+    let (_dir, path) = log_of(5);
+    let mut ls = lines(&path);
+    let mut prev = sha256_hex(ls[1].strip_suffix(b"\n").unwrap());
+    for (i, line) in ls.iter_mut().enumerate().skip(2) {
+        let mut v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        if i == 2 {
+            v["event"]["outcome"] = "Success".into();
+        }
+        v["prev"] = prev.clone().into();
+        let seq = v["seq"].as_u64().unwrap();
+        let mut h = Sha256::new();
+        h.update(seq.to_be_bytes());
+        h.update(prev.as_bytes());
+        h.update(serde_json::to_vec(&v["event"]).unwrap());
+        v["hash"] = h
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into();
+        let mut out = serde_json::to_vec(&v).unwrap();
+        prev = sha256_hex(&out);
+        out.push(b'\n');
+        *line = out;
+    }
+    write_lines(&path, &ls);
+    let err = verify(&path).unwrap_err();
+    assert!(
+        matches!(err, AuditError::HashMismatch { line: 3, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn entries_cut_from_the_end_fail_a_checkpoint_kept_elsewhere() {
+    let (_dir, path) = log_of(10);
+    let mut log = AuditLog::open(&path).unwrap();
+    let checkpoint = log.checkpoint().unwrap();
+    assert_eq!(checkpoint.entries, 10);
+    // Kept outside the file as one line of text.
+    let kept = Checkpoint::parse(&checkpoint.line()).unwrap();
+    log.append(&event(11)).unwrap();
+    assert_eq!(verify_against(&path, Some(&kept)).unwrap().entries, 11);
+
+    // The last four entries cut off: the chain alone still verifies, the
+    // checkpoint does not.
+    let ls = lines(&path);
+    write_lines(&path, &ls[..7]);
+    assert_eq!(verify(&path).unwrap().entries, 7);
+    let err = verify_against(&path, Some(&kept)).unwrap_err();
+    assert!(
+        matches!(&err, AuditError::Checkpoint { entries: 10, .. }),
+        "{err}"
+    );
+    // A checkpoint made up without the key is refused too.
+    let forged = Checkpoint {
+        mac: "0".repeat(64),
+        ..kept
+    };
+    write_lines(&path, &ls);
+    assert!(matches!(
+        verify_against(&path, Some(&forged)),
+        Err(AuditError::Checkpoint { .. })
+    ));
+}
+
+#[test]
+fn an_event_out_of_bounds_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    for bad in [
+        event(1).with_detail("x".repeat(MAX_DETAIL + 1)),
+        event(1).with_detail("login refused: CN=\u{1}\u{1}\u{1}"),
+        event(1).with_object("study\nforged line"),
+    ] {
+        let err = log.append(&bad).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    }
+    assert_eq!(log.append(&event(1)).unwrap(), 1);
+    assert_eq!(verify(&path).unwrap().entries, 1);
+}
+
+#[test]
+fn the_log_and_its_key_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = log_of(1);
+    for p in [path.clone(), path.with_extension("jsonl.key")] {
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+}
+
+#[test]
+fn a_failed_write_does_not_switch_auditing_off() {
+    fsize::isolated("a_failed_write_does_not_switch_auditing_off", || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        for i in 1..=3 {
+            log.append(&event(i)).unwrap();
+        }
+        // The disk fills up in the middle of the next entry.
+        let len = fs::metadata(&path).unwrap().len();
+        fsize::limit_file_size(Some(len + 40));
+        assert!(log.append(&event(4)).is_err());
+        assert!(log.append(&event(5)).is_err());
+        // Room again: auditing carries on, and the chain has no torn line.
+        fsize::limit_file_size(None);
+        assert_eq!(log.append(&event(6)).unwrap(), 4);
+        assert_eq!(verify(&path).unwrap().entries, 4);
+    });
 }

@@ -85,6 +85,8 @@ fn intermediate(cn: &str, parent: &Ca) -> Ca {
     p.distinguished_name = dn(cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // The HPKI policies hold on every CA of the path.
+    p.custom_extensions = vec![policies_ext(&[HPKI_SIGN_POLICY, HPKI_AUTH_POLICY])];
     p.not_before = date_time_ymd(2021, 1, 1);
     p.not_after = date_time_ymd(2034, 1, 1);
     let cert = p.signed_by(&key, &parent.issuer).unwrap();

@@ -17,6 +17,12 @@
 //!   the bytes. `transform_resident`: the transforms of a frame already on
 //!   the GPU. `entropy_and_readback`: coding and read-back after them.
 //!   `decode_lossless`: upload of the bytes, decode, read-back of the picture.
+//! - `codec_gpu/stream_encode_v210`, `stream_decode_v210`: the stream
+//!   encoder and decoder with three frames in flight (v210 in and out, one
+//!   submission per frame, time per frame in steady state). Before them the
+//!   bench prints each stage's GPU time (timestamps; wall clock on a device
+//!   without them), the bytes each way and the submissions and waits per
+//!   frame.
 //!
 //! Without a GPU adapter the GPU group prints `SKIPPED`. On CI's lavapipe the
 //! GPU figures are a software rasteriser's, not a GPU's.
@@ -25,9 +31,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use med8k_codec::gpu::{GpuDecoder, GpuEncoder};
+use med8k_codec::gpu::{
+    Decoded, Frame, GpuDecoder, GpuEncoder, GpuStreamDecoder, GpuStreamEncoder,
+};
 use med8k_codec::{Config, EncodeBackend, Params, Steps, cpu::CpuEncoder, rate, transform};
-use med8k_gpu::GpuContext;
+use med8k_gpu::{GpuContext, SampleLayout, StageTimes};
+use med8k_media::frame::{PixelFormat, VideoFrame, v210};
 use med8k_media::picture::Picture;
 use med8k_samples::Size;
 use med8k_samples::endoscope::{EndoscopeScene, FrameBuffers, SceneConfig};
@@ -47,6 +56,40 @@ fn frame() -> Picture {
     let mut fb = FrameBuffers::new(&scene);
     scene.render(5, &mut fb.planes()).expect("render");
     fb.into_picture().expect("picture")
+}
+
+/// `pic` (10-bit 4:2:2) packed as v210 by the CPU twin.
+fn v210_of(pic: &Picture) -> VideoFrame {
+    let mut f = VideoFrame::zeroed(pic.width(), pic.height(), PixelFormat::I422_10).expect("frame");
+    for p in 0..3 {
+        let (w, _) = pic.plane_dims(p);
+        let stride = f.layout().planes()[p].stride / 2;
+        for (row, dst) in pic.planes()[p]
+            .chunks(w as usize)
+            .zip(f.plane_u16_mut(p).chunks_mut(stride))
+        {
+            dst[..w as usize].copy_from_slice(row);
+        }
+    }
+    v210::pack(&f).expect("v210")
+}
+
+/// Each stage's time summed over `times` (stripes together), divided by their number.
+fn mean_stages(times: &[StageTimes]) -> String {
+    let Some(first) = times.first() else {
+        return "none".into();
+    };
+    let n = times.len() as f64;
+    let stages: Vec<String> = first
+        .merged()
+        .stages
+        .iter()
+        .map(|&(name, _)| {
+            let ms: f64 = times.iter().map(|t| t.ms(name)).sum::<f64>() / n;
+            format!("{name} {ms:.3} ms")
+        })
+        .collect();
+    format!("{} ({:?})", stages.join(", "), first.source)
 }
 
 fn params(pic: &Picture) -> Params {
@@ -204,6 +247,74 @@ fn gpu(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("decode_lossless", &name), |b| {
         b.iter(|| black_box(dec.decode(&data, u64::MAX).expect("decode")))
     });
+
+    // The stream encoder and decoder, three frames in flight, v210 at both
+    // ends (4:2:2 10-bit frames only).
+    if pic.layout() == med8k_media::picture::Layout::Yuv422 && pic.bit_depth() == 10 {
+        let frame = v210_of(&pic);
+        let shape = SampleLayout::of(&pic);
+        let mut timed = GpuStreamEncoder::new(ctx.clone(), &Config::lossless(), shape, true)
+            .expect("stream encoder")
+            .with_timings(true);
+        let mut out = Vec::new();
+        let mut times = Vec::new();
+        for _ in 0..8 {
+            if let Some(d) = timed
+                .send_frame(Frame::V210(&frame), &mut out)
+                .expect("encode")
+            {
+                assert!(out == data, "GPU stream bytes differ from the CPU twin");
+                times.extend(d.timings);
+            }
+        }
+        let before = timed.stats();
+        for _ in 0..4 {
+            timed
+                .send_frame(Frame::V210(&frame), &mut out)
+                .expect("encode");
+        }
+        eprintln!(
+            "codec_gpu/stream_encode_v210 {name}: stages {}; per frame {}",
+            mean_stages(&times),
+            timed.stats().since(&before).per_frame()
+        );
+        let mut enc = GpuStreamEncoder::new(ctx.clone(), &Config::lossless(), shape, true)
+            .expect("stream encoder");
+        g.bench_function(BenchmarkId::new("stream_encode_v210", &name), |b| {
+            b.iter(|| {
+                black_box(
+                    enc.send_frame(Frame::V210(&frame), &mut out)
+                        .expect("encode"),
+                )
+            })
+        });
+
+        let mut timed = GpuStreamDecoder::new(ctx.clone(), true).with_timings(true);
+        let mut back = Decoded::v210();
+        let mut times = Vec::new();
+        for _ in 0..8 {
+            if let Some(d) = timed.send_packet(&data, &mut back).expect("decode") {
+                assert!(
+                    matches!(&back, Decoded::V210(f) if f.same_picture(&frame)),
+                    "GPU stream decode differs"
+                );
+                times.extend(d.timings);
+            }
+        }
+        let before = timed.stats();
+        for _ in 0..4 {
+            timed.send_packet(&data, &mut back).expect("decode");
+        }
+        eprintln!(
+            "codec_gpu/stream_decode_v210 {name}: stages {}; per frame {}",
+            mean_stages(&times),
+            timed.stats().since(&before).per_frame()
+        );
+        let mut dec = GpuStreamDecoder::new(ctx.clone(), true);
+        g.bench_function(BenchmarkId::new("stream_decode_v210", &name), |b| {
+            b.iter(|| black_box(dec.send_packet(&data, &mut back).expect("decode")))
+        });
+    }
     g.finish();
 }
 

@@ -8,6 +8,9 @@
 //!   store it with [`Ledger::grant`] / [`Ledger::revoke`], which verify the
 //!   signature first;
 //! - `list` shows a patient's consents with their status;
+//! - `stop`: the facility stops a consent without the patient's signature
+//!   (a lost card, a request at the desk, a legal order, an error), audited
+//!   with the operator (hashed) and a fixed reason;
 //! - `check` verifies a physician's HPKI certificate and prints the access
 //!   decision: `permit (consent ID)` (exit 0) or `deny: REASON` (exit 1).
 //!
@@ -44,7 +47,7 @@ use med8k_auth::consent::workflow::{
 };
 use med8k_auth::consent::{
     AccessRequest, ConsentPurpose, Coverage, DataCategory, Decision, FacilityId, PatientId, Period,
-    Physician, RecordId, Scope, SignatureCheck, VisitId,
+    Physician, RecordId, Scope, SignatureCheck, StopReason, VisitId,
 };
 use med8k_auth::pkifile::PkiFile;
 
@@ -62,6 +65,52 @@ pub enum ConsentCommand {
     /// Decide a physician's access: prints `permit (consent ID)` and exits
     /// 0, or `deny: REASON` and exits 1.
     Check(CheckArgs),
+    /// The facility stops a consent without the patient's signature
+    /// (audited): a lost card, a request at the desk, a legal order, an error.
+    Stop(StopArgs),
+}
+
+/// Why a facility stops a consent.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StopReasonArg {
+    PatientRequest,
+    CardLost,
+    Legal,
+    Error,
+}
+
+impl StopReasonArg {
+    fn reason(self) -> StopReason {
+        match self {
+            StopReasonArg::PatientRequest => StopReason::PatientRequest,
+            StopReasonArg::CardLost => StopReason::CardLost,
+            StopReasonArg::Legal => StopReason::Legal,
+            StopReasonArg::Error => StopReason::Error,
+        }
+    }
+}
+
+/// `med8k consent stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The demo PKI directory (for the site's audit salt).
+    #[arg(long)]
+    pki: PathBuf,
+    /// The consent ledger (must exist).
+    #[arg(long)]
+    ledger: PathBuf,
+    /// The audit log (created if missing).
+    #[arg(long)]
+    audit: PathBuf,
+    /// The consent record to stop.
+    #[arg(long)]
+    id: String,
+    /// Who stops it (kept hashed in the ledger and the audit log).
+    #[arg(long)]
+    operator: String,
+    /// Why.
+    #[arg(long, value_enum)]
+    reason: StopReasonArg,
 }
 
 /// What the data is used for (`consent` and `fetch`).
@@ -244,6 +293,7 @@ pub fn run(command: &ConsentCommand) -> anyhow::Result<Outcome> {
         ConsentCommand::Revoke(args) => revoke(args),
         ConsentCommand::List(args) => list(args),
         ConsentCommand::Check(args) => check(args),
+        ConsentCommand::Stop(args) => stop(args),
     }
 }
 
@@ -251,6 +301,15 @@ pub fn run(command: &ConsentCommand) -> anyhow::Result<Outcome> {
 fn audit_salt(pki: &PkiFile) -> anyhow::Result<Vec<u8>> {
     let path = pki.path(Path::new("audit.salt"));
     med8k_auth::audit::site_salt(&path).with_context(|| format!("audit salt {}", path.display()))
+}
+
+/// The JPKI CRLs of `pki.toml` (`[crl] jpki`): a grant or revocation is
+/// not signed on a certificate whose status is unknown.
+fn jpki_crls(pki: &PkiFile) -> anyhow::Result<CrlFile> {
+    pki.crls(StoreKind::Jpki)?.context(
+        "pki.toml names no JPKI CRL ([crl] jpki): the patient's signing certificate must be \
+         checked for revocation",
+    )
 }
 
 /// `--at`, or now.
@@ -338,8 +397,9 @@ fn grant(args: &GrantArgs) -> anyhow::Result<Outcome> {
     let pki = PkiFile::load(&t.pki)?;
     let salt = audit_salt(&pki)?;
     let jpki = pki.store(StoreKind::Jpki)?;
+    let crls = jpki_crls(&pki)?;
     let profile = pki.profile();
-    let check = SignatureCheck::new(&jpki, &profile);
+    let check = SignatureCheck::new(&jpki, &profile).with_revocation(&crls);
     let mut audit = open_audit(&t.audit)?;
     let mut desk = Desk {
         ledger: &t.ledger,
@@ -378,8 +438,9 @@ fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
     let pki = PkiFile::load(&t.pki)?;
     let salt = audit_salt(&pki)?;
     let jpki = pki.store(StoreKind::Jpki)?;
+    let crls = jpki_crls(&pki)?;
     let profile = pki.profile();
-    let check = SignatureCheck::new(&jpki, &profile);
+    let check = SignatureCheck::new(&jpki, &profile).with_revocation(&crls);
     let mut audit = open_audit(&t.audit)?;
     let mut desk = Desk {
         ledger: &t.ledger,
@@ -533,7 +594,11 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     let pki = PkiFile::load(&args.pki)?;
     let salt = audit_salt(&pki)?;
     let profile = pki.profile();
-    let ledger = workflow::open_existing(&args.ledger)?;
+    let mut ledger = workflow::open_existing(&args.ledger)?;
+    // The consents' signers are checked again against the JPKI CRLs.
+    if let Some(crls) = pki.crls(StoreKind::Jpki)? {
+        ledger = ledger.with_revocation(std::sync::Arc::new(crls));
+    }
     let mut audit = open_audit(&args.audit)?;
 
     let physician = verify_physician(&pki, &profile, &args.physician_cert, at)?;
@@ -577,4 +642,29 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
             Ok(Outcome::Denied)
         }
     }
+}
+
+fn stop(args: &StopArgs) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now();
+    let consent = RecordId::new(args.id.as_str()).with_context(|| format!("--id {:?}", args.id))?;
+    if args.operator.trim().is_empty() {
+        bail!("--operator: name who stops the consent");
+    }
+    let pki = PkiFile::load(&args.pki)?;
+    let salt = audit_salt(&pki)?;
+    let jpki = pki.store(StoreKind::Jpki)?;
+    let profile = pki.profile();
+    let check = SignatureCheck::new(&jpki, &profile);
+    let mut audit = open_audit(&args.audit)?;
+    let mut desk = Desk {
+        ledger: &args.ledger,
+        audit: &mut audit,
+        salt: &salt,
+        check: &check,
+    };
+    let reason = args.reason.reason();
+    workflow::stop(&mut desk, &args.operator, &consent, reason, now)
+        .with_context(|| format!("consent stop (audit log {})", args.audit.display()))?;
+    println!("stopped consent {consent} ({})", reason.name());
+    Ok(Outcome::Done)
 }

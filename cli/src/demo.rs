@@ -120,8 +120,13 @@ struct ConsentRound {
 /// first run): the patient signs consent on their SoftHSM2 token for
 /// jp.hospital-b, then the ledger decides for a Medical Doctor (permit) and
 /// a Pharmacist (refused), every step in the audit log, which is verified.
+/// The demo PKI's folder beside the samples.
+pub(crate) const DEMO_PKI: &str = "pki-v2";
+
 fn consent_round(samples: &std::path::Path) -> anyhow::Result<ConsentRound> {
-    let pki = samples.join("pki");
+    // `pki-v2`: demo PKIs and ledgers made before the HPKI sub-CA carried
+    // its policies and the ledger its schema 2 are left alone.
+    let pki = samples.join(DEMO_PKI);
     let dir = pki.to_string_lossy().into_owned();
     if !pki.join(med8k_auth::pkifile::FILE).exists() {
         crate::run_args(&["pki", "demo-init", "--out", &dir])?;
@@ -283,7 +288,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     if let Some(d) = &desk
         && !d.stored
     {
-        bail!("the pathologist's instructions were not stored: {}", d.outcome);
+        bail!(
+            "the pathologist's instructions were not stored: {}",
+            d.outcome
+        );
     }
 
     let demo = DemoReport {

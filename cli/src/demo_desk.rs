@@ -30,7 +30,13 @@ pub struct DeskRound {
 }
 
 /// One HTTP/1.1 request to the viewer; the answer's head and body.
-fn http(addr: &str, method: &str, path: &str, cookie: &str, body: &str) -> anyhow::Result<(String, String)> {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> anyhow::Result<(String, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
     write!(
@@ -69,7 +75,8 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
     );
     site(&dir, "jp.hospital-a", "jp.hospital-b", &gate)?;
     site(&dir, "jp.hospital-b", "jp.hospital-a", "")?;
-    let full = med8k_media::spectral::envi::read(cube).with_context(|| format!("reading {}", cube.display()))?;
+    let full = med8k_media::spectral::envi::read(cube)
+        .with_context(|| format!("reading {}", cube.display()))?;
     let side = 1024.min(full.width()).min(full.height());
     let (x0, y0) = ((full.width() - side) / 2, (full.height() - side) / 2);
     let crop = full
@@ -99,7 +106,13 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
             ServeEvent::Instructions(outcome) => {
                 let stored = matches!(*outcome, InstructionOutcome::Stored { .. });
                 let line = match *outcome {
-                    InstructionOutcome::Stored { facility, signer, marks, files, .. } => format!(
+                    InstructionOutcome::Stored {
+                        facility,
+                        signer,
+                        marks,
+                        files,
+                        ..
+                    } => format!(
                         "A stored {marks} mark(s) from {facility}, signed by {signer} (verified): {}",
                         files.json.display()
                     ),
@@ -113,7 +126,9 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
             _ => {}
         })
     });
-    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).context("serve did not start")?;
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("serve did not start")?;
 
     // B: the desk, the specimen in memory only.
     let (url_tx, url_rx) = mpsc::channel();
@@ -149,7 +164,9 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
             bail!("the desk did not start: {:?}", e.err());
         }
     };
-    println!("desk: the viewer is at {url} (scripted here; `med8k view --from` opens it in a browser)");
+    println!(
+        "desk: the viewer is at {url} (scripted here; `med8k view --from` opens it in a browser)"
+    );
 
     // The scripted pathologist: the page's own requests.
     let rest = url.strip_prefix("http://").context("viewer URL")?;
@@ -157,7 +174,10 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
     let (head, _) = http(host, "GET", &format!("/{query}"), "", "")?;
     let cookie = head
         .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
         .and_then(|c| c.split(';').next())
         .context("the viewer set no session cookie")?
         .to_owned();
@@ -170,7 +190,11 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
     });
     for (method, path, body) in [
         ("POST", "/api/marks", mark.to_string()),
-        ("PUT", "/api/report", r#"{"report":"demo: cut along 1"}"#.to_owned()),
+        (
+            "PUT",
+            "/api/report",
+            r#"{"report":"demo: cut along 1"}"#.to_owned(),
+        ),
         ("POST", "/api/send", String::new()),
     ] {
         let (head, body) = http(host, method, path, &cookie, &body)?;
@@ -181,7 +205,9 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
             println!("desk: {}", body.trim());
         }
     }
-    let outcome = out_rx.recv_timeout(Duration::from_secs(60)).context("A said nothing about the instructions")?;
+    let outcome = out_rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("A said nothing about the instructions")?;
     http(host, "POST", "/api/end", &cookie, "")?;
     let ended = b.join().map_err(|_| anyhow!("the desk panicked"))??;
     println!("desk: session {}: the images were dropped", ended.why);

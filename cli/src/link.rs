@@ -48,6 +48,23 @@ pub struct ServeArgs {
     /// Frames per second of the offered source.
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
+    /// The patient (pseudonym) the source belongs to; with the consent
+    /// gate, only claims for this patient are permitted.
+    #[arg(long, requires = "source")]
+    source_patient: Option<String>,
+    /// The data category of the source; with the consent gate, only claims
+    /// for it are permitted.
+    #[arg(long, value_enum, requires = "source")]
+    source_category: Option<CategoryArg>,
+    /// Offer --source under the development gate (allow-authenticated): to
+    /// every peer with a facility certificate, with NO consent checked.
+    #[arg(long)]
+    development_gate: bool,
+    /// Store every DICOM object that arrives (whole, SHA-256 checked) into
+    /// this PACS: a DICOMweb root (STOW-RS) or AE@HOST:PORT (C-STORE);
+    /// audited; retried, and kept in --out if the PACS refuses.
+    #[arg(long, requires = "out")]
+    pacs: Option<String>,
 }
 
 /// `med8k send`.
@@ -89,6 +106,18 @@ pub struct SendArgs {
     /// and send each result with its frame as metadata.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Send a study or an instance from a PACS as the object:
+    /// `URL#STUDY` or `URL#STUDY/SERIES/INSTANCE` (WADO-RS).
+    #[arg(long, conflicts_with = "object")]
+    object_from_pacs: Option<String>,
+    /// A DICOM object crosses as the consent discloses it: by default as
+    /// this pseudonym (the patient's, from the consent), de-identified
+    /// (PS3.15 basic profile).
+    #[arg(long)]
+    pseudonym: Option<String>,
+    /// The consent discloses the patient's identity: send DICOM as it is.
+    #[arg(long)]
+    disclose_identity: bool,
 }
 
 /// `med8k fetch`.
@@ -186,6 +215,13 @@ pub struct BenchLinkArgs {
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
+    let forwarder = match &args.pacs {
+        Some(url) => Some(med8k_link::pacs::Forwarder::start(
+            med8k_dicom::pacs::Pacs::parse(url, std::time::Duration::from_secs(600))?,
+            med8k_link::pacs::Audit::of_site(&args.config)?,
+        )),
+        None => None,
+    };
     let options = ServeOptions {
         listen: args.listen,
         config: args.config.clone(),
@@ -195,6 +231,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
         links: args.links,
         source: args.source.clone(),
         fps: args.fps,
+        source_patient: args.source_patient.clone(),
+        source_category: args.source_category.map(CategoryArg::category),
+        development_gate: args.development_gate,
     };
     let shutdown = Shutdown::new();
     on_ctrl_c(&shutdown)?;
@@ -203,10 +242,30 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
             println!("listening on {addr}");
             let _ = std::io::stdout().flush();
         }
-        ServeEvent::LinkEnded(report) => print_link(&report),
+        ServeEvent::LinkEnded(report) => {
+            print_link(&report);
+            for o in report.objects.iter().filter(|_| forwarder.is_some()) {
+                forwarder.iter().for_each(|f| f.submit(o, &report.facility));
+            }
+        }
         ServeEvent::Instructions(outcome) => crate::view::print_instructions(&outcome),
         _ => {}
     })?;
+    if let Some(f) = forwarder {
+        let r = f.finish();
+        for (path, n) in &r.stored {
+            println!("{} stored into the PACS ({n} instance(s))", path.display());
+        }
+        for (path, e) in &r.failed {
+            eprintln!(
+                "med8k: {} not stored into the PACS (kept): {e}",
+                path.display()
+            );
+        }
+        if !r.failed.is_empty() {
+            anyhow::bail!("{} object(s) not stored into the PACS", r.failed.len());
+        }
+    }
     println!(
         "{} frame(s) received on {} link(s)",
         summary.frames, summary.links
@@ -266,13 +325,21 @@ fn print_link(r: &LinkReport) {
 }
 
 pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
+    let work = tempfile::tempdir()?;
+    let dicom = crate::dicom::outgoing_object(
+        args.object.as_deref(),
+        args.object_from_pacs.as_deref(),
+        args.pseudonym.as_deref(),
+        args.disclose_identity,
+        work.path(),
+    )?;
     let options = SendOptions {
         to: args.to,
         config: args.config.clone(),
         source: InputSpec::parse(&args.source, None),
         bpp: args.bpp,
         facility: args.facility.clone(),
-        object: args.object.clone(),
+        object: dicom.or_else(|| args.object.clone()),
         frames: args.frames,
         fps: args.fps,
         model: args.model.clone(),

@@ -12,6 +12,7 @@ mod consent;
 mod demo;
 mod demo_desk;
 mod detect;
+mod dicom;
 mod link;
 mod pki;
 mod probe;
@@ -115,6 +116,12 @@ enum Command {
         #[command(subcommand)]
         command: colour::ColourCommand,
     },
+    /// DICOM: export cubes and frames as objects a PACS keeps, import them
+    /// back, store into and fetch from a PACS.
+    Dicom {
+        #[command(subcommand)]
+        command: dicom::DicomCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,9 +133,20 @@ enum EvalCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the log's hash chain; names the first altered, removed,
-    /// reordered or garbled entry.
+    /// Check the log's keyed hash chain (with its key LOG.key); names the
+    /// first altered, removed, reordered or garbled entry.
     Verify {
+        /// The audit log (JSON Lines).
+        #[arg(long)]
+        log: PathBuf,
+        /// A checkpoint taken earlier (`audit checkpoint`): the log must
+        /// still hold what it saw (entries cut from the end are found).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print a checkpoint of the log (entries, head, MAC) to keep outside
+    /// it.
+    Checkpoint {
         /// The audit log (JSON Lines).
         #[arg(long)]
         log: PathBuf,
@@ -196,11 +214,17 @@ fn softhsm2_conf(command: &Command) -> Option<PathBuf> {
             consent::ConsentCommand::Grant(a) => &a.token.pki,
             consent::ConsentCommand::Revoke(a) => &a.token.pki,
             consent::ConsentCommand::Check(a) => &a.pki,
-            consent::ConsentCommand::List(_) => return None,
+            consent::ConsentCommand::List(_) | consent::ConsentCommand::Stop(_) => return None,
         }),
         Command::Fetch(args) => of_dir(&args.pki),
         Command::View(args) => of_dir(args.pki.as_deref()?),
-        Command::Demo(args) => Some(args.samples.options().out.join("pki/softhsm2.conf")),
+        Command::Demo(args) => Some(
+            args.samples
+                .options()
+                .out
+                .join(demo::DEMO_PKI)
+                .join("softhsm2.conf"),
+        ),
         _ => None,
     }
 }
@@ -260,11 +284,15 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
             command: EvalCommand::Detect(args),
         } => detect::eval_detect(&args),
         Command::Audit {
-            command: AuditCommand::Verify { log },
-        } => audit::verify(&log),
+            command: AuditCommand::Verify { log, checkpoint },
+        } => audit::verify(&log, checkpoint.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Checkpoint { log },
+        } => audit::checkpoint(&log),
         Command::Pki { command } => pki::run(&command),
         Command::Consent { command } => consent::run(&command),
         Command::Colour { command } => colour::run(&command),
+        Command::Dicom { command } => dicom::run(&command),
     }
 }
 

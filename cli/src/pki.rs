@@ -135,6 +135,19 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes a private key, readable by its owner only.
+fn write_key(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 fn demo_init(args: &DemoInitArgs) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -230,7 +243,7 @@ fn demo_init(args: &DemoInitArgs) -> anyhow::Result<Outcome> {
         let cert = format!("facility/{site}.crt.pem");
         let key = format!("facility/{site}.key.pem");
         write(&out.join(&cert), &f.cert_pem)?;
-        write(&out.join(&key), &f.key_pem)?;
+        write_key(&out.join(&key), &f.key_pem)?;
         let _ = writeln!(
             toml,
             "[[facility]]\nid = {site:?}\ncertificate = {cert:?}\nkey = {key:?}\n"
@@ -252,7 +265,7 @@ fn demo_init(args: &DemoInitArgs) -> anyhow::Result<Outcome> {
         &out.join("certs/revoked-patient-auth.pem"),
         &pem("CERTIFICATE", &der),
     )?;
-    write(
+    write_key(
         &out.join("keys/revoked-patient-auth.key.pem"),
         &rsa_key_pem(&key)?,
     )?;

@@ -102,7 +102,10 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
             config: args.config.clone().ok_or_else(|| missing("--config"))?,
             facility: args.facility.clone(),
             pki: args.pki.clone().ok_or_else(|| missing("--pki"))?,
-            physician_token: args.physician_token.clone().ok_or_else(|| missing("--physician-token"))?,
+            physician_token: args
+                .physician_token
+                .clone()
+                .ok_or_else(|| missing("--physician-token"))?,
             patient_token: args.patient_token.clone(),
             pin_env: (args.pin_env.clone(), args.patient_pin_env.clone()),
             patient: args.patient.clone().ok_or_else(|| missing("--patient"))?,
@@ -131,7 +134,9 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
         let Some(input) = &args.input else {
             bail!("give --in CUBE.hdr (a local copy) or --from ADDR (a holding site)");
         };
-        let is_hdr = input.extension().is_some_and(|e| e.eq_ignore_ascii_case("hdr"));
+        let is_hdr = input
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("hdr"));
         if !is_hdr {
             bail!(
                 "--in {}: the viewer opens ENVI cubes (.hdr); DICOM objects come with the DICOM work",
@@ -143,7 +148,8 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
         let mut shown = Vec::new();
         for f in &args.instructions {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            let set = InstructionSet::from_document(&bytes).with_context(|| f.display().to_string())?;
+            let set =
+                InstructionSet::from_document(&bytes).with_context(|| f.display().to_string())?;
             shown.extend(set.marks);
         }
         let pyramid = Pyramid::new(cube)?;

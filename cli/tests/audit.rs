@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::med8k;
+use common::{med8k, stderr, stdout};
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role};
 
 fn write_log(path: &Path, n: u64) {
@@ -84,6 +84,40 @@ fn audit_verify_missing_or_garbage_file() {
     let o = med8k(dir.path(), &["audit", "verify", "--log", "nope.jsonl"]);
     assert_one_line_error(&o, &["nope.jsonl"]);
     std::fs::write(dir.path().join("junk"), b"\x00\xffnot json").unwrap();
+    // Without its key a log cannot be checked.
+    let o = med8k(dir.path(), &["audit", "verify", "--log", "junk"]);
+    assert_one_line_error(&o, &["junk.key"]);
+    med8k_auth::audit::log_key(&dir.path().join("junk")).unwrap();
     let o = med8k(dir.path(), &["audit", "verify", "--log", "junk"]);
     assert_one_line_error(&o, &["junk", "line 1"]);
+}
+
+#[test]
+fn audit_checkpoint_catches_entries_cut_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    write_log(&log, 6);
+    let o = med8k(dir.path(), &["audit", "checkpoint", "--log", "audit.jsonl"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(dir.path().join("head.txt"), stdout(&o)).unwrap();
+    let verify = [
+        "audit",
+        "verify",
+        "--log",
+        "audit.jsonl",
+        "--checkpoint",
+        "head.txt",
+    ];
+    let o = med8k(dir.path(), &verify);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The last two entries cut off.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kept: Vec<&str> = text.lines().take(4).collect();
+    std::fs::write(&log, format!("{}\n", kept.join("\n"))).unwrap();
+    assert!(
+        med8k(dir.path(), &["audit", "verify", "--log", "audit.jsonl"])
+            .status
+            .success()
+    );
+    assert_one_line_error(&med8k(dir.path(), &verify), &["cut from the end"]);
 }

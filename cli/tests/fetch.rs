@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{Serve, assert_one_line_error, command, med8k, spawn_first_line, stderr, stdout};
-use med8k_auth::cert::{Profile, StoreKind, TrustStore, pem_blocks};
+use med8k_auth::cert::{CrlFile, Profile, StoreKind, TrustStore, pem_blocks};
 use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
     FacilityId, Ledger, PatientId, Period, RecordId, Scope, SignatureCheck, cms,
@@ -45,7 +45,8 @@ fn sites(dir: &Path) {
     let a = format!(
         "[site]\nid = \"{A}\"\nname = \"Hospital A\"\n\n[tls]\n\
          cert = \"pki/facility/{A}.crt.pem\"\nkey = \"pki/facility/{A}.key.pem\"\n\
-         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{B}\"]\n\n\
+         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{B}\"]\n\
+         crl = [\"pki/crl/facility.crl.pem\"]\n\n\
          [link]\ndeadline_ms = 1000\n\n\
          [gate]\nkind = \"consent\"\nledger = \"a/consent.sqlite\"\naudit = \"a/audit.jsonl\"\n\
          hpki_roots = [\"pki/ca/hpki.pem\"]\nhpki_policies = [\"{DEMO_HPKI_AUTH_POLICY}\"]\n\
@@ -56,7 +57,8 @@ fn sites(dir: &Path) {
     let b = format!(
         "[site]\nid = \"{B}\"\nname = \"Hospital B\"\n\n[tls]\n\
          cert = \"pki/facility/{B}.crt.pem\"\nkey = \"pki/facility/{B}.key.pem\"\n\
-         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{A}\"]\n\n[link]\ndeadline_ms = 1000\n"
+         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{A}\"]\n\
+         crl = [\"pki/crl/facility.crl.pem\"]\n\n[link]\ndeadline_ms = 1000\n"
     );
     std::fs::write(dir.join("site-b.toml"), b).unwrap();
 }
@@ -108,7 +110,9 @@ fn check_with<T>(dir: &Path, f: impl FnOnce(&SignatureCheck<'_>) -> T) -> T {
         .add_pem(&std::fs::read(dir.join("pki/ca/jpki.pem")).unwrap())
         .unwrap();
     let profile = Profile::new(DemoPki::profile_config());
-    f(&SignatureCheck::new(&store, &profile))
+    let mut crls = CrlFile::new();
+    crls.add_file(&dir.join("pki/crl/jpki.crl.pem")).unwrap();
+    f(&SignatureCheck::new(&store, &profile).with_revocation(&crls))
 }
 
 /// The patient revokes the consent of [`grant`] on their token.
@@ -238,12 +242,25 @@ fn fetch_through_the_consent_gate_in(dir: &Path) {
         dir,
         "127.0.0.1:0",
         "site-a.toml",
-        &["--source", "samples", "--fps", "60", "--links", "3"],
+        &[
+            "--source",
+            "samples",
+            "--source-patient",
+            patient.as_str(),
+            "--source-category",
+            "pathology-images",
+            "--fps",
+            "60",
+            "--links",
+            "3",
+        ],
     );
 
-    // No consent yet: refused before any media.
+    // No consent yet: refused before any media, and told nothing more than
+    // where the reason is kept.
     let o = fetch(dir, &serve.addr, "med8k-physician", &patient, "none");
-    assert_one_line_error(&o, &["refused by jp.hospital-a", "no consent"]);
+    assert_one_line_error(&o, &["refused by jp.hospital-a", "audit entry"]);
+    assert!(!stderr(&o).contains("consent"), "{}", stderr(&o));
     assert!(!stdout(&o).contains("permitted"), "{}", stdout(&o));
     assert!(!dir.join("none").join(format!("{A}.m8ks")).exists());
     assert_nothing_secret(&o, &patient);
@@ -274,7 +291,7 @@ fn fetch_through_the_consent_gate_in(dir: &Path) {
 
     // A Pharmacist may not open pathology images.
     let o = fetch(dir, &serve.addr, "med8k-pharmacist", &patient, "pharmacist");
-    assert_one_line_error(&o, &["refused by jp.hospital-a", "not qualified"]);
+    assert_one_line_error(&o, &["refused by jp.hospital-a", "audit entry"]);
     assert!(!stdout(&o).contains("permitted"));
     assert_nothing_secret(&o, &patient);
 
@@ -283,8 +300,7 @@ fn fetch_through_the_consent_gate_in(dir: &Path) {
     assert!(served.status.success(), "{text}{}", stderr(&served));
     assert!(text.contains("6 frame(s), "), "{text}");
     assert!(text.contains("sent from the source"), "{text}");
-    assert!(text.contains("Denied(NoConsent)"), "{text}");
-    assert!(text.contains("Denied(NotQualified)"), "{text}");
+    assert_eq!(text.matches("Denied(Other)").count(), 2, "{text}");
     assert_nothing_secret(&served, &patient);
 
     // Every decision is in A's audit log, which verifies, without the
@@ -295,6 +311,12 @@ fn fetch_through_the_consent_gate_in(dir: &Path) {
     let log = std::fs::read_to_string(&audit).unwrap();
     assert!(!log.contains(patient.as_str()));
     assert!(log.contains("AccessPermitted") && log.contains("AccessDenied"));
+    // The reasons are here, not at the peer.
+    assert!(log.contains("consent: NoConsent"), "{log}");
+    assert!(
+        log.contains("physician login refused: role not accepted"),
+        "{log}"
+    );
     assert!(dir.join("a/audit.jsonl.salt").is_file());
 
     a_revoked_consent_closes_the_session(dir, &card, &patient);
@@ -325,7 +347,18 @@ fn a_revoked_consent_closes_the_session(dir: &Path, card: &Card, patient: &Patie
         dir,
         "127.0.0.1:0",
         "site-a.toml",
-        &["--source", "samples", "--fps", "2", "--links", "1"],
+        &[
+            "--source",
+            "samples",
+            "--source-patient",
+            patient.as_str(),
+            "--source-category",
+            "pathology-images",
+            "--fps",
+            "2",
+            "--links",
+            "1",
+        ],
     );
 
     let (child, line) = spawn_first_line(fetch_command(

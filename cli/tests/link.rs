@@ -322,6 +322,35 @@ fn a_peer_under_an_unknown_ca_is_refused() {
 }
 
 #[test]
+fn a_source_under_the_development_gate_needs_the_operator_to_ask() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let mut pgm = b"P5\n16 16\n255\n".to_vec();
+    pgm.extend((0..256u32).map(|i| i as u8));
+    std::fs::write(dir.join("still.pgm"), pgm).unwrap();
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        "site-b.toml",
+        "--source",
+        "still.pgm",
+    ];
+    let o = med8k(dir, &args);
+    assert_one_line_error(&o, &["development gate", "--development-gate"]);
+    // Asked for: it serves, and says so loudly.
+    let serve = Serve::start(
+        dir,
+        "127.0.0.1:0",
+        "site-b.toml",
+        &["--source", "still.pgm", "--development-gate"],
+    );
+    drop(serve);
+}
+
+#[test]
 fn a_bad_site_config_names_file_and_line() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();

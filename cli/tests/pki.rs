@@ -44,6 +44,16 @@ fn demo_init_then_verify() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Private keys are readable by their owner only.
+    for f in [
+        "facility/jp.hospital-a.key.pem",
+        "facility/jp.hospital-b.key.pem",
+        "keys/revoked-patient-auth.key.pem",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
     let toml = std::fs::read_to_string(out.join("pki.toml")).unwrap();
     assert!(toml.contains("med8k-physician"), "{toml}");
     // A second run refuses to overwrite.

@@ -72,7 +72,10 @@ fn grant(dir: &Path) -> PatientId {
     let signer: Arc<dyn Signer> = Arc::new(session.signer(&[1]).unwrap());
     let patient = PatientId::from_signing_cert(&cert(dir, "med8k-patient-sign"));
     let now = SystemTime::now();
-    let t = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let t = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let record = ConsentRecord {
         id: RecordId::new("consent-view-1").unwrap(),
         patient: patient.clone(),
@@ -118,17 +121,39 @@ fn specimen(dir: &Path) -> SpectralCube {
 }
 
 /// `med8k view --from` at B: its first lines are `permitted` and the URL.
-fn desk(dir: &Path, addr: &str, patient: &PatientId) -> (Child, String, BufReader<std::process::ChildStdout>) {
+fn desk(
+    dir: &Path,
+    addr: &str,
+    patient: &PatientId,
+) -> (Child, String, BufReader<std::process::ChildStdout>) {
     let mut c = command(
         dir,
         &[
-            "view", "--from", addr, "--config", "site-b.toml", "--pki", "pki",
-            "--physician-token", "med8k-physician", "--patient-token", "med8k-patient",
-            "--patient", patient.as_str(), "--audit", "b/audit.jsonl", "--no-browser",
-            "--pixel-spacing-um", "12.5",
+            "view",
+            "--from",
+            addr,
+            "--config",
+            "site-b.toml",
+            "--pki",
+            "pki",
+            "--physician-token",
+            "med8k-physician",
+            "--patient-token",
+            "med8k-patient",
+            "--patient",
+            patient.as_str(),
+            "--audit",
+            "b/audit.jsonl",
+            "--no-browser",
+            "--pixel-spacing-um",
+            "12.5",
         ],
     );
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -136,7 +161,10 @@ fn desk(dir: &Path, addr: &str, patient: &PatientId) -> (Child, String, BufReade
     line.clear();
     out.read_line(&mut line).unwrap();
     let url = line.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:") && url.contains("/?t="), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/?t="),
+        "{url}"
+    );
     (child, url, out)
 }
 
@@ -163,8 +191,15 @@ fn tiles_settled(b: &Browser) {
 
 #[test]
 fn the_desk_in_headless_chromium() {
-    assert!(Path::new(SOFTHSM2_MODULE).exists(), "SoftHSM2 is not installed");
-    softhsm::isolated_in("the_desk_in_headless_chromium", "pki/softhsm2.conf", desk_in);
+    assert!(
+        Path::new(SOFTHSM2_MODULE).exists(),
+        "SoftHSM2 is not installed"
+    );
+    softhsm::isolated_in(
+        "the_desk_in_headless_chromium",
+        "pki/softhsm2.conf",
+        desk_in,
+    );
 }
 
 fn desk_in(dir: &Path) {
@@ -177,7 +212,14 @@ fn desk_in(dir: &Path) {
         dir,
         "127.0.0.1:0",
         "site-a.toml",
-        &["--source", "specimen.hdr", "--out", "a/received", "--links", "1"],
+        &[
+            "--source",
+            "specimen.hdr",
+            "--out",
+            "a/received",
+            "--links",
+            "1",
+        ],
     );
     let t0 = Instant::now();
     let (mut child, url, mut out) = desk(dir, &serve.addr, &patient);
@@ -186,11 +228,23 @@ fn desk_in(dir: &Path) {
     let browser = Browser::start(&dir.join("profile"));
     // Without the token, with a wrong one, and a page without the session: refused.
     browser.goto(&format!("{base}/"));
-    assert!(browser.body_text().contains("no token"), "{}", browser.body_text());
+    assert!(
+        browser.body_text().contains("no token"),
+        "{}",
+        browser.body_text()
+    );
     browser.goto(&format!("{base}/?t=0000"));
-    assert!(browser.body_text().contains("wrong token"), "{}", browser.body_text());
+    assert!(
+        browser.body_text().contains("wrong token"),
+        "{}",
+        browser.body_text()
+    );
     browser.goto(&format!("{base}/view"));
-    assert!(browser.body_text().contains("no session"), "{}", browser.body_text());
+    assert!(
+        browser.body_text().contains("no session"),
+        "{}",
+        browser.body_text()
+    );
     browser.goto(&format!("{base}/api/tile/0/0/0?view=tc"));
     assert!(browser.body_text().contains("no session"));
 
@@ -211,9 +265,17 @@ fn desk_in(dir: &Path) {
     // The one-time token is used up.
     let second = Browser::start(&dir.join("profile-2"));
     second.goto(&url);
-    assert!(second.body_text().contains("used already"), "{}", second.body_text());
+    assert!(
+        second.body_text().contains("used already"),
+        "{}",
+        second.body_text()
+    );
     second.quit();
-    assert!(browser.body_text().contains("1050×1152, 7 bands"), "{}", browser.body_text());
+    assert!(
+        browser.body_text().contains("1050×1152, 7 bands"),
+        "{}",
+        browser.body_text()
+    );
     tiles_settled(&browser);
     screenshot(&browser, "viewer-true-colour.png");
 
@@ -221,15 +283,29 @@ fn desk_in(dir: &Path) {
     let before = browser.js("return med8k.state()", json!([]));
     let [cx, cy] = xy(&browser, 525.0, 576.0);
     browser.wheel(cx, cy, -800);
-    browser.wait_for("zoom", &format!("return med8k.state().zoom > {}", before["zoom"].as_f64().unwrap() * 2.0), Duration::from_secs(10));
+    browser.wait_for(
+        "zoom",
+        &format!(
+            "return med8k.state().zoom > {}",
+            before["zoom"].as_f64().unwrap() * 2.0
+        ),
+        Duration::from_secs(10),
+    );
     let after = browser.js("return med8k.state()", json!([]));
-    assert!(after["level"].as_u64().unwrap() < before["level"].as_u64().unwrap(), "{before} -> {after}");
+    assert!(
+        after["level"].as_u64().unwrap() < before["level"].as_u64().unwrap(),
+        "{before} -> {after}"
+    );
     tiles_settled(&browser);
 
     // One band alone, with its wavelength; false colour; the RGB camera beside.
     select(&browser, "#view", "band");
     select(&browser, "#band", "5");
-    assert!(browser.text("#cap-main").contains("610 nm"), "{}", browser.text("#cap-main"));
+    assert!(
+        browser.text("#cap-main").contains("610 nm"),
+        "{}",
+        browser.text("#cap-main")
+    );
     tiles_settled(&browser);
     screenshot(&browser, "viewer-band.png");
     select(&browser, "#view", "fc");
@@ -240,9 +316,13 @@ fn desk_in(dir: &Path) {
 
     // The spectrum at a point: the page shows the cube's 7 samples there.
     let (px, py) = (600usize, 500usize);
-    let [sx, sy] = xy(&browser, px as f64 + 0.5, py as f64 + 0.5);
+    let [sx, sy] = xy(&browser, px as f32 + 0.5, py as f32 + 0.5);
     browser.mouse(&[("click", sx, sy)]);
-    browser.wait_for("the spectrum", "return document.querySelectorAll('#spec-table tbody tr').length === 7", Duration::from_secs(20));
+    browser.wait_for(
+        "the spectrum",
+        "return document.querySelectorAll('#spec-table tbody tr').length === 7",
+        Duration::from_secs(20),
+    );
     assert_eq!(browser.text("#spec-where"), format!("Pixel ({px}, {py})"));
     let cells: Vec<Value> = browser
         .js("return [...document.querySelectorAll('#spec-table tbody tr')].map(r => r.cells[2].textContent)", json!([]))
@@ -250,39 +330,71 @@ fn desk_in(dir: &Path) {
         .unwrap()
         .clone();
     for (b, c) in cells.iter().enumerate() {
-        assert_eq!(c.as_str().unwrap(), cube.data()[[b, py, px]].to_string(), "band {b}");
+        assert_eq!(
+            c.as_str().unwrap(),
+            cube.data()[[b, py, px]].to_string(),
+            "band {b}"
+        );
     }
     screenshot(&browser, "viewer-compare-spectrum.png");
 
     // A cut line: three clicks and a double-click, a label, then edited.
     browser.click("#tool-line");
-    let pts = [(300.0, 400.0), (520.0, 470.0), (760.0, 430.0)];
+    let pts: [(f32, f32); 3] = [(300.0, 400.0), (520.0, 470.0), (760.0, 430.0)];
     for &(x, y) in &pts {
         let [sx, sy] = xy(&browser, x, y);
         browser.mouse(&[("click", sx, sy)]);
     }
     let [sx, sy] = xy(&browser, pts[2].0, pts[2].1);
     browser.mouse(&[("click", sx, sy)]);
-    browser.wait_for("the mark form", "return !document.getElementById('mark-form').hidden", Duration::from_secs(10));
+    browser.wait_for(
+        "the mark form",
+        "return !document.getElementById('mark-form').hidden",
+        Duration::from_secs(10),
+    );
     browser.type_into("#mark-label", "cut 1");
     browser.type_into("#mark-text", "through the lesion, 5 mm from the margin");
     browser.click("#mark-save");
-    browser.wait_for("the mark", "return document.querySelectorAll('#marks li').length === 1", Duration::from_secs(10));
+    browser.wait_for(
+        "the mark",
+        "return document.querySelectorAll('#marks li').length === 1",
+        Duration::from_secs(10),
+    );
     browser.click("#marks li .edit");
     browser.type_into("#mark-label", "cut A");
     browser.click("#mark-save");
-    browser.wait_for("the edit", "return document.querySelector('#marks li').textContent.startsWith('cut A')", Duration::from_secs(10));
+    browser.wait_for(
+        "the edit",
+        "return document.querySelector('#marks li').textContent.startsWith('cut A')",
+        Duration::from_secs(10),
+    );
     // A region drawn and deleted again.
     browser.click("#tool-rect");
     let [x0, y0] = xy(&browser, 200.0, 200.0);
     let [x1, y1] = xy(&browser, 350.0, 320.0);
-    browser.mouse(&[("down", x0, y0), ("move", (x0 + x1) / 2.0, (y0 + y1) / 2.0), ("up", x1, y1)]);
-    browser.wait_for("the region form", "return !document.getElementById('mark-form').hidden", Duration::from_secs(10));
+    browser.mouse(&[
+        ("down", x0, y0),
+        ("move", (x0 + x1) / 2.0, (y0 + y1) / 2.0),
+        ("up", x1, y1),
+    ]);
+    browser.wait_for(
+        "the region form",
+        "return !document.getElementById('mark-form').hidden",
+        Duration::from_secs(10),
+    );
     browser.type_into("#mark-label", "region 1");
     browser.click("#mark-save");
-    browser.wait_for("two marks", "return document.querySelectorAll('#marks li').length === 2", Duration::from_secs(10));
+    browser.wait_for(
+        "two marks",
+        "return document.querySelectorAll('#marks li').length === 2",
+        Duration::from_secs(10),
+    );
     browser.click("#marks li:nth-child(2) .delete");
-    browser.wait_for("one mark", "return document.querySelectorAll('#marks li').length === 1", Duration::from_secs(10));
+    browser.wait_for(
+        "one mark",
+        "return document.querySelectorAll('#marks li').length === 1",
+        Duration::from_secs(10),
+    );
     let marks = browser.js_async(
         "const done = arguments[arguments.length - 1]; fetch('/api/marks').then(r => r.json()).then(done);",
     );
@@ -294,7 +406,10 @@ fn desk_in(dir: &Path) {
     browser.wait_for("sent", "return document.getElementById('send-status').className === 'ok' && document.getElementById('send-status').textContent.startsWith('sent')", Duration::from_secs(30));
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("sent 1 signed mark(s) to jp.hospital-a"), "{line}");
+    assert!(
+        line.starts_with("sent 1 signed mark(s) to jp.hospital-a"),
+        "{line}"
+    );
 
     // Nothing in the page's storage, no service worker.
     let storage = browser.js_async(
@@ -303,38 +418,66 @@ fn desk_in(dir: &Path) {
            caches: (await caches.keys()).length, idb: (await indexedDB.databases()).length, \
            workers: (await navigator.serviceWorker.getRegistrations()).length }))();",
     );
-    assert_eq!(storage, json!({"local": 0, "session": 0, "caches": 0, "idb": 0, "workers": 0}));
+    assert_eq!(
+        storage,
+        json!({"local": 0, "session": 0, "caches": 0, "idb": 0, "workers": 0})
+    );
 
     // End the session: Clear-Site-Data, the viewer stops, the images go.
     browser.click("#end");
-    browser.wait_for("the end", "return !!document.getElementById('ended')", Duration::from_secs(10));
+    browser.wait_for(
+        "the end",
+        "return !!document.getElementById('ended')",
+        Duration::from_secs(10),
+    );
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert!(status.success(), "{rest}");
-    assert!(rest.contains("session ended: the images were dropped"), "{rest}");
+    assert!(
+        rest.contains("session ended: the images were dropped"),
+        "{rest}"
+    );
     browser.goto(&format!("{base}/view"));
     browser.quit();
 
     // A received the same coordinates, with a signature it verified.
     let served = serve.wait(Duration::from_secs(30));
     let text = stdout(&served);
-    assert!(text.contains("instructions from jp.hospital-b: 1 mark(s), 1 cut line(s), signed by"), "{text}{}", stderr(&served));
+    assert!(
+        text.contains("instructions from jp.hospital-b: 1 mark(s), 1 cut line(s), signed by"),
+        "{text}{}",
+        stderr(&served)
+    );
     assert!(text.contains("(verified)"), "{text}");
-    let stored: Vec<_> = std::fs::read_dir(dir.join("a/received/instructions")).unwrap().flatten().map(|e| e.path()).collect();
-    let json_path = stored.iter().find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    let stored: Vec<_> = std::fs::read_dir(dir.join("a/received/instructions"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let json_path = stored
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
     let set = InstructionSet::from_document(&std::fs::read(json_path).unwrap()).unwrap();
     assert_eq!(set.marks.len(), 1);
     assert_eq!(set.marks[0].shape, MarkShape::Polyline);
     assert_eq!(set.marks[0].label, "cut A");
-    assert_eq!(serde_json::to_value(&set.marks[0].points).unwrap(), page_points);
+    assert_eq!(
+        serde_json::to_value(&set.marks[0].points).unwrap(),
+        page_points
+    );
     for (p, want) in set.marks[0].points.iter().zip(pts) {
-        assert!((p[0] - want.0).abs() <= 1.0 && (p[1] - want.1).abs() <= 1.0, "{p:?} vs {want:?}");
+        assert!(
+            (p[0] - want.0).abs() <= 1.0 && (p[1] - want.1).abs() <= 1.0,
+            "{p:?} vs {want:?}"
+        );
     }
     assert_eq!(set.report, "Adenocarcinoma suspected; cut along A.");
     let p7s = json_path.with_extension("p7s");
     let mut hpki = TrustStore::new(StoreKind::Hpki);
-    hpki.add_pem(&std::fs::read(dir.join("pki/ca/hpki.pem")).unwrap()).unwrap();
+    hpki.add_pem(&std::fs::read(dir.join("pki/ca/hpki.pem")).unwrap())
+        .unwrap();
     let profile = Profile::new(DemoPki::profile_config());
     let (chain, _) = cms::verify_detached_for(
         &std::fs::read(&p7s).unwrap(),
@@ -361,14 +504,23 @@ fn desk_in(dir: &Path) {
     let pyramid = Pyramid::new(cube.clone()).unwrap();
     let mut needles = Vec::new();
     let top = pyramid.level_count() - 1;
-    for view in [View::TrueColour(med8k_colour::Illuminant::D65), View::RgbCamera(med8k_colour::Illuminant::D65)] {
+    for view in [
+        View::TrueColour(med8k_colour::Illuminant::D65),
+        View::RgbCamera(med8k_colour::Illuminant::D65),
+    ] {
         let png = pyramid.tile(view, top, 0, 0).unwrap();
         // The image data of the tile (past the PNG header).
         needles.push(png[png.len() / 2..png.len() / 2 + 64].to_vec());
     }
     let png = pyramid.tile(View::Band(5), 0, 2, 1).unwrap();
     needles.push(png[png.len() / 2..png.len() / 2 + 64].to_vec());
-    let raw: Vec<u8> = cube.data().iter().skip(500 * 1050 + 600).take(32).flat_map(|v| v.to_le_bytes()).collect();
+    let raw: Vec<u8> = cube
+        .data()
+        .iter()
+        .skip(500 * 1050 + 600)
+        .take(32)
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     needles.push(raw);
     let profile_dir = dir.join("profile");
     let files = count_files(&profile_dir);
@@ -379,11 +531,24 @@ fn desk_in(dir: &Path) {
     }
     let cache = profile_dir.join("Default/Cache/Cache_Data");
     let entries: Vec<String> = std::fs::read_dir(&cache)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    let stored_entries: Vec<&String> = entries.iter().filter(|n| n.ends_with("_0") || n.ends_with("_1") || n.ends_with("_s")).collect();
-    assert!(stored_entries.is_empty(), "disk cache entries: {stored_entries:?}");
-    println!("profile: {files} files searched for {} needles; disk cache: {entries:?}", needles.len());
+    let stored_entries: Vec<&String> = entries
+        .iter()
+        .filter(|n| n.ends_with("_0") || n.ends_with("_1") || n.ends_with("_s"))
+        .collect();
+    assert!(
+        stored_entries.is_empty(),
+        "disk cache entries: {stored_entries:?}"
+    );
+    println!(
+        "profile: {files} files searched for {} needles; disk cache: {entries:?}",
+        needles.len()
+    );
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -403,8 +568,11 @@ fn count_files(dir: &Path) -> usize {
 }
 
 /// The viewport point of image point (`x`, `y`).
-fn xy(b: &Browser, x: f64, y: f64) -> [f64; 2] {
-    let v = b.js("return med8k.toScreen(arguments[0], arguments[1])", json!([x, y]));
+fn xy(b: &Browser, x: f32, y: f32) -> [f64; 2] {
+    let v = b.js(
+        "return med8k.toScreen(arguments[0], arguments[1])",
+        json!([x, y]),
+    );
     [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()]
 }
 

@@ -16,17 +16,21 @@ fn every_kernel_validates() {
         .unwrap_or(0);
     assert_eq!(
         on_disk,
-        8,
+        12,
         "a .wgsl file in {} is not embedded (or one is missing)",
         dir.display()
     );
     for (name, src) in modules {
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        );
+        let caps = if name.ends_with("_subgroups") {
+            naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SUBGROUP_BARRIER
+        } else {
+            naga::valid::Capabilities::empty()
+        };
+        let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
         if let Err(e) = v.validate(&module) {
             panic!("{name}: {}", e.emit_to_string(&src));
         }

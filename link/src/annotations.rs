@@ -27,10 +27,10 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use med8k_auth::cert::{CertError, Profile, Revocation, Role, TrustStore};
-use med8k_auth::consent::cms::{self, CmsError};
-use med8k_auth::consent::SignatureCheck;
 use med8k_auth::cert::Purpose;
+use med8k_auth::cert::{CertError, Profile, Revocation, Role, TrustStore};
+use med8k_auth::consent::SignatureCheck;
+use med8k_auth::consent::cms::{self, CmsError};
 use med8k_auth::identity::Signer;
 use med8k_media::spectral::SpectralCube;
 use med8k_transport::proto::{
@@ -511,7 +511,9 @@ impl Inbox {
         }
         let (chain, _) =
             cms::verify_detached_for(&msg.signature, &msg.document, &check, Purpose::HpkiSign, at)?;
-        let role = verifier.profile.require_role(chain.leaf(), &verifier.roles)?;
+        let role = verifier
+            .profile
+            .require_role(chain.leaf(), &verifier.roles)?;
         let set = InstructionSet::from_document(&msg.document)?;
         if set.study_uid != specimen.study_uid || msg.study_uid != specimen.study_uid {
             return Err(InstructionError::OtherSpecimen {

@@ -78,7 +78,11 @@ pub enum DeskEvent {
     Sent(String),
 }
 
-type Outgoing = (Vec<Annotation>, Instructions, oneshot::Sender<Result<(), String>>);
+type Outgoing = (
+    Vec<Annotation>,
+    Instructions,
+    oneshot::Sender<Result<(), String>>,
+);
 
 struct LinkOutbox {
     signer: Arc<dyn Signer>,
@@ -100,8 +104,16 @@ impl LinkOutbox {
     fn audit(&self, kind: EventKind, outcome: Outcome, object: &str, detail: &str) {
         let physician = annotations::common_name(self.signer.certificate());
         let event = AuditEvent::new(kind, unix_now().max(0) as u64, outcome)
-            .with_participant(Participant::new(AuditRole::Physician, &self.salt, &physician))
-            .with_participant(Participant::new(AuditRole::Facility, &self.salt, &self.facility))
+            .with_participant(Participant::new(
+                AuditRole::Physician,
+                &self.salt,
+                &physician,
+            ))
+            .with_participant(Participant::new(
+                AuditRole::Facility,
+                &self.salt,
+                &self.facility,
+            ))
             .with_object(object)
             .with_detail(detail);
         if let Ok(mut log) = self.audit.lock()
@@ -122,7 +134,12 @@ impl Outbox for LinkOutbox {
         let object: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let object = format!("cut-out instructions {object}");
         let n = marks.len();
-        self.audit(EventKind::TransferStarted, Outcome::Success, &object, &format!("{n} marks, signed"));
+        self.audit(
+            EventKind::TransferStarted,
+            Outcome::Success,
+            &object,
+            &format!("{n} marks, signed"),
+        );
         let (reply, answer) = oneshot::channel();
         let result = self
             .tx
@@ -135,7 +152,12 @@ impl Outbox for LinkOutbox {
             });
         match result {
             Ok(()) => {
-                self.audit(EventKind::TransferCompleted, Outcome::Success, &object, &format!("{n} marks"));
+                self.audit(
+                    EventKind::TransferCompleted,
+                    Outcome::Success,
+                    &object,
+                    &format!("{n} marks"),
+                );
                 let line = format!("sent {n} signed mark(s) to {} ({object})", self.facility);
                 if let Ok(mut on) = self.on.lock() {
                     on(DeskEvent::Sent(line.clone()));
@@ -143,7 +165,12 @@ impl Outbox for LinkOutbox {
                 Ok(line)
             }
             Err(e) => {
-                self.audit(EventKind::TransferFailed, Outcome::SeriousFailure, &object, &e);
+                self.audit(
+                    EventKind::TransferFailed,
+                    Outcome::SeriousFailure,
+                    &object,
+                    &e,
+                );
                 Err(e)
             }
         }
@@ -165,7 +192,9 @@ fn key(
         .find(|k| k.is_auth() == auth)
         .with_context(|| format!("token {label:?}: pki.toml lists no {what} key"))?;
     let id = k.id_bytes().with_context(|| format!("token {label:?}"))?;
-    let signer = session.signer(&id).with_context(|| format!("token {label:?}"))?;
+    let signer = session
+        .signer(&id)
+        .with_context(|| format!("token {label:?}"))?;
     let path = pki.path(&k.certificate);
     let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let blocks = pem_blocks(&pem, "CERTIFICATE").with_context(|| path.display().to_string())?;
@@ -175,10 +204,16 @@ fn key(
 /// A decoded 7-band picture as a cube.
 fn cube_of(pic: med8k_media::picture::Picture) -> anyhow::Result<SpectralCube> {
     let Layout::Bands(n) = pic.layout() else {
-        bail!("the specimen is a {} picture, not a spectral cube", pic.layout());
+        bail!(
+            "the specimen is a {} picture, not a spectral cube",
+            pic.layout()
+        );
     };
     if n != 7 || pic.bit_depth() != 16 {
-        bail!("the specimen has {n} bands at {} bits; the viewer reads med8k's 7-band 16-bit cubes", pic.bit_depth());
+        bail!(
+            "the specimen has {n} bands at {} bits; the viewer reads med8k's 7-band 16-bit cubes",
+            pic.bit_depth()
+        );
     }
     let (w, h) = (pic.width() as usize, pic.height() as usize);
     let mut data = Vec::with_capacity(7 * w * h);
@@ -195,7 +230,10 @@ fn cube_of(pic: med8k_media::picture::Picture) -> anyhow::Result<SpectralCube> {
 /// memory, serves it to the browser and sends back what the pathologist
 /// signs, until the page ends the session, the idle timeout or the link
 /// closes.
-pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow::Result<crate::view::ViewEnd> {
+pub fn desk(
+    args: &DeskOptions,
+    on: Box<dyn FnMut(DeskEvent) + Send>,
+) -> anyhow::Result<crate::view::ViewEnd> {
     let on = Arc::new(Mutex::new(on));
     let emit = |e: DeskEvent| {
         if let Ok(mut f) = on.lock() {
@@ -208,7 +246,10 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
     let facility = match (&args.facility, config.allowed.as_slice()) {
         (Some(f), _) => f.clone(),
         (None, [only]) => only.clone(),
-        (None, many) => bail!("name the holding facility with --facility (allowed: {})", many.join(", ")),
+        (None, many) => bail!(
+            "name the holding facility with --facility (allowed: {})",
+            many.join(", ")
+        ),
     };
     let patient = PatientId::parse(args.patient.as_str())
         .map_err(|_| anyhow!("--patient: a pseudonym is 64 lowercase hex digits"))?;
@@ -221,16 +262,20 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
     if let Some(d) = args.audit.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let audit = AuditLog::open(&args.audit).with_context(|| format!("audit log {}", args.audit.display()))?;
+    let audit = AuditLog::open(&args.audit)
+        .with_context(|| format!("audit log {}", args.audit.display()))?;
     let mut salt_path = args.audit.clone().into_os_string();
     salt_path.push(".salt");
-    let salt = med8k_auth::audit::site_salt(PathBuf::from(salt_path).as_path()).context("audit salt")?;
+    let salt =
+        med8k_auth::audit::site_salt(PathBuf::from(salt_path).as_path()).context("audit salt")?;
 
     let pki = PkiFile::load(&args.pki)?;
     let module = pki.module()?;
     let label = &args.physician_token;
     let pin = pki.pin(label, "--pin-env", args.pin_env.0.as_deref())?;
-    let session = module.login(label, &pin).with_context(|| format!("token {label:?}"))?;
+    let session = module
+        .login(label, &pin)
+        .with_context(|| format!("token {label:?}"))?;
     drop(pin);
     let (auth, auth_chain) = key(&session, &pki, label, true)?;
     let (sign, sign_chain) = key(&session, &pki, label, false)?;
@@ -238,7 +283,9 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
     let _patient_session = match &args.patient_token {
         Some(p) => {
             let pin = pki.pin(p, "--patient-pin-env", args.pin_env.1.as_deref())?;
-            let s = module.login(p, &pin).with_context(|| format!("token {p:?}"))?;
+            let s = module
+                .login(p, &pin)
+                .with_context(|| format!("token {p:?}"))?;
             let (signer, _) = key(&s, &pki, p, true)?;
             credentials = credentials.with_patient(signer);
             Some(s)
@@ -248,7 +295,13 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
 
     let rt = crate::runtime()?;
     let result = rt.block_on(async {
-        let mut dialer = Dialer::new(args.from, site, facility.clone(), Arc::new(credentials), driver);
+        let mut dialer = Dialer::new(
+            args.from,
+            site,
+            facility.clone(),
+            Arc::new(credentials),
+            driver,
+        );
         let mut link = dialer
             .connect(Some(4))
             .await
@@ -261,7 +314,10 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
                         Ended::Denied(r) => format!("{r:?}"),
                         other => format!("{other:?}"),
                     };
-                    bail!("refused by {facility}: {reason} ({})", detail.split_whitespace().collect::<Vec<_>>().join(" "));
+                    bail!(
+                        "refused by {facility}: {reason} ({})",
+                        detail.split_whitespace().collect::<Vec<_>>().join(" ")
+                    );
                 }
                 Some(_) => {}
                 None => bail!("{facility}: the link ended before the gate decided"),
@@ -271,13 +327,18 @@ pub fn desk(args: &DeskOptions, on: Box<dyn FnMut(DeskEvent) + Send>) -> anyhow:
         let frame = loop {
             match tokio::time::timeout(FIRST_FRAME, link.next_event()).await {
                 Ok(Some(Event::Frame(f))) => break f,
-                Ok(Some(Event::Closed { why, detail, .. })) => bail!("{facility} closed the session before the specimen arrived: {why:?} ({detail})"),
+                Ok(Some(Event::Closed { why, detail, .. })) => bail!(
+                    "{facility} closed the session before the specimen arrived: {why:?} ({detail})"
+                ),
                 Ok(Some(_)) => {}
                 Ok(None) => bail!("{facility}: the link ended before the specimen arrived"),
                 Err(_) => bail!("{facility}: no specimen within {} s", FIRST_FRAME.as_secs()),
             }
         };
-        let target = Target::Frame { channel: frame.header.channel, seq: frame.header.seq };
+        let target = Target::Frame {
+            channel: frame.header.channel,
+            seq: frame.header.seq,
+        };
         let payload = frame.payload;
         let pyramid = tokio::task::spawn_blocking(move || -> anyhow::Result<Pyramid> {
             let pic = med8k_codec::decode(&payload).context("decoding the specimen")?;

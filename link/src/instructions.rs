@@ -135,13 +135,23 @@ impl InstructionDesk {
             .as_ref()
     }
 
-    fn audit(&self, kind: EventKind, outcome: Outcome, facility: &str, signer: Option<&str>, detail: &str) {
+    fn audit(
+        &self,
+        kind: EventKind,
+        outcome: Outcome,
+        facility: &str,
+        signer: Option<&str>,
+        detail: &str,
+    ) {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut event = AuditEvent::new(kind, now, outcome)
             .with_participant(Participant::new(AuditRole::Facility, &self.salt, facility))
-            .with_object(format!("cut-out instructions for study {}", self.specimen.study_uid))
+            .with_object(format!(
+                "cut-out instructions for study {}",
+                self.specimen.study_uid
+            ))
             .with_detail(detail);
         if let Some(s) = signer {
             event = event.with_participant(Participant::new(AuditRole::Physician, &self.salt, s));
@@ -155,7 +165,12 @@ impl InstructionDesk {
 
     /// Checks and stores one signed set that arrived from `facility`
     /// (blocking: signature checks, a render of the specimen, files).
-    pub fn receive(&self, inbox: &mut Inbox, facility: &str, msg: &Instructions) -> InstructionOutcome {
+    pub fn receive(
+        &self,
+        inbox: &mut Inbox,
+        facility: &str,
+        msg: &Instructions,
+    ) -> InstructionOutcome {
         let checked: Result<Received, String> = inbox
             .instructions(msg, &self.specimen, &self.verifier, SystemTime::now())
             .map_err(|e| e.to_string());
@@ -178,7 +193,11 @@ impl InstructionDesk {
                     Outcome::Success,
                     facility,
                     Some(&r.signer),
-                    &format!("{} marks verified ({:?}) and stored", r.set.marks.len(), r.role),
+                    &format!(
+                        "{} marks verified ({:?}) and stored",
+                        r.set.marks.len(),
+                        r.role
+                    ),
                 );
                 InstructionOutcome::Stored {
                     facility: facility.to_owned(),
@@ -189,7 +208,13 @@ impl InstructionDesk {
                 }
             }
             Err(reason) => {
-                self.audit(EventKind::TransferFailed, Outcome::SeriousFailure, facility, None, &reason);
+                self.audit(
+                    EventKind::TransferFailed,
+                    Outcome::SeriousFailure,
+                    facility,
+                    None,
+                    &reason,
+                );
                 InstructionOutcome::Refused {
                     facility: facility.to_owned(),
                     reason,
@@ -204,7 +229,13 @@ impl InstructionDesk {
             Ok(()) => None,
             Err(e @ InstructionError::Unsigned { .. }) => {
                 let reason = e.to_string();
-                self.audit(EventKind::TransferFailed, Outcome::SeriousFailure, facility, None, &reason);
+                self.audit(
+                    EventKind::TransferFailed,
+                    Outcome::SeriousFailure,
+                    facility,
+                    None,
+                    &reason,
+                );
                 Some(InstructionOutcome::Refused {
                     facility: facility.to_owned(),
                     reason,
@@ -226,7 +257,12 @@ pub(crate) type DeskHandle = (
 
 /// A link received a signed set: check and store it (on this worker, which
 /// may block), report the outcome. Without a desk the set is refused.
-pub(crate) fn receive(desk: Option<&DeskHandle>, inbox: &mut Inbox, facility: &str, msg: &Instructions) {
+pub(crate) fn receive(
+    desk: Option<&DeskHandle>,
+    inbox: &mut Inbox,
+    facility: &str,
+    msg: &Instructions,
+) {
     match desk {
         Some((desk, out)) => {
             let outcome = tokio::task::block_in_place(|| desk.receive(inbox, facility, msg));

@@ -26,7 +26,8 @@
 //! - [`site::GateKind::AllowAuthenticated`], the development gate: mutual
 //!   TLS decides who may connect, and **no consent token is checked**
 //!   ([`send`] sends a placeholder token that says so). Every permit is
-//!   logged as such.
+//!   logged as such, and [`serve`] refuses to offer a source under it
+//!   unless asked explicitly ([`serve::ServeOptions::development_gate`]).
 //!
 //! ```no_run
 //! use med8k_link::serve::{ServeEvent, ServeOptions, serve};
@@ -51,6 +52,7 @@ pub mod fetch;
 pub mod gate;
 pub mod instructions;
 mod overlay;
+pub mod pacs;
 pub mod send;
 pub mod serve;
 pub mod site;

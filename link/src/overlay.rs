@@ -43,15 +43,7 @@ pub fn draw(image: &RgbImage, marks: &[Mark]) -> RgbImage {
 }
 
 /// A thick line: squares of side `2·half+1` stamped along the segment.
-fn line(
-    px: &mut [u8],
-    w: usize,
-    h: usize,
-    a: [f32; 2],
-    b: [f32; 2],
-    half: i64,
-    colour: [u8; 3],
-) {
+fn line(px: &mut [u8], w: usize, h: usize, a: [f32; 2], b: [f32; 2], half: i64, colour: [u8; 3]) {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let steps = dx.abs().max(dy.abs()).ceil().max(1.0) as i64;
     for s in 0..=steps {

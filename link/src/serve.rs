@@ -3,7 +3,7 @@
 //!
 //! # Gates
 //! With `[gate] kind = "consent"` in the site configuration, every session
-//! is decided by the consent gate ([`ConsentGate`]): the requesting
+//! is decided by the consent gate ([`crate::gate::ConsentGate`]): the requesting
 //! physician's HPKI login, the patient's JPKI login (when required) and the
 //! consent ledger; every decision goes to the audit log, and open sessions
 //! are decided again every half second, so that a consent revoked closes
@@ -15,7 +15,12 @@
 //! With `--source` (a picture or raw file, a recorded clip, or a sample
 //! folder), each permitted session gets the source's frames, coded
 //! losslessly with the wavelet codec at `--fps`, from the start; the session
-//! ends when the source does (or when consent is revoked).
+//! ends when the source does (or when consent is revoked). The source
+//! belongs to one patient and data category ([`ServeOptions::source_patient`],
+//! [`ServeOptions::source_category`]): the consent gate permits only claims
+//! for exactly those. Under the development gate a source is refused unless
+//! the operator asks for it ([`ServeOptions::development_gate`]): it would
+//! go to any peer with a facility certificate.
 //!
 //! Reports [`ServeEvent::Listening`] first (the bound address, so a listen
 //! address with port 0 is usable), then [`ServeEvent::LinkEnded`] as each
@@ -81,6 +86,15 @@ pub struct ServeOptions {
     pub source: Option<PathBuf>,
     /// Frames per second of the offered source.
     pub fps: f64,
+    /// The patient (pseudonym) the source belongs to: required with a
+    /// source under the consent gate.
+    pub source_patient: Option<String>,
+    /// The data category of the source: required with a source under the
+    /// consent gate.
+    pub source_category: Option<med8k_auth::consent::DataCategory>,
+    /// Offer the source under the development gate, to any peer that passes
+    /// mutual TLS, with no consent checked (refused without it).
+    pub development_gate: bool,
 }
 
 impl ServeOptions {
@@ -96,6 +110,9 @@ impl ServeOptions {
             links: None,
             source: None,
             fps: 30.0,
+            source_patient: None,
+            source_category: None,
+            development_gate: false,
         }
     }
 }
@@ -229,9 +246,32 @@ pub fn serve(
     // The consent gate's watch thread runs while the gate lives.
     let mut _watch = None;
     let gate: Arc<dyn Gate> = match (config.gate, &config.consent) {
-        (GateKind::AllowAuthenticated, _) => Arc::new(DevelopmentGate::default()),
+        (GateKind::AllowAuthenticated, _) => {
+            if offer.is_some() && !args.development_gate {
+                bail!(
+                    "{}: --source under the development gate (allow-authenticated) would stream \
+                     to any peer with a facility certificate, with no consent checked; use \
+                     [gate] kind = \"consent\", or pass --development-gate to do it anyway",
+                    args.config.display()
+                );
+            }
+            Arc::new(DevelopmentGate::default())
+        }
         (GateKind::Consent, Some(settings)) => {
-            let gate = crate::gate::from_site(&config, settings)
+            let serves = match (&offer, &args.source_patient, args.source_category) {
+                (None, _, _) => None,
+                (Some(_), Some(p), Some(c)) => Some((
+                    med8k_auth::consent::PatientId::parse(p.as_str()).map_err(|_| {
+                        anyhow::anyhow!("--source-patient: a pseudonym is 64 lowercase hex digits")
+                    })?,
+                    c,
+                )),
+                (Some(_), _, _) => bail!(
+                    "--source under the consent gate needs --source-patient and \
+                     --source-category: the patient and data the source holds"
+                ),
+            };
+            let gate = crate::gate::from_site(&config, settings, serves)
                 .with_context(|| format!("{}: consent gate", args.config.display()))?;
             _watch = Some(gate.watch().context("starting the consent watch")?);
             Arc::new(gate)
@@ -241,8 +281,13 @@ pub fn serve(
     // Instructions for an offered cube are checked against the consent gate's HPKI roots.
     let desk = match (&config.consent, &args.source) {
         (Some(settings), Some(source)) if config.gate == GateKind::Consent => {
-            crate::instructions::InstructionDesk::for_source(&config, settings, source, args.out.as_deref())?
-                .map(Arc::new)
+            crate::instructions::InstructionDesk::for_source(
+                &config,
+                settings,
+                source,
+                args.out.as_deref(),
+            )?
+            .map(Arc::new)
         }
         _ => None,
     };
@@ -265,8 +310,9 @@ pub fn serve(
             );
             if offer.is_some() {
                 tracing::warn!(
-                    "--source is offered to every such peer without a consent check: use \
-                     [gate] kind = \"consent\" for patient data"
+                    "DEVELOPMENT GATE: --source is offered to EVERY peer with a facility \
+                     certificate, with NO consent check (--development-gate): never with \
+                     patient data"
                 );
             }
         }

@@ -11,6 +11,12 @@
 //! key = "a.key"                  # PKCS#8, PKCS#1 or SEC1 private key
 //! roots = ["ca.pem"]             # institution CAs trusted for peers
 //! allowed = ["jp.hospital-b"]    # facilities this site talks to
+//! crl = ["ca.crl.pem"]           # optional: the CAs' CRLs (then required
+//!                                # and current for every peer certificate)
+//!
+//! [tls.issuers]                  # which CA may name which facility; needed
+//! "jp.hospital-b" = ["b-ca.pem"] # for every allowed facility when `roots`
+//!                                # holds more than one CA
 //!
 //! [link]                         # optional, every key optional
 //! congestion = "cubic"           # cubic | bbr | newreno
@@ -47,6 +53,9 @@
 //! audit_salt_file = "audit.salt" # default: the audit log's path + ".salt"
 //! crl = ["hpki.crl.pem"]         # optional: CRLs (PEM or DER) for logins
 //! crl_fetch = false              # or: fetch CRLs from each certificate's http:// CRL points
+//! hpki_role_schemes = ["1.2.392.100495.1.6.1.1"]   # optional: hcRole coding schemes
+//!                                # taken (default: national qualifications; add
+//!                                # 1.2.392.100495.1.6.1.2 for directors)
 //!
 //! # optional: the hcRole names accepted (codeDataValue or codeDataFreeText)
 //! # and the role each stands for; replaces the built-in English and Japanese
@@ -65,6 +74,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use med8k_pipeline::config::{TomlError, parse_toml, read_file};
+use med8k_transport::driver::tls::{read_crls, read_roots};
 use med8k_transport::driver::{
     Congestion, DriverConfig, Site, SiteIdentity, TlsError, TrustConfig,
 };
@@ -140,6 +150,9 @@ pub struct ConsentSettings {
     /// hcRole names and the role each stands for (its configuration name,
     /// checked by the auth crate); empty: the built-in names.
     pub roles: Vec<(String, String)>,
+    /// The hcRole coding schemes whose codes are taken; empty: the default
+    /// (national qualifications).
+    pub hpki_role_schemes: Vec<String>,
 }
 
 /// `[link]`: transport settings.
@@ -196,6 +209,10 @@ struct TlsSection {
     key: PathBuf,
     roots: Vec<PathBuf>,
     allowed: Vec<String>,
+    #[serde(default)]
+    crl: Vec<PathBuf>,
+    #[serde(default)]
+    issuers: std::collections::BTreeMap<String, Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,6 +237,8 @@ struct GateSection {
     crl_fetch: Option<bool>,
     #[serde(default)]
     roles: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    hpki_role_schemes: Vec<String>,
 }
 
 impl GateSection {
@@ -236,6 +255,7 @@ impl GateSection {
             || !self.crl.is_empty()
             || self.crl_fetch.is_some()
             || !self.roles.is_empty()
+            || !self.hpki_role_schemes.is_empty()
     }
 
     /// The consent settings, checked, paths resolved against `dir`.
@@ -261,6 +281,9 @@ impl GateSection {
         }
         if let Some(bad) = self.hpki_sign_policies.iter().find(|o| !is_oid(o)) {
             return Err(format!("[gate] hpki_sign_policies: {bad:?} is not an OID"));
+        }
+        if let Some(bad) = self.hpki_role_schemes.iter().find(|o| !is_oid(o)) {
+            return Err(format!("[gate] hpki_role_schemes: {bad:?} is not an OID"));
         }
         let require_patient = self.require_patient.unwrap_or(true);
         if require_patient && self.jpki_roots.is_empty() {
@@ -296,6 +319,7 @@ impl GateSection {
             crl: all(self.crl),
             crl_fetch,
             roles: self.roles.into_iter().collect(),
+            hpki_role_schemes: self.hpki_role_schemes,
         })
     }
 }
@@ -328,6 +352,10 @@ pub struct SiteConfig {
     pub roots: Vec<PathBuf>,
     /// Facilities this site talks to.
     pub allowed: Vec<String>,
+    /// CRL files of the facility CAs (`[tls] crl`).
+    pub crl: Vec<PathBuf>,
+    /// The CA files that may name each facility (`[tls.issuers]`).
+    pub issuers: Vec<(String, Vec<PathBuf>)>,
     /// `[link]`.
     pub link: LinkSettings,
     /// `[gate] kind`.
@@ -362,6 +390,28 @@ impl SiteConfig {
         }
         if file.tls.allowed.is_empty() {
             return Err(invalid("[tls] allowed: name at least one facility".into()));
+        }
+        if let Some(f) = file
+            .tls
+            .issuers
+            .keys()
+            .find(|f| !file.tls.allowed.contains(f))
+        {
+            return Err(invalid(format!(
+                "[tls.issuers] {f:?}: not in [tls] allowed"
+            )));
+        }
+        if file.tls.roots.len() > 1
+            && let Some(f) = file
+                .tls
+                .allowed
+                .iter()
+                .find(|f| !file.tls.issuers.contains_key(*f))
+        {
+            return Err(invalid(format!(
+                "[tls.issuers]: with several CA files in roots, name the CA that may issue \
+                 {f:?}'s certificate"
+            )));
         }
         let link = &file.link;
         if link.deadline_ms == Some(0) {
@@ -402,6 +452,13 @@ impl SiteConfig {
             key: dir.join(file.tls.key),
             roots: file.tls.roots.iter().map(|r| dir.join(r)).collect(),
             allowed: file.tls.allowed,
+            crl: file.tls.crl.iter().map(|c| dir.join(c)).collect(),
+            issuers: file
+                .tls
+                .issuers
+                .into_iter()
+                .map(|(f, cas)| (f, cas.iter().map(|c| dir.join(c)).collect()))
+                .collect(),
             link: file.link,
             gate,
             consent,
@@ -416,7 +473,14 @@ impl SiteConfig {
             source,
         };
         let identity = SiteIdentity::from_pem_files(&self.cert, &self.key).map_err(tls)?;
-        let trust = TrustConfig::from_pem_files(&self.roots, self.allowed.clone()).map_err(tls)?;
+        let mut trust =
+            TrustConfig::from_pem_files(&self.roots, self.allowed.clone()).map_err(tls)?;
+        for (facility, cas) in &self.issuers {
+            trust = trust.with_facility_roots(facility, read_roots(cas).map_err(tls)?);
+        }
+        if !self.crl.is_empty() {
+            trust = trust.with_crls(read_crls(&self.crl).map_err(tls)?);
+        }
         Ok(Site {
             identity,
             trust,

@@ -12,7 +12,8 @@
 //!    images over the link: permitted, and data flows.
 //! 3. The patient revokes: the open session is closed within a second, and
 //!    a new one is refused. A Pharmacist, a replayed login and a missing
-//!    patient login are refused before any media.
+//!    patient login are refused before any media, each with the same
+//!    generic refusal (the reason only in the serving site's audit log).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../auth/tests/softhsm/mod.rs"]
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use med8k_auth::audit;
-use med8k_auth::cert::{Profile, StoreKind, TrustStore};
+use med8k_auth::cert::{CrlFile, Profile, StoreKind, TrustStore};
 use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
     FacilityId, Ledger, PatientId, Period, RecordId, Scope, SignatureCheck, cms,
@@ -138,6 +139,18 @@ impl World {
         PatientId::from_signing_cert(self.patient_sign.certificate())
     }
 
+    /// Current CRLs of the demo CAs, revoking nothing.
+    fn crls(&self) -> CrlFile {
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        let mut crls = CrlFile::new();
+        for ca in [&self.pki.jpki, &self.pki.hpki_root, &self.pki.hpki_sub] {
+            crls.add_der(&ca.crl(1, now - day, now + day, &[]).unwrap())
+                .unwrap();
+        }
+        crls
+    }
+
     /// Scenario 2: the patient signs consent on their token; the ledger
     /// verifies and keeps it.
     fn grant(&self, id: &str) {
@@ -162,11 +175,12 @@ impl World {
         };
         let bytes = record.canonical_bytes().unwrap();
         let blob = cms::sign_detached(&bytes, self.patient_sign.as_ref(), t).unwrap();
-        let (store, profile) = (
+        let (store, profile, crls) = (
             self.store(StoreKind::Jpki),
             Profile::new(DemoPki::profile_config()),
+            self.crls(),
         );
-        let check = SignatureCheck::new(&store, &profile);
+        let check = SignatureCheck::new(&store, &profile).with_revocation(&crls);
         Ledger::open(self.ledger_path())
             .unwrap()
             .grant(&bytes, &blob, &check, now)
@@ -184,11 +198,12 @@ impl World {
         };
         let bytes = rev.canonical_bytes().unwrap();
         let blob = cms::sign_detached(&bytes, self.patient_sign.as_ref(), t).unwrap();
-        let (store, profile) = (
+        let (store, profile, crls) = (
             self.store(StoreKind::Jpki),
             Profile::new(DemoPki::profile_config()),
+            self.crls(),
         );
-        let check = SignatureCheck::new(&store, &profile);
+        let check = SignatureCheck::new(&store, &profile).with_revocation(&crls);
         Ledger::open(self.ledger_path())
             .unwrap()
             .revoke(&bytes, &blob, &check, now)
@@ -204,8 +219,9 @@ impl World {
             profile: Profile::new(DemoPki::profile_config()),
             hpki: self.store(StoreKind::Hpki),
             jpki: Some(self.store(StoreKind::Jpki)),
-            revocation: None,
+            revocation: Some(Arc::new(self.crls())),
             require_patient,
+            serves: Some((self.patient(), DataCategory::PathologyImages)),
             recheck: Duration::from_millis(100),
             clock: Arc::new(SystemTime::now),
         })
@@ -371,6 +387,36 @@ fn header(len: usize) -> FrameHeader {
     }
 }
 
+/// A refusal as the peer sees it: one generic reason, and where the site
+/// keeps the real one; that entry of the site's audit log says `why`.
+#[track_caller]
+fn assert_refused(w: &World, reason: Ended, detail: &str, why: &str) {
+    assert_eq!(reason, Ended::Denied(DenyReason::Other), "{detail}");
+    for state in [
+        "NoConsent",
+        "Revoked",
+        "Expired",
+        "OtherFacility",
+        "LoginNotBound",
+    ] {
+        assert!(
+            !detail.contains(state),
+            "the peer learns the consent state: {detail}"
+        );
+    }
+    let entry: usize = detail
+        .strip_prefix("the reason is in audit entry ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no audit entry named: {detail}"));
+    let log = std::fs::read_to_string(w.audit_path()).unwrap();
+    let line = log.lines().nth(entry - 1).unwrap();
+    assert!(
+        line.contains("AccessDenied") && line.contains(why),
+        "entry {entry} does not say {why:?}: {line}"
+    );
+}
+
 /// Records the tokens it presents, so a test can replay them.
 struct Recording {
     inner: ConsentCredentials,
@@ -453,14 +499,24 @@ async fn pilot() {
     let replay = Arc::new(move |_: &Hello, _: &[u8; CHALLENGE_LEN]| replayed.clone());
     let mut r = connect(&w, &gate, replay).await;
     let (why, detail, media) = closed(&mut r.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::InvalidToken), "{detail}");
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "physician login refused: signature does not verify",
+    );
     assert!(!media);
 
     // A Pharmacist where pathology needs a Medical Doctor.
     let pharmacist = Arc::new(w.present(&w.pharmacist, &w.patient_auth, w.claim()));
     let mut ph = connect(&w, &gate, pharmacist).await;
     let (why, detail, media) = closed(&mut ph.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::NotQualified), "{detail}");
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "physician login refused: role not accepted",
+    );
     assert!(!media);
 
     // Another person's card beside the physician does not stand for the
@@ -468,24 +524,27 @@ async fn pilot() {
     let stranger = Arc::new(w.present(&w.doctor, &w.stranger_auth, w.claim()));
     let mut s = connect(&w, &gate, stranger).await;
     let (why, detail, media) = closed(&mut s.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::NoConsent), "{detail}");
-    assert!(detail.contains("LoginNotBound"), "{detail}");
+    assert_refused(&w, why, &detail, "consent: LoginNotBound");
     assert!(!media);
 
     // Without the patient's login, this gate refuses.
     let alone = Arc::new(w.credentials(w.doctor.clone(), w.claim()));
     let mut a = connect(&w, &gate, alone).await;
     let (why, detail, _) = closed(&mut a.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::InvalidToken), "{detail}");
-    assert!(detail.contains("patient"), "{detail}");
+    assert_refused(&w, why, &detail, "the patient's login (JPKI) is required");
 
-    // Data the consent does not cover.
+    // Data the consent does not cover (and this site does not serve).
     let mut video = w.claim();
     video.category = DataCategory::EndoscopeVideo;
     let other = Arc::new(w.present(&w.doctor, &w.patient_auth, video));
     let mut o = connect(&w, &gate, other).await;
-    let (why, _, _) = closed(&mut o.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::NoConsent));
+    let (why, detail, _) = closed(&mut o.client).await;
+    assert_refused(
+        &w,
+        why,
+        &detail,
+        "not for the patient and data this site serves",
+    );
 
     // The patient revokes: the open session closes within a second.
     let revoked = Instant::now();
@@ -500,8 +559,8 @@ async fn pilot() {
     // And a new session is refused.
     let again = doctor();
     let mut n = connect(&w, &gate, again).await;
-    let (why, _, _) = closed(&mut n.client).await;
-    assert_eq!(why, Ended::Denied(DenyReason::NoConsent));
+    let (why, detail, _) = closed(&mut n.client).await;
+    assert_refused(&w, why, &detail, "consent: Revoked");
 
     // Every decision is in the audit trail, which verifies, and no patient
     // pseudonym appears in it in clear.

@@ -101,7 +101,12 @@ fn a_signed_set_arrives_with_its_coordinates_and_bad_ones_are_refused() {
         Mark {
             id: 2,
             shape: MarkShape::Rectangle,
-            points: vec![[100.0, 100.0], [200.0, 100.0], [200.0, 150.0], [100.0, 150.0]],
+            points: vec![
+                [100.0, 100.0],
+                [200.0, 100.0],
+                [200.0, 150.0],
+                [100.0, 150.0],
+            ],
             label: "region".into(),
             text: String::new(),
         },
@@ -109,7 +114,10 @@ fn a_signed_set_arrives_with_its_coordinates_and_bad_ones_are_refused() {
     let (marks, msg) = sign(&s, &f.doctor, &f.chain).unwrap();
     let got = deliver(&f, marks.clone(), &msg).unwrap();
     assert_eq!(got.set, s);
-    assert_eq!(got.set.marks[0].points, vec![[10.5, 20.25], [999.0, 799.5], [0.0, 0.0]]);
+    assert_eq!(
+        got.set.marks[0].points,
+        vec![[10.5, 20.25], [999.0, 799.5], [0.0, 0.0]]
+    );
     assert_eq!(got.role, Role::MedicalDoctor);
     assert!(got.signer.contains("Dr. Test"), "{}", got.signer);
 
@@ -124,7 +132,10 @@ fn a_signed_set_arrives_with_its_coordinates_and_bad_ones_are_refused() {
     let mut moved = marks.clone();
     moved[0].points[0].x = 11.5;
     let e = deliver(&f, moved, &msg).unwrap_err();
-    assert_eq!(e.to_string(), "mark 1 arrived different from what was signed");
+    assert_eq!(
+        e.to_string(),
+        "mark 1 arrived different from what was signed"
+    );
 
     // A signed mark that never arrived; an extra one that no signature covers.
     let e = deliver(&f, marks[..1].to_vec(), &msg).unwrap_err();
@@ -151,19 +162,28 @@ fn a_signed_set_arrives_with_its_coordinates_and_bad_ones_are_refused() {
     let mut garbage = msg.clone();
     garbage.signature = vec![0x30, 0x03, 0x02, 0x01, 0x01];
     let e = deliver(&f, marks.clone(), &garbage).unwrap_err();
-    assert!(e.to_string().starts_with("the signature was refused"), "{e}");
+    assert!(
+        e.to_string().starts_with("the signature was refused"),
+        "{e}"
+    );
 
     // Signed by a pharmacist (a valid HPKI signing certificate, wrong role).
     let pharmacist = signer(&f.pki, "Pharmacist", 11);
     let (m2, msg2) = sign(&s, &pharmacist, &f.chain).unwrap();
     let e = deliver(&f, m2, &msg2).unwrap_err();
-    assert!(e.to_string().starts_with("the signer is not a physician"), "{e}");
+    assert!(
+        e.to_string().starts_with("the signer is not a physician"),
+        "{e}"
+    );
 
     // Signed under another CA.
     let other = fixture();
     let (m3, msg3) = sign(&s, &other.doctor, &other.chain).unwrap();
     let e = deliver(&f, m3, &msg3).unwrap_err();
-    assert!(e.to_string().starts_with("the signature was refused"), "{e}");
+    assert!(
+        e.to_string().starts_with("the signature was refused"),
+        "{e}"
+    );
 
     // For another specimen.
     let mut elsewhere = s.clone();
@@ -204,7 +224,9 @@ fn outside_the_image_and_huge_sets_are_refused_before_and_after_signing() {
     );
     let many: Vec<Mark> = (0..9).map(|i| cut(i, vec![[1.0, 1.0]; 8000])).collect();
     assert_eq!(
-        sign(&set(many), &f.doctor, &f.chain).unwrap_err().to_string(),
+        sign(&set(many), &f.doctor, &f.chain)
+            .unwrap_err()
+            .to_string(),
         "72000 points in one set (at most 65536)"
     );
     let skew = set(vec![Mark {
@@ -251,5 +273,8 @@ fn outside_the_image_and_huge_sets_are_refused_before_and_after_signing() {
         signature,
     };
     let e = deliver(&f, s.annotations(), &msg).unwrap_err();
-    assert_eq!(e.to_string(), "the instructions document is not in canonical form");
+    assert_eq!(
+        e.to_string(),
+        "the instructions document is not in canonical form"
+    );
 }

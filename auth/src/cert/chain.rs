@@ -146,10 +146,15 @@ impl VerifiedChain {
 /// Verifies `leaf_der` up to an anchor of `store` at time `at` for `purpose`.
 ///
 /// `intermediates` may come in any order and may hold extras. Every link's
-/// signature is checked with its issuer's key; every certificate, the anchor
-/// included, must be valid at `at`; every issuer must be a CA (basicConstraints
-/// CA, keyCertSign when key usage is present, path length respected); the leaf
-/// must carry the key usage of `purpose`. Names chain by exact DER equality.
+/// signature is checked with its issuer's key, and must use an accepted
+/// algorithm (no SHA-1); no RSA key in the path is under 2048 bits; every
+/// certificate, the anchor included, must be valid at `at`; every issuer
+/// must be a CA (basicConstraints CA, keyCertSign when key usage is
+/// present, pathLenConstraint counting the CAs below it); a critical
+/// extension this code does not enforce refuses the certificate, and so do
+/// nameConstraints on a CA; the leaf must carry the key usage of `purpose`.
+/// Names chain by exact DER equality. Policies along the path are the
+/// profile's ([`super::Profile::check`]).
 pub fn verify_chain(
     leaf_der: &[u8],
     intermediates: &[&[u8]],
@@ -171,7 +176,8 @@ pub fn verify_chain(
         .collect::<Result<Vec<_>, _>>()?;
 
     leaf.check_validity(at)?;
-    check_critical_extensions(&leaf)?;
+    check_extensions(&leaf, false)?;
+    check_key(&leaf)?;
     check_leaf_key_usage(&leaf, purpose)?;
 
     let mut certs = vec![leaf];
@@ -186,12 +192,15 @@ pub fn verify_chain(
         let Some(child) = certs.last() else {
             return Err(CertError::parse("certificate", "empty chain"));
         };
-        // CAs between this child and the leaf, for pathLenConstraint.
-        let below = certs.len().saturating_sub(2);
+        // CAs between the issuer sought and the leaf, for its
+        // pathLenConstraint: every certificate walked so far but the leaf.
+        let below = certs.len() - 1;
+        check_algorithm(child)?;
         let (issuer, is_anchor) = find_issuer(child, &inters, store)?;
         check_ca(&issuer, below)?;
         issuer.check_validity(at)?;
-        check_critical_extensions(&issuer)?;
+        check_extensions(&issuer, true)?;
+        check_key(&issuer)?;
         certs.push(issuer);
         if is_anchor {
             return Ok(VerifiedChain { purpose, certs });
@@ -237,18 +246,116 @@ fn find_issuer(
     }
 }
 
-/// Refuses critical extensions x509-parser does not decode; subjectDirectoryAttributes
-/// is understood here (hcRole) even though x509-parser leaves it opaque.
-fn check_critical_extensions(cert: &ParsedCert) -> Result<(), CertError> {
+/// Extensions whose criticality this code honours: it enforces them
+/// (keyUsage, basicConstraints, certificatePolicies through the profile,
+/// subjectDirectoryAttributes' hcRole) or they only name the subject
+/// (subjectAltName). Any other critical extension refuses the certificate
+/// (RFC 5280 §4.2): among them policyConstraints, policyMappings,
+/// inhibitAnyPolicy and extendedKeyUsage, which are recognised but not
+/// enforced here.
+const ENFORCED_CRITICAL: [&str; 5] = [
+    "2.5.29.15", // keyUsage
+    "2.5.29.19", // basicConstraints
+    "2.5.29.32", // certificatePolicies
+    "2.5.29.17", // subjectAltName
+    "2.5.29.9",  // subjectDirectoryAttributes
+];
+
+/// nameConstraints: never enforced on JPKI/HPKI/facility paths checked
+/// here, so a CA carrying it is refused (facility links, which rustls-webpki
+/// checks, do enforce it).
+const NAME_CONSTRAINTS: &str = "2.5.29.30";
+
+/// Refuses a certificate with a critical extension this code does not
+/// enforce, a CA with nameConstraints, an extension that does not parse,
+/// or the same extension twice.
+fn check_extensions(cert: &ParsedCert, is_ca: bool) -> Result<(), CertError> {
     let x = cert.x509()?;
+    let refuse = |oid: String, reason: &str| CertError::ExtensionNotEnforced {
+        subject: cert.subject.clone(),
+        oid,
+        reason: reason.to_owned(),
+    };
+    let mut seen = Vec::new();
     for ext in x.extensions() {
-        if ext.critical
-            && ext.parsed_extension().unsupported()
-            && ext.oid.to_id_string() != "2.5.29.9"
-        {
-            return Err(CertError::UnknownCriticalExtension {
+        let oid = ext.oid.to_id_string();
+        if seen.contains(&oid) {
+            return Err(refuse(oid, "the extension appears twice"));
+        }
+        if ext.parsed_extension().error().is_some() {
+            return Err(refuse(oid, "the extension does not parse"));
+        }
+        if is_ca && oid == NAME_CONSTRAINTS {
+            return Err(refuse(
+                oid,
+                "a CA with name constraints: they are not enforced on this path",
+            ));
+        }
+        if ext.critical && !ENFORCED_CRITICAL.contains(&oid.as_str()) {
+            return Err(if ext.parsed_extension().unsupported() {
+                CertError::UnknownCriticalExtension {
+                    subject: cert.subject.clone(),
+                    oid,
+                }
+            } else {
+                refuse(oid, "critical, and not enforced here")
+            });
+        }
+        seen.push(oid);
+    }
+    Ok(())
+}
+
+/// Signature algorithms accepted on certificates and CRLs: RSA PKCS#1
+/// v1.5 and PSS with SHA-2, ECDSA with SHA-256/384, Ed25519. SHA-1, MD5 and
+/// DSA are refused.
+pub(crate) const ACCEPTED_SIGNATURES: [&str; 7] = [
+    "1.2.840.113549.1.1.11", // sha256WithRSAEncryption
+    "1.2.840.113549.1.1.12", // sha384WithRSAEncryption
+    "1.2.840.113549.1.1.13", // sha512WithRSAEncryption
+    "1.2.840.113549.1.1.10", // RSASSA-PSS (SHA-2 parameters only, by the verifier)
+    "1.2.840.10045.4.3.2",   // ecdsa-with-SHA256
+    "1.2.840.10045.4.3.3",   // ecdsa-with-SHA384
+    "1.3.101.112",           // Ed25519
+];
+
+/// Refuses a certificate signed with an algorithm not in
+/// [`ACCEPTED_SIGNATURES`].
+fn check_algorithm(cert: &ParsedCert) -> Result<(), CertError> {
+    let x = cert.x509()?;
+    let alg = x.signature_algorithm.algorithm.to_id_string();
+    if ACCEPTED_SIGNATURES.contains(&alg.as_str()) {
+        Ok(())
+    } else {
+        Err(CertError::WeakAlgorithm {
+            subject: cert.subject.clone(),
+            algorithm: alg,
+        })
+    }
+}
+
+/// The smallest RSA modulus accepted anywhere in a path.
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+
+/// Bits of a big-endian unsigned magnitude.
+pub(crate) fn bit_length(magnitude: &[u8]) -> usize {
+    let m = &magnitude[magnitude.iter().take_while(|b| **b == 0).count()..];
+    match m.first() {
+        Some(top) => m.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// Refuses an RSA key under [`MIN_RSA_BITS`].
+pub(crate) fn check_key(cert: &ParsedCert) -> Result<(), CertError> {
+    use x509_parser::public_key::PublicKey;
+    let x = cert.x509()?;
+    if let Ok(PublicKey::RSA(rsa)) = x.public_key().parsed() {
+        let bits = bit_length(rsa.modulus);
+        if bits < MIN_RSA_BITS {
+            return Err(CertError::WeakKey {
                 subject: cert.subject.clone(),
-                oid: ext.oid.to_id_string(),
+                bits,
             });
         }
     }

@@ -2,16 +2,27 @@
 //!
 //! 1. [`verify_chain`]: the chain from a leaf to an anchor of the purpose's
 //!    [`TrustStore`] (JPKI, HPKI and facility CAs live in separate stores),
-//!    every signature, issuer/subject chaining, validity of every certificate
-//!    at the given time, CA basic constraints on issuers, and the key usage the
-//!    [`Purpose`] needs on the leaf.
+//!    every signature (SHA-2 only; no RSA key under 2048 bits), issuer/subject
+//!    chaining, validity of every certificate at the given time, CA basic
+//!    constraints on issuers (pathLenConstraint counting every CA below),
+//!    critical extensions only where enforced (a CA with nameConstraints is
+//!    refused), and the key usage the [`Purpose`] needs on the leaf.
 //! 2. [`Profile`]: what the leaf is *for* — the purpose's certificate policy
-//!    OID (so a JPKI authentication certificate cannot sign consent) and, for
-//!    HPKI, the hcRole held (a Pharmacist is refused where a Medical Doctor is
-//!    required). OIDs and role names come from [`ProfileConfig`].
+//!    OID, on the leaf and on every CA of the path (so a JPKI authentication
+//!    certificate cannot sign consent, and a pharmacists' CA cannot vouch for
+//!    a doctors' policy) and, for HPKI, the hcRole held under a configured
+//!    coding scheme (a Pharmacist is refused where a Medical Doctor is
+//!    required). OIDs, schemes and role names come from [`ProfileConfig`].
 //!
-//! Revocation is a separate, pluggable step ([`Revocation`]; [`CrlFile`] for
-//! CRLs, [`Ocsp`] as the interface an OCSP client will implement).
+//! Revocation is a separate, pluggable step ([`Revocation`] over a
+//! [`CertRef`]; [`CrlFile`] for CRLs per RFC 5280 §6.3.3, [`CrlFetcher`] for
+//! CRLs fetched from distribution points, [`Ocsp`] as the interface an OCSP
+//! client will implement).
+//!
+//! These paths are checked here rather than by rustls-webpki (which checks
+//! the facility links in `med8k-transport`): webpki refuses certificates
+//! whose certificatePolicies extension is critical, processes no policies
+//! and knows nothing of hcRole or the JPKI/HPKI key usages.
 //!
 //! The clock is always an argument (`at`), never read here.
 //!
@@ -38,10 +49,12 @@ use x509_parser::prelude::FromDer;
 
 pub use chain::{StoreKind, TrustFileError, TrustStore, VerifiedChain, verify_chain};
 pub use profile::{
-    HC_ROLE_ISO17090, JPKI_AUTH_POLICY, JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role,
-    hc_roles,
+    ANY_POLICY, HC_ROLE_ISO17090, HPKI_DIRECTOR_SCHEME, HPKI_ROLE_SCHEME, HcCode, JPKI_AUTH_POLICY,
+    JPKI_SIGN_POLICY, PolicyRule, Profile, ProfileConfig, Role, hc_role_codes, hc_roles,
 };
-pub use revocation::{CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls};
+pub use revocation::{
+    CertRef, CrlFetcher, CrlFile, Ocsp, OcspRevocation, OcspStatus, Revocation, crl_urls,
+};
 
 /// What a certificate is being used for; decides the trust store, the key
 /// usage and the policy OID it must carry.
@@ -157,6 +170,35 @@ pub enum CertError {
         /// The extension's OID.
         oid: String,
     },
+    /// A critical extension this code recognises but does not enforce
+    /// (policyConstraints, policyMappings, inhibitAnyPolicy, an extended
+    /// key usage), or nameConstraints on a CA (never enforced here: such a
+    /// CA is refused), or an extension that does not parse.
+    #[error("certificate {subject}: extension {oid} not accepted ({reason})")]
+    ExtensionNotEnforced {
+        /// Subject of the certificate.
+        subject: String,
+        /// The extension's OID.
+        oid: String,
+        /// Why.
+        reason: String,
+    },
+    /// A signature algorithm that is refused (SHA-1, MD5, DSA, or unknown).
+    #[error("certificate {subject}: signature algorithm {algorithm} refused")]
+    WeakAlgorithm {
+        /// Subject of the certificate.
+        subject: String,
+        /// The algorithm's OID.
+        algorithm: String,
+    },
+    /// An RSA key shorter than 2048 bits.
+    #[error("certificate {subject}: RSA key of {bits} bits refused (2048 at least)")]
+    WeakKey {
+        /// Subject of the certificate.
+        subject: String,
+        /// The modulus length.
+        bits: usize,
+    },
     /// The chain is longer than allowed (or loops).
     #[error("certificate {subject}: chain longer than {max}")]
     ChainTooLong {
@@ -185,8 +227,9 @@ pub enum CertError {
         /// Accepted OIDs.
         needed: String,
     },
-    /// The HPKI certificate carries no hcRole.
-    #[error("certificate {subject}: no hcRole")]
+    /// The HPKI certificate carries no hcRole under a configured coding
+    /// scheme.
+    #[error("certificate {subject}: no hcRole under a configured coding scheme")]
     MissingRole {
         /// Subject of the leaf.
         subject: String,
@@ -223,7 +266,7 @@ pub enum CertError {
 }
 
 impl CertError {
-    fn parse(what: &str, reason: impl std::fmt::Display) -> Self {
+    pub(crate) fn parse(what: &str, reason: impl std::fmt::Display) -> Self {
         CertError::Parse {
             what: what.to_owned(),
             reason: reason.to_string(),

@@ -7,6 +7,11 @@ use x509_parser::extensions::ParsedExtension;
 use super::{CertError, ParsedCert, Purpose, VerifiedChain};
 use crate::der::{self, OID, SEQUENCE, SET, Tlv};
 
+/// certificatePolicies (RFC 5280 §4.2.1.4).
+const CERTIFICATE_POLICIES: &str = "2.5.29.32";
+/// anyPolicy: a CA that asserts it vouches for every policy.
+pub const ANY_POLICY: &str = "2.5.29.32.0";
+
 /// subjectDirectoryAttributes (RFC 5280 §4.2.1.8).
 const SUBJECT_DIRECTORY_ATTRIBUTES: &str = "2.5.29.9";
 
@@ -18,6 +23,14 @@ pub const HC_ROLE_ISO17090: &str = "1.0.17090.0.1";
 pub const JPKI_SIGN_POLICY: &str = "1.2.392.200149.8.5.1.1";
 /// JPKI user authentication certificate policy (J-LIS, 利用者証明用電子証明書).
 pub const JPKI_AUTH_POLICY: &str = "1.2.392.200149.8.5.1.3";
+
+/// The Japanese HPKI coding scheme of national qualifications (医師, 歯科医師,
+/// 薬剤師, ...): the `codingSchemeReference` under which hcRole codes are
+/// taken by default.
+pub const HPKI_ROLE_SCHEME: &str = "1.2.392.100495.1.6.1.1";
+/// The Japanese HPKI coding scheme of directors (管理者: heads of medical
+/// institutions). Not taken unless configured ([`ProfileConfig::role_schemes`]).
+pub const HPKI_DIRECTOR_SCHEME: &str = "1.2.392.100495.1.6.1.2";
 
 /// A professional role, as decoded from hcRole through the configured names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,10 +97,17 @@ pub enum PolicyRule {
 /// OIDs and role names; everything here is configuration.
 #[derive(Debug, Clone)]
 pub struct ProfileConfig {
-    /// Policy rule per purpose. A purpose with no entry is refused (fail closed).
+    /// Policy rule per purpose. A purpose with no entry is refused (fail
+    /// closed). An `AnyOf` rule must hold on the leaf (one of the OIDs) and
+    /// on every CA between it and the trust anchor (one of the OIDs, or
+    /// anyPolicy): a CA for pharmacists cannot vouch for a doctors' policy.
     pub policies: HashMap<Purpose, PolicyRule>,
     /// The hcRole attribute type inside subjectDirectoryAttributes.
     pub hc_role_attribute: String,
+    /// The `codingSchemeReference` OIDs whose codes are taken as roles
+    /// ([`HPKI_ROLE_SCHEME`] by default; add [`HPKI_DIRECTOR_SCHEME`] to take
+    /// directors' codes). A code under any other scheme is no role here.
+    pub role_schemes: Vec<String>,
     /// Role names accepted from codeDataValue or codeDataFreeText, compared
     /// after trimming, ASCII case-insensitively.
     pub role_names: Vec<(String, Role)>,
@@ -97,8 +117,9 @@ impl Default for ProfileConfig {
     /// JPKI policies are J-LIS's published OIDs; facility certificates need
     /// no policy. **HPKI policy OIDs have no default**: they differ per HPKI
     /// CA and CP version, so HpkiSign/HpkiAuth are refused until the
-    /// deployment configures them. hcRole is ISO 17090's `1.0.17090.0.1`;
-    /// role names are the English labels and the Japanese ones.
+    /// deployment configures them. hcRole is ISO 17090's `1.0.17090.0.1`,
+    /// its codes taken under [`HPKI_ROLE_SCHEME`]; role names are the
+    /// English labels and the Japanese ones.
     fn default() -> Self {
         let mut policies = HashMap::new();
         policies.insert(
@@ -126,8 +147,31 @@ impl Default for ProfileConfig {
         ProfileConfig {
             policies,
             hc_role_attribute: HC_ROLE_ISO17090.to_owned(),
+            role_schemes: vec![HPKI_ROLE_SCHEME.to_owned()],
             role_names,
         }
+    }
+}
+
+/// One ISO 17090 `CodedData` of an hcRole `HCActor`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HcCode {
+    /// `codingSchemeReference`, dotted.
+    pub scheme: String,
+    /// `codeDataValue` (e.g. "Medical Doctor").
+    pub value: Option<String>,
+    /// `codeDataFreeText` (e.g. "医師").
+    pub free_text: Option<String>,
+}
+
+impl HcCode {
+    /// The value and the free text, trimmed, those that are not empty.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        [self.value.as_deref(), self.free_text.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -148,14 +192,21 @@ impl Profile {
         &self.config
     }
 
-    /// The leaf's certificate policies contain the purpose's OID; for HPKI
-    /// purposes the leaf also carries at least one hcRole.
+    /// The purpose's policy holds along the path (the leaf's policies
+    /// contain one of its OIDs; every CA below the trust anchor lists one
+    /// of them or anyPolicy); for HPKI purposes the leaf also carries at
+    /// least one hcRole under a configured coding scheme.
     pub fn check(&self, chain: &VerifiedChain) -> Result<(), CertError> {
         let leaf = chain.leaf();
         let purpose = chain.purpose();
         self.check_policy(leaf, purpose)?;
-        if matches!(purpose, Purpose::HpkiSign | Purpose::HpkiAuth)
-            && hc_roles(leaf, &self.config.hc_role_attribute)?.is_empty()
+        let certs = chain.certs();
+        // The anchor (last) is the trust decision itself, not part of the
+        // path (RFC 5280 §6.1).
+        for ca in certs.get(1..certs.len().saturating_sub(1)).unwrap_or(&[]) {
+            self.check_ca_policy(ca, purpose)?;
+        }
+        if matches!(purpose, Purpose::HpkiSign | Purpose::HpkiAuth) && self.names(leaf)?.is_empty()
         {
             return Err(CertError::MissingRole {
                 subject: leaf.subject().to_owned(),
@@ -164,32 +215,68 @@ impl Profile {
         Ok(())
     }
 
+    fn wanted(&self, cert: &ParsedCert, purpose: Purpose) -> Result<Option<&[String]>, CertError> {
+        match self.config.policies.get(&purpose) {
+            None => Err(CertError::Policy {
+                subject: cert.subject().to_owned(),
+                purpose,
+                needed: "(none configured)".to_owned(),
+            }),
+            Some(PolicyRule::NotRequired) => Ok(None),
+            Some(PolicyRule::AnyOf(w)) => Ok(Some(w)),
+        }
+    }
+
     /// Refuses `cert` unless its policies satisfy the rule for `purpose`.
     pub fn check_policy(&self, cert: &ParsedCert, purpose: Purpose) -> Result<(), CertError> {
-        let refuse = |needed: String| CertError::Policy {
-            subject: cert.subject().to_owned(),
-            purpose,
-            needed,
-        };
-        let wanted = match self.config.policies.get(&purpose) {
-            None => return Err(refuse("(none configured)".to_owned())),
-            Some(PolicyRule::NotRequired) => return Ok(()),
-            Some(PolicyRule::AnyOf(w)) => w,
+        let Some(wanted) = self.wanted(cert, purpose)? else {
+            return Ok(());
         };
         let held = policies(cert)?;
         if held.iter().any(|p| wanted.contains(p)) {
             Ok(())
         } else {
-            Err(refuse(wanted.join(" | ")))
+            Err(CertError::Policy {
+                subject: cert.subject().to_owned(),
+                purpose,
+                needed: wanted.join(" | "),
+            })
         }
     }
 
-    /// The roles of `cert` mapped through the configured names (unknown names
-    /// are dropped).
+    /// Refuses an intermediate CA that does not vouch for the purpose's
+    /// policy: it must list one of the OIDs, or anyPolicy.
+    fn check_ca_policy(&self, ca: &ParsedCert, purpose: Purpose) -> Result<(), CertError> {
+        let Some(wanted) = self.wanted(ca, purpose)? else {
+            return Ok(());
+        };
+        let held = policies(ca)?;
+        if held.iter().any(|p| p == ANY_POLICY || wanted.contains(p)) {
+            Ok(())
+        } else {
+            Err(CertError::Policy {
+                subject: ca.subject().to_owned(),
+                purpose,
+                needed: format!("{} (or anyPolicy) on this CA", wanted.join(" | ")),
+            })
+        }
+    }
+
+    /// The role names of `cert` under the configured coding schemes.
+    fn names(&self, cert: &ParsedCert) -> Result<Vec<String>, CertError> {
+        let codes = hc_role_codes(cert, &self.config.hc_role_attribute)?;
+        Ok(codes
+            .iter()
+            .filter(|c| self.config.role_schemes.contains(&c.scheme))
+            .flat_map(|c| c.names().map(str::to_owned).collect::<Vec<_>>())
+            .collect())
+    }
+
+    /// The roles of `cert` (codes under the configured coding schemes)
+    /// mapped through the configured names (unknown names are dropped).
     pub fn roles(&self, cert: &ParsedCert) -> Result<Vec<Role>, CertError> {
-        let names = hc_roles(cert, &self.config.hc_role_attribute)?;
         let mut out = Vec::new();
-        for n in &names {
+        for n in &self.names(cert)? {
             if let Some(r) = self.role_of(n)
                 && !out.contains(&r)
             {
@@ -199,10 +286,10 @@ impl Profile {
         Ok(out)
     }
 
-    /// Refuses a certificate without hcRole, or whose roles include none of
-    /// `allowed`.
+    /// Refuses a certificate without hcRole under a configured coding
+    /// scheme, or whose roles include none of `allowed`.
     pub fn require_role(&self, cert: &ParsedCert, allowed: &[Role]) -> Result<Role, CertError> {
-        let names = hc_roles(cert, &self.config.hc_role_attribute)?;
+        let names = self.names(cert)?;
         if names.is_empty() {
             return Err(CertError::MissingRole {
                 subject: cert.subject().to_owned(),
@@ -239,7 +326,7 @@ fn policies(cert: &ParsedCert) -> Result<Vec<String>, CertError> {
     for ext in x.extensions() {
         if let ParsedExtension::CertificatePolicies(ps) = ext.parsed_extension() {
             out.extend(ps.iter().map(|p| p.policy_id.to_id_string()));
-        } else if ext.oid.to_id_string() == "2.5.29.32" {
+        } else if ext.oid.to_id_string() == CERTIFICATE_POLICIES {
             return Err(CertError::parse(
                 "certificatePolicies",
                 "extension present but not decodable",
@@ -250,27 +337,43 @@ fn policies(cert: &ParsedCert) -> Result<Vec<String>, CertError> {
 }
 
 /// Role names (codeDataValue and codeDataFreeText) of every HCActor in the
-/// hcRole attribute `attr_oid` of subjectDirectoryAttributes.
-///
-/// Decoded leniently, as profiles differ on tagging: HCActorData may be a SET
-/// or SEQUENCE of HCActor; HCActor's `codedData [0]` may be EXPLICIT or
-/// IMPLICIT; within CodedData the `[0]` OID is the coding scheme and every
-/// other field that holds a string (`[n]` explicit or implicit, or untagged)
-/// is taken as a role name. Malformed DER is an error, never a panic.
+/// hcRole attribute `attr_oid`, whatever their coding scheme (for display;
+/// [`Profile::roles`] takes only the configured schemes).
 pub fn hc_roles(cert: &ParsedCert, attr_oid: &str) -> Result<Vec<String>, CertError> {
+    Ok(hc_role_codes(cert, attr_oid)?
+        .iter()
+        .flat_map(|c| c.names().map(str::to_owned).collect::<Vec<_>>())
+        .collect())
+}
+
+/// Every CodedData of the hcRole attribute `attr_oid` of
+/// subjectDirectoryAttributes.
+///
+/// ISO 17090-2: `HCActorData ::= SET OF HCActor`, `HCActor ::= SEQUENCE {
+/// codedData [0] CodedData OPTIONAL, regionalHCActorData [1] ... OPTIONAL }`,
+/// `CodedData ::= SET { codingSchemeReference [0] OBJECT IDENTIFIER,
+/// codeDataValue [1] PrintableString OPTIONAL, codeDataFreeText [2]
+/// DirectoryString OPTIONAL }`. CAs differ on tagging, so `codedData` is
+/// read EXPLICIT (`[0] { SET or SEQUENCE { … } }`) or IMPLICIT (`[0] { …
+/// }`), and its fields EXPLICIT or, where the type allows it, IMPLICIT; the
+/// strings may be any DirectoryString choice. A CodedData without its
+/// scheme, with an unknown or repeated field, a string that is not one, or
+/// an OID with a non-minimal arc is an error, never a role; malformed DER
+/// is an error, never a panic.
+pub fn hc_role_codes(cert: &ParsedCert, attr_oid: &str) -> Result<Vec<HcCode>, CertError> {
     let x = cert.x509()?;
-    let mut names = Vec::new();
+    let mut codes = Vec::new();
     for ext in x.extensions() {
         if ext.oid.to_id_string() != SUBJECT_DIRECTORY_ATTRIBUTES {
             continue;
         }
-        decode_sda(ext.value, attr_oid, &mut names)
+        decode_sda(ext.value, attr_oid, &mut codes)
             .map_err(|e| CertError::parse("subjectDirectoryAttributes", e))?;
     }
-    Ok(names)
+    Ok(codes)
 }
 
-fn decode_sda(value: &[u8], attr_oid: &str, names: &mut Vec<String>) -> Result<(), &'static str> {
+fn decode_sda(value: &[u8], attr_oid: &str, codes: &mut Vec<HcCode>) -> Result<(), &'static str> {
     let outer = der::read_only(value)?;
     if outer.tag != SEQUENCE {
         return Err("not a SEQUENCE of Attribute");
@@ -294,54 +397,88 @@ fn decode_sda(value: &[u8], attr_oid: &str, names: &mut Vec<String>) -> Result<(
                 return Err("HCActorData is not a SET OF HCActor");
             }
             for actor in der::read_all(actor_data.value)? {
-                decode_actor(&actor, names)?;
+                decode_actor(&actor, codes)?;
             }
         }
     }
     Ok(())
 }
 
-fn decode_actor(actor: &Tlv<'_>, names: &mut Vec<String>) -> Result<(), &'static str> {
+fn decode_actor(actor: &Tlv<'_>, codes: &mut Vec<HcCode>) -> Result<(), &'static str> {
     if actor.tag != SEQUENCE {
         return Err("HCActor is not a SEQUENCE");
     }
+    let mut seen_coded = false;
     for field in der::read_all(actor.value)? {
-        // codedData [0]; regionalHCActorData [1] is ignored.
-        if field.context_number() != Some(0) || !field.is_constructed() {
-            continue;
+        match field.tag {
+            // codedData [0], constructed either way (CodedData is a SET).
+            0xa0 if !seen_coded => {
+                seen_coded = true;
+                let inner = der::read_all(field.value)?;
+                let fields = match inner.as_slice() {
+                    // EXPLICIT: [0] { SET/SEQUENCE { fields } }
+                    [one] if one.tag == SET || one.tag == SEQUENCE => der::read_all(one.value)?,
+                    // IMPLICIT: [0] { fields }
+                    _ => inner,
+                };
+                codes.push(decode_coded_data(&fields)?);
+            }
+            // regionalHCActorData [1]: not a role here.
+            0xa1 => {}
+            _ => return Err("HCActor has an unexpected or repeated field"),
         }
-        let inner = der::read_all(field.value)?;
-        let coded = match inner.as_slice() {
-            // EXPLICIT: [0] { SEQUENCE { ... } }
-            [seq] if seq.tag == SEQUENCE => der::read_all(seq.value)?,
-            // IMPLICIT: the fields directly.
-            _ => inner,
-        };
-        decode_coded_data(&coded, names)?;
     }
     Ok(())
 }
 
-fn decode_coded_data(fields: &[Tlv<'_>], names: &mut Vec<String>) -> Result<(), &'static str> {
+fn decode_coded_data(fields: &[Tlv<'_>]) -> Result<HcCode, &'static str> {
+    let mut scheme = None;
+    let mut value = None;
+    let mut free_text = None;
     for f in fields {
-        let text = match f.context_number() {
-            // codingSchemeReference
-            Some(0) => None,
-            Some(_) if f.is_constructed() => {
-                let inner = der::read_only(f.value)?;
-                der::string_value(&inner)
+        let (slot, text) = match f.tag {
+            // codingSchemeReference: [0] { OID } or [0] IMPLICIT OID
+            0xa0 | 0x80 => {
+                let oid = if f.tag == 0xa0 {
+                    der::read_single(f.value, OID)?.value
+                } else {
+                    f.value
+                };
+                if scheme.replace(der::oid_to_string(oid)?).is_some() {
+                    return Err("CodedData has codingSchemeReference twice");
+                }
+                continue;
             }
-            Some(_) => std::str::from_utf8(f.value).ok().map(str::to_owned),
-            None => der::string_value(f),
+            // codeDataValue: [1] { PrintableString } or [1] IMPLICIT
+            0xa1 => (&mut value, string_in(f.value)?),
+            0x81 => (
+                &mut value,
+                der::string_value(&Tlv {
+                    tag: 0x13,
+                    value: f.value,
+                    raw: f.raw,
+                })
+                .ok_or("codeDataValue is not a PrintableString")?,
+            ),
+            // codeDataFreeText: [2] { DirectoryString } (a CHOICE: always explicit)
+            0xa2 => (&mut free_text, string_in(f.value)?),
+            _ => return Err("CodedData has an unexpected field"),
         };
-        if let Some(t) = text {
-            let t = t.trim();
-            if !t.is_empty() {
-                names.push(t.to_owned());
-            }
+        if slot.replace(text).is_some() {
+            return Err("CodedData has a field twice");
         }
     }
-    Ok(())
+    Ok(HcCode {
+        scheme: scheme.ok_or("CodedData without codingSchemeReference")?,
+        value,
+        free_text,
+    })
+}
+
+/// The one string TLV inside an explicit tag.
+fn string_in(value: &[u8]) -> Result<String, &'static str> {
+    let inner = der::read_only(value)?;
+    der::string_value(&inner).ok_or("hcRole text is not a DirectoryString")
 }
 
 #[cfg(test)]

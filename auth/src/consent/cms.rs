@@ -175,8 +175,12 @@ pub fn sign_detached_with_chain(
 /// A SignedData blob that parsed; nothing in it is verified yet.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ParsedCms {
-    /// The signer's certificate.
-    signer: Vec<u8>,
+    /// The signer's certificate, when the blob carries it.
+    signer: Option<Vec<u8>>,
+    /// The signer's issuer name (DER) and serial (INTEGER contents), from
+    /// issuerAndSerialNumber.
+    sid_issuer: Vec<u8>,
+    sid_serial: Vec<u8>,
     /// The other certificates in the blob, taken as intermediates.
     others: Vec<Vec<u8>>,
     /// signedAttrs re-tagged as SET OF: the bytes the signature covers.
@@ -197,9 +201,9 @@ impl fmt::Debug for ParsedCms {
 }
 
 impl ParsedCms {
-    /// The signer's certificate (DER).
-    pub fn signer_certificate(&self) -> &[u8] {
-        &self.signer
+    /// The signer's certificate (DER), when the blob carries it.
+    pub fn signer_certificate(&self) -> Option<&[u8]> {
+        self.signer.as_deref()
     }
 
     /// The signingTime attribute, unix seconds, if present.
@@ -349,14 +353,18 @@ fn parse_signer_info(
     der::expect_tag(attrs, CONTEXT_0).map_err(&bad)?;
     let (message_digest, signing_time) = parse_signed_attrs(attrs)?;
 
+    let (sid_issuer, sid_serial) = read_sid(sid)?;
     // `find_signer` returns an index of `certificates`.
-    let signer = certificates.remove(find_signer(sid, &certificates)?);
+    let signer =
+        find_signer(&sid_issuer, &sid_serial, &certificates).map(|i| certificates.remove(i));
     let mut signed_attrs = attrs.raw.to_vec();
     if let Some(tag) = signed_attrs.first_mut() {
         *tag = SET;
     }
     Ok(ParsedCms {
         signer,
+        sid_issuer,
+        sid_serial,
         others: certificates,
         signed_attrs,
         message_digest,
@@ -419,8 +427,9 @@ fn parse_signed_attrs(attrs: &Tlv<'_>) -> Result<([u8; 32], Option<i64>), CmsErr
     Ok((digest, time))
 }
 
-/// The certificate whose issuer and serial equal `sid`'s.
-fn find_signer(sid: &Tlv<'_>, certificates: &[Vec<u8>]) -> Result<usize, CmsError> {
+/// The issuer name (DER) and serial (INTEGER contents) of
+/// issuerAndSerialNumber.
+fn read_sid(sid: &Tlv<'_>) -> Result<(Vec<u8>, Vec<u8>), CmsError> {
     let bad = malformed("issuerAndSerialNumber");
     der::expect_tag(sid, SEQUENCE).map_err(&bad)?;
     let [issuer, serial] = der::read_all(sid.value).map_err(&bad)?[..] else {
@@ -428,18 +437,78 @@ fn find_signer(sid: &Tlv<'_>, certificates: &[Vec<u8>]) -> Result<usize, CmsErro
     };
     der::expect_tag(&issuer, SEQUENCE).map_err(&bad)?;
     der::expect_tag(&serial, der::INTEGER).map_err(&bad)?;
-    for (i, der_cert) in certificates.iter().enumerate() {
-        let Ok(cert) = ParsedCert::from_der(der_cert) else {
-            continue;
-        };
-        let Ok(x) = cert.x509() else {
-            continue;
-        };
-        if x.issuer().as_raw() == issuer.raw && x.raw_serial() == serial.value {
-            return Ok(i);
-        }
+    Ok((issuer.raw.to_vec(), serial.value.to_vec()))
+}
+
+/// The certificate whose issuer and serial are these.
+fn find_signer(issuer: &[u8], serial: &[u8], certificates: &[Vec<u8>]) -> Option<usize> {
+    certificates.iter().position(|der_cert| {
+        ParsedCert::from_der(der_cert)
+            .ok()
+            .and_then(|cert| {
+                let x = cert.x509().ok()?;
+                Some(x.issuer().as_raw() == issuer && x.raw_serial() == serial)
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// The blob without its certificates: the same signature (which covers
+/// only the signed attributes), with nothing of the signer's certificate.
+/// What the consent ledger stores, since a JPKI signing certificate holds
+/// the patient's name, address and birth date.
+pub fn without_certificates(blob: &[u8]) -> Result<Vec<u8>, CmsError> {
+    parse(blob)?;
+    let ci = der::read_single(blob, SEQUENCE).map_err(malformed("ContentInfo"))?;
+    let [content_type, content] = der::read_all(ci.value).map_err(malformed("ContentInfo"))?[..]
+    else {
+        return Err(malformed("ContentInfo")(
+            "expected { contentType, [0] content }",
+        ));
+    };
+    let sd = der::read_single(content.value, SEQUENCE).map_err(malformed("SignedData"))?;
+    let fields = der::read_all(sd.value).map_err(malformed("SignedData"))?;
+    let kept: Vec<&[u8]> = fields
+        .iter()
+        .filter(|f| f.tag != CONTEXT_0)
+        .map(|f| f.raw)
+        .collect();
+    Ok(der::sequence(&[
+        content_type.raw,
+        &der::tlv(CONTEXT_0, &der::sequence(&kept)),
+    ]))
+}
+
+/// What the ledger keeps of a signer to check a stored signature again:
+/// the RSA public key (DER `RSAPublicKey`), and the issuer name and serial
+/// the signature names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerKey<'a> {
+    /// DER `RSAPublicKey`.
+    pub rsa_public_key: &'a [u8],
+    /// The issuer's name, DER.
+    pub issuer: &'a [u8],
+    /// The serial, INTEGER contents.
+    pub serial: &'a [u8],
+}
+
+/// Verifies a stored detached `blob` (certificates may be absent) over
+/// `content` with a signer key kept apart: the digest, the signer named by
+/// issuer and serial, and the signature.
+pub fn verify_with_key(blob: &[u8], content: &[u8], key: &SignerKey<'_>) -> Result<(), CmsError> {
+    let cms = parse(blob)?;
+    if sha256(content) != cms.message_digest {
+        return Err(CmsError::DigestMismatch);
     }
-    Err(CmsError::SignerNotFound)
+    if cms.sid_issuer != key.issuer || cms.sid_serial != key.serial {
+        return Err(CmsError::SignerNotFound);
+    }
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        key.rsa_public_key,
+    )
+    .verify(&cms.signed_attrs, &cms.signature)
+    .map_err(|_| CmsError::Signature(SignatureError::Mismatch))
 }
 
 /// What a consent signature is checked against: the JPKI trust store, the
@@ -485,6 +554,8 @@ impl<'a> SignatureCheck<'a> {
 pub struct VerifiedSignature {
     /// The signer's certificate.
     pub signer: ParsedCert,
+    /// The certificate that issued it (a CA: no patient data).
+    pub issuer: ParsedCert,
     /// The signer's pseudonym ([`PatientId::from_signing_cert`]).
     pub patient: PatientId,
     /// The signingTime attribute, unix seconds, if present.
@@ -514,9 +585,14 @@ pub fn verify_detached(
 ) -> Result<VerifiedSignature, CmsError> {
     let (chain, signing_time) = verify_detached_for(blob, content, check, Purpose::JpkiSign, at)?;
     let signer = chain.leaf().clone();
+    let issuer = chain
+        .issuer_of(0)
+        .cloned()
+        .ok_or_else(|| CertError::parse("certificate", "a chain without an issuer"))?;
     Ok(VerifiedSignature {
         patient: PatientId::from_signing_cert(signer.der()),
         signer,
+        issuer,
         signing_time,
     })
 }
@@ -540,7 +616,7 @@ pub fn verify_detached_for(
     if sha256(content) != cms.message_digest {
         return Err(CmsError::DigestMismatch);
     }
-    let signer_der = cms.signer_certificate();
+    let signer_der = cms.signer_certificate().ok_or(CmsError::SignerNotFound)?;
     let signer = ParsedCert::from_der(signer_der)?;
     verify_sha256(&signer, &cms.signed_attrs, &cms.signature)?;
     let intermediates: Vec<&[u8]> = cms.others.iter().map(Vec::as_slice).collect();

@@ -45,7 +45,7 @@ pub use cms::{CmsError, SignatureCheck, VerifiedSignature};
 pub use decide::{
     AccessRequest, ConsentState, Decision, DenyReason, Physician, RolePolicy, decide, decide_with,
 };
-pub use ledger::{APPLICATION_ID, Ledger, LedgerError, SCHEMA_VERSION, StoredRecord};
+pub use ledger::{APPLICATION_ID, Ledger, LedgerError, SCHEMA_VERSION, StopReason, StoredRecord};
 pub use record::{
     ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, Coverage, DataCategory,
     FacilityId, PatientId, Period, RecordError, RecordId, Scope, SignedBody, VisitId,
@@ -72,6 +72,12 @@ pub enum VerifyError {
     },
 }
 
+impl From<crate::cert::CertError> for VerifyError {
+    fn from(e: crate::cert::CertError) -> Self {
+        VerifyError::Signature(CmsError::Certificate(e))
+    }
+}
+
 /// Verifies a signed record: `record` parses as canonical bytes, `cms` is a
 /// valid detached signature over exactly those bytes at `at`
 /// ([`cms::verify_detached`]), and the record's patient is the signer's
@@ -82,6 +88,16 @@ pub fn verify_record(
     check: &SignatureCheck<'_>,
     at: SystemTime,
 ) -> Result<SignedBody, VerifyError> {
+    verify_signed(record, cms_blob, check, at).map(|(body, _)| body)
+}
+
+/// [`verify_record`], with the signature that verified.
+pub fn verify_signed(
+    record: &[u8],
+    cms_blob: &[u8],
+    check: &SignatureCheck<'_>,
+    at: SystemTime,
+) -> Result<(SignedBody, VerifiedSignature), VerifyError> {
     let body = SignedBody::parse(record)?;
     let signature = cms::verify_detached(cms_blob, record, check, at)?;
     if body.patient() != &signature.patient {
@@ -90,5 +106,5 @@ pub fn verify_record(
             signer: signature.patient,
         });
     }
-    Ok(body)
+    Ok((body, signature))
 }

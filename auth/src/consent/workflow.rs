@@ -32,7 +32,7 @@ use crate::identity::{IdentityError, Module, TokenSession, TokenSigner, sha256};
 use super::{
     CmsError, ConsentDecision, ConsentPurpose, ConsentRecord, ConsentRevocation, ConsentState,
     Coverage, DataCategory, Decision, FacilityId, Ledger, LedgerError, PatientId, Period,
-    RecordError, RecordId, Scope, SignatureCheck, VerifyError, cms,
+    RecordError, RecordId, Scope, SignatureCheck, StopReason, VerifyError, cms,
 };
 
 /// Why a workflow failed.
@@ -60,6 +60,11 @@ pub enum WorkflowError {
     /// The ledger named does not exist (reading never creates one).
     #[error("consent ledger {0}: no such file")]
     NoLedger(String),
+    /// No revocation source for the patient's signing certificate: a
+    /// grant or revocation is not taken on a certificate whose status is
+    /// unknown.
+    #[error("no revocation source (CRL) for the JPKI signing certificate is configured")]
+    NoRevocationSource,
     /// The audit log could not be written.
     #[error("audit log: {0}")]
     Audit(#[from] std::io::Error),
@@ -83,9 +88,13 @@ impl WorkflowError {
                 LedgerError::UnknownConsent(_) => "unknown consent",
                 LedgerError::AlreadyRevoked(_) => "already revoked",
                 LedgerError::OtherPatient { .. } => "other patient",
+                LedgerError::NoRevocationSource => "no revocation source",
+                LedgerError::OutlivesCertificate { .. } => "period outlives the certificate",
+                LedgerError::Tampered { .. } => "ledger row does not verify",
                 _ => "ledger error",
             },
             WorkflowError::NoLedger(_) => "no ledger",
+            WorkflowError::NoRevocationSource => "no revocation source",
             WorkflowError::Audit(_) => "audit error",
         }
     }
@@ -96,6 +105,8 @@ pub struct PatientCard {
     signer: TokenSigner,
     patient: PatientId,
     login: Option<PatientId>,
+    /// notAfter of the signing certificate (unix seconds).
+    not_after: i64,
     // The loaded module, kept until the signing is done.
     _module: Arc<Module>,
 }
@@ -129,10 +140,18 @@ impl PatientCard {
         };
         let login = holds(Purpose::JpkiAuth).map(|c| PatientId::of_cert(&c.der));
         let cert = holds(Purpose::JpkiSign).ok_or(WorkflowError::NoSigningCertificate)?;
+        let not_after = crate::cert::ParsedCert::from_der(&cert.der)
+            .map_err(IdentityError::from)?
+            .x509()
+            .map_err(IdentityError::from)?
+            .validity()
+            .not_after
+            .timestamp();
         Ok(PatientCard {
             signer: session.signer(&cert.id)?,
             patient: PatientId::from_signing_cert(&cert.der),
             login,
+            not_after,
             _module: module,
         })
     }
@@ -218,6 +237,11 @@ pub struct Desk<'a> {
 /// The patient signs `draft` on their card and the record is stored; the
 /// event (success or the failure's category) is audited either way.
 /// `token` names the card in the audit (hashed); `card` opens it.
+///
+/// The desk's check must have a revocation source (the signing
+/// certificate's status is checked before anything is signed); the period
+/// ends no later than the signing certificate (what the patient signs is
+/// cut to its notAfter).
 pub fn grant(
     desk: &mut Desk<'_>,
     token: &str,
@@ -226,7 +250,12 @@ pub fn grant(
     now: SystemTime,
 ) -> Result<ConsentRecord, WorkflowError> {
     let result = (|| {
+        if desk.check.revocation.is_none() {
+            return Err(WorkflowError::NoRevocationSource);
+        }
         let card = card()?;
+        let mut draft = draft.clone();
+        draft.period.end = draft.period.end.min(card.not_after.saturating_add(1));
         let record = draft.record(card.patient.clone(), card.login.clone(), now)?;
         let bytes = record.canonical_bytes()?;
         let blob = cms::sign_detached(&bytes, &card.signer, record.created)?;
@@ -270,6 +299,9 @@ pub fn revoke(
     now: SystemTime,
 ) -> Result<ConsentRevocation, WorkflowError> {
     let result = (|| {
+        if desk.check.revocation.is_none() {
+            return Err(WorkflowError::NoRevocationSource);
+        }
         let mut ledger = open_existing(desk.ledger)?;
         let card = card()?;
         let id = match id {
@@ -301,6 +333,45 @@ pub fn revoke(
     let rev = result?;
     appended?;
     Ok(rev)
+}
+
+/// The facility stops consent `consent` without the patient's signature
+/// (a lost card, a request at the desk, a legal order, an error), by
+/// `operator` for `reason`; audited either way (the operator hashed, the
+/// consent id, the reason's name).
+pub fn stop(
+    desk: &mut Desk<'_>,
+    operator: &str,
+    consent: &RecordId,
+    reason: StopReason,
+    now: SystemTime,
+) -> Result<(), WorkflowError> {
+    let result = (|| -> Result<(), WorkflowError> {
+        let mut ledger = open_existing(desk.ledger)?;
+        ledger.stop(consent, operator, reason, now)?;
+        Ok(())
+    })();
+    let outcome = if result.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::SeriousFailure
+    };
+    let detail = match &result {
+        Ok(()) => format!("stopped by the facility: {}", reason.name()),
+        Err(e) => e.category().to_owned(),
+    };
+    let event = AuditEvent::new(EventKind::ConsentStopped, civil::micros(now), outcome)
+        .with_participant(Participant::new(
+            AuditRole::System,
+            desk.salt,
+            &format!("operator:{operator}"),
+        ))
+        .with_object(consent.as_str())
+        .with_detail(detail);
+    let appended = desk.audit.append(&event);
+    result?;
+    appended?;
+    Ok(())
 }
 
 /// Opens the ledger at `path`, which must already exist (reading never

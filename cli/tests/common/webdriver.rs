@@ -82,11 +82,17 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
     let mut out = Vec::with_capacity(clean.len() * 3 / 4);
     for chunk in clean.chunks(4) {
         let v: Vec<u32> = chunk.iter().map(|&c| u32::from(val(c))).collect();
-        let n = v.iter().enumerate().fold(0u32, |a, (i, x)| a | x << (18 - 6 * i));
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, x)| a | x << (18 - 6 * i));
         out.push((n >> 16) as u8);
         if v.len() > 2 {
             out.push((n >> 8) as u8);
@@ -115,7 +121,10 @@ impl Browser {
             .unwrap();
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let args = [
@@ -167,12 +176,20 @@ impl Browser {
 
     /// Runs `script` (a function body; `arguments` are `args`) and returns its value.
     pub fn js(&self, script: &str, args: Value) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
     }
 
     /// Runs an async script (its last argument is the callback).
     pub fn js_async(&self, script: &str) -> Value {
-        self.cmd("POST", "/execute/async", Some(json!({"script": script, "args": []})))
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
     }
 
     /// Waits until `script` returns true.
@@ -188,14 +205,21 @@ impl Browser {
     }
 
     pub fn body_text(&self) -> String {
-        self.js("return document.body ? document.body.innerText : ''", json!([]))
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.js(
+            "return document.body ? document.body.innerText : ''",
+            json!([]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     fn element(&self, css: &str) -> String {
-        let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
+        let v = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
         v[ELEMENT].as_str().unwrap().to_owned()
     }
 
@@ -207,7 +231,11 @@ impl Browser {
     pub fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css);
         self.cmd("POST", &format!("/element/{e}/clear"), Some(json!({})));
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })));
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        );
     }
 
     pub fn text(&self, css: &str) -> String {
@@ -259,7 +287,12 @@ impl Browser {
 
     /// Ends the browser session (the browser exits) and chromedriver.
     pub fn quit(mut self) {
-        let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+        let _ = http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         self.session.clear();
@@ -269,7 +302,12 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+            let _ = http(
+                self.port,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            );
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

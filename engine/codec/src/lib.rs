@@ -49,9 +49,9 @@
 //! Rice parameter of each coefficient comes from running statistics of a
 //! context formed by its coded neighbours. An 8K 4:2:2 frame has about 65,000
 //! blocks of ~1024 coefficients, enough to fill a GPU with one thread per
-//! block; each thread keeps 17 pairs of counters and no tables, so a block's
-//! state fits in registers, and the CPU twin runs the same loop at a few ns
-//! per coefficient. Blocks end on a word boundary and the slice stores each
+//! block; each thread keeps 17 pairs of counters and two rows of magnitudes
+//! (in workgroup memory on the GPU) and no tables, and the CPU twin runs the
+//! same loop at a few ns per coefficient. Blocks end on a word boundary and the slice stores each
 //! block's word count, so a decoder (or a GPU thread per block) finds every
 //! block without decoding the ones before it. A block that would code larger
 //! than its raw values (noise) is stored raw, which bounds every block's size.
@@ -280,6 +280,17 @@ pub enum EncodeError {
     /// The picture is inconsistent.
     #[error(transparent)]
     Picture(#[from] PictureError),
+    /// A setting the encoder does not take.
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    /// A frame that is not of the shape or format the encoder was made for.
+    #[error("frame is {got}, the encoder takes {expected}")]
+    Mismatch {
+        /// What the encoder takes.
+        expected: String,
+        /// What it was given.
+        got: String,
+    },
 }
 
 /// Why a bitstream could not be decoded. Each variant names what is wrong.

@@ -80,12 +80,22 @@ impl Steps {
     /// The GPU kernels' step buffer: [`MAX_TABLES`] tables of
     /// [`GPU_TABLE_STRIDE`] entries, then one table index per slice.
     pub fn gpu_words(&self) -> Vec<u32> {
-        let mut out = vec![STEP_ONE; MAX_TABLES * GPU_TABLE_STRIDE];
-        for (t, table) in self.tables.iter().enumerate() {
-            out[t * GPU_TABLE_STRIDE..t * GPU_TABLE_STRIDE + table.len()].copy_from_slice(table);
-        }
-        out.extend(self.select.iter().map(|&s| u32::from(s)));
+        let mut out = Vec::new();
+        self.gpu_words_into(0, self.select.len() as u32, &mut out);
         out
+    }
+
+    /// [`gpu_words`](Self::gpu_words) of slices `first..first + n` (a
+    /// stripe), appended to `out`.
+    pub fn gpu_words_into(&self, first: u32, n: u32, out: &mut Vec<u32>) {
+        let at = out.len();
+        out.resize(at + MAX_TABLES * GPU_TABLE_STRIDE, STEP_ONE);
+        for (t, table) in self.tables.iter().enumerate() {
+            let from = at + t * GPU_TABLE_STRIDE;
+            out[from..from + table.len()].copy_from_slice(table);
+        }
+        let select = &self.select[first as usize..(first + n) as usize];
+        out.extend(select.iter().map(|&s| u32::from(s)));
     }
 }
 

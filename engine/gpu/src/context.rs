@@ -43,9 +43,13 @@ impl GpuContext {
         }))
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
+        // What med8k uses where the adapter has it: timestamps for per-stage
+        // timings, subgroup operations for the scans.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("med8k"),
             required_limits: adapter.limits(),
+            required_features: adapter.features() & wanted,
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device {
@@ -66,6 +70,19 @@ impl GpuContext {
             "{} ({:?}, {:?})",
             self.info.name, self.info.backend, self.info.device_type
         )
+    }
+
+    /// Whether the device takes timestamp queries (per-stage GPU timings);
+    /// without them, timings are wall-clock phases on the CPU.
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Whether the device runs subgroup operations (wgpu's `SUBGROUP`).
+    pub fn has_subgroups(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SUBGROUP)
     }
 
     /// Whether the adapter is a software rasteriser (lavapipe): correct, but

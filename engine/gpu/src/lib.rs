@@ -17,7 +17,10 @@
 //!   out-of-memory reports into a [`GpuError`]; [`groups`] sizes a dispatch.
 //! - Transfers: [`SampleLayout`] (where a picture's planes lie in a sample
 //!   buffer), [`write_samples`], [`read_mapped`] and [`ReadBack`] (a kept
-//!   staging buffer).
+//!   staging buffer); for frame pipelines, [`UploadSlot`] and [`ReadSlot`],
+//!   host-visible buffers kept mapped from frame to frame in a ring.
+//! - [`StageClock`] and [`StageTimes`]: per-stage timings from GPU
+//!   timestamps, or from the CPU's clock where the device has none.
 //! - [`largest_fitting`] and [`spread`]: how many rows, slices or bands go in
 //!   one stripe when a picture is too large for the device's buffers.
 //!
@@ -39,11 +42,15 @@
 mod context;
 mod error;
 mod kernel;
+mod ring;
 mod stripe;
+mod timing;
 mod transfer;
 
 pub use context::{AdapterSummary, GpuContext, adapters};
 pub use error::GpuError;
 pub use kernel::{Bind, Kernel, WORKGROUP, groups, guarded, storage_buffer};
+pub use ring::{ReadSlot, UploadSlot};
 pub use stripe::{largest_fitting, spread};
+pub use timing::{StageClock, StageTimes, TimeSource};
 pub use transfer::{ReadBack, Resident, SampleLayout, read_mapped, write_samples};

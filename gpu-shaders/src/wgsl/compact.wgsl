@@ -1,5 +1,10 @@
 // Gathers coded blocks from their worst-case scratch areas into slices:
-// per slice, the block lengths as u16 pairs, then the blocks' words.
+// per slice, the block lengths as u16 pairs, then the blocks' words
+// (twin: engine/codec/src/stream.rs write_slice). Prepended with a
+// scan_*.wgsl.
+//
+// `out` starts with a head of `p.head` words that the host reads first:
+// the payload's words, then the words of each slice. The payload follows.
 
 struct Block {
     offset: u32,
@@ -15,7 +20,7 @@ struct Block {
 struct Params {
     blocks: u32,
     slices: u32,
-    _p0: u32,
+    head: u32,
     _p1: u32,
 }
 
@@ -27,18 +32,17 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<u32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-const SCAN: u32 = 256u;
-var<workgroup> sums: array<u32, 256>;
-
 // Words of slice s's length table.
 fn table_words(s: u32) -> u32 {
     return (slice_first[s + 1u] - slice_first[s] + 1u) / 2u;
 }
 
-// One workgroup: offs[b] = where block b's words go; offs[blocks] = total words.
+// One workgroup: offs[b] = where block b's words go in the payload;
+// offs[blocks] = the payload's words; then the head.
 @compute @workgroup_size(256)
-fn scan(@builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = lid.x;
+fn scan(ids: ScanIds) {
+    scan_begin(ids);
+    let t = scan_k;
     let chunk = (p.blocks + SCAN - 1u) / SCAN;
     let lo = min(t * chunk, p.blocks);
     let hi = min(lo + chunk, p.blocks);
@@ -47,18 +51,7 @@ fn scan(@builtin(local_invocation_id) lid: vec3<u32>) {
         s += lens[b];
         if (b == slice_first[blocks[b].slice]) { s += table_words(blocks[b].slice); }
     }
-    sums[t] = s;
-    workgroupBarrier();
-    if (t == 0u) {
-        var run = 0u;
-        for (var i = 0u; i < SCAN; i++) {
-            let v = sums[i];
-            sums[i] = run;
-            run += v;
-        }
-    }
-    workgroupBarrier();
-    var at = sums[t];
+    var at = wg_scan(s).x;
     for (var b = lo; b < hi; b++) {
         if (b == slice_first[blocks[b].slice]) { at += table_words(blocks[b].slice); }
         offs[b] = at;
@@ -66,6 +59,17 @@ fn scan(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
     if (hi == p.blocks && lo < hi) { offs[p.blocks] = at; }
     if (p.blocks == 0u && t == 0u) { offs[0] = 0u; }
+    storageBarrier();
+    workgroupBarrier();
+    // The head: the payload's words, then each slice's (its table and blocks).
+    if (ids.lid.x == 0u) { out[0] = offs[p.blocks]; }
+    for (var sl = ids.lid.x; sl < p.slices; sl += SCAN) {
+        let first = slice_first[sl];
+        let start = offs[first] - table_words(sl);
+        var end = offs[p.blocks];
+        if (sl + 1u < p.slices) { end = offs[slice_first[sl + 1u]] - table_words(sl + 1u); }
+        out[1u + sl] = end - start;
+    }
 }
 
 // One workgroup per block: copy its words; the first lane of an even block
@@ -77,14 +81,14 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (b >= p.blocks) { return; }
     let blk = blocks[b];
     let n = lens[b];
-    let dst = offs[b];
+    let dst = p.head + offs[b];
     for (var i = lid.x; i < n; i += 64u) {
         out[dst + i] = scratch[blk.scratch + i];
     }
     let first = slice_first[blk.slice];
     let local = b - first;
     if (lid.x == 0u && local % 2u == 0u) {
-        let table = offs[first] - table_words(blk.slice);
+        let table = p.head + offs[first] - table_words(blk.slice);
         var v = n & 0xffffu;
         if (b + 1u < slice_first[blk.slice + 1u]) { v |= (lens[b + 1u] & 0xffffu) << 16u; }
         out[table + local / 2u] = v;

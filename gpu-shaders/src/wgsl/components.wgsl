@@ -1,4 +1,4 @@
-// Component transforms of the med8k wavelet codec (twin: engine/src/codec/transform.rs).
+// Component transforms of the med8k wavelet codec (twin: engine/codec/src/transform.rs).
 //
 // Samples arrive as u16 packed two per u32 word (low half first), each plane
 // starting on a word boundary. Coefficients are i32, plane after plane.

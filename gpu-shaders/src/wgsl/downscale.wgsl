@@ -1,5 +1,5 @@
 // Box downscale to 4:2:0 with BT.709 limited-range conversion of RGB, for the
-// AV1 path (twin: engine/src/codec/av1.rs, `downscale_420`, whose
+// AV1 path (twin: engine/av1/src/downscale.rs, `downscale_420`, whose
 // documentation is the specification followed step by step here).
 //
 // Samples, in and out, are u16 packed two per u32 word (low half first), each

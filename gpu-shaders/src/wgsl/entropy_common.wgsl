@@ -1,4 +1,10 @@
-// Shared by the block encoder and decoder (twin: engine/src/codec/entropy.rs).
+// Shared by the block encoder and decoder (twin: engine/codec/src/entropy.rs).
+//
+// One invocation codes one block; a workgroup is LANES of them. Each lane's
+// adaptive model and its two rows of magnitudes (the row above and the row
+// being coded) live in workgroup memory, interleaved lane by lane so that
+// lanes touching the same entry touch different banks. Blocks wider than
+// ROW_MAX read the row above from the coefficients instead.
 
 struct Block {
     offset: u32,
@@ -12,6 +18,7 @@ struct Block {
 }
 
 const RUN_CONTEXT: u32 = 16u;
+const CONTEXTS: u32 = 17u;
 const ESCAPE: u32 = 23u;
 const RESET: u32 = 16u;
 const MAX_K: u32 = 24u;
@@ -21,18 +28,40 @@ const STEP_ONE: u32 = 16u;
 // The step buffer: two tables of TABLE_STRIDE steps, then a table index per slice.
 const TABLE_STRIDE: u32 = 32u;
 const SELECT_AT: u32 = 64u;
+const A_CAP: u32 = 16777216u;
+
+// Invocations (blocks) per workgroup.
+const LANES: u32 = 32u;
+// Widest block whose rows are kept in workgroup memory (u16 magnitudes, two per word).
+const ROW_MAX: u32 = 64u;
+const ROW_WORDS: u32 = 32u;
+
+// ma/mn[cx * LANES + lane]: 17 contexts of every lane (4352 bytes).
+var<workgroup> ma: array<u32, 544>;
+var<workgroup> mn: array<u32, 544>;
+// rows[((r * ROW_WORDS) + i) * LANES + lane]: word i of row r (0 or 1) of a lane (8 KiB).
+var<workgroup> rows: array<u32, 2048>;
+
+var<private> lane: u32;
+var<private> ri: u32;
+// The block's rows live in `rows` (width <= ROW_MAX).
+var<private> narrow: bool;
+// Which of the two rows is the one above (the other is being coded).
+var<private> above_row: u32;
 
 // The step of the current block (each kernel declares `steps` and `blk`).
 fn block_step() -> u32 {
     return steps[min(steps[SELECT_AT + blk.slice], 1u) * TABLE_STRIDE + blk.band];
 }
-const A_CAP: u32 = 16777216u;
-const J = array<u32, 32>(0u, 0u, 0u, 0u, 1u, 1u, 1u, 1u, 2u, 2u, 2u, 2u, 3u, 3u, 3u, 3u,
-                         4u, 4u, 5u, 5u, 6u, 6u, 7u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u);
 
-var<private> ma: array<u32, 17>;
-var<private> mn: array<u32, 17>;
-var<private> ri: u32;
+// JPEG-LS's run-length order J[ri], computed: a runtime index into a
+// constant array makes naga copy the whole array on every access.
+// J = 0,0,0,0, 1,1,1,1, 2,2,2,2, 3,3,3,3, 4,4, 5,5, 6,6, 7,7, 8, 9, ..., 15.
+fn jrun(r: u32) -> u32 {
+    if (r < 16u) { return r >> 2u; }
+    if (r < 24u) { return (r >> 1u) - 4u; }
+    return r - 16u;
+}
 
 fn bitlen(v: u32) -> u32 {
     return 32u - countLeadingZeros(v);
@@ -40,17 +69,17 @@ fn bitlen(v: u32) -> u32 {
 
 fn model_reset() {
     for (var i = 0u; i < RUN_CONTEXT; i++) {
-        ma[i] = (1u << i) / 3u + 1u;
-        mn[i] = 1u;
+        ma[i * LANES + lane] = (1u << i) / 3u + 1u;
+        mn[i * LANES + lane] = 1u;
     }
-    ma[RUN_CONTEXT] = 2u;
-    mn[RUN_CONTEXT] = 1u;
+    ma[RUN_CONTEXT * LANES + lane] = 2u;
+    mn[RUN_CONTEXT * LANES + lane] = 1u;
     ri = 0u;
 }
 
 fn model_k(cx: u32) -> u32 {
-    let a = ma[cx];
-    let n = mn[cx];
+    let a = ma[cx * LANES + lane];
+    let n = mn[cx * LANES + lane];
     let ba = bitlen(a);
     let bn = bitlen(n);
     var k = 0u;
@@ -60,12 +89,37 @@ fn model_k(cx: u32) -> u32 {
 }
 
 fn model_update(cx: u32, u: u32) {
-    ma[cx] += min(u, A_CAP);
-    mn[cx] += 1u;
-    if (mn[cx] == RESET) {
-        ma[cx] >>= 1u;
-        mn[cx] >>= 1u;
+    let i = cx * LANES + lane;
+    var a = ma[i] + min(u, A_CAP);
+    var n = mn[i] + 1u;
+    if (n == RESET) {
+        a >>= 1u;
+        n >>= 1u;
     }
+    ma[i] = a;
+    mn[i] = n;
+}
+
+// Rows of magnitudes, for blocks at most ROW_MAX wide.
+fn row_index(r: u32, x: u32) -> u32 {
+    return ((r * ROW_WORDS) + (x >> 1u)) * LANES + lane;
+}
+
+fn row_get(r: u32, x: u32) -> u32 {
+    return (rows[row_index(r, x)] >> ((x & 1u) * 16u)) & 0xffffu;
+}
+
+// The magnitude at column x of the row being coded (kept only for narrow blocks).
+fn set_mag(x: u32, m: u32) {
+    if (!narrow) { return; }
+    let i = row_index(1u - above_row, x);
+    let s = (x & 1u) * 16u;
+    rows[i] = (rows[i] & ~(0xffffu << s)) | (m << s);
+}
+
+// Start the next row: the one just coded becomes the one above.
+fn next_row() {
+    above_row = 1u - above_row;
 }
 
 fn context(t: u32) -> u32 {
@@ -82,4 +136,17 @@ fn unzigzag(u: u32) -> i32 {
 
 fn magnitude(q: i32) -> u32 {
     return min(u32(abs(q)), MAG_CAP);
+}
+
+// The context activity 2a + 2b + c + d of column x in row y (a: the left
+// neighbour's magnitude; b, c, d: above, above-left, above-right; zero
+// outside the block). `above(x)` is each kernel's magnitude of the row above.
+fn activity(x: u32, y: u32, w: u32, a: u32) -> u32 {
+    var t = 2u * a;
+    if (y > 0u) {
+        t += 2u * above(x, y);
+        if (x > 0u) { t += above(x - 1u, y); }
+        if (x + 1u < w) { t += above(x + 1u, y); }
+    }
+    return t;
 }

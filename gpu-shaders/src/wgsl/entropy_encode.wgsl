@@ -1,5 +1,5 @@
 // The block encoder: one invocation codes one block (twin: encode_block in
-// engine/src/codec/entropy.rs). Prepended with entropy_common.wgsl.
+// engine/codec/src/entropy.rs). Prepended with entropy_common.wgsl.
 
 struct Params {
     blocks: u32,
@@ -13,7 +13,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> steps: array<u32>;
 @group(0) @binding(3) var<storage, read_write> scratch: array<u32>;
 @group(0) @binding(4) var<storage, read_write> lens: array<u32>;
-@group(0) @binding(5) var<uniform> p: Params;
+// Blocks in the order they are coded: alike shapes side by side, so a
+// subgroup's lanes run alike.
+@group(0) @binding(5) var<storage, read> order: array<u32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 var<private> blk: Block;
 var<private> step: u32;
@@ -73,8 +76,10 @@ fn quant(x: u32, y: u32) -> i32 {
     return select(m, -m, c < 0);
 }
 
-fn mag(x: u32, y: u32) -> u32 {
-    return magnitude(quant(x, y));
+// The magnitude at column x of the row above row y.
+fn above(x: u32, y: u32) -> u32 {
+    if (narrow) { return row_get(above_row, x); }
+    return magnitude(quant(x, y - 1u));
 }
 
 fn put_rice(u: u32, k: u32) {
@@ -88,14 +93,19 @@ fn put_rice(u: u32, k: u32) {
     }
 }
 
-@compute @workgroup_size(64)
-fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let b = gid.y * nwg.x * 64u + gid.x;
-    if (b >= p.blocks) { return; }
+@compute @workgroup_size(32)
+fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = gid.y * nwg.x * LANES + gid.x;
+    if (i >= p.blocks) { return; }
+    let b = order[i];
+    lane = lid.x;
     blk = blocks[b];
     step = block_step();
     let w = blk.width;
     let h = blk.height;
+    narrow = w <= ROW_MAX;
+    above_row = 0u;
     room = (7u + 32u * w * h + 31u) / 32u;
     writer_reset();
     model_reset();
@@ -105,13 +115,7 @@ fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         var x = 0u;
         var a = 0u;
         while (x < w) {
-            var bb = 0u; var c = 0u; var d = 0u;
-            if (y > 0u) {
-                bb = mag(x, y - 1u);
-                if (x > 0u) { c = mag(x - 1u, y - 1u); }
-                if (x + 1u < w) { d = mag(x + 1u, y - 1u); }
-            }
-            let t = 2u * a + 2u * bb + c + d;
+            let t = activity(x, y, w, a);
             if (t > 0u) {
                 let q = quant(x, y);
                 let u = zigzag(q);
@@ -120,6 +124,7 @@ fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 put_rice(u, model_k(cx));
                 model_update(cx, u);
                 a = magnitude(q);
+                set_mag(x, a);
                 x += 1u;
                 continue;
             }
@@ -128,12 +133,13 @@ fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             while (x + run < w) {
                 q = quant(x + run, y);
                 if (q != 0) { break; }
+                set_mag(x + run, 0u);
                 run += 1u;
             }
             var rest = run;
-            while (rest >= (1u << J[ri])) {
+            while (rest >= (1u << jrun(ri))) {
                 put(1u, 1u);
-                rest -= 1u << J[ri];
+                rest -= 1u << jrun(ri);
                 ri = min(ri + 1u, 31u);
             }
             x += run;
@@ -142,15 +148,17 @@ fn encode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 break;
             }
             put(0u, 1u);
-            put(rest, J[ri]);
+            put(rest, jrun(ri));
             if (ri > 0u) { ri -= 1u; }
             let u = zigzag(q);
             widest = max(widest, u);
             put_rice(u - 1u, model_k(RUN_CONTEXT));
             model_update(RUN_CONTEXT, u - 1u);
             a = magnitude(q);
+            set_mag(x, a);
             x += 1u;
         }
+        next_row();
     }
     let wb = bitlen(widest);
     // Plain size 7 + w*h*wb bits, compared without overflow in 32 bits.

@@ -1,4 +1,4 @@
-// Exact area sums of the detector's model input (twin: engine/src/detect/input.rs,
+// Exact area sums of the detector's model input (twin: engine/detect/src/input.rs,
 // `picture_sums`, whose `AreaSums` documentation is the specification).
 //
 // Samples are u16 packed two per u32 word (low half first), each plane starting

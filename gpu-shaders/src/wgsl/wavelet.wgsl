@@ -1,11 +1,12 @@
-// The spatial 5/3 lifting per slice (twin: engine/src/codec/transform.rs).
+// The spatial 5/3 lifting per slice (twin: engine/codec/src/transform.rs).
 //
 // One level of one plane per dispatch. Forward: rows `a -> t`, then columns
-// `t -> a`. Inverse: columns `a -> t`, then rows `t -> a`. The `_hi` and `_lo`
-// entry points are the two lifting steps and run in the order the lifting
-// needs (forward: hi then lo; inverse: lo then hi).
+// `t -> a`. Inverse: columns `a -> t`, then rows `t -> a`. Both lifting
+// steps run in one pass: the invocation of low coefficient i computes the
+// highs it needs itself (the neighbours' too), which costs a few loads and
+// saves a dispatch and a barrier per step.
 //
-// Rows: gid.x = position i along the row, gid.y = plane row.
+// Rows: gid.x = low index i along the row, gid.y = plane row.
 // Columns: gid.x = column, gid.y = plane row standing for (slice, i).
 
 struct Params {
@@ -68,123 +69,93 @@ fn col_line(gid: vec3<u32>) -> Line {
     return l;
 }
 
-// Forward high step: t[nl + i] from a.
-fn fwd_hi(l: Line, to_t: bool) {
-    let n = l.n;
-    let nh = n / 2u;
-    if (n < 2u || l.i >= nh) { return; }
-    let nl = (n + 1u) / 2u;
-    let i = l.i;
-    var x0: i32; var x1: i32; var x2: i32;
-    if (to_t) {
-        x0 = a[l.base + 2u * i * l.step];
-        x1 = a[l.base + (2u * i + 1u) * l.step];
-        x2 = x0;
-        if (2u * i + 2u < n) { x2 = a[l.base + (2u * i + 2u) * l.step]; }
-        t[l.base + (nl + i) * l.step] = x1 - ((x0 + x2) >> 1u);
-    } else {
-        x0 = t[l.base + 2u * i * l.step];
-        x1 = t[l.base + (2u * i + 1u) * l.step];
-        x2 = x0;
-        if (2u * i + 2u < n) { x2 = t[l.base + (2u * i + 2u) * l.step]; }
-        a[l.base + (nl + i) * l.step] = x1 - ((x0 + x2) >> 1u);
-    }
+fn ld(i: u32, from_a: bool) -> i32 {
+    if (from_a) { return a[i]; }
+    return t[i];
 }
 
-fn fwd_lo(l: Line, to_t: bool) {
+fn st(i: u32, to_a: bool, v: i32) {
+    if (to_a) { a[i] = v; } else { t[i] = v; }
+}
+
+// Forward, from `a` (from_a) or `t` into the other: the signal x at
+// positions base + k * step becomes lows then highs.
+fn forward(l: Line, from_a: bool) {
     let n = l.n;
     let nl = (n + 1u) / 2u;
-    if (l.i >= nl) { return; }
     let i = l.i;
+    if (i >= nl) { return; }
     if (n == 1u) {
-        if (to_t) { t[l.base] = a[l.base]; } else { a[l.base] = t[l.base]; }
+        st(l.base, !from_a, ld(l.base, from_a));
         return;
     }
     let nh = n / 2u;
-    let il = l.base + (nl + max(i, 1u) - 1u) * l.step;
-    let ir = l.base + (nl + min(i, nh - 1u)) * l.step;
-    if (to_t) {
-        t[l.base + i * l.step] = a[l.base + 2u * i * l.step] + ((t[il] + t[ir] + 2) >> 2u);
-    } else {
-        a[l.base + i * l.step] = t[l.base + 2u * i * l.step] + ((a[il] + a[ir] + 2) >> 2u);
+    // High j: x[2j+1] - ((x[2j] + x[2j+2]) >> 1), x[n] = x[n-2].
+    let jl = max(i, 1u) - 1u;
+    let jr = min(i, nh - 1u);
+    let dl = high(l, jl, from_a);
+    var dr = dl;
+    if (jr != jl) { dr = high(l, jr, from_a); }
+    st(l.base + i * l.step, !from_a, ld(l.base + 2u * i * l.step, from_a) + ((dl + dr + 2) >> 2u));
+    if (i < nh) {
+        st(l.base + (nl + i) * l.step, !from_a, dr);
     }
 }
 
-// Inverse low step: signal[2i] from coefficients.
-fn inv_lo(l: Line, to_t: bool) {
+fn high(l: Line, j: u32, from_a: bool) -> i32 {
+    let x0 = ld(l.base + 2u * j * l.step, from_a);
+    let x1 = ld(l.base + (2u * j + 1u) * l.step, from_a);
+    var x2 = x0;
+    if (2u * j + 2u < l.n) { x2 = ld(l.base + (2u * j + 2u) * l.step, from_a); }
+    return x1 - ((x0 + x2) >> 1u);
+}
+
+// Inverse, from `a` (from_a) or `t` into the other: lows then highs become
+// the signal.
+fn inverse(l: Line, from_a: bool) {
     let n = l.n;
     let nl = (n + 1u) / 2u;
-    if (l.i >= nl) { return; }
     let i = l.i;
+    if (i >= nl) { return; }
     if (n == 1u) {
-        if (to_t) { t[l.base] = a[l.base]; } else { a[l.base] = t[l.base]; }
+        st(l.base, !from_a, ld(l.base, from_a));
         return;
     }
     let nh = n / 2u;
-    let il = l.base + (nl + max(i, 1u) - 1u) * l.step;
-    let ir = l.base + (nl + min(i, nh - 1u)) * l.step;
-    if (to_t) {
-        t[l.base + 2u * i * l.step] = a[l.base + i * l.step] - ((a[il] + a[ir] + 2) >> 2u);
-    } else {
-        a[l.base + 2u * i * l.step] = t[l.base + i * l.step] - ((t[il] + t[ir] + 2) >> 2u);
+    let e0 = even(l, i, nl, nh, from_a);
+    st(l.base + 2u * i * l.step, !from_a, e0);
+    if (i < nh) {
+        var e1 = e0;
+        if (2u * i + 2u < n) { e1 = even(l, i + 1u, nl, nh, from_a); }
+        let h = ld(l.base + (nl + i) * l.step, from_a);
+        st(l.base + (2u * i + 1u) * l.step, !from_a, h + ((e0 + e1) >> 1u));
     }
 }
 
-fn inv_hi(l: Line, to_t: bool) {
-    let n = l.n;
-    let nh = n / 2u;
-    if (n < 2u || l.i >= nh) { return; }
-    let nl = (n + 1u) / 2u;
-    let i = l.i;
-    let i0 = l.base + 2u * i * l.step;
-    var i2 = i0;
-    if (2u * i + 2u < n) { i2 = l.base + (2u * i + 2u) * l.step; }
-    let o = l.base + (2u * i + 1u) * l.step;
-    let h = l.base + (nl + i) * l.step;
-    if (to_t) {
-        t[o] = a[h] + ((t[i0] + t[i2]) >> 1u);
-    } else {
-        a[o] = t[h] + ((a[i0] + a[i2]) >> 1u);
-    }
+// Signal sample 2i from low i and the highs either side.
+fn even(l: Line, i: u32, nl: u32, nh: u32, from_a: bool) -> i32 {
+    let dl = ld(l.base + (nl + max(i, 1u) - 1u) * l.step, from_a);
+    let dr = ld(l.base + (nl + min(i, nh - 1u)) * l.step, from_a);
+    return ld(l.base + i * l.step, from_a) - ((dl + dr + 2) >> 2u);
 }
 
 @compute @workgroup_size(64)
-fn fwd_rows_hi(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn fwd_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     let l = row_line(gid);
-    if (l.ok) { fwd_hi(l, true); }
+    if (l.ok) { forward(l, true); }
 }
 @compute @workgroup_size(64)
-fn fwd_rows_lo(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn fwd_cols(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let l = col_line(gid);
+    if (l.ok) { forward(l, false); }
+}
+@compute @workgroup_size(64)
+fn inv_cols(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let l = col_line(gid);
+    if (l.ok) { inverse(l, true); }
+}
+@compute @workgroup_size(64)
+fn inv_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     let l = row_line(gid);
-    if (l.ok) { fwd_lo(l, true); }
-}
-@compute @workgroup_size(64)
-fn fwd_cols_hi(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = col_line(gid);
-    if (l.ok) { fwd_hi(l, false); }
-}
-@compute @workgroup_size(64)
-fn fwd_cols_lo(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = col_line(gid);
-    if (l.ok) { fwd_lo(l, false); }
-}
-@compute @workgroup_size(64)
-fn inv_cols_lo(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = col_line(gid);
-    if (l.ok) { inv_lo(l, true); }
-}
-@compute @workgroup_size(64)
-fn inv_cols_hi(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = col_line(gid);
-    if (l.ok) { inv_hi(l, true); }
-}
-@compute @workgroup_size(64)
-fn inv_rows_lo(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = row_line(gid);
-    if (l.ok) { inv_lo(l, false); }
-}
-@compute @workgroup_size(64)
-fn inv_rows_hi(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let l = row_line(gid);
-    if (l.ok) { inv_hi(l, false); }
+    if (l.ok) { inverse(l, false); }
 }

@@ -187,9 +187,10 @@ impl std::fmt::Debug for Viewer {
 impl Viewer {
     /// Binds 127.0.0.1 and makes the session's token.
     pub async fn bind(session: ViewSession, options: ViewOptions) -> anyhow::Result<Viewer> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
-            .await
-            .context("binding the viewer to 127.0.0.1")?;
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], options.port)))
+                .await
+                .context("binding the viewer to 127.0.0.1")?;
         let addr = listener.local_addr()?;
         let token = secret()?;
         let url = format!("http://{addr}/?t={token}");
@@ -220,7 +221,10 @@ impl Viewer {
     }
 
     /// Serves until the page ends the session, the idle timeout, or `stop`.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<ViewEnd> {
+    pub async fn run(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<ViewEnd> {
         let state = self.state.clone();
         let app = routes::router(state.clone());
         let idle = state.options.idle;
@@ -280,7 +284,8 @@ pub(crate) fn set_end(state: &State, why: &'static str) {
 /// Opens `url` in the desktop's browser when there is one (`xdg-open`, with
 /// a display); says whether it tried.
 pub fn open_browser(url: &str) -> bool {
-    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !display {
         return false;
     }

@@ -133,7 +133,9 @@ impl Pyramid {
 
     fn level(&self, level: usize) -> Result<(usize, usize, Vec<&[u16]>), PyramidError> {
         if level == 0 {
-            let planes = (0..self.bands.len()).map(|b| plane(&self.cube, b)).collect();
+            let planes = (0..self.bands.len())
+                .map(|b| plane(&self.cube, b))
+                .collect();
             return Ok((self.cube.width(), self.cube.height(), planes));
         }
         let l = self
@@ -156,8 +158,8 @@ impl Pyramid {
             return Ok(r.clone());
         }
         let options = RenderOptions::default().with_illuminant(ill);
-        let renderer =
-            Renderer::new(&self.bands, &options).map_err(|e| PyramidError::Colour(e.to_string()))?;
+        let renderer = Renderer::new(&self.bands, &options)
+            .map_err(|e| PyramidError::Colour(e.to_string()))?;
         let camera = rgb_camera_map(&self.estimator, self.bands.len(), ill)?;
         let r = Arc::new((renderer, camera));
         map.insert(ill, r.clone());
@@ -229,10 +231,9 @@ impl Pyramid {
                 let r = self.renderer(ill)?;
                 let tile: Vec<Vec<u16>> = (0..nb).map(&cut).collect();
                 let refs: Vec<&[u16]> = tile.iter().map(Vec::as_slice).collect();
-                let img = r
-                    .0
-                    .render_bands(&refs, tw, th, self.scale)
-                    .map_err(|e| PyramidError::Colour(e.to_string()))?;
+                let img =
+                    r.0.render_bands(&refs, tw, th, self.scale)
+                        .map_err(|e| PyramidError::Colour(e.to_string()))?;
                 for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
                     if let Some(p) = img.pixel8(i % tw, i / tw) {
                         px.copy_from_slice(&p);

@@ -129,7 +129,10 @@ async fn enter(Shared(st): Shared<St>, headers: HeaderMap, Query(q): Query<Enter
         return redirect("/view", None);
     }
     let Some(t) = q.t else {
-        return refuse(StatusCode::UNAUTHORIZED, "no token: open the URL med8k view printed");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "no token: open the URL med8k view printed",
+        );
     };
     if !constant_eq(t.as_bytes(), st.token.as_bytes()) {
         return refuse(StatusCode::FORBIDDEN, "wrong token");
@@ -243,16 +246,23 @@ async fn tile(
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &e),
     };
     // Rendering is CPU work: off the async workers.
-    let result = tokio::task::spawn_blocking(move || st.session.pyramid.tile(view, level, x, y)).await;
+    let result =
+        tokio::task::spawn_blocking(move || st.session.pyramid.tile(view, level, x, y)).await;
     match result {
-        Ok(Ok(png)) => ([(header::CONTENT_TYPE, "image/png")], png.as_ref().clone()).into_response(),
+        Ok(Ok(png)) => {
+            ([(header::CONTENT_TYPE, "image/png")], png.as_ref().clone()).into_response()
+        }
         Ok(Err(e)) => refuse(StatusCode::NOT_FOUND, &e.to_string()),
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "tile rendering failed"),
     }
 }
 
 async fn spectrum(Shared(st): Shared<St>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let coord = |k: &str| q.get(k).and_then(|v| v.parse::<f64>().ok()).filter(|v| *v >= 0.0);
+    let coord = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v >= 0.0)
+    };
     let (Some(x), Some(y)) = (coord("x"), coord("y")) else {
         return refuse(StatusCode::BAD_REQUEST, "spectrum needs x and y");
     };
@@ -323,7 +333,10 @@ fn draft(st: &State, marks: Vec<Mark>, report: String) -> InstructionSet {
 }
 
 fn bad_json(e: impl std::fmt::Display) -> Response {
-    refuse(StatusCode::BAD_REQUEST, &format!("cannot read the request: {e}"))
+    refuse(
+        StatusCode::BAD_REQUEST,
+        &format!("cannot read the request: {e}"),
+    )
 }
 
 async fn add_mark(Shared(st): Shared<St>, body: axum::body::Bytes) -> Response {
@@ -340,13 +353,20 @@ async fn add_mark(Shared(st): Shared<St>, body: axum::body::Bytes) -> Response {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "marks lock");
     };
     if marks.len() >= crate::annotations::MAX_MARKS {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "too many marks in one set");
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too many marks in one set",
+        );
     }
     marks.push(mark.clone());
     (StatusCode::CREATED, axum::Json(mark)).into_response()
 }
 
-async fn edit_mark(Shared(st): Shared<St>, Path(id): Path<u64>, body: axum::body::Bytes) -> Response {
+async fn edit_mark(
+    Shared(st): Shared<St>,
+    Path(id): Path<u64>,
+    body: axum::body::Bytes,
+) -> Response {
     let m: MarkIn = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => return bad_json(e),
@@ -430,7 +450,10 @@ async fn end(Shared(st): Shared<St>) -> Response {
     set_end(&st, "ended");
     (
         [
-            (header::HeaderName::from_static("clear-site-data"), "\"cache\", \"cookies\", \"storage\""),
+            (
+                header::HeaderName::from_static("clear-site-data"),
+                "\"cache\", \"cookies\", \"storage\"",
+            ),
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
         ],
         "session ended\n",

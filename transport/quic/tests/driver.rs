@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use driver_support::certs::Ca;
 use driver_support::*;
 use med8k_transport::driver::{
-    Backoff, Client, ConnectError, Dialer, Server, SiteIdentity, TrustConfig, codes,
+    Backoff, CHALLENGE_EXPORTER_LABEL, Client, ConnectError, Dialer, Server, SiteIdentity,
+    TrustConfig, bind_challenge, codes,
 };
 use med8k_transport::proto::{
     self, Annotation, AnnotationTarget, AuthDecision, Capabilities, CloseReason, ClosedBy,
@@ -167,6 +168,83 @@ async fn a_facility_not_allowed_is_refused() {
     // A facility the client itself does not allow: refused before any packet.
     let attempt = Client::connect(addr, &site_a, "jp.elsewhere", credentials(), &config()).await;
     assert!(matches!(attempt, Err(ConnectError::NotAllowed(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_facility_is_named_only_by_the_ca_bound_to_it() {
+    // The server trusts two institution CAs: its peer's, and another
+    // institution's for jp.clinic-c. That other CA issues a certificate
+    // naming the peer's facility.
+    let p = pki();
+    let other = Ca::new("Other Institution CA");
+    let bound = TrustConfig::new(
+        vec![p.ca.der.clone()],
+        vec![CLIENT.into(), "jp.clinic-c".into()],
+    )
+    .with_facility_roots(CLIENT, vec![p.ca.der.clone()])
+    .with_facility_roots("jp.clinic-c", vec![other.der.clone()]);
+    let (g, _) = gate(true);
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), bound, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let forged = other.facility(CLIENT);
+    let attempt = connect(addr, forged.identity(), &p.ca).await;
+    assert_refused(&mut server, attempt).await;
+    // The peer's own certificate still gets through.
+    let mut link = connect(addr, p.client.identity(), &p.ca).await.unwrap();
+    let _remote = accept(&mut server).await.unwrap();
+    open(&mut link).await;
+
+    // With several roots, a facility bound to none is a configuration error.
+    let unbound = TrustConfig::new(
+        vec![p.ca.der.clone(), other.der.clone()],
+        vec![CLIENT.into()],
+    );
+    let (g, _) = gate(true);
+    let err = Server::bind(
+        localhost(),
+        site(p.server.identity(), unbound, SERVER),
+        g,
+        config(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(CLIENT), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_facility_certificate_is_refused() {
+    let p = pki();
+    let (g, _) = gate(true);
+    let revoked = trust(&p.ca, &[CLIENT]).with_crls(vec![p.ca.crl(&[&p.client])]);
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), revoked, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
+    let attempt = connect(server.local_addr().unwrap(), p.client.identity(), &p.ca).await;
+    assert_refused(&mut server, attempt).await;
+    // A CRL that does not list it: accepted.
+    let (g, _) = gate(true);
+    let current = trust(&p.ca, &[CLIENT]).with_crls(vec![p.ca.crl(&[])]);
+    let mut server = Server::bind(
+        localhost(),
+        site(p.server.identity(), current, SERVER),
+        g,
+        config(),
+    )
+    .unwrap();
+    let mut link = connect(server.local_addr().unwrap(), p.client.identity(), &p.ca)
+        .await
+        .unwrap();
+    let _remote = accept(&mut server).await.unwrap();
+    open(&mut link).await;
 }
 
 // -- the gate -----------------------------------------------------------------
@@ -568,10 +646,14 @@ async fn a_peer_that_stops_reading_the_control_stream_is_disconnected() {
         _ => None,
     })
     .await;
+    // The gate sees the challenge bound to this TLS connection.
+    let mut exporter = [0u8; 32];
+    conn.export_keying_material(&mut exporter, CHALLENGE_EXPORTER_LABEL, &challenge)
+        .unwrap();
     let auth = proto::Message::Auth(proto::Auth {
         tokens: vec![Token {
             kind: TokenKind::Consent,
-            bytes: challenge.to_vec(),
+            bytes: bind_challenge(&challenge, &exporter).to_vec(),
         }],
     });
     send.write_all(&proto::encode_to_vec(&auth).unwrap())

@@ -101,7 +101,7 @@ impl GpuEncoder {
         self.resident = Some(0);
         let codec = &self.codec;
         let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
-        codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+        codec.run(&plan.forward, |_| {});
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl GpuEncoder {
         let codec = &self.codec;
         let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
         codec.upload(plan, pic);
-        codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+        codec.run(&plan.forward, |_| {});
         self.resident = Some(i);
         Ok(())
     }
@@ -172,7 +172,7 @@ impl EncodeBackend for GpuEncoder {
             let codec = &self.codec;
             let plan = codec.plan.as_ref().ok_or(GpuError::Internal("no plan"))?;
             codec.upload(plan, pic);
-            codec.run(&plan.forward.iter().collect::<Vec<_>>(), |_| {});
+            codec.run(&plan.forward, |_| {});
             self.stripes.push(Stripe {
                 first: 0,
                 slices: geom.slices,
@@ -254,7 +254,7 @@ impl GpuEncoder {
         let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
         let nb = geom.blocks.len() as u64;
-        codec.run(&plan.measure.iter().collect::<Vec<_>>(), |enc| {
+        codec.run([&plan.measure], |enc| {
             enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
         });
         let bytes = codec
@@ -273,42 +273,36 @@ impl GpuEncoder {
             .collect())
     }
 
-    /// Code the resident stripe.
+    /// Code the resident stripe: the head the scan writes (the payload's
+    /// words and each slice's), then the payload.
     fn stripe_encode(&mut self, steps: &Steps) -> Result<Coded, EncodeError> {
         let (codec, plan) = self.plan_with_steps(steps)?;
         let geom = &plan.geom;
-        let nb = geom.blocks.len() as u64;
-        let all: Vec<&Dispatch> = plan.write.iter().chain(&plan.gather).collect();
-        codec.run(&all, |enc| {
-            enc.copy_buffer_to_buffer(&plan.lens, 0, &plan.small_read, 0, 4 * nb.max(1));
-            enc.copy_buffer_to_buffer(&plan.offs, 4 * nb, &plan.small_read, 4 * nb, 4);
+        let head = u64::from(plan.head_words);
+        let all = std::iter::once(&plan.write).chain(&plan.gather);
+        codec.run(all, |enc| {
+            enc.copy_buffer_to_buffer(&plan.out, 0, &plan.small_read, 0, 4 * head);
         });
         let bytes = codec
-            .read(&plan.small_read, 4 * nb + 4)
+            .read(&plan.small_read, 4 * head)
             .map_err(EncodeError::from)?;
         let words: &[u32] = bytemuck::cast_slice(&bytes);
-        let (lens, total) = (&words[..nb as usize], u64::from(words[nb as usize]));
-        let payload = codec
-            .read_back(&plan.out, 0, 4 * total)
-            .map_err(EncodeError::from)?;
-        let slice_lens = (0..geom.slices)
-            .map(|s| {
-                let (a, b) = (
-                    geom.slice_blocks[s as usize] as usize,
-                    geom.slice_blocks[s as usize + 1] as usize,
-                );
-                let w: u32 = lens[a..b].iter().sum::<u32>() + ((b - a) as u32).div_ceil(2);
-                4 * w
-            })
-            .collect::<Vec<u32>>();
+        let total = u64::from(words[0]);
+        let slice_lens: Vec<u32> = words[1..1 + geom.slices as usize]
+            .iter()
+            .map(|w| 4 * w)
+            .collect();
         let sum: u64 = slice_lens.iter().map(|&l| u64::from(l)).sum();
-        if sum != 4 * total {
+        if sum != 4 * total || 4 * total > plan.out.size() {
             return Err(GpuError::Inconsistent(format!(
-                "gathered {} bytes but the block lengths add up to {sum}",
+                "gathered {} bytes but the slices add up to {sum}",
                 4 * total
             ))
             .into());
         }
+        let payload = codec
+            .read_back(&plan.out, 4 * head, 4 * total)
+            .map_err(EncodeError::from)?;
         Ok(Coded {
             payload,
             slice_lens,

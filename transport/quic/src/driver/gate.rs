@@ -20,6 +20,32 @@ pub struct PeerInfo {
     pub hello: Hello,
     /// The peer's UDP address.
     pub remote: SocketAddr,
+    /// This session, unique in this process: what
+    /// [`Gate::authorise`] and [`Gate::opened`] of one session share (two
+    /// sessions may come from one facility and one address).
+    pub session: u64,
+}
+
+/// The label of the TLS exporter value a session's challenge is bound to
+/// ([`bind_challenge`]).
+pub const CHALLENGE_EXPORTER_LABEL: &[u8] = b"EXPORTER-med8k-session-challenge";
+
+/// The challenge the gate and the credentials see: SHA-256 of the
+/// session's random challenge and the TLS exporter value of the connection
+/// it travels on ([RFC 5705], label [`CHALLENGE_EXPORTER_LABEL`], the
+/// challenge as context). Both ends of one TLS connection compute the same
+/// value; a facility that relays a challenge to another connection (to have
+/// someone there sign it) gets a different one, so a relayed login does not
+/// verify.
+///
+/// [RFC 5705]: https://www.rfc-editor.org/rfc/rfc5705
+pub fn bind_challenge(challenge: &[u8; CHALLENGE_LEN], exporter: &[u8; 32]) -> [u8; CHALLENGE_LEN] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"med8k session challenge v1\0");
+    h.update(challenge);
+    h.update(exporter);
+    h.finalize().into()
 }
 
 /// The server's authorisation hook: no media flows on a session until it
@@ -29,7 +55,8 @@ pub struct PeerInfo {
 /// elsewhere and deny on timeout).
 pub trait Gate: Send + Sync + 'static {
     /// Decides on a session: `tokens` (unverified) were presented by `peer`
-    /// and must be bound to `challenge`.
+    /// and must be bound to `challenge`, which the driver has already bound
+    /// to the TLS connection ([`bind_challenge`]).
     fn authorise(
         &self,
         peer: &PeerInfo,
@@ -48,7 +75,8 @@ pub trait Gate: Send + Sync + 'static {
 /// challenge.
 pub trait Credentials: Send + Sync + 'static {
     /// Tokens for the session with `server` (its hello), bound to
-    /// `challenge`.
+    /// `challenge` (already bound to the TLS connection:
+    /// [`bind_challenge`]).
     fn tokens(&self, server: &Hello, challenge: &[u8; CHALLENGE_LEN]) -> Vec<Token>;
 }
 
@@ -87,6 +115,16 @@ impl fmt::Debug for SessionControl {
 }
 
 impl SessionControl {
+    /// A handle attached to no session, for a host that drives its gate
+    /// without a connection (a test of [`Gate::opened`] and revocation):
+    /// [`SessionControl::is_closing`] tells whether it was closed.
+    pub fn detached() -> SessionControl {
+        let (control, rx) = SessionControl::new();
+        // Kept open, as a live session's would be.
+        std::mem::forget(rx);
+        control
+    }
+
     pub(crate) fn new() -> (SessionControl, watch::Receiver<Option<CloseRequest>>) {
         let (tx, rx) = watch::channel(None);
         let lost = Arc::new(Mutex::new(None));

@@ -18,14 +18,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::frames::{self, FrameInput, ObjectWrite};
-use super::gate::{CloseRequest, Credentials, Gate, PeerInfo, SessionControl};
+use super::gate::{
+    CHALLENGE_EXPORTER_LABEL, CloseRequest, Credentials, Gate, PeerInfo, SessionControl,
+    bind_challenge,
+};
 use super::reorder::{Payload, Reorder};
 use super::stats::{LinkStatsSnapshot, Reporter, Shared};
 use super::{DriverConfig, codes};
 use crate::proto::{
-    Annotation, AuthDecision, CallError, CloseReason, DenyReason, Ended, Event, FrameHeader,
-    FrameMeta, Instructions, Message, ObjectOffer, Session, State, Transfers, Transmit,
+    Annotation, AuthDecision, CHALLENGE_LEN, CallError, CloseReason, DenyReason, Ended, Event,
+    FrameHeader, FrameMeta, Instructions, Message, ObjectOffer, Session, State, Transfers,
+    Transmit,
 };
+
+/// Session ids of [`PeerInfo::session`].
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Control messages queued for the writer; a peer that leaves this many
 /// unread is not reading and is disconnected.
@@ -332,6 +339,7 @@ pub(crate) fn spawn(setup: Setup) -> Link {
     let shared = Arc::new(Shared::new(conn.clone(), config.effective_frame_budget()));
     let reorder = Reorder::new(config.frame_reorder_wait, config.session.frame_deadline);
     let driver = Driver {
+        session_id: SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         reorder,
         shared: shared.clone(),
         conn,
@@ -366,6 +374,8 @@ pub(crate) fn spawn(setup: Setup) -> Link {
 }
 
 struct Driver {
+    /// [`PeerInfo::session`].
+    session_id: u64,
     conn: Connection,
     /// Complete frames held while older ones arrive.
     reorder: Reorder,
@@ -589,7 +599,18 @@ impl Driver {
             facility: self.facility.clone(),
             hello,
             remote: self.remote,
+            session: self.session_id,
         }
+    }
+
+    /// The challenge bound to this TLS connection ([`bind_challenge`]), or
+    /// `None` if no keying material can be exported.
+    fn bound(&self, challenge: &[u8; CHALLENGE_LEN]) -> Option<[u8; CHALLENGE_LEN]> {
+        let mut exporter = [0u8; 32];
+        self.conn
+            .export_keying_material(&mut exporter, CHALLENGE_EXPORTER_LABEL, challenge)
+            .ok()?;
+        Some(bind_challenge(challenge, &exporter))
     }
 
     async fn on_event(&mut self, event: Event) {
@@ -605,9 +626,13 @@ impl Driver {
                         reason: DenyReason::Other,
                         detail: "site id does not match the facility certificate".into(),
                     },
-                    Role::Server(gate) => {
-                        gate.authorise(&self.peer_info(peer), &challenge, &tokens)
-                    }
+                    Role::Server(gate) => match self.bound(&challenge) {
+                        Some(bound) => gate.authorise(&self.peer_info(peer), &bound, &tokens),
+                        None => AuthDecision::Deny {
+                            reason: DenyReason::Other,
+                            detail: "no TLS channel binding".into(),
+                        },
+                    },
                     Role::Client(_) => return,
                 };
                 // Only fails if the session is not awaiting a decision.
@@ -625,7 +650,12 @@ impl Driver {
                     );
                     return;
                 }
-                let tokens = credentials.tokens(&peer, &challenge);
+                let Some(bound) = self.bound(&challenge) else {
+                    self.session
+                        .close(now, CloseReason::AuthDenied, "no TLS channel binding");
+                    return;
+                };
+                let tokens = credentials.tokens(&peer, &bound);
                 if let Err(e) = self.session.authenticate(now, tokens) {
                     let detail = format!("cannot present tokens: {e}");
                     self.session.close(now, CloseReason::AuthDenied, detail);

@@ -82,7 +82,9 @@ pub mod tls;
 
 pub use config::{Congestion, DriverConfig};
 pub use endpoint::{Client, ConnectError, Refused, Server, Site};
-pub use gate::{Credentials, Gate, PeerInfo, SessionControl};
+pub use gate::{
+    CHALLENGE_EXPORTER_LABEL, Credentials, Gate, PeerInfo, SessionControl, bind_challenge,
+};
 pub use link::{Link, LinkError};
 pub use reconnect::{Backoff, Dialer};
 pub use stats::LinkStatsSnapshot;

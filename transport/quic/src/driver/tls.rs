@@ -14,6 +14,17 @@
 //! count: wildcards never name a facility. The subject CN and other SANs
 //! are ignored. The client also connects with that DNS name as the TLS server
 //! name, so rustls's own name check applies too.
+//!
+//! # Which CA may name which facility
+//! A facility is named only by the CAs bound to it
+//! ([`TrustConfig::with_facility_roots`]): a second institution CA in the
+//! roots cannot issue a certificate for another institution's facility.
+//! With one root, that root names every allowed facility; with several,
+//! every allowed facility must be bound ([`TlsError::Unbound`]). The chain
+//! itself, name constraints and path lengths included, is checked by
+//! rustls-webpki, and so are the facility CAs' CRLs
+//! ([`TrustConfig::with_crls`]): with CRLs given, every certificate of a
+//! peer's chain must be covered by a current CRL, or the peer is refused.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,7 +38,9 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
 use rustls::{SignatureScheme, pki_types};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 
 /// The ALPN protocol both ends must offer.
 pub const ALPN: &[u8] = b"med8k/1";
@@ -69,6 +82,20 @@ pub enum TlsError {
     /// No CA root was configured.
     #[error("no CA root configured")]
     NoRoots,
+    /// Several CA roots, and a facility not bound to the ones that may name
+    /// it.
+    #[error(
+        "facility {0:?}: with several CA roots, each allowed facility must name the CA(s) that may issue its certificate"
+    )]
+    Unbound(String),
+    /// A CRL file could not be read.
+    #[error("cannot read CRLs from {path}: {source}")]
+    Crl {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: pki_types::pem::Error,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
@@ -150,8 +177,8 @@ impl SiteIdentity {
     }
 }
 
-/// Whom this site trusts: institution CA roots, and the facilities it will
-/// talk to.
+/// Whom this site trusts: institution CA roots, the facilities it will
+/// talk to, which CA may name which facility, and the CAs' CRLs.
 #[derive(Debug, Clone)]
 pub struct TrustConfig {
     /// Facility CA certificates.
@@ -159,6 +186,10 @@ pub struct TrustConfig {
     /// Facility ids (as in [`Hello::site_id`](crate::proto::Hello::site_id))
     /// a peer certificate must name one of.
     pub allowed_facilities: Vec<String>,
+    /// Per facility, the CA certificates that may name it.
+    facility_roots: Vec<(String, Vec<CertificateDer<'static>>)>,
+    /// CRLs of the facility CAs.
+    crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl TrustConfig {
@@ -167,7 +198,33 @@ impl TrustConfig {
         TrustConfig {
             roots,
             allowed_facilities,
+            facility_roots: Vec::new(),
+            crls: Vec::new(),
         }
+    }
+
+    /// Only `roots` may name `facility` (they are trusted as roots too).
+    #[must_use]
+    pub fn with_facility_roots(
+        mut self,
+        facility: &str,
+        roots: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        for r in &roots {
+            if !self.roots.contains(r) {
+                self.roots.push(r.clone());
+            }
+        }
+        self.facility_roots.retain(|(f, _)| f != facility);
+        self.facility_roots.push((facility.to_owned(), roots));
+        self
+    }
+
+    /// Checks peers' chains against these CRLs (DER).
+    #[must_use]
+    pub fn with_crls(mut self, crls: Vec<CertificateRevocationListDer<'static>>) -> Self {
+        self.crls = crls;
+        self
     }
 
     /// From PEM files of CA certificates (each may hold several).
@@ -175,29 +232,24 @@ impl TrustConfig {
         roots: &[PathBuf],
         allowed_facilities: Vec<String>,
     ) -> Result<TrustConfig, TlsError> {
-        let mut all = Vec::new();
-        for path in roots {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|source| TlsError::Pem {
-                    what: "CA roots",
-                    path: path.clone(),
-                    source,
-                })?;
-            if certs.is_empty() {
-                return Err(TlsError::NoCertificate { path: path.clone() });
-            }
-            all.extend(certs);
-        }
-        Ok(TrustConfig::new(all, allowed_facilities))
+        Ok(TrustConfig::new(read_roots(roots)?, allowed_facilities))
     }
 
-    fn root_store(&self) -> Result<Arc<RootCertStore>, TlsError> {
-        if self.roots.is_empty() {
+    /// The roots that may name `facility`.
+    fn roots_for(&self, facility: &str) -> Result<&[CertificateDer<'static>], TlsError> {
+        match self.facility_roots.iter().find(|(f, _)| f == facility) {
+            Some((_, roots)) => Ok(roots),
+            None if self.roots.len() == 1 => Ok(&self.roots),
+            None => Err(TlsError::Unbound(facility.to_owned())),
+        }
+    }
+
+    fn root_store(roots: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+        if roots.is_empty() {
             return Err(TlsError::NoRoots);
         }
         let mut store = RootCertStore::empty();
-        for root in &self.roots {
+        for root in roots {
             store.add(root.clone()).map_err(TlsError::Root)?;
         }
         Ok(Arc::new(store))
@@ -218,6 +270,45 @@ impl TrustConfig {
     }
 }
 
+/// Every certificate of the PEM files `paths`.
+pub fn read_roots(paths: &[PathBuf]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut all = Vec::new();
+    for path in paths {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Pem {
+                what: "CA roots",
+                path: path.clone(),
+                source,
+            })?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate { path: path.clone() });
+        }
+        all.extend(certs);
+    }
+    Ok(all)
+}
+
+/// Every CRL of the PEM files `paths`.
+pub fn read_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut all = Vec::new();
+    for path in paths {
+        let crls = CertificateRevocationListDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Crl {
+                path: path.clone(),
+                source,
+            })?;
+        if crls.is_empty() {
+            return Err(TlsError::NoCertificate { path: path.clone() });
+        }
+        all.extend(crls);
+    }
+    Ok(all)
+}
+
 /// The facility an end-entity certificate names, if it names exactly one of
 /// `allowed` (facility ids).
 pub fn certificate_facility(cert: &CertificateDer<'_>, allowed: &[String]) -> Option<String> {
@@ -232,21 +323,6 @@ pub fn certificate_facility(cert: &CertificateDer<'_>, allowed: &[String]) -> Op
         .cloned()
 }
 
-fn names_allowed(cert: &CertificateDer<'_>, allowed: &[String]) -> Result<(), rustls::Error> {
-    let ee = webpki::EndEntityCert::try_from(cert)
-        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    let ok = ee
-        .valid_dns_names()
-        .any(|n| allowed.iter().any(|a| a.eq_ignore_ascii_case(n)));
-    if ok {
-        Ok(())
-    } else {
-        Err(rustls::Error::InvalidCertificate(
-            CertificateError::ApplicationVerificationFailure,
-        ))
-    }
-}
-
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -259,12 +335,48 @@ pub(crate) fn random_bytes(out: &mut [u8]) -> Result<(), rustls::Error> {
         .map_err(|_| rustls::Error::FailedToGetRandomBytes)
 }
 
-/// Chain check by webpki, then the facility check.
+/// The allowed facility DNS names `cert` carries.
+fn named_facilities(
+    cert: &CertificateDer<'_>,
+    allowed: &[(String, String)],
+) -> Result<Vec<usize>, rustls::Error> {
+    let ee = webpki::EndEntityCert::try_from(cert)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let names: Vec<&str> = ee.valid_dns_names().collect();
+    let found: Vec<usize> = allowed
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, dns))| names.iter().any(|n| n.eq_ignore_ascii_case(dns)))
+        .map(|(i, _)| i)
+        .collect();
+    if found.is_empty() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ));
+    }
+    Ok(found)
+}
+
+/// (facility id, its DNS name) of every allowed facility.
+fn facility_names(trust: &TrustConfig) -> Result<Vec<(String, String)>, TlsError> {
+    Ok(trust
+        .allowed_facilities
+        .iter()
+        .cloned()
+        .zip(trust.allowed_names()?.iter().cloned())
+        .collect())
+}
+
+/// Per allowed facility, webpki's chain check against the roots that may
+/// name it (with the CRLs); a peer certificate must pass it for every
+/// allowed facility it names.
 #[derive(Debug)]
 struct FacilityClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
-    /// Allowed facility DNS names.
-    allowed: Arc<[String]>,
+    /// All roots: root hints and handshake signatures.
+    any: Arc<dyn ClientCertVerifier>,
+    facilities: Vec<(String, String)>,
+    /// One verifier per entry of `facilities`.
+    per_facility: Vec<Arc<dyn ClientCertVerifier>>,
 }
 
 impl ClientCertVerifier for FacilityClientVerifier {
@@ -273,7 +385,7 @@ impl ClientCertVerifier for FacilityClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
+        self.any.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -282,11 +394,14 @@ impl ClientCertVerifier for FacilityClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        names_allowed(end_entity, &self.allowed)?;
-        Ok(verified)
+        let mut verified = None;
+        for i in named_facilities(end_entity, &self.facilities)? {
+            verified =
+                Some(self.per_facility[i].verify_client_cert(end_entity, intermediates, now)?);
+        }
+        verified.ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
     }
 
     fn verify_tls12_signature(
@@ -295,7 +410,7 @@ impl ClientCertVerifier for FacilityClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.any.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -304,18 +419,19 @@ impl ClientCertVerifier for FacilityClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.any.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.any.supported_verify_schemes()
     }
 }
 
 #[derive(Debug)]
 struct FacilityServerVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    allowed: Arc<[String]>,
+    any: Arc<WebPkiServerVerifier>,
+    facilities: Vec<(String, String)>,
+    per_facility: Vec<Arc<WebPkiServerVerifier>>,
 }
 
 impl ServerCertVerifier for FacilityServerVerifier {
@@ -327,15 +443,19 @@ impl ServerCertVerifier for FacilityServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        names_allowed(end_entity, &self.allowed)?;
-        Ok(verified)
+        let mut verified = None;
+        for i in named_facilities(end_entity, &self.facilities)? {
+            verified = Some(self.per_facility[i].verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )?);
+        }
+        verified.ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ))
     }
 
     fn verify_tls12_signature(
@@ -344,7 +464,7 @@ impl ServerCertVerifier for FacilityServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.any.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -353,28 +473,65 @@ impl ServerCertVerifier for FacilityServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.any.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.any.supported_verify_schemes()
     }
 }
 
+fn client_verifier(
+    roots: &[CertificateDer<'static>],
+    crls: &[CertificateRevocationListDer<'static>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut b = WebPkiClientVerifier::builder_with_provider(
+        TrustConfig::root_store(roots)?,
+        provider.clone(),
+    );
+    if !crls.is_empty() {
+        b = b
+            .with_crls(crls.iter().cloned())
+            .enforce_revocation_expiration();
+    }
+    b.build().map_err(|e| TlsError::Config(e.to_string()))
+}
+
+fn server_verifier(
+    roots: &[CertificateDer<'static>],
+    crls: &[CertificateRevocationListDer<'static>],
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    let mut b = WebPkiServerVerifier::builder_with_provider(
+        TrustConfig::root_store(roots)?,
+        provider.clone(),
+    );
+    if !crls.is_empty() {
+        b = b
+            .with_crls(crls.iter().cloned())
+            .enforce_revocation_expiration();
+    }
+    b.build().map_err(|e| TlsError::Config(e.to_string()))
+}
+
 /// The rustls server configuration: TLS 1.3, ALPN `med8k/1`, mandatory
-/// client certificates chained to `trust.roots` and naming an allowed
-/// facility.
+/// client certificates naming an allowed facility and chained to a root
+/// that may name it (not revoked, with CRLs).
 pub fn server_config(
     identity: &SiteIdentity,
     trust: &TrustConfig,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
-    let inner = WebPkiClientVerifier::builder_with_provider(trust.root_store()?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let facilities = facility_names(trust)?;
+    let per_facility = facilities
+        .iter()
+        .map(|(id, _)| client_verifier(trust.roots_for(id)?, &trust.crls, &provider))
+        .collect::<Result<_, _>>()?;
     let verifier = Arc::new(FacilityClientVerifier {
-        inner,
-        allowed: trust.allowed_names()?,
+        any: client_verifier(&trust.roots, &trust.crls, &provider)?,
+        facilities,
+        per_facility,
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -394,12 +551,15 @@ pub fn client_config(
     trust: &TrustConfig,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let inner = WebPkiServerVerifier::builder_with_provider(trust.root_store()?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let facilities = facility_names(trust)?;
+    let per_facility = facilities
+        .iter()
+        .map(|(id, _)| server_verifier(trust.roots_for(id)?, &trust.crls, &provider))
+        .collect::<Result<_, _>>()?;
     let verifier = Arc::new(FacilityServerVerifier {
-        inner,
-        allowed: trust.allowed_names()?,
+        any: server_verifier(&trust.roots, &trust.crls, &provider)?,
+        facilities,
+        per_facility,
     });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -2,11 +2,20 @@
 
 use med8k_transport::driver::SiteIdentity;
 use med8k_transport::driver::tls::facility_dns_name;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SerialNumber,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
+
+/// Serial numbers of the leaves, unique in the test binary.
+static SERIALS: AtomicU64 = AtomicU64::new(1000);
 
 /// An institution CA.
 pub struct Ca {
@@ -57,9 +66,12 @@ impl Ca {
             p.not_before = rcgen::date_time_ymd(2020, 1, 1);
             p.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
+        let serial = SERIALS.fetch_add(1, Ordering::Relaxed);
+        p.serial_number = Some(SerialNumber::from(serial));
         let key = KeyPair::generate().unwrap();
         let cert = p.signed_by(&key, &self.issuer).unwrap();
         Leaf {
+            serial,
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             cert: cert.der().clone(),
@@ -68,8 +80,34 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A CRL of this CA, current now, revoking `revoked`.
+    pub fn crl(&self, revoked: &[&Leaf]) -> CertificateRevocationListDer<'static> {
+        let day = Duration::from_secs(86_400);
+        let now = SystemTime::now();
+        let params = CertificateRevocationListParams {
+            this_update: (now - day).into(),
+            next_update: (now + day).into(),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|l| RevokedCertParams {
+                    serial_number: SerialNumber::from(l.serial),
+                    revocation_time: (now - day).into(),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params.signed_by(&self.issuer).unwrap().der().clone()
+    }
+}
+
 /// A facility certificate and its key.
 pub struct Leaf {
+    pub serial: u64,
     pub cert: CertificateDer<'static>,
     pub key: Vec<u8>,
     pub cert_pem: String,

@@ -27,22 +27,41 @@
 //! - `seq` counts entries from 1, so entry `n` is line `n`;
 //! - `prev` is the hex SHA-256 of the previous line's bytes (without its
 //!   `\n`), or 64 zeros for the first entry;
-//! - `hash` is the hex SHA-256 of `seq` (8 bytes, big-endian), then `prev`
-//!   (its 64 ASCII hex digits), then the event serialized as compact JSON
-//!   with its fields in declaration order and absent options as `null`.
+//! - `hash` is the hex HMAC-SHA256, under the log's **key**, of `seq`,
+//!   `prev` and the event serialized as compact JSON with its fields in
+//!   declaration order and absent options as `null` (each part
+//!   length-prefixed).
+//!
+//! The key is a secret of the site (`<log>.key`, 32 random bytes made on
+//! first use, owner-only; the log itself is created owner-only too).
+//! Without it nobody can write an entry that verifies: an altered, inserted
+//! or re-chained entry fails its `hash`.
 //!
 //! [`verify`] walks the file and names the first line that does not fit:
 //! an altered entry fails its `hash` (or breaks the next `prev`), a removed
 //! or reordered one breaks `seq` and `prev`, a truncated or garbled line does
-//! not parse. Lines are bounded by [`MAX_LINE`]; hostile files give errors,
-//! never panics.
+//! not parse. Lines are bounded by [`MAX_LINE`], and what an event may hold
+//! is bounded too ([`MAX_DETAIL`], [`MAX_OBJECT`], [`MAX_PARTICIPANTS`], no
+//! control characters): an event that does not fit is refused whole, never
+//! cut. Hostile files give errors, never panics.
 //!
-//! Limits: the chain is unkeyed, so it proves the file is internally
-//! consistent, not who wrote it; someone able to rewrite the whole file can
-//! recompute every hash. Removing entries from the *end* leaves a valid,
-//! shorter chain: compare [`VerifyReport::entries`] and
-//! [`VerifyReport::head`] with a copy kept elsewhere to detect that.
-//! One [`AuditLog`] writes a file at a time.
+//! # Anchoring the head
+//!
+//! Removing entries from the *end* leaves a valid, shorter chain. A
+//! [`Checkpoint`] (the number of entries and the digest of the last line,
+//! MACed with the key; [`AuditLog::checkpoint`], `med8k audit checkpoint`)
+//! kept **outside the file** (printed by `med8k serve` when it stops, sent
+//! to a log host, handed to the peer site, written down) catches that:
+//! [`verify_against`] fails when the log no longer holds the checkpoint's
+//! entries. A checkpoint kept where the log's writer can replace it with an
+//! older one proves nothing.
+//!
+//! A failed write (a full disk) leaves no partial line behind: the next
+//! append cuts it off and carries on, so a full disk stops auditing only
+//! while it is full; callers that must not act unaudited (the consent gate)
+//! deny when an append fails.
+//! One [`AuditLog`] writes a file at a time per process; several processes
+//! share one chain (a file lock per append).
 //!
 //! ```no_run
 //! use med8k_auth::audit::{
@@ -61,7 +80,7 @@
 //! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,8 +88,19 @@ use sha2::{Digest, Sha256};
 
 use crate::hex;
 
+mod verify;
+
+use verify::check_line;
+pub use verify::{Checkpoint, VerifyReport, verify, verify_against, verify_with_key};
+
 /// The longest line, `\n` excluded, that the log writes or reads (64 KiB).
 pub const MAX_LINE: usize = 64 * 1024;
+/// The longest `detail` of an event, in bytes.
+pub const MAX_DETAIL: usize = 256;
+/// The longest `object` of an event, in bytes.
+pub const MAX_OBJECT: usize = 128;
+/// The most participants of an event.
+pub const MAX_PARTICIPANTS: usize = 8;
 
 /// `prev` of the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -82,6 +112,8 @@ pub enum EventKind {
     ConsentGranted,
     /// A patient revoked consent.
     ConsentRevoked,
+    /// The facility stopped a consent (without the patient's signature).
+    ConsentStopped,
     /// An access request was allowed.
     AccessPermitted,
     /// An access request was refused.
@@ -201,31 +233,13 @@ impl AuditEvent {
 /// A site's secret salt for [`hash_identifier`]: read from `path`, or 32
 /// random bytes written there (owner-only) on first use. Never log it.
 pub fn site_salt(path: &Path) -> io::Result<Vec<u8>> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            let mut salt = [0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-                .map_err(|_| io::Error::other("no system randomness"))?;
-            file.write_all(&salt)?;
-            file.sync_all()?;
-            Ok(salt.to_vec())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let salt = std::fs::read(path)?;
-            if salt.len() < 16 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "audit salt shorter than 16 bytes",
-                ));
-            }
-            Ok(salt)
-        }
-        Err(e) => Err(e),
-    }
+    crate::secret::load_or_create(path, 32)
+}
+
+/// The key of the log at `log`: `<log>.key`, read, or made (32 random
+/// bytes, owner-only) on first use. Never log it.
+pub fn log_key(log: &Path) -> io::Result<Vec<u8>> {
+    crate::secret::load_or_create(&crate::secret::beside(log, ".key"), 32)
 }
 
 /// The hex SHA-256 of `salt` followed by `raw_id`: how people and facilities
@@ -258,13 +272,58 @@ fn line_digest(line: &[u8]) -> String {
     hex(&Sha256::digest(line))
 }
 
-fn entry_hash(seq: u64, prev: &str, event: &AuditEvent) -> String {
-    let mut h = Sha256::new();
-    h.update(seq.to_be_bytes());
-    h.update(prev.as_bytes());
+fn entry_hash(key: &[u8], seq: u64, prev: &str, event: &AuditEvent) -> String {
     // Serializing plain structs, enums, strings and integers cannot fail.
-    h.update(serde_json::to_vec(event).unwrap_or_default());
-    hex(&h.finalize())
+    let json = serde_json::to_vec(event).unwrap_or_default();
+    hex(&crate::secret::mac(
+        key,
+        &[
+            b"med8k audit entry v2",
+            &seq.to_be_bytes(),
+            prev.as_bytes(),
+            &json,
+        ],
+    ))
+}
+
+/// Refuses an event that does not fit the bounds of the module docs.
+fn check_bounds(event: &AuditEvent) -> io::Result<()> {
+    let refuse = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    let text_ok = |s: &str, max: usize| s.len() <= max && !s.chars().any(char::is_control);
+    if event.participants.len() > MAX_PARTICIPANTS {
+        return refuse(format!(
+            "{} participants, more than {MAX_PARTICIPANTS}",
+            event.participants.len()
+        ));
+    }
+    if let Some(i) = event
+        .participants
+        .iter()
+        .position(|p| !is_sha256_hex(&p.id_hash))
+    {
+        return refuse(format!(
+            "participant {i}: id_hash is not a hash_identifier() value"
+        ));
+    }
+    if event
+        .detail
+        .as_deref()
+        .is_some_and(|d| !text_ok(d, MAX_DETAIL))
+    {
+        return refuse(format!(
+            "detail longer than {MAX_DETAIL} bytes or with control characters"
+        ));
+    }
+    if event
+        .object
+        .as_deref()
+        .is_some_and(|o| !text_ok(o, MAX_OBJECT))
+    {
+        return refuse(format!(
+            "object longer than {MAX_OBJECT} bytes or with control characters"
+        ));
+    }
+    Ok(())
 }
 
 /// Why a log failed verification or could not be opened for appending.
@@ -324,7 +383,8 @@ pub enum AuditError {
         /// Its `seq`.
         seq: u64,
     },
-    /// An entry's `hash` does not match its contents: it was altered.
+    /// An entry's `hash` does not match its contents: it was altered, or
+    /// written without the log's key.
     #[error("line {line} (entry {seq}): hash does not match its contents (entry altered)")]
     HashMismatch {
         /// The line.
@@ -332,121 +392,32 @@ pub enum AuditError {
         /// Its `seq`.
         seq: u64,
     },
-}
-
-/// What [`verify`] found in an intact log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// How many entries the log holds.
-    pub entries: u64,
-    /// The hex SHA-256 of the last line (64 zeros for an empty log): the
-    /// `prev` of the next entry. Keep it elsewhere to detect entries
-    /// removed from the end.
-    pub head: String,
-}
-
-/// Parses one line (without `\n`) and checks it against its own hash and
-/// the expected position. Returns the entry's `seq`.
-fn check_line(line_no: u64, bytes: &[u8], expected_prev: Option<&str>) -> Result<u64, AuditError> {
-    let entry: Entry = serde_json::from_slice(bytes).map_err(|e| AuditError::Malformed {
-        line: line_no,
-        reason: describe(&e),
-    })?;
-    if entry.seq != line_no {
-        return Err(AuditError::Sequence {
-            line: line_no,
-            expected: line_no,
-            found: entry.seq,
-        });
-    }
-    let link_ok = match expected_prev {
-        Some(prev) => entry.prev == prev,
-        None => is_sha256_hex(&entry.prev) && (line_no != 1 || entry.prev == GENESIS),
-    };
-    if !link_ok {
-        return Err(AuditError::BrokenLink {
-            line: line_no,
-            seq: entry.seq,
-        });
-    }
-    if entry.hash != entry_hash(entry.seq, &entry.prev, &entry.event) {
-        return Err(AuditError::HashMismatch {
-            line: line_no,
-            seq: entry.seq,
-        });
-    }
-    Ok(entry.seq)
-}
-
-/// A serde_json error without the offending text (which could be anything).
-fn describe(e: &serde_json::Error) -> String {
-    let what = match e.classify() {
-        serde_json::error::Category::Io => "read error",
-        serde_json::error::Category::Syntax => "bad JSON",
-        serde_json::error::Category::Data => "unexpected field or value",
-        serde_json::error::Category::Eof => "ends early",
-    };
-    format!("{what} at column {}", e.column())
-}
-
-/// Reads the next line into `buf` (without `\n`). `Ok(false)` at the end of
-/// the file.
-fn next_line(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    line_no: u64,
-    path: &Path,
-) -> Result<bool, AuditError> {
-    buf.clear();
-    let limit = u64::try_from(MAX_LINE + 1).unwrap_or(u64::MAX);
-    let n = reader
-        .by_ref()
-        .take(limit)
-        .read_until(b'\n', buf)
-        .map_err(|source| AuditError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    if n == 0 {
-        return Ok(false);
-    }
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-        Ok(true)
-    } else if buf.len() > MAX_LINE {
-        Err(AuditError::LineTooLong { line: line_no })
-    } else {
-        Err(AuditError::Incomplete { line: line_no })
-    }
-}
-
-/// Checks the whole chain of the log at `path`, naming the first line that
-/// is altered, out of place, missing its predecessor, or garbled.
-pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(|source| AuditError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut reader = BufReader::new(file);
-    let mut buf = Vec::new();
-    let mut head = GENESIS.to_owned();
-    let mut entries = 0u64;
-    while next_line(&mut reader, &mut buf, entries + 1, path)? {
-        entries += 1;
-        check_line(entries, &buf, Some(&head))?;
-        head = line_digest(&buf);
-    }
-    Ok(VerifyReport { entries, head })
+    /// The log's key cannot be read.
+    #[error("audit key {path}: {error}", path = path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The log does not hold what a checkpoint taken earlier saw: entries
+    /// were cut from the end (or replaced), or the checkpoint is not this
+    /// log's.
+    #[error("checkpoint of {entries} entries: {reason}")]
+    Checkpoint {
+        /// Entries the checkpoint counts.
+        entries: u64,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 /// An append-only, hash-chained audit log file. See the [module docs](self)
 /// for the format.
-#[derive(Debug)]
 pub struct AuditLog {
     file: File,
     path: PathBuf,
+    key: Vec<u8>,
     /// `seq` of the last entry (0 when empty).
     last_seq: u64,
     /// Digest of the last line (genesis when empty).
@@ -458,31 +429,52 @@ pub struct AuditLog {
     poisoned: bool,
 }
 
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("last_seq", &self.last_seq)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AuditLog {
-    /// Opens (creating if needed) the log at `path` to append to it.
+    /// Opens (creating if needed, owner-only) the log at `path` to append
+    /// to it, with its key `<path>.key` (made on first use).
     ///
     /// Reads the last line to continue the chain; it must be a complete,
     /// self-consistent entry in its place, or this fails naming it (run
     /// [`verify`] for the whole file). Earlier lines are not checked here.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        let path = path.as_ref();
+        let key = log_key(path).map_err(|error| AuditError::Key {
+            path: crate::secret::beside(path, ".key"),
+            error,
+        })?;
+        Self::open_with_key(path, key)
+    }
+
+    /// [`AuditLog::open`] with a key kept elsewhere.
+    pub fn open_with_key(path: impl AsRef<Path>, key: Vec<u8>) -> Result<Self, AuditError> {
         let path = path.as_ref().to_owned();
         let io_err = |source| AuditError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io_err)?;
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io_err)?;
         file.lock().map_err(io_err)?;
-        let tail = read_tail(&mut file, &path);
+        let tail = read_tail(&mut file, &path, &key);
         file.unlock().map_err(io_err)?;
         let tail = tail?;
         Ok(Self {
             file,
             path,
+            key,
             last_seq: tail.seq,
             head: tail.head,
             file_len: tail.len,
@@ -508,47 +500,74 @@ impl AuditLog {
     /// Appends `event` and waits until it is on disk (`sync_data`). Returns
     /// its `seq`.
     ///
-    /// Fails with `InvalidInput` for a participant whose `id_hash` is not a
-    /// [`hash_identifier`] (64 lowercase hex digits) or an entry longer than
-    /// [`MAX_LINE`]; nothing is written then. After a failed write the log
-    /// refuses further appends: reopen it (which checks the last line).
+    /// Fails with `InvalidInput` for an event out of bounds (a participant
+    /// whose `id_hash` is not a [`hash_identifier`], a detail or object too
+    /// long or with control characters, too many participants) or an entry
+    /// longer than [`MAX_LINE`]; nothing is written then. A write that fails
+    /// part-way (a full disk) is undone by the next append, which carries on
+    /// the chain.
     pub fn append(&mut self, event: &AuditEvent) -> io::Result<u64> {
-        if self.poisoned {
-            return Err(io::Error::other(
-                "an earlier append failed; reopen the audit log",
-            ));
-        }
-        if let Some(i) = event
-            .participants
-            .iter()
-            .position(|p| !is_sha256_hex(&p.id_hash))
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("participant {i}: id_hash is not a hash_identifier() value"),
-            ));
-        }
+        check_bounds(event)?;
         // Other processes may append to the same log (a gate serving links,
         // `med8k consent` on the same machine): each append holds the file
         // lock and continues the chain from what is on disk.
         self.file.lock()?;
-        let result = self.append_locked(event);
+        let result = self.recover().and_then(|()| self.append_locked(event));
         let unlocked = self.file.unlock();
         let seq = result?;
         unlocked?;
         Ok(seq)
     }
 
+    /// After a failed write: cuts off the partial line it may have left
+    /// (bytes past the last entry this handle wrote, with no newline).
+    fn recover(&mut self) -> io::Result<()> {
+        if !self.poisoned {
+            return Ok(());
+        }
+        let on_disk = self.file.metadata()?.len();
+        if on_disk > self.file_len {
+            let mut extra = Vec::new();
+            self.file.seek(SeekFrom::Start(self.file_len))?;
+            (&mut self.file)
+                .take(on_disk - self.file_len)
+                .read_to_end(&mut extra)?;
+            if extra.contains(&b'\n') {
+                return Err(io::Error::other(
+                    "after a failed append, the log holds more than a partial line: reopen it",
+                ));
+            }
+            self.file.set_len(self.file_len)?;
+            self.file.sync_data()?;
+        }
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// A checkpoint of the log as it is on disk now.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, AuditError> {
+        let io_err = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.lock().map_err(io_err)?;
+        let tail = read_tail(&mut self.file, &self.path, &self.key);
+        self.file.unlock().map_err(io_err)?;
+        let tail = tail?;
+        Ok(Checkpoint::new(&self.key, tail.seq, tail.head))
+    }
+
     fn append_locked(&mut self, event: &AuditEvent) -> io::Result<u64> {
         let on_disk = self.file.metadata()?.len();
         if on_disk != self.file_len {
-            let tail = read_tail(&mut self.file, &self.path).map_err(io::Error::other)?;
+            let tail =
+                read_tail(&mut self.file, &self.path, &self.key).map_err(io::Error::other)?;
             self.last_seq = tail.seq;
             self.head = tail.head;
             self.file_len = tail.len;
         }
         let seq = self.last_seq + 1;
-        let hash = entry_hash(seq, &self.head, event);
+        let hash = entry_hash(&self.key, seq, &self.head, event);
         let entry = Entry {
             seq,
             prev: self.head.clone(),
@@ -588,7 +607,7 @@ struct Tail {
 
 /// Reads the last line of `file`: it must be a complete, self-consistent
 /// entry in its place.
-fn read_tail(file: &mut File, path: &Path) -> Result<Tail, AuditError> {
+fn read_tail(file: &mut File, path: &Path, key: &[u8]) -> Result<Tail, AuditError> {
     let io_err = |source| AuditError::Io {
         path: path.to_owned(),
         source,
@@ -637,7 +656,7 @@ fn read_tail(file: &mut File, path: &Path) -> Result<Tail, AuditError> {
     let mut line = vec![0u8; len as usize];
     file.seek(SeekFrom::Start(start)).map_err(io_err)?;
     file.read_exact(&mut line).map_err(io_err)?;
-    let seq = check_line(lines, &line, None)?;
+    let seq = check_line(key, lines, &line, None)?;
     Ok(Tail {
         seq,
         head: line_digest(&line),

@@ -52,26 +52,29 @@ fn http(
 }
 
 fn site(dir: &Path, id: &str, peer: &str, gate: &str) -> anyhow::Result<()> {
+    let pki = crate::demo::DEMO_PKI;
     let text = format!(
         "[site]\nid = \"{id}\"\nname = \"{id}\"\n\n[tls]\n\
-         cert = \"../pki/facility/{id}.crt.pem\"\nkey = \"../pki/facility/{id}.key.pem\"\n\
-         roots = [\"../pki/ca/facility.pem\"]\nallowed = [\"{peer}\"]\n\n[link]\ndeadline_ms = 5000\n{gate}"
+         cert = \"../{pki}/facility/{id}.crt.pem\"\nkey = \"../{pki}/facility/{id}.key.pem\"\n\
+         roots = [\"../{pki}/ca/facility.pem\"]\nallowed = [\"{peer}\"]\n\n[link]\ndeadline_ms = 5000\n{gate}"
     );
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs the loop with the demo PKI under `samples/pki` (consent granted to
+/// Runs the loop with the demo PKI under `samples/pki-v2` (consent granted to
 /// jp.hospital-b already) on a 1024×1024 cut of `cube`.
 pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<DeskRound> {
     let dir = samples.join("desk");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let gate = format!(
-        "\n[gate]\nkind = \"consent\"\nledger = \"../pki/consent.sqlite\"\naudit = \"../pki/audit.jsonl\"\n\
-         hpki_roots = [\"../pki/ca/hpki.pem\"]\nhpki_policies = [\"{}\"]\nhpki_sign_policies = [\"{}\"]\n\
-         jpki_roots = [\"../pki/ca/jpki.pem\"]\nrequire_patient = true\n",
+        "\n[gate]\nkind = \"consent\"\nledger = \"../{pki}/consent.sqlite\"\naudit = \"../{pki}/audit.jsonl\"\n\
+         hpki_roots = [\"../{pki}/ca/hpki.pem\"]\nhpki_policies = [\"{}\"]\nhpki_sign_policies = [\"{}\"]\n\
+         jpki_roots = [\"../{pki}/ca/jpki.pem\"]\nrequire_patient = true\n\
+         crl = [\"../{pki}/crl/hpki.crl.pem\", \"../{pki}/crl/jpki.crl.pem\"]\n",
         med8k_auth::issue::DEMO_HPKI_AUTH_POLICY,
-        med8k_auth::issue::DEMO_HPKI_SIGN_POLICY
+        med8k_auth::issue::DEMO_HPKI_SIGN_POLICY,
+        pki = crate::demo::DEMO_PKI,
     );
     site(&dir, "jp.hospital-a", "jp.hospital-b", &gate)?;
     site(&dir, "jp.hospital-b", "jp.hospital-a", "")?;
@@ -96,6 +99,8 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
     options.source = Some(stem.with_extension("hdr"));
     options.out = Some(dir.join("received"));
     options.links = Some(1);
+    options.source_patient = Some(patient.to_owned());
+    options.source_category = Some(med8k_auth::consent::DataCategory::PathologyImages);
     let shutdown = Shutdown::new();
     let stop = shutdown.clone();
     let a = std::thread::spawn(move || {
@@ -136,7 +141,7 @@ pub fn desk_round(samples: &Path, cube: &Path, patient: &str) -> anyhow::Result<
         from: addr,
         config: dir.join("jp.hospital-b.toml"),
         facility: None,
-        pki: samples.join("pki"),
+        pki: samples.join(crate::demo::DEMO_PKI),
         physician_token: "med8k-physician".into(),
         patient_token: Some("med8k-patient".into()),
         pin_env: (None, None),

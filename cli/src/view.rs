@@ -16,7 +16,8 @@ use crate::{Outcome, on_ctrl_c};
 /// `med8k view`.
 #[derive(Debug, clap::Args)]
 pub struct ViewArgs {
-    /// A local cube (ENVI .hdr) to show (the sending site's own copy).
+    /// A local cube (ENVI .hdr) or a med8k 7-band DICOM object (.dcm, VL
+    /// Whole Slide Microscopy) to show (the sending site's own copy).
     #[arg(long = "in", conflicts_with = "from")]
     input: Option<PathBuf>,
     /// Show instructions received earlier (JSON files `serve` stored) over the local cube.
@@ -132,19 +133,9 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
         )?
     } else {
         let Some(input) = &args.input else {
-            bail!("give --in CUBE.hdr (a local copy) or --from ADDR (a holding site)");
+            bail!("give --in CUBE.hdr|FILE.dcm (a local copy) or --from ADDR (a holding site)");
         };
-        let is_hdr = input
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("hdr"));
-        if !is_hdr {
-            bail!(
-                "--in {}: the viewer opens ENVI cubes (.hdr); DICOM objects come with the DICOM work",
-                input.display()
-            );
-        }
-        let cube = med8k_media::spectral::envi::read(input)
-            .with_context(|| format!("reading {}", input.display()))?;
+        let cube = open_cube(input)?;
         let mut shown = Vec::new();
         for f in &args.instructions {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
@@ -172,6 +163,24 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
     };
     println!("session {}: the images were dropped", end.why);
     Ok(Outcome::Done)
+}
+
+/// The cube in `input`: an ENVI header (`.hdr`) or a 7-band DICOM object
+/// (`.dcm`, read by med8k-dicom); anything else is refused by name.
+fn open_cube(input: &std::path::Path) -> anyhow::Result<med8k_media::spectral::SpectralCube> {
+    let ext = input
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("hdr") => med8k_media::spectral::envi::read(input)
+            .with_context(|| format!("reading {}", input.display())),
+        Some("dcm") => Ok(med8k_dicom::import::read_cube(input)?),
+        _ => bail!(
+            "--in {}: the viewer opens ENVI cubes (.hdr) and med8k's 7-band DICOM objects (.dcm)",
+            input.display()
+        ),
+    }
 }
 
 /// `serve`'s line for instructions that came back: who sent what, where it went.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{Serve, command, med8k, stderr, stdout};
-use med8k_auth::cert::{Profile, StoreKind, TrustStore, pem_blocks};
+use med8k_auth::cert::{CrlFile, Profile, StoreKind, TrustStore, pem_blocks};
 use med8k_auth::consent::{
     ConsentDecision, ConsentPurpose, ConsentRecord, Coverage, DataCategory, FacilityId, Ledger,
     PatientId, Period, RecordId, Scope, SignatureCheck, cms,
@@ -49,7 +49,8 @@ fn sites(dir: &Path) {
          [gate]\nkind = \"consent\"\nledger = \"a/consent.sqlite\"\naudit = \"a/audit.jsonl\"\n\
          hpki_roots = [\"pki/ca/hpki.pem\"]\nhpki_policies = [\"{DEMO_HPKI_AUTH_POLICY}\"]\n\
          hpki_sign_policies = [\"{DEMO_HPKI_SIGN_POLICY}\"]\n\
-         jpki_roots = [\"pki/ca/jpki.pem\"]\nrequire_patient = true\n"
+         jpki_roots = [\"pki/ca/jpki.pem\"]\nrequire_patient = true\n\
+         crl = [\"pki/crl/hpki.crl.pem\", \"pki/crl/jpki.crl.pem\"]\n"
     );
     std::fs::write(dir.join("site-a.toml"), a).unwrap();
     let b = format!(
@@ -99,9 +100,12 @@ fn grant(dir: &Path) -> PatientId {
         .add_pem(&std::fs::read(dir.join("pki/ca/jpki.pem")).unwrap())
         .unwrap();
     let profile = Profile::new(DemoPki::profile_config());
+    let mut crls = CrlFile::new();
+    crls.add_file(&dir.join("pki/crl/jpki.crl.pem")).unwrap();
+    let check = SignatureCheck::new(&store, &profile).with_revocation(&crls);
     Ledger::open(dir.join("a/consent.sqlite"))
         .unwrap()
-        .grant(&bytes, &blob, &SignatureCheck::new(&store, &profile), now)
+        .grant(&bytes, &blob, &check, now)
         .unwrap();
     patient
 }
@@ -219,6 +223,10 @@ fn desk_in(dir: &Path) {
             "a/received",
             "--links",
             "1",
+            "--source-patient",
+            patient.as_str(),
+            "--source-category",
+            "pathology-images",
         ],
     );
     let t0 = Instant::now();

@@ -103,6 +103,7 @@ fn grant(dir: &Path) -> PatientId {
     let mut crls = CrlFile::new();
     crls.add_file(&dir.join("pki/crl/jpki.crl.pem")).unwrap();
     let check = SignatureCheck::new(&store, &profile).with_revocation(&crls);
+    std::fs::create_dir_all(dir.join("a")).unwrap();
     Ledger::open(dir.join("a/consent.sqlite"))
         .unwrap()
         .grant(&bytes, &blob, &check, now)

@@ -91,7 +91,7 @@ struct LinkOutbox {
     audit: Mutex<AuditLog>,
     salt: Vec<u8>,
     facility: String,
-    on: Arc<Mutex<Box<dyn FnMut(DeskEvent) + Send>>>,
+    on: Arc<Mutex<OnEvent>>,
 }
 
 fn unix_now() -> i64 {
@@ -177,13 +177,19 @@ impl Outbox for LinkOutbox {
     }
 }
 
+/// What the desk tells its caller.
+type OnEvent = Box<dyn FnMut(DeskEvent) + Send>;
+
+/// A signing key and the intermediates of its certificate (DER).
+type KeyAndChain = (Arc<dyn Signer>, Vec<Vec<u8>>);
+
 /// A key on the token and the intermediates of its certificate.
 fn key(
     session: &med8k_auth::identity::pkcs11::TokenSession,
     pki: &PkiFile,
     label: &str,
     auth: bool,
-) -> anyhow::Result<(Arc<dyn Signer>, Vec<Vec<u8>>)> {
+) -> anyhow::Result<KeyAndChain> {
     let token = pki.token(label)?;
     let what = if auth { "authentication" } else { "signing" };
     let k = token

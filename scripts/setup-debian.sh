@@ -8,7 +8,8 @@
 # the peers `med8k bench codec` measures against; for DICOM, cmake (dicom-rs
 # builds CharLS, its JPEG-LS codec, with it), and what the tests check
 # against: Orthanc with its DICOMweb plugin (the PACS), dicom3tools
-# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv). Safe to run again. It ends
+# (dciodvfy, the IOD validator) and DCMTK (dcmdump, dcmdjpls, dcmconv); Chromium, whose headless
+# mode takes the README's screenshot of `med8k bench --html` (scripts/bench-screenshot.sh). Safe to run again. It ends
 # by checking that every GStreamer element the project names
 # (scripts/gst-elements.txt) is there, naming the package that provides a
 # missing one.
@@ -25,6 +26,7 @@ packages=(
   openjph-tools ffmpeg
   cmake
   orthanc orthanc-dicomweb dicom3tools dcmtk
+  chromium
 )
 
 sudo=""
@@ -37,13 +39,15 @@ fi
 
 # Python packages the tests run as independent references (pinned):
 # colour-science and Pillow/LittleCMS check the colour pipeline;
-# cryptography makes the hostile certificates and CRLs of the auth tests.
+# cryptography makes the hostile certificates and CRLs of the auth tests;
+# onnxruntime runs the reference models beside tract (engine/detect/tests/reference.rs).
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if ! python3 -m pip --version >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
 fi
-for req in "$root/engine/colour/data/requirements.txt" "$root/auth/tests/requirements.txt"; do
+for req in "$root/engine/colour/data/requirements.txt" "$root/auth/tests/requirements.txt" \
+  "$root/models/requirements.txt"; do
   if ! python3 -m pip install -q --disable-pip-version-check -r "$req" 2>/dev/null; then
     # Debian's own python3 is externally managed (PEP 668).
     python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$req"

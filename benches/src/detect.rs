@@ -11,7 +11,7 @@ use med8k_capture::SourceOptions;
 use med8k_detect::contract::InputSource;
 use med8k_detect::input;
 use med8k_detect::metrics::auroc;
-use med8k_detect::model::{Model, Runner};
+use med8k_detect::model::{Model, OpTime, Runner};
 use med8k_detect::run::{percentile, run_frames};
 use med8k_media::imageio;
 use med8k_samples::SampleSet;
@@ -40,6 +40,10 @@ pub struct OrtComparison {
     pub ort_frames_per_s: Option<f64>,
     pub tract_over_ort: Option<f64>,
     pub ort_version: Option<String>,
+    /// tract's op profile on the same input: milliseconds per run by operator,
+    /// slowest first (`Runner::profile`; timing each node adds a little).
+    pub tract_profile_ms: f64,
+    pub tract_ops: Vec<OpTime>,
 }
 
 /// A model scored against a sample set's labels, and timed.
@@ -257,7 +261,10 @@ fn compare_ort(runner: &mut Runner, args: &EvalDetectOptions) -> anyhow::Result<
         runner.run_tensor(u64::from(i), input.clone(), (1, 1))?;
     }
     let tract_fps = f64::from(iterations) / t0.elapsed().as_secs_f64().max(1e-9);
+    let (tract_profile_ms, tract_ops) = runner.profile(&input, iterations as usize)?;
     let mut out = OrtComparison {
+        tract_profile_ms,
+        tract_ops,
         status: String::new(),
         threads: 1,
         iterations,

@@ -7,6 +7,11 @@
 //!   FFV1 and JPEG-LS (`med8k bench codec`).
 //! - [`detect`]: a model against the sample set's labels (AUROC) and its
 //!   speed, with tract against onnxruntime (`med8k eval detect`).
+//! - [`harness`]: `med8k bench`, every scenario on one page (terminal,
+//!   JSON, self-contained HTML, comparison with an older run).
+//! - [`heldout`]: anomaly kinds no model was fitted on, on generator frames
+//!   and real image content, and false alarms per minute
+//!   (`med8k eval detect --heldout`).
 //! - `benches/`: criterion benches of capture, codec and detection stage by
 //!   stage (`cargo bench -p med8k-benches`).
 //!
@@ -29,3 +34,5 @@
 
 pub mod codec;
 pub mod detect;
+pub mod harness;
+pub mod heldout;

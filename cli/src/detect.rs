@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use med8k_benches::detect::{EvalDetectOptions, eval_detect as eval_detect_report};
+use med8k_benches::heldout::{HeldoutOptions, eval_heldout, print_heldout};
 use med8k_detect::contract::InputSource;
 use med8k_detect::model::{Detection, Model};
 use med8k_detect::run::run_frames;
@@ -41,8 +42,25 @@ pub struct EvalDetectArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// The sample set directory (`med8k samples generate`).
-    #[arg(long)]
-    pub samples: PathBuf,
+    #[arg(long, required_unless_present = "heldout")]
+    pub samples: Option<PathBuf>,
+    /// Instead: the held-out evaluation (anomaly kinds no model was fitted on,
+    /// on generator frames and real fixture crops; false alarms per minute).
+    #[arg(long, conflicts_with = "samples")]
+    pub heldout: bool,
+    /// Held-out: generator seeds, `A..B` or `A..=B` (none used in fitting).
+    #[arg(long, default_value = "5000..5008", requires = "heldout")]
+    pub seeds: med8k_samples::dataset::Seeds,
+    /// Held-out: anomaly kinds, `held-out`, `dev`, `all` or names with commas.
+    #[arg(long, default_value = "held-out", requires = "heldout",
+          value_parser = crate::samples::parse_kind_list)]
+    pub kinds: crate::samples::KindList,
+    /// Held-out: crops of each real fixture's evaluation rows.
+    #[arg(long, default_value_t = 40, requires = "heldout")]
+    pub real: usize,
+    /// Held-out: seconds of contiguous normal video for false alarms per minute.
+    #[arg(long, default_value_t = 30, requires = "heldout")]
+    pub video_seconds: u32,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -201,9 +219,23 @@ fn line(d: &Detection) -> String {
 }
 
 pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
+    let Some(samples) = args.samples.clone() else {
+        let mut options = HeldoutOptions::new(args.model.clone());
+        options.seeds = args.seeds.0.clone();
+        options.kinds = args.kinds.0.clone();
+        options.real = args.real;
+        options.video_seconds = args.video_seconds;
+        let report = eval_heldout(&options, &mut |line| eprintln!("{line}"))?;
+        print_heldout(&report);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(Outcome::Done);
+    };
     let report = eval_detect_report(&EvalDetectOptions {
         model: args.model.clone(),
-        samples: args.samples.clone(),
+        samples,
         bench_iters: args.bench_iters,
     })?;
     let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
@@ -241,6 +273,17 @@ pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
             o.tract_frames_per_s, o.status
         ),
     }
+    let ops: Vec<String> = o
+        .tract_ops
+        .iter()
+        .take(6)
+        .map(|t| format!("{} x{} {:.2} ms", t.op, t.nodes, t.ms))
+        .collect();
+    println!(
+        "tract op profile ({:.2} ms a run): {}",
+        o.tract_profile_ms,
+        ops.join(", ")
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -280,20 +280,32 @@ fn export(a: &ExportArgs) -> anyhow::Result<Outcome> {
 
 /// Runs the model on the frame file (the detector's own input path).
 fn detect(model: &Path, input: &Path) -> anyhow::Result<Finding> {
-    use med8k_pipeline::input::{Input, InputSpec};
+    use med8k_pipeline::input::InputSpec;
     let model = med8k_detect::model::Model::load(model)
         .with_context(|| format!("model {}", model.display()))?;
     let mut runner = model.runner()?;
     let name = input.display().to_string();
-    let mut source = InputSpec::parse(&name, None)
+    let c = model.contract();
+    if c.input.source != med8k_detect::contract::InputSource::FrameYcbcr {
+        anyhow::bail!(
+            "model {}: it takes cubes, not endoscope frames",
+            model.path().display()
+        );
+    }
+    // The first picture of the file (a picture file, a raw frame or a
+    // stream), area-averaged to the model's input as every frame is.
+    let picture = InputSpec::parse(&name, None)
         .open("dicom")
-        .and_then(Input::into_source)
-        .with_context(|| format!("opening {name}"))?;
-    let frame = source
-        .frames()
+        .with_context(|| format!("opening {name}"))?
+        .pictures()
         .next()
         .with_context(|| format!("{name}: no frame"))??;
-    let d = runner.detect_frame(&frame)?;
+    let tensor = med8k_detect::input::picture_tensor(&picture, c.input.width(), c.input.height())?;
+    let d = runner.run_tensor(
+        0,
+        tensor,
+        (picture.width() as usize, picture.height() as usize),
+    )?;
     let c = model.contract();
     Ok(Finding {
         model: c.name.clone(),

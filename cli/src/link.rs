@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use med8k_link::bench::{BenchLinkOptions, DEFAULT_FRAME_KB, bench_link as run_bench};
+use med8k_link::bench::{
+    BenchClassesOptions, BenchLinkOptions, DEFAULT_FRAME_KB, bench_classes, bench_link as run_bench,
+};
 use med8k_link::fetch::{FetchEvent, FetchOptions};
 use med8k_link::mbps;
 use med8k_link::send::{SendEvent, SendOptions};
@@ -181,16 +183,17 @@ pub enum CongestionArg {
 /// `med8k bench link`.
 #[derive(Debug, clap::Args)]
 pub struct BenchLinkArgs {
-    /// Random loss probability per datagram, each direction (0..1).
-    #[arg(long)]
+    /// Random loss per datagram, each direction, in percent (0..=100):
+    /// `--loss 1` drops one datagram in a hundred.
+    #[arg(long, value_name = "PERCENT")]
     loss: Option<f64>,
     /// One-way delay in milliseconds, each direction (the round trip is twice it).
-    #[arg(long)]
+    #[arg(long, value_name = "MS")]
     delay: Option<u64>,
     /// Bandwidth cap in Mbit/s, each direction.
-    #[arg(long)]
+    #[arg(long, value_name = "MBPS")]
     rate: Option<f64>,
-    /// Seconds per phase.
+    /// Seconds per phase (per class with --classes).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Live frame size in KB (1000 bytes).
@@ -199,8 +202,8 @@ pub struct BenchLinkArgs {
     /// Pace frames at this rate instead of as fast as the link takes them.
     #[arg(long)]
     fps: Option<f64>,
-    /// Frames in flight at most when not paced (default: a round trip's
-    /// worth plus two, at least three).
+    /// Frames in flight at most when not paced (default: 3 on loopback;
+    /// through the relay, two round trips' worth at the cap plus three).
     #[arg(long)]
     window: Option<u32>,
     /// Live frame deadline in milliseconds.
@@ -209,6 +212,11 @@ pub struct BenchLinkArgs {
     /// Congestion controller for both phases.
     #[arg(long, value_enum, default_value_t = CongestionArg::Bbr)]
     congestion: CongestionArg,
+    /// Instead of the two phases, what arrives of an 8K stream on each link
+    /// class (in-hospital 5 Gbit/s; 150, 40 and 20 Mbit/s between
+    /// hospitals, with --loss (default 1) and --delay (default 20)).
+    #[arg(long, conflicts_with_all = ["rate", "frame_kb", "fps", "window"])]
+    classes: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -423,29 +431,48 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn bench_link(args: &BenchLinkArgs) -> anyhow::Result<Outcome> {
-    let options = BenchLinkOptions {
-        loss: args.loss,
-        delay: args.delay,
-        rate: args.rate,
-        seconds: args.seconds,
-        frame_kb: args.frame_kb,
-        fps: args.fps,
-        window: args.window,
-        deadline_ms: args.deadline_ms,
-        congestion: match args.congestion {
-            CongestionArg::Cubic => Congestion::Cubic,
-            CongestionArg::Bbr => Congestion::Bbr,
-            CongestionArg::Newreno => Congestion::NewReno,
-        },
+    let congestion = match args.congestion {
+        CongestionArg::Cubic => Congestion::Cubic,
+        CongestionArg::Bbr => Congestion::Bbr,
+        CongestionArg::Newreno => Congestion::NewReno,
     };
-    let report = run_bench(&options)?;
-    if let Some(e) = &report.ceiling_error {
-        eprintln!("med8k: warning: the plain quinn ceiling failed: {e}");
-    }
-    println!("{report}");
+    let json = if args.classes {
+        let mut options = BenchClassesOptions::default();
+        options.seconds = args.seconds;
+        options.deadline_ms = args.deadline_ms;
+        options.congestion = congestion;
+        if let Some(l) = args.loss {
+            options.loss_percent = l;
+        }
+        if let Some(d) = args.delay {
+            options.delay_ms = d;
+        }
+        let report = bench_classes(&options)?;
+        println!("{report}");
+        serde_json::to_vec_pretty(&report)?
+    } else {
+        let mut options = BenchLinkOptions::default();
+        options.loss_percent = args.loss;
+        options.delay = args.delay;
+        options.rate = args.rate;
+        options.seconds = args.seconds;
+        options.frame_kb = args.frame_kb;
+        options.fps = args.fps;
+        options.window = args.window;
+        options.deadline_ms = args.deadline_ms;
+        options.congestion = congestion;
+        let report = run_bench(&options)?;
+        if let Some(e) = &report.ceiling_error {
+            eprintln!("med8k: warning: the plain quinn ceiling failed: {e}");
+        }
+        if let Some(e) = &report.live_error {
+            eprintln!("med8k: warning: the live phase stopped: {e}");
+        }
+        println!("{report}");
+        serde_json::to_vec_pretty(&report)?
+    };
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Outcome::Done)
 }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod bench;
+mod bench_report;
 mod codec;
 mod colour;
 mod consent;
@@ -82,10 +83,14 @@ enum Command {
     /// The pathologist's desk: a specimen in the browser (loopback only,
     /// nothing on disk), and cut-out instructions sent back signed.
     View(view::ViewArgs),
-    /// Benchmarks on the recorded samples.
+    /// Benchmarks on the recorded samples: without a subcommand, every
+    /// scenario (surgeon, remote monitor, pathology, detection) in one report.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
         #[command(subcommand)]
-        command: BenchCommand,
+        command: Option<BenchCommand>,
+        #[command(flatten)]
+        args: bench_report::BenchArgs,
     },
     /// Run an ONNX anomaly model over a clip or a cube.
     Detect(detect::DetectArgs),
@@ -270,10 +275,16 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
             command: CodecCommand::Decode(args),
         } => codec::decode(&args),
         Command::Bench {
-            command: BenchCommand::Codec(args),
+            command: None,
+            args,
+        } => bench_report::bench(&args),
+        Command::Bench {
+            command: Some(BenchCommand::Codec(args)),
+            ..
         } => bench::bench_codec(&args),
         Command::Bench {
-            command: BenchCommand::Link(args),
+            command: Some(BenchCommand::Link(args)),
+            ..
         } => link::bench_link(&args),
         Command::Serve(args) => link::serve(&args),
         Command::Send(args) => link::send(&args),

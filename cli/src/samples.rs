@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use med8k_samples::anomalies::{self, Kind};
 use med8k_samples::dataset::{DatasetOptions, Seeds};
+use med8k_samples::real::Region;
 use med8k_samples::{GenerateOptions, Progress, SampleSet, Size};
 
 use crate::Outcome;
@@ -109,6 +111,33 @@ pub struct DatasetArgs {
     /// Skip the endoscope frames (cubes only).
     #[arg(long)]
     pub no_frames: bool,
+    /// Also write N crops of each real-image fixture (`real_inputs.npy`).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub real: usize,
+    /// Which rows of the fixtures the crops come from: `fit` (top 60 %) or `eval`.
+    #[arg(long, default_value = "fit", value_parser = parse_region)]
+    pub real_region: Region,
+    /// Paint these anomaly kinds into every normal frame and crop
+    /// (`altered_inputs.npy`): `all`, `held-out`, `dev` or names with commas.
+    #[arg(long, value_parser = parse_kind_list)]
+    pub kinds: Option<KindList>,
+}
+
+/// Anomaly kinds named on the command line.
+#[derive(Debug, Clone)]
+pub struct KindList(pub Vec<Kind>);
+
+/// `all`, `held-out`, `dev` or names separated by commas.
+pub fn parse_kind_list(s: &str) -> Result<KindList, String> {
+    anomalies::parse_kinds(s).map(KindList)
+}
+
+fn parse_region(s: &str) -> Result<Region, String> {
+    match s {
+        "fit" => Ok(Region::Fit),
+        "eval" => Ok(Region::Eval),
+        _ => Err(format!("`{s}` is not a region (fit or eval)")),
+    }
 }
 
 pub fn dataset(args: &DatasetArgs) -> anyhow::Result<Outcome> {
@@ -122,6 +151,9 @@ pub fn dataset(args: &DatasetArgs) -> anyhow::Result<Outcome> {
         cubes: args.cubes,
         tile: args.tile,
         no_frames: args.no_frames,
+        real: args.real,
+        real_region: args.real_region,
+        kinds: args.kinds.clone().map(|k| k.0).unwrap_or_default(),
     };
     let summary = med8k_samples::dataset::write(&options, &mut |line| eprintln!("{line}"))?;
     println!(

@@ -252,3 +252,93 @@ fn a_run_config_with_a_detect_stage_reports_its_figures() {
     assert!(analysed >= 1.0);
     assert!(tmp.path().join("ov").is_dir());
 }
+
+fn patch_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/endoscope-patch/med8k-endoscope-patch.onnx")
+}
+
+/// The held-out evaluation on one seed, two kinds (a held-out tissue kind and
+/// a held-out quality kind) and a second of normal video, with the contract-2
+/// reference model: every figure the report promises is there and in range.
+#[test]
+fn eval_heldout_reports_each_kind_and_false_alarms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("heldout.json");
+    let o = med8k(
+        tmp.path(),
+        &[
+            "eval",
+            "detect",
+            "--model",
+            s(&patch_model()),
+            "--heldout",
+            "--seeds",
+            "5000..5001",
+            "--kinds",
+            "clip,smoke",
+            "--real",
+            "2",
+            "--video-seconds",
+            "1",
+            "--json",
+            s(&report),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("held-out kinds") && text.contains("false alarms"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["negatives_real"], 6, "2 crops of each of the 3 fixtures");
+    let kinds = v["kinds"].as_array().unwrap();
+    let names: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(names, ["clip", "smoke"]);
+    for k in kinds {
+        assert_eq!(k["held_out"], true, "{k}");
+        for f in ["tissue_auroc", "quality_auroc", "either_auroc"] {
+            let a = k[f].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{f} {a}");
+        }
+    }
+    assert_eq!(kinds[1]["alarm"], "quality");
+    let fa = &v["false_alarms"];
+    assert!(fa["normal_frames"].as_u64().unwrap() > 0, "{fa}");
+    assert!(fa["either_frames"].as_u64().unwrap() <= fa["normal_frames"].as_u64().unwrap());
+}
+
+#[test]
+fn eval_heldout_refuses_a_cube_model_and_unknown_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = med8k(
+        tmp.path(),
+        &[
+            "eval",
+            "detect",
+            "--model",
+            s(&fixture("tiny-cube.onnx")),
+            "--heldout",
+        ],
+    );
+    assert_one_line_error(&o, &["--heldout", "frame-ycbcr"]);
+    let o = med8k(
+        tmp.path(),
+        &[
+            "eval",
+            "detect",
+            "--model",
+            s(&patch_model()),
+            "--heldout",
+            "--kinds",
+            "scalpel",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown anomaly kind `scalpel`"),
+        "{}",
+        stderr(&o)
+    );
+}

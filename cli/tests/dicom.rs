@@ -276,3 +276,55 @@ fn bad_input_and_a_down_pacs_are_one_line_errors_and_nothing_is_lost() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+/// A frame file (a PPM, as a grab from the monitor would be) with the
+/// endoscope model: the VL Endoscopic image and the SR of the detector's
+/// result; a cube model on a frame is a one-line error.
+#[test]
+fn a_frame_exports_with_the_detectors_report() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let (w, h) = (320usize, 180usize);
+    let mut ppm = format!("P6\n{w} {h}\n255\n").into_bytes();
+    for y in 0..h {
+        for x in 0..w {
+            let lesion = (100..140).contains(&x) && (60..100).contains(&y);
+            ppm.extend(if lesion { [40, 200, 60] } else { [190, 90, 80] });
+        }
+    }
+    std::fs::write(dir.join("grab.ppm"), ppm).unwrap();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let model = models.join("endoscope/med8k-endoscope-gauss.onnx");
+    let out = ok(&med8k(
+        dir,
+        &[
+            "dicom",
+            "export",
+            "--in",
+            "grab.ppm",
+            "--out",
+            "e",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("detector med8k-endoscope-gauss"), "{out}");
+    let sr = std::fs::read(dir.join("e/grab.detection-sr.dcm")).unwrap();
+    assert!(String::from_utf8_lossy(&sr).contains("med8k-endoscope-gauss"));
+    assert!(dir.join("e/grab.endoscopic.dcm").exists());
+    let cube_model = models.join("rx/med8k-rx-7band.onnx");
+    let o = med8k(
+        dir,
+        &[
+            "dicom",
+            "export",
+            "--in",
+            "grab.ppm",
+            "--out",
+            "f",
+            "--model",
+            cube_model.to_str().unwrap(),
+        ],
+    );
+    assert_one_line_error(&o, &["takes cubes"]);
+}

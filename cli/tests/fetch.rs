@@ -369,7 +369,14 @@ fn a_revoked_consent_closes_the_session(dir: &Path, card: &Card, patient: &Patie
         "recv2",
     ));
     assert_eq!(line, "permitted\n");
-    std::thread::sleep(Duration::from_millis(700));
+    // Revoke once a frame has been stored (a coded frame is larger than the
+    // sequence's buffer, so it reaches the file), not after a fixed wait.
+    let stored = dir.join("recv2/jp.hospital-a.m8ks");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&stored).map_or(0, |m| m.len()) <= 5 {
+        assert!(Instant::now() < deadline, "no frame stored in 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let revoked = Instant::now();
     revoke(dir, card);
     let o = child.wait_with_output().unwrap();

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -254,7 +255,7 @@ fn send_reconnects_when_the_receiver_restarts() {
             "--config",
             "site-a-fast.toml",
             "--source",
-            "videotestsrc num-buffers=80 ! video/x-raw,format=I420,width=64,height=64,framerate=20/1",
+            "videotestsrc num-buffers=120 ! video/x-raw,format=I420,width=64,height=64,framerate=20/1",
             "--lossless",
             "--fps",
             "20",
@@ -264,7 +265,22 @@ fn send_reconnects_when_the_receiver_restarts() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Its output, line by line, as it comes (the capture runs while it
+    // connects, so a fixed wait raced a slow connection on a loaded machine).
+    let lines = lines_of(send.stdout.take().unwrap());
+    let mut out = String::new();
+    let connected = Instant::now() + Duration::from_secs(30);
+    while !out.contains("connected to") {
+        let left = connected.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => out.push_str(&line),
+            Err(_) => {
+                let _ = send.kill();
+                let sent = send.wait_with_output().unwrap();
+                panic!("send never connected: {out}{}", stderr(&sent));
+            }
+        }
+    }
     // The receiver goes away without a word, and comes back on the same port.
     drop(first);
     let second = Serve::start(dir, &addr, "site-b.toml", &["--links", "1"]);
@@ -275,10 +291,10 @@ fn send_reconnects_when_the_receiver_restarts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let sent = send.wait_with_output().unwrap();
+    out.extend(lines.iter());
     assert!(sent.status.success(), "{}", stderr(&sent));
-    let out = stdout(&sent);
     assert!(out.contains("reconnected to"), "{out}");
-    assert!(out.contains("80 frame(s) captured"), "{out}");
+    assert!(out.contains("120 frame(s) captured"), "{out}");
     assert!(out.contains("1 reconnect(s)"), "{out}");
 
     let served = second.wait(Duration::from_secs(20));
@@ -295,6 +311,27 @@ fn send_reconnects_when_the_receiver_restarts() {
         frames > 10,
         "the restarted receiver got {frames} frames: {report}"
     );
+}
+
+/// The lines `from` writes, each with its newline, as they come; the
+/// channel closes at its end.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        loop {
+            let mut line = String::new();
+            match from.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 #[test]

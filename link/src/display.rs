@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use med8k_capture::{GstSink, SinkOptions};
-use med8k_detect::overlay::{self, STALE_FRAMES, UnitRect};
+use med8k_detect::overlay::{self, Alarms, STALE_FRAMES, UnitRect};
 use med8k_media::frame::{PixelFormat, VideoFrame};
 use med8k_media::picture::{Layout, Picture};
 use med8k_transport::proto::FrameMeta;
@@ -24,7 +24,7 @@ use med8k_transport::proto::FrameMeta;
 struct Marks {
     seq: u64,
     rects: Vec<UnitRect>,
-    anomalous: bool,
+    alarms: Alarms,
 }
 
 /// A sink opened on the first frame.
@@ -63,7 +63,10 @@ impl Display {
                     h: b.h,
                 })
                 .collect(),
-            anomalous: meta.score > meta.threshold,
+            alarms: Alarms {
+                anomalous: meta.score > meta.threshold,
+                quality: meta.quality.is_some_and(|q| q.value > q.threshold),
+            },
         });
     }
 
@@ -94,7 +97,7 @@ impl Display {
             .as_ref()
             .filter(|m| m.seq.abs_diff(link_seq) <= STALE_FRAMES)
         {
-            overlay::draw(&mut pic, &m.rects, m.anomalous);
+            overlay::draw(&mut pic, &m.rects, m.alarms);
         }
         Ok(pic)
     }
@@ -186,6 +189,7 @@ mod tests {
                 score,
                 class: 0,
             }],
+            quality: None,
         }
     }
 

@@ -18,7 +18,9 @@
 //!   frames on a monitor, and offer a source to permitted sessions.
 //! - [`fetch`]: a physician's pull of a patient's data through the gate.
 //! - [`bench`]: goodput and frame latency on loopback against a plain quinn
-//!   ceiling, through the impairment relay.
+//!   ceiling, through the impairment relay; what arrives on each link class.
+//! - [`plan`]: the 8K stream a sender chooses for a measured path (the
+//!   rate-controlled wavelet stream, or AV1 of a downscaled picture).
 //!
 //! The server's gate comes from the site configuration:
 //! - [`site::GateKind::Consent`]: the consent gate; [`fetch`] presents the
@@ -53,6 +55,7 @@ pub mod gate;
 pub mod instructions;
 mod overlay;
 pub mod pacs;
+pub mod plan;
 pub mod send;
 pub mod serve;
 pub mod site;
@@ -161,9 +164,13 @@ pub fn frame_header(pic: &Picture, lossless: bool, payload: &[u8], capture_us: u
     }
 }
 
-/// Counts lost sequence numbers in loss reports.
+/// Counts lost sequence numbers in loss reports (saturating: a report is
+/// the peer's word, and the session only checks it against what was sent).
 pub fn count_lost(ranges: &[proto::SeqRange]) -> u64 {
-    ranges.iter().map(|r| r.last - r.first + 1).sum()
+    ranges
+        .iter()
+        .map(|r| r.count())
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Megabits per second.

@@ -219,7 +219,8 @@ pub fn serve(
     on: &mut (dyn FnMut(ServeEvent) + Send),
 ) -> anyhow::Result<ServeSummary> {
     let config = SiteConfig::load(&args.config)?;
-    let mut capabilities = Capabilities::RECEIVE_LIVE | Capabilities::RECEIVE_OBJECTS;
+    let mut capabilities =
+        Capabilities::RECEIVE_LIVE | Capabilities::RECEIVE_OBJECTS | Capabilities::QUALITY;
     let offer = match &args.source {
         Some(source) => {
             if !(args.fps > 0.0 && args.fps <= 1000.0) {
@@ -786,6 +787,9 @@ fn meta_json(m: &FrameMeta) -> serde_json::Value {
         "score": m.score,
         "threshold": m.threshold,
         "anomalous": m.score > m.threshold,
+        "quality": m.quality.map(|q| q.value),
+        "quality_threshold": m.quality.map(|q| q.threshold),
+        "quality_alarm": m.quality.is_some_and(|q| q.value > q.threshold),
         "boxes": boxes,
     })
 }

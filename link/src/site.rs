@@ -24,6 +24,10 @@
 //! max_frame_mb = 64              # largest frame accepted
 //! max_concurrent_frames = 16     # frame streams in flight
 //! idle_timeout_ms = 10000
+//! max_links = 32                 # serve: links at once
+//! max_links_per_facility = 8     # serve: links of one facility at once
+//! frame_budget_mb = 128          # live frames one link holds at most
+//! total_frame_budget_mb = 512    # serve: live frames all links hold
 //!
 //! [gate]                         # optional; see below
 //! kind = "allow-authenticated"   # or "consent"
@@ -170,6 +174,14 @@ pub struct LinkSettings {
     pub max_concurrent_frames: Option<u32>,
     /// Idle timeout, milliseconds.
     pub idle_timeout_ms: Option<u64>,
+    /// Server: links held at once.
+    pub max_links: Option<usize>,
+    /// Server: links of one facility held at once.
+    pub max_links_per_facility: Option<usize>,
+    /// Live frame bytes one link holds at most, MiB.
+    pub frame_budget_mb: Option<u64>,
+    /// Server: live frame bytes all links hold together, MiB.
+    pub total_frame_budget_mb: Option<u64>,
 }
 
 /// A congestion controller by name.
@@ -429,6 +441,21 @@ impl SiteConfig {
                 "[link] max_concurrent_frames: must be at least 1".into(),
             ));
         }
+        for (key, v) in [
+            ("max_links", link.max_links.map(|n| n as u64)),
+            (
+                "max_links_per_facility",
+                link.max_links_per_facility.map(|n| n as u64),
+            ),
+            ("frame_budget_mb", link.frame_budget_mb),
+            ("total_frame_budget_mb", link.total_frame_budget_mb),
+        ] {
+            if let Some(v) = v
+                && !(1..=1 << 20).contains(&v)
+            {
+                return Err(invalid(format!("[link] {key}: {v} is outside 1..=1048576")));
+            }
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         let gate = file.gate.kind;
         let consent = match gate {
@@ -518,6 +545,18 @@ impl SiteConfig {
         }
         if let Some(ms) = link.idle_timeout_ms {
             config = config.with_idle_timeout(Duration::from_millis(ms));
+        }
+        if let Some(n) = link.max_links {
+            config = config.with_max_links(n);
+        }
+        if let Some(n) = link.max_links_per_facility {
+            config = config.with_max_links_per_facility(n);
+        }
+        if let Some(mb) = link.frame_budget_mb {
+            config = config.with_frame_buffer_budget(mb << 20);
+        }
+        if let Some(mb) = link.total_frame_budget_mb {
+            config = config.with_total_frame_budget(mb << 20);
         }
         config
     }

@@ -133,6 +133,12 @@ impl GstSink {
         })
     }
 
+    /// The element named `name` in the sink's pipeline, to attach a probe or
+    /// an `appsink` callback (a benchmark reading frames back at the glass).
+    pub fn element(&self, name: &str) -> Option<gst::Element> {
+        self.pipeline.by_name(name)
+    }
+
     /// Frames pushed so far, and how many of them went without a copy.
     pub fn pushed(&self) -> (u64, u64) {
         (self.pushed, self.zero_copy)

@@ -2,25 +2,34 @@
 //! returns, checked before tract sees a byte of the graph.
 //!
 //! ```json
-//! {"contract": 1, "name": "med8k-endoscope-gauss", "version": "1.0.0", "sha256": "<hex>",
+//! {"contract": 2, "name": "med8k-endoscope-gauss", "version": "1.0.0", "sha256": "<hex>",
 //!  "input": {"name": "input", "shape": [1,3,144,256], "layout": "NCHW",
 //!            "source": "frame-ycbcr", "mean": [0.5,0.5,0.5], "std": [0.25,0.25,0.25]},
 //!  "outputs": {"score": {"name": "score", "shape": [1]},
-//!              "map": {"name": "map", "shape": [1,1,144,256]}},
-//!  "threshold": {"score": 0.5, "map": 0.5},
+//!              "map": {"name": "map", "shape": [1,1,144,256]},
+//!              "quality": {"name": "quality", "shape": [1]}},
+//!  "threshold": {"score": 0.5, "map": 0.5, "quality": 4.0},
 //!  "bands_nm": null, "description": "...", "card": "MODEL_CARD.md"}
 //! ```
 //!
 //! A sidecar that is missing, malformed, for other bytes (SHA-256) or
 //! inconsistent is refused with a [`ContractError`] that says why.
+//!
+//! Versions: contract 2 adds the image-quality alarm (an optional `quality`
+//! output, one value, higher = the picture is less trustworthy, with its own
+//! `threshold.quality`). This engine reads contract 1 sidecars unchanged (a
+//! model without a quality alarm); a contract 1 sidecar that names a quality
+//! output is refused, as is any version above 2.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The contract version this engine reads.
-pub const CONTRACT_VERSION: u32 = 1;
+/// The contract version this engine writes and reads.
+pub const CONTRACT_VERSION: u32 = 2;
+/// The oldest contract version this engine still reads (no quality alarm).
+pub const OLDEST_CONTRACT_VERSION: u32 = 1;
 
 /// Where the model's input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +97,10 @@ pub struct OutputsSpec {
     /// `[1,1,h,w]` anomaly map, higher = more anomalous (optional).
     #[serde(default)]
     pub map: Option<TensorSpec>,
+    /// One value: the image-quality alarm, higher = the picture is less
+    /// trustworthy (defocus, blur, smoke, glare, exposure); contract 2, optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<TensorSpec>,
 }
 
 /// `threshold` of the sidecar.
@@ -99,6 +112,10 @@ pub struct Thresholds {
     /// Map cells above this make boxes (required when the model has a map).
     #[serde(default)]
     pub map: Option<f32>,
+    /// A quality value above this raises the image-quality alarm (required
+    /// when the model has a quality output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<f32>,
 }
 
 /// A parsed and checked sidecar.
@@ -157,7 +174,9 @@ pub enum ContractError {
         message: String,
     },
     /// A contract version this engine does not read.
-    #[error("contract version {found} is not supported (this engine reads {CONTRACT_VERSION})")]
+    #[error(
+        "contract version {found} is not supported (this engine reads {OLDEST_CONTRACT_VERSION} to {CONTRACT_VERSION})"
+    )]
     Version {
         /// The version in the sidecar.
         found: u32,
@@ -241,7 +260,7 @@ impl Contract {
 
     /// Check every rule of the contract that needs no model bytes.
     pub fn validate(&self) -> Result<(), ContractError> {
-        if self.contract != CONTRACT_VERSION {
+        if !(OLDEST_CONTRACT_VERSION..=CONTRACT_VERSION).contains(&self.contract) {
             return Err(ContractError::Version {
                 found: self.contract,
             });
@@ -362,6 +381,54 @@ impl Contract {
                 Some(_) => {}
             }
         }
+        match (&self.outputs.quality, self.threshold.quality) {
+            (Some(_), _) | (None, Some(_)) if self.contract < 2 => {
+                return Err(invalid(
+                    "outputs.quality",
+                    format!(
+                        "the image-quality alarm needs contract 2, this sidecar says contract {}",
+                        self.contract
+                    ),
+                ));
+            }
+            (Some(q), t) => {
+                let taken = [&input.name, &score.name];
+                if q.name.is_empty()
+                    || taken.contains(&&q.name)
+                    || self.outputs.map.as_ref().is_some_and(|m| m.name == q.name)
+                {
+                    return Err(invalid(
+                        "outputs.quality.name",
+                        format!("`{}` is empty or taken", q.name),
+                    ));
+                }
+                if q.shape.iter().product::<usize>() != 1 {
+                    return Err(invalid(
+                        "outputs.quality.shape",
+                        format!("{:?} is not a single value", q.shape),
+                    ));
+                }
+                match t {
+                    None => {
+                        return Err(invalid(
+                            "threshold.quality",
+                            "required with a quality output",
+                        ));
+                    }
+                    Some(t) if !t.is_finite() => {
+                        return Err(invalid("threshold.quality", format!("{t} is not finite")));
+                    }
+                    Some(_) => {}
+                }
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "threshold.quality",
+                    "given, but the model has no quality output",
+                ));
+            }
+            (None, None) => {}
+        }
         if !self.threshold.score.is_finite() {
             return Err(invalid(
                 "threshold.score",
@@ -433,7 +500,8 @@ mod tests {
     fn each_rule_names_its_field() {
         let good = sample(&sha256_hex(b""));
         let cases = [
-            ("\"contract\": 1", "\"contract\": 2", "version 2"),
+            ("\"contract\": 1", "\"contract\": 3", "version 3"),
+            ("\"contract\": 1", "\"contract\": 0", "version 0"),
             ("[1,3,8,16]", "[1,4,8,16]", "input.shape"),
             ("[1,3,8,16]", "[2,3,8,16]", "input.shape"),
             ("\"NCHW\"", "\"NHWC\"", "input.layout"),
@@ -458,6 +526,59 @@ mod tests {
         assert!(e.contains("64 hex digits"), "{e}");
         let e = parse("{").unwrap_err().to_string();
         assert!(e.starts_with("m.json: EOF"), "{e}");
+    }
+
+    #[test]
+    fn contract_2_adds_a_quality_alarm_and_contract_1_still_reads() {
+        let v1 = sample(&sha256_hex(b""));
+        let c = parse(&v1).unwrap();
+        assert_eq!((c.contract, c.outputs.quality.clone()), (1, None));
+        let v2 = v1
+            .replacen("\"contract\": 1", "\"contract\": 2", 1)
+            .replace(
+                "\"shape\": [1,1,8,16]}}",
+                "\"shape\": [1,1,8,16]}, \"quality\": {\"name\": \"quality\", \"shape\": [1,1]}}",
+            )
+            .replace("\"map\": 0.25}", "\"map\": 0.25, \"quality\": 3.5}");
+        let c = parse(&v2).unwrap();
+        assert_eq!(
+            c.outputs.quality.as_ref().map(|q| q.name.as_str()),
+            Some("quality")
+        );
+        assert_eq!(c.threshold.quality, Some(3.5));
+        // Written back, it reads the same.
+        assert_eq!(parse(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+        let cases = [
+            // A quality alarm under contract 1 is refused, saying why.
+            ("\"contract\": 2", "\"contract\": 1", "needs contract 2"),
+            (", \"quality\": 3.5", "", "threshold.quality"),
+            ("\"quality\": 3.5", "\"quality\": NaN", "m.json"),
+            ("[1,1]}", "[2]}", "outputs.quality.shape"),
+            (
+                "\"name\": \"quality\"",
+                "\"name\": \"score\"",
+                "outputs.quality.name",
+            ),
+            (
+                "\"name\": \"quality\"",
+                "\"name\": \"map\"",
+                "outputs.quality.name",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = v2.replacen(from, to, 1);
+            assert_ne!(text, v2, "{from}");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        // A threshold without the output.
+        let e = parse(
+            &v1.replacen("\"contract\": 1", "\"contract\": 2", 1)
+                .replace("\"map\": 0.25}", "\"map\": 0.25, \"quality\": 1}"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no quality output"), "{e}");
     }
 
     #[test]

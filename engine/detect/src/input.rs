@@ -41,8 +41,10 @@ pub enum InputError {
         "pixel format {0} has no Y'CbCr planes; model inputs need I422_10LE, v210, I420 or I420_10LE"
     )]
     UnsupportedFormat(PixelFormat),
-    /// A picture layout with no Y'CbCr planes (gray, RGB, spectral bands).
-    #[error("picture layout {0} has no Y'CbCr planes; model inputs need yuv422 or yuv420")]
+    /// A picture layout a frame model cannot read (spectral bands).
+    #[error(
+        "picture layout {0} is not a frame; frame models read yuv422, yuv420, rgb, rgba or gray"
+    )]
     UnsupportedLayout(Layout),
     /// A zero-sized output or source.
     #[error("cannot make a {out_width}x{out_height} input from a {width}x{height} source")]
@@ -275,18 +277,40 @@ pub fn ycbcr_sums<T: Sample>(
     ))
 }
 
-/// The model input of a codec [`Picture`] of layout `yuv422` or `yuv420`:
-/// planar `3 × out_h × out_w`, as [`frame_tensor`] (a picture made by
-/// [`Picture::from_frame`] gives the frame's tensor).
+/// The model input of a codec [`Picture`]: planar `3 × out_h × out_w`, as
+/// [`frame_tensor`] (a picture made by [`Picture::from_frame`] gives the
+/// frame's tensor). `yuv422` and `yuv420` are read as they are; `rgb`,
+/// `rgba` and `gray` pictures (a PNG of a frame) are first converted as a
+/// camera's encoder would: BT.709, 10-bit limited range, 4:4:4.
 pub fn picture_tensor(pic: &Picture, out_w: usize, out_h: usize) -> Result<Vec<f32>, InputError> {
     Ok(picture_sums(pic, out_w, out_h)?.tensor())
 }
 
-/// The exact sums behind [`picture_tensor`]; other layouts are an
+/// The exact sums behind [`picture_tensor`]; spectral layouts are an
 /// [`InputError::UnsupportedLayout`].
 pub fn picture_sums(pic: &Picture, out_w: usize, out_h: usize) -> Result<AreaSums, InputError> {
     let chroma_shift = match pic.layout() {
         Layout::Yuv422 | Layout::Yuv420 => pic.layout().subsampling(1),
+        Layout::Rgb | Layout::Rgba | Layout::Gray => {
+            let [y, cb, cr] = bt709_planes(pic);
+            let plane = |data| Plane {
+                data,
+                stride: pic.width() as usize,
+            };
+            return ycbcr_sums(
+                &YCbCrPlanes {
+                    width: pic.width() as usize,
+                    height: pic.height() as usize,
+                    bit_depth: 10,
+                    chroma_shift: (0, 0),
+                    y: plane(&y[..]),
+                    cb: plane(&cb[..]),
+                    cr: plane(&cr[..]),
+                },
+                out_w,
+                out_h,
+            );
+        }
         other => return Err(InputError::UnsupportedLayout(other)),
     };
     let plane = |p: usize| Plane {
@@ -306,6 +330,35 @@ pub fn picture_sums(pic: &Picture, out_w: usize, out_h: usize) -> Result<AreaSum
         out_w,
         out_h,
     )
+}
+
+/// An RGB(A) or grey picture as 10-bit limited-range BT.709 Y'CbCr planes at
+/// full resolution (`Y' = 64 + 876·E'y`, `C = 512 + 896·E'c`).
+fn bt709_planes(pic: &Picture) -> [Vec<u16>; 3] {
+    let n = pic.width() as usize * pic.height() as usize;
+    let full = f64::from((1u32 << pic.bit_depth()) - 1);
+    let planes = pic.planes();
+    let grey = pic.layout() == Layout::Gray;
+    let code = |v: f64, lo: f64, span: f64| (lo + span * v).round().clamp(0.0, 1023.0) as u16;
+    let mut out = [vec![0u16; n], vec![0u16; n], vec![0u16; n]];
+    let [y, cb, cr] = &mut out;
+    y.par_iter_mut()
+        .zip(cb.par_iter_mut())
+        .zip(cr.par_iter_mut())
+        .enumerate()
+        .for_each(|(i, ((y, cb), cr))| {
+            let at = |p: usize| f64::from(planes[p][i]) / full;
+            let (r, g, b) = if grey {
+                (at(0), at(0), at(0))
+            } else {
+                (at(0), at(1), at(2))
+            };
+            let luma = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+            *y = code(luma, 64.0, 876.0);
+            *cb = code((b - luma) / 1.8556, 512.0, 896.0);
+            *cr = code((r - luma) / 1.5748, 512.0, 896.0);
+        });
+    out
 }
 
 /// The model input of a frame: planar `3 × height × width` (Y', Cb, Cr),
@@ -625,11 +678,40 @@ mod tests {
                 assert_eq!(sums.sums.len(), 3 * w * h);
             }
         }
-        let gray = Picture::zeroed(Layout::Gray, 4, 4, 8).unwrap();
+        let bands = Picture::zeroed(Layout::Bands(7), 4, 4, 16).unwrap();
         assert_eq!(
-            picture_tensor(&gray, 2, 2),
-            Err(InputError::UnsupportedLayout(Layout::Gray))
+            picture_tensor(&bands, 2, 2),
+            Err(InputError::UnsupportedLayout(Layout::Bands(7)))
         );
+    }
+
+    /// RGB pictures meet the model as a BT.709 camera delivers them: the
+    /// 100% colour bars' 10-bit codes of SMPTE RP 219 (Y', Cb, Cr).
+    #[test]
+    fn rgb_pictures_are_read_as_bt709_colour_bars() {
+        let bars = [
+            ([255, 255, 255], [940, 512, 512]),
+            ([0, 0, 0], [64, 512, 512]),
+            ([255, 0, 0], [250, 409, 960]),
+            ([0, 255, 0], [691, 167, 105]),
+            ([0, 0, 255], [127, 960, 471]),
+            ([255, 255, 0], [877, 64, 553]),
+        ];
+        for (rgb, codes) in bars {
+            let mut pic = Picture::zeroed(Layout::Rgb, 2, 2, 8).unwrap();
+            for (plane, v) in pic.planes_mut().iter_mut().zip(rgb) {
+                plane.fill(v);
+            }
+            let t = picture_tensor(&pic, 1, 1).unwrap();
+            let got: Vec<i64> = t.iter().map(|v| (v * 1023.0).round() as i64).collect();
+            for (g, want) in got.iter().zip(codes) {
+                assert!((g - want).abs() <= 1, "{rgb:?}: {got:?} against {codes:?}");
+            }
+        }
+        let mut gray = Picture::zeroed(Layout::Gray, 2, 2, 8).unwrap();
+        gray.planes_mut()[0].fill(255);
+        let t = picture_tensor(&gray, 1, 1).unwrap();
+        assert_eq!(t, vec![940.0 / 1023.0, 512.0 / 1023.0, 512.0 / 1023.0]);
     }
 
     #[test]

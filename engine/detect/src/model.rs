@@ -122,6 +122,19 @@ pub struct Detection {
     pub map_height: usize,
     /// Connected components (4-neighbour) of map cells above `threshold.map`.
     pub boxes: Vec<BoundingBox>,
+    /// The image-quality value (contract 2 models with a `quality` output):
+    /// higher = the picture is less trustworthy.
+    pub quality: Option<f32>,
+    /// `quality > threshold.quality`: the frame cannot be trusted (defocus,
+    /// blur, smoke, glare, exposure); false without a quality output.
+    pub quality_alarm: bool,
+}
+
+impl Detection {
+    /// Either alarm: tissue anomaly or image quality.
+    pub fn alarm(&self) -> bool {
+        self.anomalous || self.quality_alarm
+    }
 }
 
 /// A whole cube, tile by tile.
@@ -156,6 +169,8 @@ struct Inner {
     path: PathBuf,
     plan: Plan,
     has_map: bool,
+    /// Index of the quality output among the plan's outputs.
+    quality_output: Option<usize>,
 }
 
 /// A loaded model; cheap to clone (the plan is shared).
@@ -231,6 +246,8 @@ impl Model {
         let mut outlets = Vec::new();
         let mut wanted = vec![&contract.outputs.score];
         wanted.extend(contract.outputs.map.as_ref());
+        let quality_output = contract.outputs.quality.as_ref().map(|_| wanted.len());
+        wanted.extend(contract.outputs.quality.as_ref());
         for spec in &wanted {
             let outlet = model
                 .find_outlet_label(&spec.name)
@@ -259,6 +276,7 @@ impl Model {
         Ok(Model {
             inner: Arc::new(Inner {
                 has_map: contract.outputs.map.is_some(),
+                quality_output,
                 contract,
                 path: path.to_path_buf(),
                 plan,
@@ -425,6 +443,19 @@ impl Runner {
             }
             None => (None, 0, 0, Vec::new()),
         };
+        let quality = match inner.quality_output {
+            Some(i) => Some(
+                view(i)?
+                    .first()
+                    .copied()
+                    .ok_or_else(|| ModelError::Run("empty quality".into()))?,
+            ),
+            None => None,
+        };
+        let quality_alarm = match (quality, c.threshold.quality) {
+            (Some(q), Some(t)) => q > t,
+            _ => false,
+        };
         Ok(Detection {
             seq,
             score,
@@ -433,7 +464,72 @@ impl Runner {
             map_width,
             map_height,
             boxes,
+            quality,
+            quality_alarm,
         })
+    }
+}
+
+/// Time spent in one kind of operator of the optimised plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpTime {
+    /// tract's operator name (after optimisation: `Conv`, `OptMatMul`, ...).
+    pub op: String,
+    /// Nodes of that operator in the plan.
+    pub nodes: usize,
+    /// Mean milliseconds per run, all those nodes together.
+    pub ms: f64,
+}
+
+impl Runner {
+    /// tract's op profile: `runs` runs of the plan on `tensor` (before the
+    /// sidecar's mean/std, as [`Runner::run_tensor`] takes it), each node
+    /// timed, summed by operator, slowest first; and the mean milliseconds
+    /// per whole run.
+    pub fn profile(
+        &mut self,
+        tensor: &[f32],
+        runs: usize,
+    ) -> Result<(f64, Vec<OpTime>), ModelError> {
+        let c = &self.model.inner.contract;
+        let (ch, h, w) = (c.input.channels(), c.input.height(), c.input.width());
+        if tensor.len() != ch * h * w {
+            return Err(ModelError::InputLength {
+                got: tensor.len(),
+                need: ch * h * w,
+            });
+        }
+        let input = Tensor::from_shape(&[1, ch, h, w], tensor)
+            .map_err(|e| ModelError::Run(one_line(&e)))?;
+        let mut by_node: std::collections::BTreeMap<usize, (String, f64)> = Default::default();
+        let started = std::time::Instant::now();
+        for _ in 0..runs.max(1) {
+            self.state
+                .run_plan_with_eval(tvec!(input.clone().into()), |s, op_state, node, inputs| {
+                    let t = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(s, op_state, node, inputs);
+                    let e = by_node
+                        .entry(node.id)
+                        .or_insert_with(|| (node.op().name().to_string(), 0.0));
+                    e.1 += t.elapsed().as_secs_f64();
+                    r
+                })
+                .map_err(|e| ModelError::Run(one_line(&e)))?;
+        }
+        let runs = runs.max(1) as f64;
+        let total_ms = 1e3 * started.elapsed().as_secs_f64() / runs;
+        let mut by_op: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+        for (op, t) in by_node.into_values() {
+            let e = by_op.entry(op).or_default();
+            e.0 += 1;
+            e.1 += 1e3 * t / runs;
+        }
+        let mut ops: Vec<OpTime> = by_op
+            .into_iter()
+            .map(|(op, (nodes, ms))| OpTime { op, nodes, ms })
+            .collect();
+        ops.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok((total_ms, ops))
     }
 }
 

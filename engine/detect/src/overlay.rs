@@ -1,6 +1,7 @@
 //! What the model saw, for a person: a reduced RGB copy of the frame with the
-//! detection's boxes outlined in green and, when the frame is anomalous, a red
-//! border; written as PNG through [`med8k_media::imageio`]. [`draw`] puts the same
+//! detection's boxes outlined in green, a red border when the frame is
+//! anomalous and an amber one (inside the red) when the image-quality alarm is
+//! raised (the picture cannot be trusted); written as PNG through [`med8k_media::imageio`]. [`draw`] puts the same
 //! marks on a full picture in place, for the monitor (`med8k serve --sink`
 //! draws the boxes that arrive with the frames).
 //!
@@ -23,6 +24,28 @@ pub const STALE_FRAMES: u64 = 30;
 pub const BOX_RGB: [u16; 3] = [0, 255, 0];
 /// Border colour of an anomalous frame.
 pub const ANOMALY_RGB: [u16; 3] = [255, 0, 0];
+/// Border colour of a frame whose image-quality alarm is raised.
+pub const QUALITY_RGB: [u16; 3] = [255, 176, 0];
+
+/// The two alarms of a result, as drawn: a red border for a tissue anomaly,
+/// an amber one (inside the red when both) for image quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Alarms {
+    /// The tissue-anomaly alarm (`Detection::anomalous`).
+    pub anomalous: bool,
+    /// The image-quality alarm (`Detection::quality_alarm`).
+    pub quality: bool,
+}
+
+impl Alarms {
+    /// A detection's alarms.
+    pub fn of(d: &Detection) -> Alarms {
+        Alarms {
+            anomalous: d.anomalous,
+            quality: d.quality_alarm,
+        }
+    }
+}
 
 /// Widest overlay PNG (a preview of an 8K frame at 1/4 scale).
 pub const MAX_PREVIEW_WIDTH: u32 = 1920;
@@ -99,7 +122,7 @@ pub fn preview_of_input(
     draw(
         &mut pic,
         &unit_rects(detection, fw, fh),
-        detection.anomalous,
+        Alarms::of(detection),
     );
     Ok(pic)
 }
@@ -134,12 +157,22 @@ pub fn unit_rects(detection: &Detection, frame_width: u32, frame_height: u32) ->
 }
 
 /// The rectangles to outline on a `w × h` image, in pixels, with their colours.
-fn marks(w: u32, h: u32, rects: &[UnitRect], anomalous: bool) -> Vec<(Rect, [u16; 3])> {
+fn marks(w: u32, h: u32, rects: &[UnitRect], alarms: Alarms) -> Vec<(Rect, [u16; 3])> {
     let edge = |v: f32, size: u32, up: bool| {
         let v = f64::from(v.clamp(0.0, 1.0)) * f64::from(size);
         (if up { v.ceil() } else { v.floor() }) as u32
     };
-    let border = anomalous.then_some(((0, 0, w, h), ANOMALY_RGB));
+    let border = alarms.anomalous.then_some(((0, 0, w, h), ANOMALY_RGB));
+    let inset = if alarms.anomalous { thickness(w) } else { 0 };
+    let quality = alarms.quality.then_some((
+        (
+            inset,
+            inset,
+            w.saturating_sub(2 * inset).max(1),
+            h.saturating_sub(2 * inset).max(1),
+        ),
+        QUALITY_RGB,
+    ));
     let boxes = rects.iter().map(|r| {
         let (x0, y0) = (edge(r.x, w, false), edge(r.y, h, false));
         let (x1, y1) = (edge(r.x + r.w, w, true), edge(r.y + r.h, h, true));
@@ -151,7 +184,7 @@ fn marks(w: u32, h: u32, rects: &[UnitRect], anomalous: bool) -> Vec<(Rect, [u16
         );
         (rect, BOX_RGB)
     });
-    border.into_iter().chain(boxes).collect()
+    border.into_iter().chain(quality).chain(boxes).collect()
 }
 
 /// Line width for a `width`-pixel image.
@@ -159,16 +192,17 @@ fn thickness(width: u32) -> u32 {
     (width / 256).max(1)
 }
 
-/// Draw `rects` outlined in [`BOX_RGB`] and, when `anomalous`, a border in
-/// [`ANOMALY_RGB`] onto `pic` in place: lines `max(1, width / 256)` pixels
+/// Draw `rects` outlined in [`BOX_RGB`], a border in [`ANOMALY_RGB`] when
+/// `alarms.anomalous` and one in [`QUALITY_RGB`] (inside it) when
+/// `alarms.quality`, onto `pic` in place: lines `max(1, width / 256)` pixels
 /// wide, inside each rectangle.
 ///
 /// Works on what a monitor is given: RGB and RGBA, limited-range BT.2020
 /// Y'CbCr 4:2:2 and 4:2:0 (chroma lines on the subsampled grid), and gray, at
 /// any bit depth. Spectral band pictures are left as they are.
-pub fn draw(pic: &mut Picture, rects: &[UnitRect], anomalous: bool) {
+pub fn draw(pic: &mut Picture, rects: &[UnitRect], alarms: Alarms) {
     let (w, h) = (pic.width(), pic.height());
-    for (rect, rgb) in marks(w, h, rects, anomalous) {
+    for (rect, rgb) in marks(w, h, rects, alarms) {
         draw_rect(pic, rect, rgb, thickness(w));
     }
 }
@@ -178,7 +212,7 @@ pub fn draw(pic: &mut Picture, rects: &[UnitRect], anomalous: bool) {
 pub fn draw_frame(
     frame: &mut VideoFrame,
     rects: &[UnitRect],
-    anomalous: bool,
+    alarms: Alarms,
 ) -> Result<(), OverlayError> {
     let (w, h, format) = (frame.width(), frame.height(), frame.format());
     let (layout, depth) = match format {
@@ -189,7 +223,7 @@ pub fn draw_frame(
         PixelFormat::I420_10 => (Layout::Yuv420, 10),
     };
     let strides: Vec<usize> = frame.layout().planes().iter().map(|p| p.stride).collect();
-    for (rect, rgb) in marks(w, h, rects, anomalous) {
+    for (rect, rgb) in marks(w, h, rects, alarms) {
         let Some(values) = colour(layout, depth, rgb) else {
             continue;
         };
@@ -346,6 +380,11 @@ pub fn write(path: &Path, pic: &Picture) -> Result<(), OverlayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ANOMALOUS: Alarms = Alarms {
+        anomalous: true,
+        quality: false,
+    };
     use crate::model::BoundingBox;
     use med8k_media::frame::PixelFormat;
 
@@ -373,6 +412,8 @@ mod tests {
                 cells: 1,
                 peak: 1.0,
             }],
+            quality: None,
+            quality_alarm: false,
         }
     }
 
@@ -409,7 +450,7 @@ mod tests {
             w: 0.5,
             h: 0.5,
         };
-        draw(&mut pic, &[rect], false);
+        draw(&mut pic, &[rect], Alarms::default());
         // Green in limited-range BT.2020 at 10 bits: Y' 16 + 219 * 0.678, Cb
         // 128 - 224 * 0.678 / 1.8814, Cr 128 - 224 * 0.678 / 1.4746, times 1023/255.
         let code = |v: f64| (v * 1023.0 / 255.0).round() as u16;
@@ -433,9 +474,38 @@ mod tests {
         assert_eq!(at(0, 15, 8), 512, "outside the box is untouched");
         // No border unless anomalous; with it, the corners turn red.
         assert_eq!(at(0, 0, 0), 512);
-        draw(&mut pic, &[], true);
+        draw(&mut pic, &[], ANOMALOUS);
         assert_eq!(sample(&pic, 0, 0, 0), code(16.0 + 219.0 * 0.2627));
         assert_eq!(sample(&pic, 2, 31, 31), code(128.0 + 224.0 * 0.5));
+    }
+
+    #[test]
+    fn the_quality_alarm_is_an_amber_border_inside_the_red() {
+        let (w, h) = (512u32, 64u32); // lines 2 px wide
+        let rgb = |alarms| {
+            let mut pic = Picture::zeroed(Layout::Rgb, w, h, 8).unwrap();
+            draw(&mut pic, &[], alarms);
+            move |x: u32, y: u32| -> [u16; 3] {
+                let i = (y * w + x) as usize;
+                [pic.planes()[0][i], pic.planes()[1][i], pic.planes()[2][i]]
+            }
+        };
+        let quality = rgb(Alarms {
+            anomalous: false,
+            quality: true,
+        });
+        assert_eq!(quality(0, 0), QUALITY_RGB);
+        assert_eq!(quality(w - 1, h - 1), QUALITY_RGB);
+        assert_eq!(quality(2, 2), [0, 0, 0], "inside the border is untouched");
+        let both = rgb(Alarms {
+            anomalous: true,
+            quality: true,
+        });
+        assert_eq!(both(0, 0), ANOMALY_RGB);
+        assert_eq!(both(2, 2), QUALITY_RGB);
+        assert_eq!(both(w - 3, h - 3), QUALITY_RGB);
+        assert_eq!(both(4, 4), [0, 0, 0]);
+        assert_ne!(QUALITY_RGB, ANOMALY_RGB);
     }
 
     #[test]
@@ -450,7 +520,7 @@ mod tests {
                 w: 1.0,
                 h: 1.0,
             }],
-            true,
+            ANOMALOUS,
         );
         assert_eq!(bands, before);
         let mut pic = Picture::zeroed(Layout::Rgb, 8, 8, 8).unwrap();
@@ -460,7 +530,7 @@ mod tests {
             w: f32::NAN,
             h: 0.0,
         };
-        draw(&mut pic, &[odd], false);
+        draw(&mut pic, &[odd], Alarms::default());
     }
 
     #[test]
@@ -501,8 +571,8 @@ mod tests {
                 _ => Picture::from_frame(f),
             };
             let mut want = picture(&frame).unwrap();
-            draw(&mut want, &rects, true);
-            draw_frame(&mut frame, &rects, true).unwrap();
+            draw(&mut want, &rects, ANOMALOUS);
+            draw_frame(&mut frame, &rects, ANOMALOUS).unwrap();
             assert_eq!(picture(&frame).unwrap(), want, "{format}");
         }
     }

@@ -383,6 +383,8 @@ mod tests {
             map_width: 0,
             map_height: 0,
             boxes: Vec::new(),
+            quality: None,
+            quality_alarm: false,
         }
     }
 

@@ -23,8 +23,9 @@
 //! draw = true             # optional: mark the passing frames for the monitor (the [sink])
 //! ```
 //!
-//! With `draw`, each passing frame gets the newest result's boxes and, when
-//! anomalous, a red border ([`overlay::draw_frame`], only the outline
+//! With `draw`, each passing frame gets the newest result's boxes, a red
+//! border when anomalous and an amber one when the image-quality alarm is
+//! raised (contract 2 models) ([`overlay::draw_frame`], only the outline
 //! samples are written) for as long as that result is at most
 //! [`overlay::STALE_FRAMES`] frames old. The detector runs behind the video,
 //! so marks follow the picture with its latency. Put `encode` before
@@ -69,7 +70,7 @@ pub fn scheduler(model: &Model, overlays: Option<PathBuf>) -> Result<Scheduler, 
         let (d, preview) = match job {
             Job::Frame(frame) => {
                 let d = runner.detect_frame(&frame)?;
-                let want = overlays.is_some() && (d.anomalous || !d.boxes.is_empty());
+                let want = overlays.is_some() && (d.alarm() || !d.boxes.is_empty());
                 let preview =
                     want.then(|| overlay::preview(&frame, &d, overlay::MAX_PREVIEW_WIDTH));
                 (d, preview)
@@ -81,7 +82,7 @@ pub fn scheduler(model: &Model, overlays: Option<PathBuf>) -> Result<Scheduler, 
                 let size = (frame_size.0 as usize, frame_size.1 as usize);
                 let d = runner.run_tensor(i.seq, i.tensor, size)?;
                 let preview = ycc
-                    .filter(|_| d.anomalous || !d.boxes.is_empty())
+                    .filter(|_| d.alarm() || !d.boxes.is_empty())
                     .map(|ycc| overlay::preview_of_input(&ycc, input_size, frame_size, &d));
                 (d, preview)
             }
@@ -156,7 +157,7 @@ pub struct DetectStage {
     report: Option<ScheduleReport>,
     draw: bool,
     /// The newest result's sequence number, boxes and verdict.
-    marks: Option<(u64, Vec<UnitRect>, bool)>,
+    marks: Option<(u64, Vec<UnitRect>, overlay::Alarms)>,
     tap: Option<Arc<InputTap>>,
 }
 
@@ -243,15 +244,15 @@ impl Stage for DetectStage {
             let fresh = s.drain();
             if let Some(d) = fresh.iter().max_by_key(|d| d.seq) {
                 let (w, h) = (frame.width(), frame.height());
-                self.marks = Some((d.seq, overlay::unit_rects(d, w, h), d.anomalous));
+                self.marks = Some((d.seq, overlay::unit_rects(d, w, h), overlay::Alarms::of(d)));
             }
             self.detections.extend(fresh);
         }
         if self.draw
-            && let Some((seq, rects, anomalous)) = &self.marks
+            && let Some((seq, rects, alarms)) = &self.marks
             && seq.abs_diff(frame.seq) <= overlay::STALE_FRAMES
         {
-            overlay::draw_frame(&mut frame, rects, *anomalous)?;
+            overlay::draw_frame(&mut frame, rects, *alarms)?;
         }
         Ok(Some(frame))
     }
@@ -282,6 +283,10 @@ impl Stage for DetectStage {
         f.insert(
             "anomalous",
             self.detections.iter().filter(|d| d.anomalous).count() as f64,
+        );
+        f.insert(
+            "quality_alarms",
+            self.detections.iter().filter(|d| d.quality_alarm).count() as f64,
         );
         if let Some(max) = self.detections.iter().map(|d| d.score).reduce(f32::max) {
             f.insert("score_max", f64::from(max));

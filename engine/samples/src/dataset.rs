@@ -10,6 +10,9 @@
 //! endoscope_maps.npy    f32 [N, 1, H, W]  fraction of lesion mask cells per pixel
 //! cube_tiles.npy        f32 [T, B, S, S]  cube tiles, code / 65535   (with --cubes)
 //! cube_masks.npy        f32 [T, 1, S, S]  1 = anomalous pixel        (with --cubes)
+//! real_inputs.npy       f32 [R, 3, H, W]  crops of the real fixtures (with --real N)
+//! altered_inputs.npy    f32 [A, 3, H, W]  normal frames and crops with an anomaly kind
+//!                                         painted in (with --kinds; crate::anomalies)
 //! dataset.json          seeds, frame indices, labels, tile positions
 //! ```
 //!
@@ -27,7 +30,9 @@ use std::time::Instant;
 use med8k_detect::input::{self, InputError};
 use serde::Serialize;
 
+use crate::anomalies::{self, Alarm, Kind};
 use crate::endoscope::{EndoscopeScene, FrameBuffers, LesionKind, SceneConfig, SceneError};
+use crate::real::Region;
 use crate::{SampleError, Size};
 
 /// Why a dataset could not be written.
@@ -123,6 +128,13 @@ pub struct DatasetOptions {
     pub tile: usize,
     /// Skip the endoscope frames (cubes only).
     pub no_frames: bool,
+    /// Crops of each real fixture to write (`real_inputs.npy`), 0 for none.
+    pub real: usize,
+    /// Which rows of the fixtures the crops come from.
+    pub real_region: Region,
+    /// Anomaly kinds painted into every normal frame and every crop
+    /// (`altered_inputs.npy`), one altered copy per kind.
+    pub kinds: Vec<Kind>,
 }
 
 /// What [`write`] wrote.
@@ -154,6 +166,24 @@ struct TileItem {
     anomalous_pixels: u64,
 }
 
+/// One real crop in `dataset.json`.
+#[derive(Debug, Serialize)]
+struct RealItem {
+    fixture: &'static str,
+    region: Region,
+}
+
+/// One altered input in `dataset.json`: `base` is `frame` (an index into
+/// `frames`) or `real` (an index into `real`).
+#[derive(Debug, Serialize)]
+struct AlteredItem {
+    base: &'static str,
+    item: usize,
+    kind: &'static str,
+    alarm: Alarm,
+    held_out: bool,
+}
+
 /// `dataset.json`.
 #[derive(Debug, Serialize)]
 struct Index {
@@ -165,6 +195,8 @@ struct Index {
     tile: usize,
     bands_nm: Vec<f32>,
     tiles: Vec<TileItem>,
+    real: Vec<RealItem>,
+    altered: Vec<AlteredItem>,
 }
 
 /// An `.npy` file of little-endian f32 written row by row; the shape is fixed
@@ -243,7 +275,11 @@ pub fn write(
         tile: args.tile,
         bands_nm: Vec::new(),
         tiles: Vec::new(),
+        real: Vec::new(),
+        altered: Vec::new(),
     };
+    // Normal inputs that get the anomaly kinds painted in: (base, item, tensor).
+    let mut normals: Vec<(&'static str, usize, Vec<f32>)> = Vec::new();
 
     if !args.no_frames {
         if args.frames == 0 || args.step == 0 {
@@ -270,7 +306,11 @@ pub fn write(
             for k in 0..args.frames {
                 let i = k * args.step;
                 let truth = scene.render(i, &mut buf.planes())?;
-                inputs.write(&input::ycbcr_tensor(&buf.ycbcr(), MODEL_W, MODEL_H)?)?;
+                let tensor = input::ycbcr_tensor(&buf.ycbcr(), MODEL_W, MODEL_H)?;
+                inputs.write(&tensor)?;
+                if !truth.anomalous && !args.kinds.is_empty() {
+                    normals.push(("frame", index.frames.len(), tensor));
+                }
                 maps.write(&input::mask_to_map(&buf.mask, mw, mh, MODEL_W, MODEL_H))?;
                 index.frames.push(FrameItem {
                     seed,
@@ -367,6 +407,53 @@ pub fn write(
             tiles.finish()?;
         }
         masks_out.finish()?;
+    }
+
+    if args.real > 0 {
+        let seed = args.seeds.0.start;
+        let crops = crate::real::crops(args.real_region, args.real, MODEL_W, MODEL_H, seed)?;
+        let mut out = NpyWriter::create(
+            &args.out.join("real_inputs.npy"),
+            &[crops.len(), 3, MODEL_H, MODEL_W],
+        )?;
+        for c in crops {
+            out.write(&c.tensor)?;
+            if !args.kinds.is_empty() {
+                normals.push(("real", index.real.len(), c.tensor));
+            }
+            index.real.push(RealItem {
+                fixture: c.fixture,
+                region: args.real_region,
+            });
+        }
+        out.finish()?;
+    }
+
+    if !args.kinds.is_empty() {
+        let n = normals.len() * args.kinds.len();
+        let mut out = NpyWriter::create(
+            &args.out.join("altered_inputs.npy"),
+            &[n, 3, MODEL_H, MODEL_W],
+        )?;
+        for (k, (base, item, tensor)) in normals.iter().enumerate() {
+            for &kind in &args.kinds {
+                let mut t = tensor.clone();
+                anomalies::apply(kind, &mut t, MODEL_W, MODEL_H, 0xA17E_0000 + k as u64);
+                out.write(&t)?;
+                index.altered.push(AlteredItem {
+                    base,
+                    item: *item,
+                    kind: kind.name(),
+                    alarm: kind.alarm(),
+                    held_out: kind.held_out(),
+                });
+            }
+        }
+        out.finish()?;
+        progress(&format!(
+            "{n} altered inputs ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ));
     }
 
     let path = args.out.join("dataset.json");

@@ -31,10 +31,12 @@
 
 #![warn(missing_docs)]
 
+pub mod anomalies;
 mod clip;
 pub mod cube;
 pub mod dataset;
 pub mod endoscope;
+pub mod real;
 
 use std::collections::BTreeMap;
 use std::fs::File;

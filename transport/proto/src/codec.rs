@@ -26,7 +26,7 @@
 //! | Auth | 0x10 | count u8, then per token: kind u8, token bytes32 |
 //! | AuthResult | 0x11 | 1 = permit; or 2 = deny, reason u8, detail str16 |
 //! | FrameHeader | 0x20 | channel u16, seq u64, capture_us u64, codec u8, width u32, height u32, layout u8, bands u16, bit_depth u8, payload_len u32, slices `[(len u32, crc u32); u16]` |
-//! | FrameMeta | 0x21 | channel u16, seq u64, score f32, threshold f32, boxes `[(x, y, w, h, score f32, class u16); u16]` |
+//! | FrameMeta | 0x21 | channel u16, seq u64, score f32, threshold f32, boxes `[(x, y, w, h, score f32, class u16); u16]`, then optionally quality f32, quality_threshold f32 (only to peers with `Capabilities::QUALITY`) |
 //! | FramesLost | 0x22 | channel u16, ranges `[(first u64, last u64); u16]` |
 //! | Annotation | 0x30 | id u64, study_uid str16, target (1: channel u16, seq u64; 2: object_id u64), shape u8, points `[(x f32, y f32); u16]`, label str16, author str16, text str16 |
 //! | Instructions | 0x31 | study_uid str16, document bytes32, signature bytes32 |
@@ -331,6 +331,10 @@ fn write_body(msg: &Message, w: &mut Writer<'_>) {
                     w.f32(v);
                 }
                 w.u16(b.class);
+            }
+            if let Some(q) = m.quality {
+                w.f32(q.value);
+                w.f32(q.threshold);
             }
         }
         Message::FramesLost(l) => {
@@ -640,12 +644,22 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, ProtoError> {
                     class: r.u16("box.class")?,
                 });
             }
+            // The quality extension: present when bytes remain.
+            let quality = if r.buf.is_empty() {
+                None
+            } else {
+                Some(Quality {
+                    value: r.f32("quality.value")?,
+                    threshold: r.f32("quality.threshold")?,
+                })
+            };
             Message::FrameMeta(FrameMeta {
                 channel,
                 seq,
                 score,
                 threshold,
                 boxes,
+                quality,
             })
         }
         MessageType::FramesLost => {

@@ -850,3 +850,75 @@ async fn revocation_gets_through_while_the_host_does_not_read_events() {
     );
     drop(remote);
 }
+
+/// A host busy in a call (here `send_frame`, as `med8k send` between
+/// events) is answered even while its event queue is full of events that
+/// must not be dropped (annotations from the peer): the session's task
+/// never waits on the host. It used to: its task waited for room in the
+/// queue, the host waited for the task's answer, and neither moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_busy_in_a_call_is_answered_while_the_peer_floods_it_with_events() {
+    let p = pki();
+    let (gate, _opened) = gate(true);
+    let mut server = server(&p, gate, config());
+    let site = site(p.client.identity(), trust(&p.ca, &[SERVER]), CLIENT);
+    let mut client = Client::connect(
+        server.local_addr().unwrap(),
+        &site,
+        SERVER,
+        credentials(),
+        &config().with_event_capacity(2),
+    )
+    .await
+    .unwrap();
+    let mut remote = accept(&mut server).await.unwrap();
+    open(&mut client).await;
+    open(&mut remote).await;
+
+    let annotations = 200u64;
+    for id in 0..annotations {
+        let a = Annotation {
+            id,
+            study_uid: "1.2.392.200036.9116".into(),
+            target: AnnotationTarget::Object { object_id: 1 },
+            shape: Shape::Polyline,
+            points: vec![Point { x: 1.0, y: 2.0 }, Point { x: 3.0, y: 4.0 }],
+            label: "cut".into(),
+            author: "pathologist".into(),
+        };
+        remote.send_annotation(a).await.unwrap();
+    }
+    // The client's host does not read events; it sends frames, each call
+    // answered within the wait bound.
+    for i in 0..50u64 {
+        let data = payload(1000, i);
+        let h = proto::FrameHeader {
+            payload_len: data.len() as u32,
+            ..header(0)
+        };
+        let seq = tokio::time::timeout(WAIT, client.send_frame(h, data))
+            .await
+            .unwrap_or_else(|_| panic!("send_frame {i} was not answered"))
+            .unwrap();
+        assert_eq!(seq, i);
+        if i == 10 {
+            // By now the queue is full and annotations wait in the task.
+            let full = Instant::now();
+            while client.queued_events() < 2 {
+                assert!(full.elapsed() < WAIT, "the client's events never piled up");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    // Nothing that must arrive was dropped, and in order.
+    let mut got = Vec::new();
+    while (got.len() as u64) < annotations {
+        match next(&mut client).await {
+            Some(Event::Annotation(a)) => got.push(a.id),
+            Some(Event::Closed { by, why, detail }) => panic!("closed: {by:?} {why:?} {detail}"),
+            None => panic!("link ended"),
+            Some(_) => {}
+        }
+    }
+    assert_eq!(got, (0..annotations).collect::<Vec<_>>());
+}

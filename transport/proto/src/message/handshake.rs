@@ -22,6 +22,8 @@ impl Capabilities {
     pub const ANNOTATE: Capabilities = Capabilities(1 << 4);
     /// Sends anomaly detection results with its frames.
     pub const DETECT: Capabilities = Capabilities(1 << 5);
+    /// Reads the image-quality extension of `FrameMeta` (8 bytes after the boxes).
+    pub const QUALITY: Capabilities = Capabilities(1 << 6);
 
     /// No capability.
     pub const fn empty() -> Capabilities {
@@ -43,13 +45,14 @@ impl std::ops::BitOr for Capabilities {
 
 impl fmt::Debug for Capabilities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Capabilities, &str); 6] = [
+        const NAMES: [(Capabilities, &str); 7] = [
             (Capabilities::SEND_LIVE, "SEND_LIVE"),
             (Capabilities::RECEIVE_LIVE, "RECEIVE_LIVE"),
             (Capabilities::SEND_OBJECTS, "SEND_OBJECTS"),
             (Capabilities::RECEIVE_OBJECTS, "RECEIVE_OBJECTS"),
             (Capabilities::ANNOTATE, "ANNOTATE"),
             (Capabilities::DETECT, "DETECT"),
+            (Capabilities::QUALITY, "QUALITY"),
         ];
         let mut rest = self.0;
         let mut first = true;

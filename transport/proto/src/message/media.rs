@@ -146,6 +146,22 @@ pub struct FrameMeta {
     pub threshold: f32,
     /// Detected regions, at most [`MAX_BOXES`].
     pub boxes: Vec<BoundingBox>,
+    /// The image-quality alarm's value and threshold, when the model has one.
+    /// On the wire only to a peer that announced [`Capabilities::QUALITY`]
+    /// (the session drops it for older peers, which would refuse the bytes).
+    ///
+    /// [`Capabilities::QUALITY`]: super::Capabilities::QUALITY
+    pub quality: Option<Quality>,
+}
+
+/// The image-quality alarm of a frame: higher = the picture is less trustworthy
+/// (defocus, blur, smoke, glare, exposure).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    /// The model's quality value (finite).
+    pub value: f32,
+    /// Above it the frame cannot be trusted (finite).
+    pub threshold: f32,
 }
 
 impl FrameMeta {
@@ -153,6 +169,10 @@ impl FrameMeta {
         let ty = MessageType::FrameMeta;
         check_finite(ty, "score", self.score)?;
         check_finite(ty, "threshold", self.threshold)?;
+        if let Some(q) = self.quality {
+            check_finite(ty, "quality.value", q.value)?;
+            check_finite(ty, "quality.threshold", q.threshold)?;
+        }
         check_count(ty, "boxes", self.boxes.len(), 0, MAX_BOXES)?;
         for b in &self.boxes {
             for (field, v) in [

@@ -175,7 +175,7 @@ impl MessageType {
             MessageType::Auth => 1 + MAX_TOKENS * (1 + 4 + MAX_TOKEN_LEN),
             MessageType::AuthResult => 1 + 1 + STR + MAX_DETAIL_LEN,
             MessageType::FrameHeader => FRAME_HEADER_FIXED + MAX_SLICES * 8,
-            MessageType::FrameMeta => 2 + 8 + 4 + 4 + 2 + MAX_BOXES * BOX_LEN,
+            MessageType::FrameMeta => 2 + 8 + 4 + 4 + 2 + MAX_BOXES * BOX_LEN + 8,
             MessageType::FramesLost => 2 + 2 + MAX_LOST_RANGES * 16,
             MessageType::Annotation => {
                 8 + STR

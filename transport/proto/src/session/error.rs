@@ -96,6 +96,37 @@ pub enum SessionError {
         /// The object's size.
         size: u64,
     },
+    /// An acknowledgement of object bytes this end never sent (as quinn
+    /// closes a connection that acknowledges a packet never sent).
+    #[error("acknowledgement of object {id} at {offset}, beyond the {sent} bytes sent")]
+    AckBeyondSent {
+        /// The object.
+        id: u64,
+        /// The acknowledged offset.
+        offset: u64,
+        /// Bytes of it sent so far (or known to be held by the peer).
+        sent: u64,
+    },
+    /// An acknowledgement for an object this end never offered.
+    #[error("acknowledgement of object {id}, which was never offered")]
+    AckUnknownObject {
+        /// The object.
+        id: u64,
+    },
+    /// A lost-frames report naming frames this end never sent.
+    #[error(
+        "frames {first}..={last} of channel {channel} reported lost, but only {sent} were ever numbered there"
+    )]
+    LostNeverSent {
+        /// The channel.
+        channel: u16,
+        /// First number of the offending range.
+        first: u64,
+        /// Last number of the offending range.
+        last: u64,
+        /// Sequence numbers assigned on the channel so far (`0..sent`).
+        sent: u64,
+    },
 }
 
 /// A local call the session refused; the session is unchanged.

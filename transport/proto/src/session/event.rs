@@ -102,7 +102,10 @@ pub enum Event {
     PeerFramesLost {
         /// Channel.
         channel: u16,
-        /// Ascending, disjoint ranges.
+        /// Ascending, disjoint ranges, each within the numbers this end
+        /// assigned on the channel (a report beyond them closes the session
+        /// with [`SessionError::LostNeverSent`]). The same frame may be
+        /// named again in a later report: count with saturating sums.
         ranges: Vec<SeqRange>,
     },
     /// Detection results for a frame.

@@ -397,6 +397,28 @@ impl LiveTx {
         self.next_seq.get(&channel).copied().unwrap_or(0)
     }
 
+    /// Checks the peer's report of lost frames against the numbers this end
+    /// assigned: a range reaching a number never assigned (or a channel
+    /// never used) is a violation, as an acknowledgement of a packet never
+    /// sent is in QUIC. Returns how many frames the report names.
+    pub fn check_reported(&self, channel: u16, ranges: &[SeqRange]) -> Result<u64, SessionError> {
+        let sent = self.next_seq(channel);
+        let mut n = 0u64;
+        for r in ranges {
+            // The decoder guarantees first <= last; a peer-built value may not.
+            if r.first > r.last || r.last >= sent {
+                return Err(SessionError::LostNeverSent {
+                    channel,
+                    first: r.first,
+                    last: r.last,
+                    sent,
+                });
+            }
+            n = n.saturating_add(r.count());
+        }
+        Ok(n)
+    }
+
     /// Queues an encoded header and its payload; drops the oldest frame of
     /// the channel if more than `max_queued` wait.
     pub fn queue(

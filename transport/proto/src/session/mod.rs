@@ -347,19 +347,17 @@ impl Session {
                 self.out.events.push_back(Event::FrameMeta(m));
                 Ok(())
             }
-            Message::FramesLost(l) => {
-                let n = l
-                    .ranges
-                    .iter()
-                    .map(|r| r.count())
-                    .fold(0u64, u64::saturating_add);
-                self.reported_lost = self.reported_lost.saturating_add(n);
-                self.out.events.push_back(Event::PeerFramesLost {
-                    channel: l.channel,
-                    ranges: l.ranges,
-                });
-                Ok(())
-            }
+            Message::FramesLost(l) => match self.live_tx.check_reported(l.channel, &l.ranges) {
+                Ok(n) => {
+                    self.reported_lost = self.reported_lost.saturating_add(n);
+                    self.out.events.push_back(Event::PeerFramesLost {
+                        channel: l.channel,
+                        ranges: l.ranges,
+                    });
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
             Message::Annotation(a) => {
                 self.out.events.push_back(Event::Annotation(a));
                 Ok(())
@@ -570,8 +568,17 @@ impl Session {
         Ok(seq)
     }
 
-    /// Sends detection results for a frame.
-    pub fn send_frame_meta(&mut self, meta: FrameMeta) -> Result<(), CallError> {
+    /// Sends detection results for a frame. The quality extension goes only
+    /// to a peer that announced [`Capabilities::QUALITY`]; it is dropped for
+    /// older peers, whose decoders would refuse the extra bytes.
+    pub fn send_frame_meta(&mut self, mut meta: FrameMeta) -> Result<(), CallError> {
+        let reads_quality = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.capabilities.contains(Capabilities::QUALITY));
+        if !reads_quality {
+            meta.quality = None;
+        }
         self.send_media(Message::FrameMeta(meta))
     }
 
@@ -648,6 +655,7 @@ impl Session {
             ));
             at += chunk.len() as u64;
         }
+        self.transfers.sent(id, at);
         Ok(())
     }
 

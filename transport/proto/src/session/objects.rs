@@ -14,7 +14,7 @@
 //! [`Event::ObjectData`], and keeps them. The receiver acknowledges (and will
 //! resume from) exactly what it has handed over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use sha2::{Digest, Sha256};
 
@@ -70,8 +70,15 @@ enum OutState {
 struct Outgoing {
     offer: ObjectOffer,
     acknowledged: u64,
+    /// End of the bytes sent so far (or that the receiver said it holds):
+    /// an acknowledgement beyond it is a violation.
+    sent_end: u64,
     state: OutState,
 }
+
+/// Objects delivered or refused, remembered so that a late duplicate
+/// acknowledgement is told apart from one for an object never offered.
+const FINISHED_REMEMBERED: usize = 256;
 
 /// Reliable-object state of one link, in both directions, kept across
 /// sessions so that transfers resume after an outage.
@@ -79,6 +86,8 @@ struct Outgoing {
 pub struct Transfers {
     incoming: BTreeMap<u64, Incoming>,
     outgoing: BTreeMap<u64, Outgoing>,
+    /// Outgoing objects delivered or refused, oldest first (bounded).
+    finished: VecDeque<u64>,
     completions: u64,
 }
 
@@ -132,6 +141,7 @@ impl Transfers {
                     Outgoing {
                         offer,
                         acknowledged: 0,
+                        sent_end: 0,
                         state,
                     },
                 );
@@ -168,6 +178,21 @@ impl Transfers {
         Ok(())
     }
 
+    /// The host queued bytes of `id` up to `end` (after [`check_send`](Self::check_send)).
+    pub(crate) fn sent(&mut self, id: u64, end: u64) {
+        if let Some(o) = self.outgoing.get_mut(&id) {
+            o.sent_end = o.sent_end.max(end);
+        }
+    }
+
+    fn finish(&mut self, id: u64) {
+        self.outgoing.remove(&id);
+        if self.finished.len() >= FINISHED_REMEMBERED {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(id);
+    }
+
     /// The receiver acknowledged.
     pub(crate) fn handle_ack(
         &mut self,
@@ -175,8 +200,11 @@ impl Transfers {
         out: &mut Outbox,
     ) -> Result<(), SessionError> {
         let Some(o) = self.outgoing.get_mut(&ack.id) else {
-            // Delivered or refused already: a late duplicate.
-            return Ok(());
+            if self.finished.contains(&ack.id) {
+                // Delivered or refused already: a late duplicate.
+                return Ok(());
+            }
+            return Err(SessionError::AckUnknownObject { id: ack.id });
         };
         if ack.offset > o.offer.size {
             return Err(SessionError::AckBeyondObject {
@@ -185,9 +213,30 @@ impl Transfers {
                 size: o.offer.size,
             });
         }
+        // Progress names bytes received, Complete and Corrupt all of them:
+        // none may go beyond what was sent. (ResumeFrom names what the
+        // receiver holds, perhaps from an earlier sender: it only has to
+        // fit the object.)
+        let claimed = match ack.state {
+            AckState::Progress => Some(ack.offset),
+            AckState::Complete | AckState::Corrupt if o.state != OutState::Offered => {
+                Some(o.offer.size)
+            }
+            _ => None,
+        };
+        if let Some(offset) = claimed
+            && offset > o.sent_end
+        {
+            return Err(SessionError::AckBeyondSent {
+                id: ack.id,
+                offset,
+                sent: o.sent_end,
+            });
+        }
         match ack.state {
             AckState::Progress => o.acknowledged = o.acknowledged.max(ack.offset),
             AckState::ResumeFrom | AckState::Corrupt => {
+                o.sent_end = o.sent_end.max(ack.offset);
                 let from = if ack.state == AckState::Corrupt {
                     0
                 } else {
@@ -199,11 +248,11 @@ impl Transfers {
                     .push_back(Event::ObjectResume { id: ack.id, from });
             }
             AckState::Complete => {
-                self.outgoing.remove(&ack.id);
+                self.finish(ack.id);
                 out.events.push_back(Event::ObjectDelivered { id: ack.id });
             }
             AckState::Refused => {
-                self.outgoing.remove(&ack.id);
+                self.finish(ack.id);
                 out.events.push_back(Event::ObjectRefused { id: ack.id });
             }
         }

@@ -261,6 +261,7 @@ fn semantic_errors_name_field_value_and_range() {
         score: f32::NAN,
         threshold: 0.5,
         boxes: vec![],
+        quality: None,
     });
     assert!(matches!(
         encode_to_vec(&nan),

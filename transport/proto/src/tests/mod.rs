@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod codec;
+mod hostile;
 mod live;
 mod objects;
 mod samples;

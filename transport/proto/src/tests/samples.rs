@@ -82,6 +82,7 @@ pub fn sample_messages() -> Vec<Message> {
                     class: u16::MAX,
                 },
             ],
+            quality: None,
         }),
         Message::FrameMeta(FrameMeta {
             channel: 9,
@@ -89,6 +90,18 @@ pub fn sample_messages() -> Vec<Message> {
             score: -0.0,
             threshold: 1e30,
             boxes: vec![],
+            quality: None,
+        }),
+        Message::FrameMeta(FrameMeta {
+            channel: 2,
+            seq: 11,
+            score: 0.25,
+            threshold: 0.5,
+            boxes: vec![],
+            quality: Some(Quality {
+                value: 7.5,
+                threshold: -1.0,
+            }),
         }),
         Message::FramesLost(FramesLost {
             channel: 0,
@@ -239,6 +252,10 @@ pub fn maximal_messages() -> Vec<Message> {
                 };
                 MAX_BOXES
             ],
+            quality: Some(Quality {
+                value: f32::MAX,
+                threshold: f32::MIN,
+            }),
         }),
         Message::FramesLost(FramesLost {
             channel: 0,

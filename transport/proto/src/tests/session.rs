@@ -80,6 +80,7 @@ fn hello_auth_frames_meta_annotation_stats_close() {
         score: 0.9,
         threshold: 0.5,
         boxes: vec![],
+        quality: None,
     };
     pair.server
         .session
@@ -321,6 +322,7 @@ fn revoking_consent_stops_media_at_once() {
             score: 0.1,
             threshold: 0.5,
             boxes: vec![],
+            quality: None,
         })
         .expect("meta");
     let now = pair.time;
@@ -430,4 +432,50 @@ fn garbage_on_the_control_stream_closes_the_session() {
     let mut client = Session::client(now, Config::default(), hello("a")).expect("client");
     client.handle_message(now, Message::Hello(hello("b")));
     assert_eq!(client.state(), State::Closed);
+}
+
+/// The image-quality extension of FrameMeta reaches a peer that announced
+/// `Capabilities::QUALITY`, and is dropped for one that did not (an older
+/// peer's decoder would refuse the extra bytes).
+#[test]
+fn frame_meta_quality_goes_only_to_peers_that_read_it() {
+    let meta = FrameMeta {
+        channel: 0,
+        seq: 7,
+        score: 0.2,
+        threshold: 0.5,
+        boxes: vec![],
+        quality: Some(Quality {
+            value: 3.5,
+            threshold: 1.6,
+        }),
+    };
+    for reads in [false, true] {
+        let extra = if reads {
+            Capabilities::QUALITY
+        } else {
+            Capabilities::empty()
+        };
+        let mut pair = Pair::permitting_with(Config::default(), extra);
+        pair.connect();
+        pair.server
+            .session
+            .send_frame_meta(meta.clone())
+            .expect("meta");
+        pair.drive();
+        let got = pair
+            .client
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::FrameMeta(m) => Some(m.clone()),
+                _ => None,
+            })
+            .expect("the meta arrived");
+        let want = FrameMeta {
+            quality: if reads { meta.quality } else { None },
+            ..meta.clone()
+        };
+        assert_eq!(got, want, "peer reads quality: {reads}");
+    }
 }

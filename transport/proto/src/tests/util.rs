@@ -335,6 +335,17 @@ impl Pair {
         }
     }
 
+    /// [`Pair::permitting`] with the client announcing `extra` capabilities too.
+    pub fn permitting_with(config: Config, extra: Capabilities) -> Pair {
+        let mut pair = Pair::permitting(config.clone());
+        let mut h = hello("jp.hospital-a");
+        h.capabilities = h.capabilities | extra;
+        let tokens = std::mem::take(&mut pair.client.tokens);
+        pair.client = End::new(Session::client(pair.time, config, h).expect("client"));
+        pair.client.tokens = tokens;
+        pair
+    }
+
     /// A pair whose hosts present one token and permit.
     pub fn permitting(config: Config) -> Pair {
         let mut pair = Pair::new(config);

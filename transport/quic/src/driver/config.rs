@@ -74,6 +74,22 @@ pub struct DriverConfig {
     /// How long a closing session waits for its last control message to be
     /// acknowledged before closing the connection.
     pub close_grace: Duration,
+    /// Server: links held at once; a connection beyond is closed at once
+    /// ([`codes::BUSY`](super::codes::BUSY)).
+    pub max_links: usize,
+    /// Server: links one facility may hold at once (so that one site, or
+    /// one stolen certificate, cannot take every place).
+    pub max_links_per_facility: usize,
+    /// Server: bytes of live frames all its links hold together, being read
+    /// and (as much again) waiting for the hosts; each link holds at most
+    /// its [`frame_buffer_budget`](Self::frame_buffer_budget) of it, so one
+    /// link never takes what the others need. Never less than one link's
+    /// budget.
+    pub total_frame_budget: u64,
+    /// Kernel receive and send buffer asked for on the endpoint's UDP
+    /// socket, bytes (capped by `net.core.rmem_max`/`wmem_max`; see
+    /// [`socket`](super::socket)).
+    pub socket_buffer: usize,
 }
 
 impl Default for DriverConfig {
@@ -88,21 +104,41 @@ impl Default for DriverConfig {
             congestion: Congestion::Bbr,
             // 1 MB: ~8 ms at 1 Gbit/s, instead of quinn's ~14 KB.
             initial_window: 1 << 20,
-            stream_receive_window: 64 << 20,
-            receive_window: 256 << 20,
-            send_window: 256 << 20,
+            // 8 MiB per stream: quinn's receiver gives up a stream (and the
+            // connection, "too many gaps in stream buffer") once more than
+            // 1024 separate pieces wait for retransmissions; a 64 MiB window
+            // let one stream at 1% loss over 40 ms reach that (`bench link`'s
+            // ceiling at --loss 1 --delay 20 --rate 1000). 8 MiB is 1.6
+            // Gbit/s per stream at 40 ms, and a live frame is a stream of
+            // its own.
+            stream_receive_window: 8 << 20,
+            // Every stream together: the most a peer may have in flight
+            // towards this end's buffers (a memory bound per link).
+            receive_window: 64 << 20,
+            // Unacknowledged bytes this end holds: a few round trips at
+            // 1 Gbit/s and 40 ms. More only lets the sender burst past what
+            // the path takes (quinn's BBR) and grow the stream gaps above.
+            send_window: 16 << 20,
             max_concurrent_frames: 16,
-            frame_buffer_budget: 256 << 20,
+            frame_buffer_budget: 128 << 20,
             stats_interval: Duration::from_secs(1),
             // Up to the frame deadline (proto's default 100 ms): a frame
             // waiting for a retransmission is not given up the moment a
             // newer one completes.
             frame_reorder_wait: Duration::from_millis(100),
-            keep_alive: Duration::from_secs(2),
+            // Often enough that, after an outage, the peer is heard again
+            // within a quarter second (what the client's watchdog waits
+            // for: see `driver::watchdog`); a keep-alive only goes out
+            // when nothing else has arrived for this long.
+            keep_alive: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(10),
             event_capacity: 64,
             frame_read_timeout: Duration::from_secs(1),
             close_grace: Duration::from_millis(500),
+            max_links: 32,
+            max_links_per_facility: 8,
+            total_frame_budget: 512 << 20,
+            socket_buffer: 8 << 20,
         }
     }
 }
@@ -181,6 +217,34 @@ impl DriverConfig {
     /// Sets [`close_grace`](Self::close_grace).
     pub fn with_close_grace(mut self, v: Duration) -> DriverConfig {
         self.close_grace = v;
+        self
+    }
+
+    /// Sets [`max_links`](Self::max_links) (at least 1).
+    pub fn with_max_links(mut self, v: usize) -> DriverConfig {
+        self.max_links = v.max(1);
+        self
+    }
+    /// Sets [`max_links_per_facility`](Self::max_links_per_facility) (at least 1).
+    pub fn with_max_links_per_facility(mut self, v: usize) -> DriverConfig {
+        self.max_links_per_facility = v.max(1);
+        self
+    }
+    /// Sets [`total_frame_budget`](Self::total_frame_budget).
+    pub fn with_total_frame_budget(mut self, v: u64) -> DriverConfig {
+        self.total_frame_budget = v;
+        self
+    }
+
+    /// The overall frame budget in effect: at least one link's.
+    pub(crate) fn effective_total_budget(&self) -> usize {
+        let v = usize::try_from(self.total_frame_budget).unwrap_or(usize::MAX);
+        v.max(self.effective_frame_budget()).min(usize::MAX >> 3)
+    }
+
+    /// Sets [`socket_buffer`](Self::socket_buffer).
+    pub fn with_socket_buffer(mut self, v: usize) -> DriverConfig {
+        self.socket_buffer = v;
         self
     }
 

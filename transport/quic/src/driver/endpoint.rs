@@ -12,6 +12,7 @@ use quinn::{Connection, Endpoint, VarInt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::budget::Overall;
 use super::gate::{Credentials, Gate};
 use super::link::{self, Keep, Link, Role, Setup};
 use super::tls::{self, SiteIdentity, TlsError, TrustConfig};
@@ -19,7 +20,7 @@ use super::{DriverConfig, codes};
 use crate::proto::{CHALLENGE_LEN, Hello, ProtoError, Session, Transfers};
 
 /// Links accepted but not yet taken by [`Server::accept`]; beyond it new
-/// sites are turned away ([`codes::BUSY`]).
+/// sites are turned away.
 const ACCEPT_QUEUE: usize = 16;
 
 /// This site: its certificate, whom it trusts, and its hello.
@@ -67,6 +68,9 @@ pub enum ConnectError {
     /// No random challenge could be drawn.
     #[error("no random bytes: {0}")]
     Random(rustls::Error),
+    /// The server holds its most links (in all, or for this facility).
+    #[error("server busy: {0}")]
+    Busy(String),
 }
 
 /// A connection the server turned away before it became a link.
@@ -85,6 +89,8 @@ pub struct Server {
     endpoint: Endpoint,
     accepted: mpsc::Receiver<Result<Link, Refused>>,
     task: JoinHandle<()>,
+    overall: Arc<Overall>,
+    occupancy: Arc<Mutex<Occupancy>>,
 }
 
 impl Server {
@@ -102,19 +108,27 @@ impl Server {
             QuicServerConfig::try_from(crypto).map_err(|e| TlsError::Config(e.to_string()))?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(config.transport());
-        let endpoint = Endpoint::server(server_config, addr).map_err(ConnectError::Bind)?;
+        let endpoint = super::socket::endpoint(addr, Some(server_config), config.socket_buffer)
+            .map_err(ConnectError::Bind)?;
         let (tx, accepted) = mpsc::channel(ACCEPT_QUEUE);
+        let overall = Overall::new(config.effective_total_budget());
         let shared = Arc::new(Shared {
             site,
             gate,
             config,
             transfers: Mutex::new(HashMap::new()),
+            occupancy: Arc::new(Mutex::new(Occupancy::default())),
+            overall,
         });
+        let overall = shared.overall.clone();
+        let occupancy = shared.occupancy.clone();
         let task = tokio::spawn(accept_loop(endpoint.clone(), shared, tx));
         Ok(Server {
             endpoint,
             accepted,
             task,
+            overall,
+            occupancy,
         })
     }
 
@@ -127,6 +141,20 @@ impl Server {
     /// refusal. `None` once the server is closed.
     pub async fn accept(&mut self) -> Option<Result<Link, Refused>> {
         self.accepted.recv().await
+    }
+
+    /// Bytes of live frames all this server's links hold now, being read
+    /// (at most [`DriverConfig::total_frame_budget`]).
+    pub fn frame_bytes_reading(&self) -> usize {
+        self.overall.reading()
+    }
+
+    /// Links held now.
+    pub fn links(&self) -> usize {
+        self.occupancy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .all
     }
 
     /// Stops accepting and closes every connection.
@@ -150,6 +178,40 @@ struct Shared {
     /// Object transfers of ended sessions, per facility (bounded by the
     /// allowed facilities), resumed by the facility's next session.
     transfers: Mutex<HashMap<String, Transfers>>,
+    /// Links held now.
+    occupancy: Arc<Mutex<Occupancy>>,
+    /// The frame bytes all links hold together.
+    overall: Arc<Overall>,
+}
+
+/// The links a server holds now, in all and per facility.
+#[derive(Debug, Default)]
+struct Occupancy {
+    all: usize,
+    per: HashMap<String, usize>,
+}
+
+/// One link's place on a server; given back when its session's task ends.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    occupancy: Arc<Mutex<Occupancy>>,
+    facility: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self
+            .occupancy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        o.all = o.all.saturating_sub(1);
+        if let Some(n) = o.per.get_mut(&self.facility) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                o.per.remove(&self.facility);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -159,6 +221,32 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         map.remove(facility).unwrap_or_default()
+    }
+
+    /// A place for a link of `facility`, if the limits allow one.
+    fn take_slot(&self, facility: &str) -> Result<Slot, ConnectError> {
+        let mut o = self
+            .occupancy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mine = o.per.get(facility).copied().unwrap_or(0);
+        if o.all >= self.config.max_links {
+            return Err(ConnectError::Busy(format!(
+                "{} links held, the most",
+                self.config.max_links
+            )));
+        }
+        if mine >= self.config.max_links_per_facility {
+            return Err(ConnectError::Busy(format!(
+                "{mine} links of {facility} held, the most for one facility"
+            )));
+        }
+        o.all += 1;
+        *o.per.entry(facility.to_owned()).or_insert(0) += 1;
+        Ok(Slot {
+            occupancy: self.occupancy.clone(),
+            facility: facility.to_owned(),
+        })
     }
 
     fn keep_transfers(&self, facility: String, transfers: Transfers) {
@@ -196,6 +284,13 @@ async fn accept_loop(
 async fn server_session(conn: Connection, shared: Arc<Shared>) -> Result<Link, ConnectError> {
     let config = &shared.config;
     let facility = checked_facility(&conn, &shared.site.trust)?;
+    let slot = match shared.take_slot(&facility) {
+        Ok(slot) => slot,
+        Err(e) => {
+            conn.close(VarInt::from_u32(codes::BUSY), b"server busy");
+            return Err(e);
+        }
+    };
     let accept = tokio::time::timeout(config.session.handshake_timeout, conn.accept_bi()).await;
     let (send, recv) = match accept {
         Ok(r) => r?,
@@ -225,6 +320,8 @@ async fn server_session(conn: Connection, shared: Arc<Shared>) -> Result<Link, C
         config: config.clone(),
         endpoint: None,
         keep: Keep::Store(Box::new(move |t| store.keep_transfers(owner, t))),
+        overall: Some(shared.overall.clone()),
+        slot: Some(slot),
     }))
 }
 
@@ -290,7 +387,8 @@ impl Client {
         } else {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = Endpoint::client(local).map_err(ConnectError::Bind)?;
+        let endpoint = super::socket::endpoint(local, None, config.socket_buffer)
+            .map_err(ConnectError::Bind)?;
         let server_name = tls::facility_dns_name(facility);
         let conn = endpoint
             .connect_with(client_config, addr, &server_name)?
@@ -307,6 +405,8 @@ impl Client {
             config: config.clone(),
             endpoint: Some(endpoint),
             keep: Keep::Link,
+            overall: None,
+            slot: None,
         }))
     }
 }

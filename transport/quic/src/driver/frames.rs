@@ -27,9 +27,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::budget::{Budget, Reserved};
 use super::codes;
+use super::stats::Shared;
 use crate::proto::{CallError, FrameHeader, Message, MessageReader, ObjectData};
 
 /// Largest single write of a frame payload.
@@ -46,7 +48,7 @@ pub(crate) enum FrameInput {
         channel: u16,
         seq: u64,
         data: Vec<u8>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Reserved>,
     },
     /// The sender reset the stream, or it timed out: the frame is lost.
     Reset { channel: u16, seq: u64 },
@@ -75,11 +77,13 @@ const REPAIR_PRIORITY: i32 = i32::MAX;
 /// acknowledged whole by then.
 pub(crate) async fn send(
     conn: Connection,
+    shared: Arc<Shared>,
     seq: u64,
     deadline: Instant,
     header: Vec<u8>,
     payload: Vec<u8>,
 ) {
+    let _writing = shared.progress.start();
     let deadline = tokio::time::Instant::from_std(deadline);
     let Ok(Ok(mut stream)) = tokio::time::timeout_at(deadline, conn.open_uni()).await else {
         // No stream by the deadline (the peer's stream limit, or the
@@ -88,8 +92,12 @@ pub(crate) async fn send(
     };
     let _ = stream.set_priority(priority(seq));
     let done = tokio::time::timeout_at(deadline, write_frame(&mut stream, header, payload)).await;
-    if done.is_err() {
-        let _ = stream.reset(VarInt::from_u32(codes::FRAME_EXPIRED));
+    match done {
+        Ok(Ok(())) => shared.progress.acked(),
+        Ok(Err(())) => {}
+        Err(_) => {
+            let _ = stream.reset(VarInt::from_u32(codes::FRAME_EXPIRED));
+        }
     }
 }
 
@@ -120,7 +128,7 @@ pub(crate) async fn receive(
     mut stream: RecvStream,
     max_payload: u32,
     read_timeout: Duration,
-    budget: Arc<Semaphore>,
+    budget: Budget,
     tx: mpsc::Sender<FrameInput>,
 ) {
     let deadline = tokio::time::Instant::now() + read_timeout;
@@ -188,7 +196,7 @@ async fn read_frame(
     header: FrameHeader,
     mut reader: MessageReader,
     max_payload: u32,
-    budget: Arc<Semaphore>,
+    budget: Budget,
     tx: &mpsc::Sender<FrameInput>,
 ) {
     let (channel, seq, len) = (header.channel, header.seq, header.payload_len);
@@ -205,9 +213,9 @@ async fn read_frame(
     let permit = if len == 0 {
         None
     } else {
-        match budget.acquire_many_owned(len).await {
-            Ok(p) => Some(p),
-            Err(_) => return,
+        match budget.reserve(len).await {
+            Some(p) => Some(p),
+            None => return,
         }
     };
     let len = len as usize;
@@ -293,7 +301,11 @@ pub(crate) enum ObjectWrite {
 
 /// Writes one object's data messages on a stream of its own, below every
 /// live frame in priority; finishes it when the queue closes.
-pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiver<ObjectWrite>) {
+pub(crate) async fn send_objects(
+    conn: Connection,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<ObjectWrite>,
+) {
     let Ok(mut stream) = conn.open_uni().await else {
         return;
     };
@@ -301,9 +313,11 @@ pub(crate) async fn send_objects(conn: Connection, mut rx: mpsc::UnboundedReceiv
     while let Some(write) = rx.recv().await {
         match write {
             ObjectWrite::Bytes(bytes) => {
+                let _writing = shared.progress.start();
                 if stream.write_all(&bytes).await.is_err() {
                     return;
                 }
+                shared.progress.acked();
             }
             ObjectWrite::Flush(reply) => {
                 let _ = reply.send(Ok(()));

@@ -70,6 +70,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod config;
 mod endpoint;
 mod frames;
@@ -77,15 +78,18 @@ mod gate;
 mod link;
 mod reconnect;
 mod reorder;
+pub mod socket;
 mod stats;
+mod task;
 pub mod tls;
+mod watchdog;
 
 pub use config::{Congestion, DriverConfig};
 pub use endpoint::{Client, ConnectError, Refused, Server, Site};
 pub use gate::{
     CHALLENGE_EXPORTER_LABEL, Credentials, Gate, PeerInfo, SessionControl, bind_challenge,
 };
-pub use link::{Link, LinkError};
+pub use link::{Link, LinkError, LinkSender};
 pub use reconnect::{Backoff, Dialer};
 pub use stats::LinkStatsSnapshot;
 pub use tls::{SiteIdentity, TlsError, TrustConfig};
@@ -105,10 +109,13 @@ pub mod codes {
     pub const AUTH_DENIED: u32 = 3;
     /// Consent was revoked during the session.
     pub const CONSENT_REVOKED: u32 = 4;
-    /// The handshake did not finish in time.
+    /// The handshake did not finish in time, or the connection stuck after
+    /// an outage (the client dials again).
     pub const TIMEOUT: u32 = 5;
     /// The peer stopped reading the control stream.
     pub const CONTROL_STALLED: u32 = 6;
+    /// The server holds its most links (in all or for the facility).
+    pub const BUSY: u32 = 7;
     /// Stream reset: the frame missed its deadline.
     pub const FRAME_EXPIRED: u32 = 0x10;
     /// Stream stop: the receiver does not want the frame.
@@ -124,7 +131,7 @@ pub mod codes {
             Ended::Close(CloseReason::AuthDenied) | Ended::Rejected(_) | Ended::Denied(_) => {
                 (AUTH_DENIED, "not authorised")
             }
-            Ended::Close(CloseReason::Timeout) => (TIMEOUT, "handshake timeout"),
+            Ended::Close(CloseReason::Timeout) => (TIMEOUT, "timeout"),
             _ => (NORMAL, "closed"),
         }
     }

@@ -18,10 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OwnedSemaphorePermit;
+use super::budget::Reserved;
 
 /// A complete frame's payload and its share of the frame buffer budget.
-pub(crate) type Payload = (Vec<u8>, Option<OwnedSemaphorePermit>);
+pub(crate) type Payload = (Vec<u8>, Option<Reserved>);
 
 /// A gap's wait beyond two round trips.
 const GAP_SLACK: Duration = Duration::from_millis(5);
@@ -73,11 +73,18 @@ impl Seen {
         }
     }
 
-    /// Moves `base` over the numbers seen.
+    /// Moves `base` over the numbers seen (a peer's number may be
+    /// `u64::MAX`: the base then stays on it).
     fn advance(&mut self) {
-        while self.above.remove(&self.base) {
-            self.base += 1;
+        while self.above.contains(&self.base) {
             self.missing_since = None;
+            match self.base.checked_add(1) {
+                Some(next) => {
+                    self.above.remove(&self.base);
+                    self.base = next;
+                }
+                None => break,
+            }
         }
     }
 
@@ -374,6 +381,18 @@ mod tests {
             r.header(t, 0, i * 2, 0);
         }
         assert!(r.seen.get(&0).is_some_and(|s| s.above.len() <= MAX_SEEN));
+    }
+
+    #[test]
+    fn the_last_sequence_number_does_not_overflow() {
+        // A hostile peer's numbers: the largest first, then around it.
+        let mut r = Reorder::new(WAIT, AGE);
+        let t = Instant::now();
+        for seq in [u64::MAX, u64::MAX - 1, 0, u64::MAX] {
+            r.header(t, 0, seq, 10);
+            let _ = r.complete(t, 0, seq, payload(1));
+        }
+        let _ = r.release(t + AGE);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::budget::{Budget, Overall};
 use quinn::Connection;
-use tokio::sync::Semaphore;
 
+use super::watchdog::Progress;
 use crate::proto::{LinkStats, SessionStats, TransportStats};
 
 /// A link's figures at one moment ([`Link::stats`](super::Link::stats)).
@@ -83,18 +84,23 @@ struct Figures {
 pub(crate) struct Shared {
     conn: Connection,
     figures: Mutex<Figures>,
-    /// Permits are bytes of frame payload readers may hold.
-    pub(crate) frame_bytes: Arc<Semaphore>,
+    /// Bytes of frame payload readers may hold (this link's, and the
+    /// server's overall budget).
+    pub(crate) frame_bytes: Budget,
     budget: usize,
+    /// What the frame and object writers got acknowledged (the watchdog's
+    /// measure).
+    pub(crate) progress: Progress,
 }
 
 impl Shared {
-    pub(crate) fn new(conn: Connection, budget: usize) -> Shared {
+    pub(crate) fn new(conn: Connection, budget: usize, overall: Option<Arc<Overall>>) -> Shared {
         Shared {
             conn,
             figures: Mutex::new(Figures::default()),
-            frame_bytes: Arc::new(Semaphore::new(budget)),
+            frame_bytes: Budget::new(budget, overall),
             budget,
+            progress: Progress::default(),
         }
     }
 
@@ -119,7 +125,9 @@ impl Shared {
     /// (and counted unread) if it would exceed the budget.
     pub(crate) fn queue_frame(&self, len: usize) -> bool {
         let mut f = self.figures();
-        if f.frame_bytes_queued.saturating_add(len) > self.budget {
+        if f.frame_bytes_queued.saturating_add(len) > self.budget
+            || !self.frame_bytes.queue_overall(len)
+        {
             f.frames_unread += 1;
             return false;
         }
@@ -132,6 +140,7 @@ impl Shared {
     pub(crate) fn unqueue_frame(&self, len: usize, dropped: bool) {
         let mut f = self.figures();
         f.frame_bytes_queued = f.frame_bytes_queued.saturating_sub(len);
+        self.frame_bytes.unqueue_overall(len);
         if dropped {
             f.frames_unread += 1;
         }
@@ -140,9 +149,7 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> LinkStatsSnapshot {
         let s = self.conn.stats();
         let f = self.figures();
-        let buffered = self
-            .budget
-            .saturating_sub(self.frame_bytes.available_permits());
+        let buffered = self.budget.saturating_sub(self.frame_bytes.available());
         LinkStatsSnapshot {
             rtt: s.path.rtt,
             min_rtt: s.path.min_rtt,

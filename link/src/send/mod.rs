@@ -13,33 +13,30 @@
 //! (score, the contract's threshold, boxes normalised to the picture) as
 //! soon as both the frame and its result are there.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom};
+mod capture;
+mod detect;
+mod object;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use med8k_codec::Mode;
-use med8k_detect::contract::InputSource;
-use med8k_detect::input::picture_tensor;
-use med8k_detect::model::{Model, ModelError};
-use med8k_detect::schedule::Mailbox;
-use med8k_media::picture::{Layout, Picture};
 use med8k_pipeline::Shutdown;
-use med8k_pipeline::encode::{Backend, ResidentInputs};
-use med8k_pipeline::input::{InputSpec, Pictures};
+use med8k_pipeline::input::InputSpec;
 use med8k_transport::driver::{Dialer, Link, LinkError};
 use med8k_transport::proto::{
-    BoundingBox, CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, FrameHeader,
-    FrameMeta, MAX_BOXES, ObjectKind, ObjectOffer,
+    CallError, Capabilities, CloseReason, ClosedBy, Ended, Event, SeqRange,
 };
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::site::SiteConfig;
-use crate::{count_lost, development_credentials, frame_header, mbps};
+use crate::{count_lost, development_credentials, mbps};
+use capture::{Captured, Coded, FrameSink, capture};
+use detect::{CloseOnDrop, Stamps, load_model, next_result, start_detector};
+use object::open_object;
 
 /// Attempts to reach the receiver before giving up (with backoff between).
 const CONNECT_ATTEMPTS: u32 = 5;
@@ -48,6 +45,14 @@ const CONNECT_ATTEMPTS: u32 = 5;
 const SEND_QUEUE: usize = 4;
 /// Object bytes handed to the link per call.
 const OBJECT_PIECE: usize = 1 << 20;
+/// How long a piece of the object may wait to be taken by the connection
+/// (the receiver reads nothing: flow control holds the sender) before the
+/// link counts as stalled and is dialled again; the object then resumes
+/// from what the receiver acknowledged.
+const OBJECT_STALL: Duration = Duration::from_secs(30);
+/// Sizes of the most recent frames kept to count the bytes of frames
+/// reported lost (older reports count frames, not bytes).
+const SIZES_KEPT: usize = 4096;
 
 /// What [`send`] sends, and where.
 #[derive(Debug, Clone)]
@@ -169,133 +174,6 @@ pub struct DetectionReport {
     pub unsent: u64,
 }
 
-/// A coded frame for the link.
-struct Coded {
-    /// The frame's index in capture order (results name frames by it).
-    index: u64,
-    header: FrameHeader,
-    payload: Vec<u8>,
-}
-
-/// What the capture thread came to.
-#[derive(Debug, Default)]
-struct Captured {
-    frames: u64,
-    dropped: u64,
-    encoder: String,
-    /// Frames not offered to the detector because their layout is not Y'CbCr.
-    unsupported: u64,
-    /// Model inputs made on the GPU next to compression.
-    inputs_on_gpu: u64,
-}
-
-/// A detector result, waiting for its frame's link sequence number.
-#[derive(Debug, Clone)]
-struct Analysed {
-    /// The frame's capture index.
-    index: u64,
-    score: f32,
-    threshold: f32,
-    /// Normalised to the picture, at most [`MAX_BOXES`].
-    boxes: Vec<BoundingBox>,
-}
-
-/// The detector side of a send: the worker's mailbox and its results.
-struct Detector {
-    mailbox: Arc<Mailbox<(u64, ToAnalyse)>>,
-    results: mpsc::UnboundedReceiver<Analysed>,
-    worker: std::thread::JoinHandle<u64>,
-}
-
-/// What the detector is given: a copy of the picture (it makes the model
-/// input), or the input made already next to compression on the GPU.
-enum ToAnalyse {
-    Picture(Picture),
-    Input {
-        tensor: Vec<f32>,
-        /// The picture's width and height.
-        size: (usize, usize),
-    },
-}
-
-/// Frames sent and detection results, matched by capture index.
-#[derive(Debug, Default)]
-struct Stamps {
-    /// Whether results may still come (frames sent are remembered).
-    on: bool,
-    /// Capture index -> (channel, link sequence number) of frames sent in
-    /// this session.
-    sent: HashMap<u64, (u16, u64)>,
-    /// Results whose frame has not been sent yet.
-    waiting: BTreeMap<u64, Analysed>,
-    /// `FrameMeta` messages sent.
-    metas: u64,
-    /// Results whose frame never went (dropped, stale, or the meta failed).
-    unsent: u64,
-}
-
-impl Stamps {
-    /// A frame went as `(channel, seq)`: its result, if already there,
-    /// goes now.
-    async fn frame_sent(&mut self, link: &Link, index: u64, channel: u16, seq: u64) {
-        // Results of older frames that never went will not find them.
-        let rest = self.waiting.split_off(&index);
-        self.unsent += self.waiting.len() as u64;
-        self.waiting = rest;
-        if let Some(a) = self.waiting.remove(&index) {
-            self.send(link, a, channel, seq).await;
-        } else if self.on {
-            self.sent.insert(index, (channel, seq));
-        }
-    }
-
-    /// A result is ready: it goes now if its frame went, else waits.
-    async fn result(&mut self, link: &Link, a: Analysed) {
-        // Results come in capture order: older frames get none now.
-        self.sent.retain(|&i, _| i >= a.index);
-        match self.sent.remove(&a.index) {
-            Some((channel, seq)) => self.send(link, a, channel, seq).await,
-            None => {
-                self.waiting.insert(a.index, a);
-            }
-        }
-    }
-
-    async fn send(&mut self, link: &Link, a: Analysed, channel: u16, seq: u64) {
-        let meta = FrameMeta {
-            channel,
-            seq,
-            score: a.score,
-            threshold: a.threshold,
-            boxes: a.boxes,
-        };
-        match link.send_frame_meta(meta).await {
-            Ok(()) => self.metas += 1,
-            Err(e) => {
-                self.unsent += 1;
-                tracing::warn!(seq, "sending the detection result: {e}");
-            }
-        }
-    }
-
-    /// A new session numbers frames from 0 again: forget the old numbers.
-    fn reconnected(&mut self) {
-        self.unsent += self.sent.len() as u64;
-        self.sent.clear();
-    }
-}
-
-/// The object being sent.
-struct Outgoing {
-    id: u64,
-    kind: ObjectKind,
-    file: std::fs::File,
-    size: u64,
-    sha: [u8; 32],
-    next: Option<u64>,
-    delivered: bool,
-}
-
 /// Captures, codes and sends until the source ends, `options.frames`, or
 /// `shutdown`; reconnects (with backoff) when the link drops, drops frames
 /// that passed their deadline meanwhile, and resumes the object. `on` hears
@@ -412,7 +290,7 @@ pub fn send(
         if let Some(o) = &outgoing {
             link.offer_object(o.offer()).await?;
         }
-        let mut sizes: Vec<u32> = Vec::new();
+        let mut sizes: BTreeMap<u64, u32> = BTreeMap::new();
         let mut lost = 0u64;
         let mut lost_bytes = 0u64;
         let mut sent_bytes = 0u64;
@@ -440,12 +318,8 @@ pub fn send(
                 biased;
                 event = link.next_event() => match event {
                     Some(Event::PeerFramesLost { ranges, .. }) => {
-                        lost += count_lost(&ranges);
-                        for r in &ranges {
-                            for s in r.first..=r.last {
-                                lost_bytes += sizes.get(s as usize).copied().map_or(0, u64::from);
-                            }
-                        }
+                        lost = lost.saturating_add(count_lost(&ranges));
+                        lost_bytes += take_sizes(&mut sizes, &ranges);
                     }
                     Some(Event::ObjectResume { id, from }) => {
                         if let Some(o) = outgoing.as_mut().filter(|o| o.id == id) {
@@ -478,11 +352,10 @@ pub fn send(
                             continue;
                         };
                         stamps.frame_sent(&link, c.index, channel, seq).await;
-                        let i = seq as usize;
-                        if sizes.len() <= i {
-                            sizes.resize(i + 1, 0);
+                        sizes.insert(seq, u32::try_from(len).unwrap_or(u32::MAX));
+                        if sizes.len() > SIZES_KEPT {
+                            sizes.pop_first();
                         }
-                        sizes[i] = len as u32;
                         sent_bytes += len as u64;
                         sent_frames += 1;
                         last_send = Instant::now();
@@ -497,15 +370,28 @@ pub fn send(
                     }
                 },
                 () = std::future::ready(()), if object_ready => {
-                    if let Some(o) = outgoing.as_mut()
-                        && let Err(e) = o.send_piece(&link).await
-                    {
-                        // Resumed from what was acknowledged once the
-                        // link is back; anything else is fatal.
-                        if !link_ended(&e) {
-                            return Err(e);
+                    if let Some(o) = outgoing.as_mut() {
+                        let piece = tokio::time::timeout(OBJECT_STALL, o.send_piece(&link));
+                        let sent = tokio::select! {
+                            sent = piece => sent,
+                            () = shutdown_requested(shutdown) => break true,
+                        };
+                        match sent {
+                            Ok(Ok(())) => {}
+                            // Resumed from what was acknowledged once the
+                            // link is back; anything else is fatal.
+                            Ok(Err(e)) if link_ended(&e) => o.next = None,
+                            Ok(Err(e)) => return Err(e),
+                            Err(_) => {
+                                tracing::warn!(
+                                    "the receiver took no object bytes for {} s; dialling again",
+                                    OBJECT_STALL.as_secs()
+                                );
+                                o.next = None;
+                                link.close("object stream stalled");
+                                link_lost = true;
+                            }
                         }
-                        o.next = None;
                     }
                 }
                 _ = tick.tick() => {
@@ -564,11 +450,13 @@ pub fn send(
         let until = tokio::time::Instant::now() + grace;
         while let Ok(Some(event)) = tokio::time::timeout_at(until, link.next_event()).await {
             if let Event::PeerFramesLost { ranges, .. } = event {
-                lost += count_lost(&ranges);
+                lost = lost.saturating_add(count_lost(&ranges));
             }
         }
         link.close("sender done");
         let _ = tokio::time::timeout(Duration::from_secs(2), link.into_transfers()).await;
+        // The capture thread may wait on a full queue: closing it ends that.
+        drop(rx);
         let captured = capture
             .join()
             .map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
@@ -612,6 +500,30 @@ pub fn send(
     })
 }
 
+/// Bytes of the frames in `ranges` whose sizes are still kept; each frame's
+/// size is taken once (a frame named again counts no bytes), and the work
+/// is bounded by the sizes kept, not by the ranges the peer names.
+fn take_sizes(sizes: &mut BTreeMap<u64, u32>, ranges: &[SeqRange]) -> u64 {
+    let mut bytes = 0u64;
+    for r in ranges {
+        if r.first > r.last {
+            continue;
+        }
+        let gone: Vec<u64> = sizes.range(r.first..=r.last).map(|(&s, _)| s).collect();
+        for s in gone {
+            bytes += sizes.remove(&s).map_or(0, u64::from);
+        }
+    }
+    bytes
+}
+
+/// Resolves once a shutdown is requested (looked at every 50 ms).
+async fn shutdown_requested(shutdown: &Shutdown) {
+    while !shutdown.is_requested() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Whether an error says the link had ended (not a fault of the call).
 fn link_ended(e: &anyhow::Error) -> bool {
     matches!(
@@ -642,290 +554,4 @@ async fn wait_open(link: &mut Link) -> anyhow::Result<()> {
         }
     }
     bail!("the link ended before the session opened")
-}
-
-/// What the receiver is told the object is, from its name: DICOM Part 10
-/// (`.dcm`), a spectral cube (ENVI `.hdr`/`.raw`/`.img`), a
-/// still image, or other.
-fn object_kind(path: &Path) -> ObjectKind {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("dcm" | "dicom") => ObjectKind::Dicom,
-        Some("hdr" | "raw" | "img") => ObjectKind::SpectralCube,
-        Some("png" | "tif" | "tiff" | "pgm" | "ppm" | "jpg" | "jpeg") => ObjectKind::Image,
-        _ => ObjectKind::Other,
-    }
-}
-
-fn open_object(path: &Path) -> anyhow::Result<Outgoing> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; OBJECT_PIECE];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    if size == 0 {
-        bail!("{} is empty", path.display());
-    }
-    let sha: [u8; 32] = hasher.finalize().into();
-    let id = u64::from_be_bytes(sha[..8].try_into()?);
-    Ok(Outgoing {
-        id,
-        kind: object_kind(path),
-        file,
-        size,
-        sha,
-        next: None,
-        delivered: false,
-    })
-}
-
-impl Outgoing {
-    fn offer(&self) -> ObjectOffer {
-        ObjectOffer {
-            id: self.id,
-            kind: self.kind,
-            size: self.size,
-            sha256: self.sha,
-        }
-    }
-
-    async fn send_piece(&mut self, link: &Link) -> anyhow::Result<()> {
-        let Some(offset) = self.next else {
-            return Ok(());
-        };
-        let len = (self.size - offset).min(OBJECT_PIECE as u64) as usize;
-        let mut data = vec![0u8; len];
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.file.read_exact(&mut data)?;
-        link.send_object_data(self.id, offset, data).await?;
-        let next = offset + len as u64;
-        self.next = (next < self.size).then_some(next);
-        Ok(())
-    }
-}
-
-/// Loads `--model`: a frame model, checked against its sidecar.
-fn load_model(path: &Path) -> anyhow::Result<Model> {
-    let model = Model::load(path).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-    let source = model.contract().input.source;
-    if source != InputSource::FrameYcbcr {
-        bail!(
-            "--model {}: a {source:?} model, not a frame (frame-ycbcr) model",
-            path.display()
-        );
-    }
-    Ok(model)
-}
-
-/// Starts the detector thread: it takes the newest offered picture, runs
-/// the model and sends the result; it ends when the mailbox is closed and
-/// empty, returning how many frames it analysed.
-fn start_detector(model: &Model) -> anyhow::Result<Detector> {
-    let mut runner = model
-        .runner()
-        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-    let mailbox: Arc<Mailbox<(u64, ToAnalyse)>> = Arc::new(Mailbox::new());
-    let (tx, results) = mpsc::unbounded_channel();
-    let worker = {
-        let mailbox = mailbox.clone();
-        std::thread::Builder::new()
-            .name("med8k-send-detect".into())
-            .spawn(move || {
-                let mut analysed = 0u64;
-                let mut failed = 0u64;
-                while let Some((index, job)) = mailbox.take() {
-                    match analyse(&mut runner, index, job) {
-                        Ok(a) => {
-                            analysed += 1;
-                            // The link loop gone: nobody wants results.
-                            let _ = tx.send(a);
-                        }
-                        Err(e) => {
-                            failed += 1;
-                            if failed == 1 {
-                                tracing::warn!("detection failed on frame {index}: {e}");
-                            }
-                        }
-                    }
-                    mailbox.done();
-                }
-                if failed > 1 {
-                    tracing::warn!("detection failed on {failed} frame(s)");
-                }
-                analysed
-            })?
-    };
-    Ok(Detector {
-        mailbox,
-        results,
-        worker,
-    })
-}
-
-/// Runs the model on a Y'CbCr picture or its input; boxes normalised to the
-/// picture and clipped to [`MAX_BOXES`] (the largest are kept).
-fn analyse(
-    runner: &mut med8k_detect::model::Runner,
-    index: u64,
-    job: ToAnalyse,
-) -> Result<Analysed, ModelError> {
-    let contract = runner.model().contract();
-    let (iw, ih) = (contract.input.width(), contract.input.height());
-    let threshold = contract.threshold.score;
-    let (tensor, (w, h)) = match job {
-        ToAnalyse::Input { tensor, size } => (tensor, size),
-        ToAnalyse::Picture(pic) => {
-            let size = (pic.width() as usize, pic.height() as usize);
-            (picture_tensor(&pic, iw, ih)?, size)
-        }
-    };
-    let d = runner.run_tensor(index, tensor, (w, h))?;
-    let unit = |v: u32, full: usize| (v as f32 / full.max(1) as f32).clamp(0.0, 1.0);
-    let boxes = d
-        .boxes
-        .iter()
-        .take(MAX_BOXES)
-        .map(|b| BoundingBox {
-            x: unit(b.x, w),
-            y: unit(b.y, h),
-            w: unit(b.width, w),
-            h: unit(b.height, h),
-            score: if b.peak.is_finite() { b.peak } else { 0.0 },
-            class: 0,
-        })
-        .collect();
-    Ok(Analysed {
-        index,
-        score: d.score,
-        threshold,
-        boxes,
-    })
-}
-
-/// The next detection result; `None` once the detector ended; pending
-/// forever without one.
-async fn next_result<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Closes the detector's mailbox when capture ends (or fails).
-struct CloseOnDrop(Option<Arc<Mailbox<(u64, ToAnalyse)>>>);
-
-impl Drop for CloseOnDrop {
-    fn drop(&mut self) {
-        if let Some(m) = &self.0 {
-            m.close();
-        }
-    }
-}
-
-/// Where captured frames go: coded to the link's queue, and (a copy, when
-/// the detector is idle) to the detector.
-struct FrameSink<'a> {
-    tx: &'a mpsc::Sender<Coded>,
-    detector: Option<&'a Mailbox<(u64, ToAnalyse)>>,
-    /// The model's input width and height.
-    input_size: (u32, u32),
-}
-
-fn capture(
-    (pictures, live, limit): (Pictures, bool, usize),
-    config: &med8k_codec::Config,
-    lossless: bool,
-    period: Duration,
-    epoch: Instant,
-    sink: &FrameSink<'_>,
-    stop: &Shutdown,
-) -> anyhow::Result<Captured> {
-    let tx = sink.tx;
-    let (mut encoder, name) = Backend::Auto.encoder(config)?;
-    let mut out = Captured {
-        encoder: name,
-        ..Captured::default()
-    };
-    let mut next = Instant::now();
-    let mut inputs = ResidentInputs::default();
-    for pic in pictures.take(limit) {
-        if stop.is_requested() {
-            break;
-        }
-        if !live {
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            next = next.max(Instant::now() - period) + period;
-        }
-        let pic = pic?;
-        let capture_us = epoch.elapsed().as_micros() as u64;
-        let index = out.frames;
-        // Latest frame wins: only an idle detector gets a frame. On the GPU
-        // its input is made after coding, from the picture already there;
-        // otherwise the detector gets a copy now and works while this codes.
-        let mut offer_input = None;
-        if let Some(mailbox) = sink.detector {
-            if !matches!(pic.layout(), Layout::Yuv422 | Layout::Yuv420) {
-                if out.unsupported == 0 {
-                    tracing::warn!(
-                        "the source's pictures are {}, not Y'CbCr: no detection",
-                        pic.layout()
-                    );
-                }
-                out.unsupported += 1;
-            } else if !mailbox.wants() {
-                mailbox.pass();
-            } else if ResidentInputs::possible(&encoder) {
-                offer_input = Some(mailbox);
-            } else {
-                mailbox.offer((index, ToAnalyse::Picture(pic.clone())));
-            }
-        }
-        let packet = encoder.encode(&pic)?;
-        if let Some(mailbox) = offer_input {
-            let (iw, ih) = sink.input_size;
-            let size = (pic.width() as usize, pic.height() as usize);
-            let job = match inputs.make(&encoder, iw, ih) {
-                Some(Ok(tensor)) => {
-                    out.inputs_on_gpu += 1;
-                    ToAnalyse::Input { tensor, size }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!("model input on the GPU: {e}; the detector makes it");
-                    ToAnalyse::Picture(pic.clone())
-                }
-                None => ToAnalyse::Picture(pic.clone()),
-            };
-            mailbox.offer((index, job));
-        }
-        out.frames += 1;
-        let header = frame_header(&pic, lossless, &packet.data, capture_us);
-        let coded = Coded {
-            index,
-            header,
-            payload: packet.data,
-        };
-        if live {
-            match tx.try_send(coded) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => out.dropped += 1,
-                Err(mpsc::error::TrySendError::Closed(_)) => break,
-            }
-        } else if tx.blocking_send(coded).is_err() {
-            break;
-        }
-    }
-    Ok(out)
 }

@@ -1,0 +1,327 @@
+//! The remote-monitor, pathology and detection scenarios, built on the
+//! codec bench ([`crate::codec`]) and the detector's evaluation
+//! ([`crate::detect`]).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use super::usage::Meter;
+use super::{Better, CodecPoint, HarnessOptions, Scenario};
+use crate::codec::{CodecBenchOptions, Row, bench_codec};
+use crate::detect::{EvalDetectOptions, eval_detect};
+
+/// The link classes a remote monitor is fed over, in bits per second.
+pub const LINK_CLASSES: [(&str, f64); 4] = [
+    ("in-hospital 5 Gbit/s", 5e9),
+    ("inter-hospital 150 Mbit/s", 150e6),
+    ("fall-back 40 Mbit/s", 40e6),
+    ("fall-back 20 Mbit/s", 20e6),
+];
+
+/// An 8K60 pixel rate: a link's budget in bits per pixel is its rate over this.
+const PX_PER_S_8K60: f64 = 7680.0 * 4320.0 * 60.0;
+
+/// Bits per pixel a link of `bps` leaves each pixel of 8K60 video.
+pub fn budget_bpp(bps: f64) -> f64 {
+    // The codec takes 0.01 bpp at the least (20 Mbit/s is 0.01005).
+    (bps / PX_PER_S_8K60).max(0.01)
+}
+
+/// The peers `crate::codec` runs, as they run them.
+const PEER_COMMANDS: [&str; 3] = [
+    "ojph_compress -i in.yuv -o out.j2c -num_decomps 5 -reversible true (then ojph_expand)",
+    "ffmpeg -f rawvideo -i in.yuv -c:v ffv1 -level 3 (then ffmpeg decode to rawvideo)",
+    "ffmpeg -f rawvideo -i in.yuv -c:v jpegls (then ffmpeg decode to rawvideo)",
+];
+
+fn point(r: &Row) -> CodecPoint {
+    CodecPoint {
+        input: r.input.clone(),
+        codec: r.codec.clone(),
+        mode: r.mode.clone(),
+        ratio: r.ratio,
+        bpp: r.bpp,
+        encode_mpx_s: r.encode_mpx_s,
+        decode_mpx_s: r.decode_mpx_s,
+        psnr_db: r.psnr_db,
+        ssim: r.ssim,
+        exact: r.exact,
+    }
+}
+
+fn codec_rows(
+    files: Vec<PathBuf>,
+    bpp: Vec<f64>,
+    options: &HarnessOptions,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<Row>> {
+    let opts = CodecBenchOptions {
+        files,
+        format: None,
+        frames: options.codec_frames,
+        runs: if options.quick { 1 } else { 3 },
+        bpp,
+        backends: Vec::new(),
+        no_peers: options.no_peers,
+    };
+    bench_codec(&opts, &mut |line| progress(&format!("  {line}")))
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// A frame's time in ms from a rate in Mpx/s and the frame's size.
+fn ms_per_frame(mpx: f64, mpx_s: f64) -> f64 {
+    if mpx_s > 0.0 {
+        mpx / mpx_s * 1e3
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Megapixels of a row's picture (`WxH ...`).
+fn row_mpx(r: &Row) -> f64 {
+    r.picture
+        .split_whitespace()
+        .next()
+        .and_then(|wh| wh.split_once('x'))
+        .and_then(|(w, h)| Some(w.parse::<f64>().ok()? * h.parse::<f64>().ok()? / 1e6))
+        .unwrap_or(0.0)
+}
+
+/// The clip through the codec at each link class's budget.
+pub fn remote_monitor(
+    clip: &Path,
+    options: &HarnessOptions,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Scenario> {
+    let meter = Meter::start();
+    let budgets: Vec<f64> = LINK_CLASSES.iter().map(|(_, b)| budget_bpp(*b)).collect();
+    let rows = codec_rows(vec![clip.to_path_buf()], budgets.clone(), options, progress)?;
+    let usage = meter.stop();
+    let mut s = Scenario::new(
+        "remote-monitor",
+        "capture → encode at each link class's bits per pixel (8K60 budget) → decode → compare",
+    );
+    for ((class, _), bpp) in LINK_CLASSES.iter().zip(&budgets) {
+        let mode = format!("{bpp} bpp");
+        let ours: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.mode == mode && r.codec.starts_with("med8k"))
+            .collect();
+        let backend = ours
+            .first()
+            .map_or("cpu", |r| r.codec.rsplit('/').next().unwrap_or("cpu"));
+        let Some(psnr) = mean(ours.iter().filter_map(|r| r.psnr_db)) else {
+            continue;
+        };
+        s.figure(format!("{class}: PSNR"), psnr, "dB", Better::Higher);
+        if let Some(ssim) = mean(ours.iter().filter_map(|r| r.ssim)) {
+            s.figure(format!("{class}: SSIM"), ssim, "", Better::Higher);
+        }
+        if let Some(b) = mean(ours.iter().map(|r| r.bpp)) {
+            s.figure(format!("{class}: bits per pixel"), b, "bpp", Better::None);
+        }
+        if let Some(r) = mean(ours.iter().map(|r| r.ratio)) {
+            s.figure(format!("{class}: ratio"), r, ":1", Better::Higher);
+        }
+        if let Some(t) = mean(
+            ours.iter()
+                .map(|r| ms_per_frame(row_mpx(r), r.encode_mpx_s)),
+        ) {
+            s.figure(
+                format!("{class}: encode per frame ({backend})"),
+                t,
+                "ms",
+                Better::Lower,
+            );
+        }
+        if let Some(t) = mean(
+            ours.iter()
+                .filter_map(|r| Some(ms_per_frame(row_mpx(r), r.decode_mpx_s?))),
+        ) {
+            s.figure(
+                format!("{class}: decode per frame ({backend})"),
+                t,
+                "ms",
+                Better::Lower,
+            );
+        }
+    }
+    s.usage(&usage, rows.len() as u64);
+    s.codecs = rows.iter().map(point).collect();
+    s.notes.push(
+        "Budgets are each link's rate over an 8K60 pixel rate, applied at the clip's size; \
+         the frames do not cross the QUIC link or the impairment relay here (`med8k bench link` \
+         measures the link and its ceiling)."
+            .into(),
+    );
+    s.notes
+        .push("Not measured here: rav1e/x265/SVT-AV1 at the thin links' bitrates.".into());
+    if !options.no_peers {
+        s.notes
+            .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));
+    }
+    Ok(s)
+}
+
+/// Each cube through the lossless codec, against the peers.
+pub fn pathology(
+    cubes: &[PathBuf],
+    options: &HarnessOptions,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Scenario> {
+    let meter = Meter::start();
+    let rows = codec_rows(cubes.to_vec(), Vec::new(), options, progress)?;
+    let usage = meter.stop();
+    let mut s = Scenario::new(
+        "pathology",
+        "7-band cube → lossless encode → decode → bit-exact check",
+    );
+    let ours: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.codec.starts_with("med8k") && r.mode == "lossless")
+        .collect();
+    anyhow::ensure!(!ours.is_empty(), "the codec measured no cube");
+    let exact = ours.iter().filter(|r| r.exact).count();
+    s.figure("bit-exact cubes", exact as f64, "", Better::None);
+    s.figure(
+        "cubes not bit-exact",
+        (ours.len() - exact) as f64,
+        "",
+        Better::Lower,
+    );
+    if let Some(r) = mean(ours.iter().map(|r| r.ratio)) {
+        s.figure("lossless ratio", r, ":1", Better::Higher);
+    }
+    if let Some(b) = mean(ours.iter().map(|r| r.bpp)) {
+        s.figure("lossless bits per sample", b / 7.0, "bps", Better::Lower);
+    }
+    if let Some(v) = mean(ours.iter().map(|r| r.encode_mpx_s)) {
+        s.figure("encode", v, "Mpx/s", Better::Higher);
+    }
+    if let Some(v) = mean(ours.iter().filter_map(|r| r.decode_mpx_s)) {
+        s.figure("decode", v, "Mpx/s", Better::Higher);
+    }
+    // What a pathologist waits for with an infinitely fast link: encode + decode.
+    if let Some(v) = mean(ours.iter().filter_map(|r| {
+        let mpx = row_mpx(r);
+        Some(ms_per_frame(mpx, r.encode_mpx_s) + ms_per_frame(mpx, r.decode_mpx_s?))
+    })) {
+        s.figure("whole cube, encode + decode", v, "ms", Better::Lower);
+    }
+    s.usage(&usage, ours.len() as u64);
+    s.codecs = rows.iter().map(point).collect();
+    s.notes.push(
+        "Not measured here: the link, the PACS store (Orthanc) and the viewer's first tile; \
+         the wait figure is the codec's part only."
+            .into(),
+    );
+    if !options.no_peers {
+        s.notes
+            .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));
+    }
+    Ok(s)
+}
+
+/// The model against the clip's labels, and its analysis rate.
+pub fn detection(
+    model: &Path,
+    samples: &Path,
+    options: &HarnessOptions,
+) -> anyhow::Result<Scenario> {
+    let meter = Meter::start();
+    let report = eval_detect(&EvalDetectOptions {
+        model: model.to_path_buf(),
+        samples: samples.to_path_buf(),
+        bench_iters: if options.quick { 3 } else { 20 },
+    })?;
+    let usage = meter.stop();
+    let mut s = Scenario::new(
+        "detection",
+        format!(
+            "{} {} on every frame of the clip, scored against the labels",
+            report.model, report.version
+        ),
+    );
+    if let Some(a) = report.image_auroc {
+        s.figure("image AUROC", a, "", Better::Higher);
+    }
+    if let Some(a) = report.pixel_auroc {
+        s.figure("pixel AUROC", a, "", Better::Higher);
+    }
+    s.figure("analysis rate", report.frames_per_s, "fps", Better::Higher);
+    s.figure("latency p50", report.latency_ms_p50, "ms", Better::Lower);
+    s.figure("latency p99", report.latency_ms_p99, "ms", Better::Lower);
+    s.figure("labelled frames", report.items as f64, "", Better::None);
+    let ort = &report.onnxruntime;
+    s.figure(
+        "bare model, tract",
+        ort.tract_frames_per_s,
+        "fps",
+        Better::Higher,
+    );
+    match ort.ort_frames_per_s {
+        Some(v) => {
+            s.figure("bare model, onnxruntime", v, "fps", Better::Higher);
+            s.notes.push(format!(
+                "peer: onnxruntime {} (python3 models/ort_bench.py), {} thread(s), {} iterations",
+                ort.ort_version.as_deref().unwrap_or("?"),
+                ort.threads,
+                ort.iterations
+            ));
+        }
+        None => s.notes.push(format!("onnxruntime: {}", ort.status)),
+    }
+    s.usage(&usage, report.items as u64);
+    s.notes
+        .push("Not measured here: false alarms per minute at the operating threshold.".into());
+    Ok(s)
+}
+
+/// GStreamer's own decode of a sample set's clip (four FFV1 quadrant
+/// tracks) to `fakesink`, timed from outside: (frames per second, the
+/// command). `None` when `gst-launch-1.0` is missing or fails.
+pub fn gstreamer_decode(clip: &Path, frames: u64) -> Option<(f64, String)> {
+    let location = clip.to_str()?;
+    let mut args = vec![
+        "-q".to_owned(),
+        "filesrc".into(),
+        format!("location={location}"),
+        "!".into(),
+        "matroskademux".into(),
+        "name=d".into(),
+    ];
+    for i in 0..4 {
+        args.extend(
+            [
+                &format!("d.video_{i}"),
+                "!",
+                "queue",
+                "!",
+                "avdec_ffv1",
+                "!",
+                "fakesink",
+                "sync=false",
+            ]
+            .map(str::to_owned),
+        );
+    }
+    let started = Instant::now();
+    let ok = Command::new("gst-launch-1.0")
+        .args(&args)
+        .output()
+        .ok()?
+        .status
+        .success();
+    let seconds = started.elapsed().as_secs_f64();
+    ok.then(|| {
+        (
+            frames as f64 / seconds.max(1e-9),
+            format!("gst-launch-1.0 {}", args.join(" ")),
+        )
+    })
+}

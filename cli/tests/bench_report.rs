@@ -1,0 +1,187 @@
+//! `med8k bench --quick`: the real binary runs every scenario on small
+//! generated samples and writes a report whose structure is checked here
+//! (not its speed); `--compare` against itself marks no change; bad input
+//! is a one-line error.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
+mod common;
+
+use common::{assert_one_line_error, med8k, stderr, stdout};
+use serde_json::Value;
+
+fn figure<'a>(scenario: &'a Value, name: &str) -> &'a Value {
+    scenario["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no figure {name:?} in {}", scenario["name"]))
+}
+
+#[test]
+fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = med8k(
+        dir.path(),
+        &[
+            "bench",
+            "--quick",
+            "--json",
+            "r.json",
+            "--html",
+            "r.html",
+            "--no-peers",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    for s in ["== surgeon ==", "== remote-monitor ==", "== pathology =="] {
+        assert!(table.contains(s), "{s} missing from\n{table}");
+    }
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["quick"], true);
+    let machine = &report["machine"];
+    assert!(machine["cores"].as_u64().unwrap() >= 1);
+    assert!(machine["memory_gib"].as_f64().unwrap() > 0.0);
+    assert!(
+        machine["gstreamer"]
+            .as_str()
+            .unwrap()
+            .starts_with("GStreamer")
+    );
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["surgeon", "remote-monitor", "pathology", "detection"]
+    );
+
+    // Surgeon: every camera frame that reached the glass carried a readable
+    // stamp, latencies are positive and ordered, and the series matches.
+    let surgeon = &scenarios[0];
+    let at_glass = figure(surgeon, "frames at the glass")["value"]
+        .as_f64()
+        .unwrap();
+    assert!(at_glass >= 1.0, "no frame reached the glass");
+    assert_eq!(
+        figure(surgeon, "stamps unreadable at the glass")["value"],
+        0.0
+    );
+    let p50 = figure(surgeon, "capture→glass p50")["value"]
+        .as_f64()
+        .unwrap();
+    let p99 = figure(surgeon, "capture→glass p99")["value"]
+        .as_f64()
+        .unwrap();
+    let max = figure(surgeon, "capture→glass max")["value"]
+        .as_f64()
+        .unwrap();
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{p50} {p99} {max}");
+    let series = surgeon["series"].as_array().unwrap();
+    assert_eq!(series.len() as f64, at_glass);
+    let stages: Vec<&str> = surgeon["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        stages.contains(&"detect") && stages.contains(&"output"),
+        "{stages:?}"
+    );
+    assert!(
+        figure(surgeon, "CPU time per frame")["value"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    // Remote monitor: the in-hospital class is lossy, with a PSNR and SSIM.
+    let remote = &scenarios[1];
+    let psnr = figure(remote, "in-hospital 5 Gbit/s: PSNR")["value"]
+        .as_f64()
+        .unwrap();
+    assert!(psnr > 20.0, "PSNR {psnr}");
+    let ssim = figure(remote, "in-hospital 5 Gbit/s: SSIM")["value"]
+        .as_f64()
+        .unwrap();
+    assert!(0.0 < ssim && ssim <= 1.0, "SSIM {ssim}");
+
+    // Pathology: every cube came back bit-exact.
+    let pathology = &scenarios[2];
+    assert_eq!(figure(pathology, "cubes not bit-exact")["value"], 0.0);
+    assert!(
+        figure(pathology, "bit-exact cubes")["value"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+
+    // Detection: AUROC is a probability.
+    let auroc = figure(&scenarios[3], "image AUROC")["value"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&auroc), "{auroc}");
+
+    // The HTML page stands alone: inline SVG charts, nothing fetched.
+    let page = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.matches("<svg").count() >= 5, "too few charts");
+    assert!(page.contains("capture → glass latency per frame"));
+    assert!(page.contains("compression ratio against encode speed"));
+    for remote_ref in ["src=\"http", "href=\"http", "<script", "@import", "url("] {
+        assert!(
+            !page.contains(remote_ref),
+            "the page refers out: {remote_ref}"
+        );
+    }
+
+    // Compared with itself (surgeon only, fast): every figure is there, no
+    // regression is invented for a figure that did not move.
+    let o = med8k(
+        dir.path(),
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "pathology",
+            "--no-peers",
+            "--compare",
+            "r.json",
+            "--html",
+            "c.html",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("against the older report"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("cubes not bit-exact"))
+            .all(|l| !l.contains("REGRESSION")),
+        "{out}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("c.html")).unwrap();
+    assert!(page.contains("Against the older report"));
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old.json"), "{not json").unwrap();
+    let o = med8k(dir.path(), &["bench", "--quick", "--compare", "old.json"]);
+    assert_one_line_error(&o, &["old.json", "not a med8k bench report"]);
+    let o = med8k(dir.path(), &["bench", "--quick", "--only", "juggling"]);
+    assert_one_line_error(&o, &["unknown scenario", "juggling"]);
+    let o = med8k(
+        dir.path(),
+        &["bench", "--samples", "nowhere", "--only", "surgeon"],
+    );
+    assert_one_line_error(&o, &["no recorded samples", "nowhere"]);
+}

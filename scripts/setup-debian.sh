@@ -2,7 +2,9 @@
 # Install what med8k needs on Debian 12 beyond the Rust toolchain:
 # GStreamer (development files and the plugins the engine uses), Mesa's
 # software Vulkan driver (lavapipe) so GPU kernels run without a GPU, and
-# SoftHSM2, which stands in for JPKI/HPKI cards; OpenJPH's tools and FFmpeg,
+# SoftHSM2, which stands in for JPKI/HPKI cards; Chromium and its WebDriver
+# (chromium-driver, the same Debian source and version) for the viewer's
+# browser tests; OpenJPH's tools and FFmpeg,
 # the peers `med8k bench codec` measures against; for DICOM, cmake (dicom-rs
 # builds CharLS, its JPEG-LS codec, with it), and what the tests check
 # against: Orthanc with its DICOMweb plugin (the PACS), dicom3tools
@@ -20,6 +22,7 @@ packages=(
   gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-gl
   mesa-vulkan-drivers libvulkan1
   softhsm2 openssl
+  chromium chromium-driver
   openjph-tools ffmpeg
   cmake
   orthanc orthanc-dicomweb dicom3tools dcmtk

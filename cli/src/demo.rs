@@ -96,6 +96,8 @@ struct DemoReport {
     pipeline: PipelineReport,
     cubes: Vec<CubeReport>,
     consent: ConsentRound,
+    /// The remote-pathology loop: consent to cut lines.
+    desk: Option<crate::demo_desk::DeskRound>,
 }
 
 /// What the consent round of the demo came to.
@@ -109,6 +111,9 @@ struct ConsentRound {
     pharmacist_refused: bool,
     /// Entries in the audit log, verified.
     audit_entries: u64,
+    /// The patient's pseudonym (never printed).
+    #[serde(skip)]
+    patient: String,
 }
 
 /// The pilot's consent path on the demo PKI (made next to the samples on
@@ -191,6 +196,7 @@ fn consent_round(samples: &std::path::Path) -> anyhow::Result<ConsentRound> {
         doctor_permitted,
         pharmacist_refused,
         audit_entries,
+        patient: patient.as_str().to_owned(),
     })
 }
 
@@ -270,6 +276,24 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         );
     }
 
+    // The remote pathologist's loop on the first cube: consent to cut lines.
+    let desk = match set.cubes().into_iter().next() {
+        Some(cube) if !shutdown.is_requested() => Some(crate::demo_desk::desk_round(
+            &opts.out,
+            &cube,
+            &consent.patient,
+        )?),
+        _ => None,
+    };
+    if let Some(d) = &desk
+        && !d.stored
+    {
+        bail!(
+            "the pathologist's instructions were not stored: {}",
+            d.outcome
+        );
+    }
+
     let demo = DemoReport {
         samples: set.dir.clone(),
         seed: set.manifest.seed,
@@ -280,6 +304,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         pipeline: result,
         cubes,
         consent,
+        desk,
     };
     std::fs::write(&args.report, serde_json::to_vec_pretty(&demo)?)
         .with_context(|| format!("writing {}", args.report.display()))?;

@@ -256,6 +256,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
                 forwarder.iter().for_each(|f| f.submit(o, &report.facility));
             }
         }
+        ServeEvent::Instructions(outcome) => crate::view::print_instructions(&outcome),
         _ => {}
     })?;
     if let Some(f) = forwarder {

@@ -11,6 +11,7 @@ mod codec;
 mod colour;
 mod consent;
 mod demo;
+mod demo_desk;
 mod detect;
 mod dicom;
 mod link;
@@ -19,6 +20,7 @@ mod probe;
 mod report;
 mod run;
 mod samples;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,6 +80,9 @@ enum Command {
     /// Ask a site for a patient's data through its consent gate (HPKI and
     /// JPKI logins) and receive it.
     Fetch(link::FetchArgs),
+    /// The pathologist's desk: a specimen in the browser (loopback only,
+    /// nothing on disk), and cut-out instructions sent back signed.
+    View(view::ViewArgs),
     /// Benchmarks on the recorded samples: without a subcommand, every
     /// scenario (surgeon, remote monitor, pathology, detection) in one report.
     #[command(args_conflicts_with_subcommands = true)]
@@ -217,6 +222,7 @@ fn softhsm2_conf(command: &Command) -> Option<PathBuf> {
             consent::ConsentCommand::List(_) | consent::ConsentCommand::Stop(_) => return None,
         }),
         Command::Fetch(args) => of_dir(&args.pki),
+        Command::View(args) => of_dir(args.pki.as_deref()?),
         Command::Demo(args) => Some(
             args.samples
                 .options()
@@ -283,6 +289,7 @@ fn run_command(command: Command) -> anyhow::Result<Outcome> {
         Command::Serve(args) => link::serve(&args),
         Command::Send(args) => link::send(&args),
         Command::Fetch(args) => link::fetch(&args),
+        Command::View(args) => view::view(&args),
         Command::Detect(args) => detect::detect(&args),
         Command::Eval {
             command: EvalCommand::Detect(args),

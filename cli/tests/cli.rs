@@ -78,6 +78,13 @@ fn demo_runs_from_nothing_and_writes_its_report() {
         stdout.contains("permit (consent") && stdout.contains("deny:"),
         "{stdout}"
     );
+    // The remote pathologist's loop: the cut line came back signed and was stored.
+    let desk = &report["desk"];
+    assert_eq!(desk["stored"], true, "{desk}");
+    assert!(
+        desk["outcome"].as_str().unwrap().contains("(verified)"),
+        "{desk}"
+    );
 
     let again = med8k(tmp.path(), &args);
     assert!(again.status.success(), "{}", stderr(&again));

@@ -46,15 +46,20 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod annotations;
 pub mod bench;
+pub mod desk;
 mod display;
 pub mod fetch;
 pub mod gate;
+pub mod instructions;
+mod overlay;
 pub mod pacs;
 pub mod plan;
 pub mod send;
 pub mod serve;
 pub mod site;
+pub mod view;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -125,6 +125,8 @@ pub enum ServeEvent {
     Listening(SocketAddr),
     /// A link ended.
     LinkEnded(Box<LinkReport>),
+    /// Cut-out instructions came back: stored, or refused.
+    Instructions(Box<crate::instructions::InstructionOutcome>),
 }
 
 /// How [`serve`] ended.
@@ -277,6 +279,19 @@ pub fn serve(
         }
         (other, _) => bail!("{}: gate {other:?} is not supported", args.config.display()),
     };
+    // Instructions for an offered cube are checked against the consent gate's HPKI roots.
+    let desk = match (&config.consent, &args.source) {
+        (Some(settings), Some(source)) if config.gate == GateKind::Consent => {
+            crate::instructions::InstructionDesk::for_source(
+                &config,
+                settings,
+                source,
+                args.out.as_deref(),
+            )?
+            .map(Arc::new)
+        }
+        _ => None,
+    };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -304,6 +319,7 @@ pub fn serve(
         }
         let frames = Arc::new(AtomicU64::new(0));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<LinkReport>();
+        let (instr_tx, mut instr_rx) = mpsc::unbounded_channel();
         let mut controls: Vec<SessionControl> = Vec::new();
         let mut running = 0u64;
         let mut ended = 0u64;
@@ -320,8 +336,9 @@ pub fn serve(
                         let frames = frames.clone();
                         let done = done_tx.clone();
                         let offer = offer.clone();
+                        let desk = desk.clone().map(|d| (d, instr_tx.clone()));
                         tokio::spawn(async move {
-                            let report = run_link(link, n, out, sink, frames, offer).await;
+                            let report = run_link(link, n, out, sink, frames, offer, desk).await;
                             let _ = done.send(report);
                         });
                     }
@@ -330,6 +347,9 @@ pub fn serve(
                     }
                     None => break false,
                 },
+                Some(outcome) = instr_rx.recv() => {
+                    on(ServeEvent::Instructions(Box::new(outcome)));
+                }
                 Some(report) = done_rx.recv() => {
                     running -= 1;
                     ended += 1;
@@ -366,6 +386,9 @@ pub fn serve(
             }
         }
         server.close();
+        while let Ok(outcome) = instr_rx.try_recv() {
+            on(ServeEvent::Instructions(Box::new(outcome)));
+        }
         anyhow::Ok(ServeSummary {
             frames: frames.load(Ordering::Relaxed),
             links: controls.len(),
@@ -381,7 +404,10 @@ async fn run_link(
     sink: Option<String>,
     total: Arc<AtomicU64>,
     offer: Option<Offer>,
+    desk: Option<crate::instructions::DeskHandle>,
 ) -> LinkReport {
+    let mut inbox = crate::annotations::Inbox::new();
+    let mut annotates = false;
     let mut report = LinkReport {
         facility: link.facility().to_owned(),
         remote: Some(link.remote()),
@@ -429,7 +455,10 @@ async fn run_link(
                         tracing::info!(facility = %report.facility, frames = *n, "source ended; closing the session");
                         outgoing = None;
                         let linger = offer.as_ref().map_or(Duration::ZERO, |o| o.linger);
-                        close_at = Some(tokio::time::Instant::now() + linger);
+                        // A pathologist's desk keeps the session for its instructions.
+                        if !(annotates && desk.is_some()) {
+                            close_at = Some(tokio::time::Instant::now() + linger);
+                        }
                     }
                 }
                 continue;
@@ -438,6 +467,7 @@ async fn run_link(
         let store = match event {
             Event::Open { peer } => {
                 tracing::info!(facility = %peer.site_id, "session open");
+                annotates = peer.capabilities.contains(Capabilities::ANNOTATE);
                 // A peer that only sends (`med8k send`) is not offered the
                 // source.
                 if let Some(offer) = offer
@@ -485,6 +515,14 @@ async fn run_link(
                 }
                 Some(Store::Meta(m))
             }
+            Event::Annotation(a) => {
+                inbox.annotation(a);
+                None
+            }
+            Event::Instructions(i) => {
+                crate::instructions::receive(desk.as_ref(), &mut inbox, &report.facility, &i);
+                None
+            }
             Event::ObjectOffered { offer, resume_from } => Some(Store::Offered(offer, resume_from)),
             Event::ObjectData(d) => Some(Store::Data(d.id, d.offset, d.data)),
             Event::ObjectComplete { id } => Some(Store::Complete(id)),
@@ -515,6 +553,7 @@ async fn run_link(
         }
     }
     drop(tx);
+    crate::instructions::finish(desk.as_ref(), inbox, &report.facility);
     let stats = link.stats();
     report.late = stats.frames.frames_late;
     report.rtt_ms = stats.rtt.as_secs_f64() * 1e3;

@@ -50,6 +50,8 @@
 //! audit = "audit.jsonl"          # the audit log (JSON Lines, hash-chained)
 //! hpki_roots = ["hpki.pem"]      # HPKI trust anchors (physicians)
 //! hpki_policies = ["1.2.3.4"]    # accepted HPKI policy OIDs: no default
+//! hpki_sign_policies = ["1.2.3.5"] # optional: HPKI signing policy OIDs accepted on
+//!                                # a pathologist's signed cut-out instructions (none: refused)
 //! jpki_roots = ["jpki.pem"]      # JPKI trust anchors (patients)
 //! require_patient = true         # the patient must log in too (default true)
 //! audit_salt_file = "audit.salt" # default: the audit log's path + ".salt"
@@ -135,6 +137,9 @@ pub struct ConsentSettings {
     pub hpki_roots: Vec<PathBuf>,
     /// Accepted HPKI policy OIDs (at least one).
     pub hpki_policies: Vec<String>,
+    /// Accepted HPKI signing policy OIDs, for signed annotations (empty: no
+    /// signed annotation is accepted).
+    pub hpki_sign_policies: Vec<String>,
     /// JPKI trust anchor files (PEM).
     pub jpki_roots: Vec<PathBuf>,
     /// Whether the patient must log in too.
@@ -234,6 +239,8 @@ struct GateSection {
     #[serde(default)]
     hpki_policies: Vec<String>,
     #[serde(default)]
+    hpki_sign_policies: Vec<String>,
+    #[serde(default)]
     jpki_roots: Vec<PathBuf>,
     require_patient: Option<bool>,
     audit_salt_file: Option<PathBuf>,
@@ -253,6 +260,7 @@ impl GateSection {
             || self.audit.is_some()
             || !self.hpki_roots.is_empty()
             || !self.hpki_policies.is_empty()
+            || !self.hpki_sign_policies.is_empty()
             || !self.jpki_roots.is_empty()
             || self.require_patient.is_some()
             || self.audit_salt_file.is_some()
@@ -282,6 +290,9 @@ impl GateSection {
         }
         if let Some(bad) = self.hpki_policies.iter().find(|o| !is_oid(o)) {
             return Err(format!("[gate] hpki_policies: {bad:?} is not an OID"));
+        }
+        if let Some(bad) = self.hpki_sign_policies.iter().find(|o| !is_oid(o)) {
+            return Err(format!("[gate] hpki_sign_policies: {bad:?} is not an OID"));
         }
         if let Some(bad) = self.hpki_role_schemes.iter().find(|o| !is_oid(o)) {
             return Err(format!("[gate] hpki_role_schemes: {bad:?} is not an OID"));
@@ -313,6 +324,7 @@ impl GateSection {
             audit,
             hpki_roots: all(self.hpki_roots),
             hpki_policies: self.hpki_policies,
+            hpki_sign_policies: self.hpki_sign_policies,
             jpki_roots: all(self.jpki_roots),
             require_patient,
             audit_salt_file,

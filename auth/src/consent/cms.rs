@@ -28,7 +28,9 @@ use std::fmt;
 use std::time::SystemTime;
 
 use super::record::PatientId;
-use crate::cert::{CertError, ParsedCert, Profile, Purpose, Revocation, TrustStore, verify_chain};
+use crate::cert::{
+    CertError, ParsedCert, Profile, Purpose, Revocation, TrustStore, VerifiedChain, verify_chain,
+};
 use crate::der::{self, CONTEXT_0, OCTET_STRING, SEQUENCE, SET, Tlv};
 use crate::identity::{IdentityError, SignatureError, Signer, sha256, verify_sha256};
 
@@ -112,6 +114,18 @@ pub fn sign_detached(
     signer: &dyn Signer,
     signing_time: i64,
 ) -> Result<Vec<u8>, CmsError> {
+    sign_detached_with_chain(content, signer, &[], signing_time)
+}
+
+/// [`sign_detached`], with `intermediates` (DER) carried after the signer's
+/// certificate so that a verifier holding only the root can build the chain
+/// (an HPKI signing certificate issued by a sub-CA).
+pub fn sign_detached_with_chain(
+    content: &[u8],
+    signer: &dyn Signer,
+    intermediates: &[Vec<u8>],
+    signing_time: i64,
+) -> Result<Vec<u8>, CmsError> {
     let cert = ParsedCert::from_der(signer.certificate())?;
     let x = cert.x509()?;
     let sid = der::sequence(&[x.issuer().as_raw(), &der::tlv(der::INTEGER, x.raw_serial())]);
@@ -132,6 +146,10 @@ pub fn sign_detached(
         *tag = CONTEXT_0;
     }
 
+    let mut certificates = signer.certificate().to_vec();
+    for c in intermediates {
+        certificates.extend_from_slice(c);
+    }
     let digest_alg = der::algorithm(ID_SHA256);
     let signer_info = der::sequence(&[
         &der::small_integer(1),
@@ -145,7 +163,7 @@ pub fn sign_detached(
         &der::small_integer(1),
         &der::set_of(SET, &[&digest_alg]),
         &der::sequence(&[&der::oid(ID_DATA)]),
-        &der::tlv(CONTEXT_0, signer.certificate()),
+        &der::tlv(CONTEXT_0, &certificates),
         &der::set_of(SET, &[&signer_info]),
     ]);
     Ok(der::sequence(&[
@@ -565,6 +583,35 @@ pub fn verify_detached(
     check: &SignatureCheck<'_>,
     at: SystemTime,
 ) -> Result<VerifiedSignature, CmsError> {
+    let (chain, signing_time) = verify_detached_for(blob, content, check, Purpose::JpkiSign, at)?;
+    let signer = chain.leaf().clone();
+    let issuer = chain
+        .issuer_of(0)
+        .cloned()
+        .ok_or_else(|| CertError::parse("certificate", "a chain without an issuer"))?;
+    Ok(VerifiedSignature {
+        patient: PatientId::from_signing_cert(signer.der()),
+        signer,
+        issuer,
+        signing_time,
+    })
+}
+
+/// Verifies the detached `blob` over `content` for a signing `purpose`
+/// ([`Purpose::JpkiSign`] for a patient's consent, [`Purpose::HpkiSign`] for
+/// a professional's signed document): messageDigest equals SHA-256 of
+/// `content`, the signature over the signed attributes verifies with the
+/// signer's certificate, that certificate chains to `check.store` for
+/// `purpose` at `at`, passes the profile (the purpose's policy OIDs) and,
+/// when a source is given, is not revoked. Returns the verified chain (its
+/// leaf is the signer) and the signingTime attribute, unix seconds.
+pub fn verify_detached_for(
+    blob: &[u8],
+    content: &[u8],
+    check: &SignatureCheck<'_>,
+    purpose: Purpose,
+    at: SystemTime,
+) -> Result<(VerifiedChain, Option<i64>), CmsError> {
     let cms = parse(blob)?;
     if sha256(content) != cms.message_digest {
         return Err(CmsError::DigestMismatch);
@@ -573,25 +620,10 @@ pub fn verify_detached(
     let signer = ParsedCert::from_der(signer_der)?;
     verify_sha256(&signer, &cms.signed_attrs, &cms.signature)?;
     let intermediates: Vec<&[u8]> = cms.others.iter().map(Vec::as_slice).collect();
-    let chain = verify_chain(
-        signer_der,
-        &intermediates,
-        check.store,
-        Purpose::JpkiSign,
-        at,
-    )?;
+    let chain = verify_chain(signer_der, &intermediates, check.store, purpose, at)?;
     check.profile.check(&chain)?;
     if let Some(source) = check.revocation {
         source.check_chain(&chain, at)?;
     }
-    let issuer = chain
-        .issuer_of(0)
-        .cloned()
-        .ok_or_else(|| CertError::parse("certificate", "a chain without an issuer"))?;
-    Ok(VerifiedSignature {
-        patient: PatientId::from_signing_cert(signer_der),
-        signer,
-        issuer,
-        signing_time: cms.signing_time,
-    })
+    Ok((chain, cms.signing_time))
 }

@@ -18,11 +18,15 @@ pub const CONSENT_RECHECK: Duration = Duration::from_millis(500);
 
 /// The certificate profile of `[gate]`: its HPKI policies and, when given,
 /// its hcRole names.
-fn profile_config(settings: &ConsentSettings) -> anyhow::Result<ProfileConfig> {
+pub(crate) fn profile_config(settings: &ConsentSettings) -> anyhow::Result<ProfileConfig> {
     let mut profile = ProfileConfig::default();
     profile.policies.insert(
         Purpose::HpkiAuth,
         PolicyRule::AnyOf(settings.hpki_policies.clone()),
+    );
+    profile.policies.insert(
+        Purpose::HpkiSign,
+        PolicyRule::AnyOf(settings.hpki_sign_policies.clone()),
     );
     if !settings.hpki_role_schemes.is_empty() {
         profile.role_schemes = settings.hpki_role_schemes.clone();

@@ -28,7 +28,8 @@
 //! | FrameHeader | 0x20 | channel u16, seq u64, capture_us u64, codec u8, width u32, height u32, layout u8, bands u16, bit_depth u8, payload_len u32, slices `[(len u32, crc u32); u16]` |
 //! | FrameMeta | 0x21 | channel u16, seq u64, score f32, threshold f32, boxes `[(x, y, w, h, score f32, class u16); u16]`, then optionally quality f32, quality_threshold f32 (only to peers with `Capabilities::QUALITY`) |
 //! | FramesLost | 0x22 | channel u16, ranges `[(first u64, last u64); u16]` |
-//! | Annotation | 0x30 | id u64, study_uid str16, target (1: channel u16, seq u64; 2: object_id u64), shape u8, points `[(x f32, y f32); u16]`, label str16, author str16 |
+//! | Annotation | 0x30 | id u64, study_uid str16, target (1: channel u16, seq u64; 2: object_id u64), shape u8, points `[(x f32, y f32); u16]`, label str16, author str16, text str16 |
+//! | Instructions | 0x31 | study_uid str16, document bytes32, signature bytes32 |
 //! | LinkStats | 0x40 | rtt_us u32, loss_ppm u32, goodput_bps u64, frames_delivered u64, frames_late u64, frames_lost u64 |
 //! | ObjectOffer | 0x50 | id u64, kind u8, size u64, sha256 `[u8; 32]` |
 //! | ObjectAck | 0x51 | id u64, offset u64, state u8 |
@@ -366,6 +367,12 @@ fn write_body(msg: &Message, w: &mut Writer<'_>) {
             }
             w.str16(&a.label);
             w.str16(&a.author);
+            w.str16(&a.text);
+        }
+        Message::Instructions(i) => {
+            w.str16(&i.study_uid);
+            w.bytes32(&i.document);
+            w.bytes32(&i.signature);
         }
         Message::LinkStats(s) => {
             w.u32(s.rtt_us);
@@ -703,8 +710,14 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, ProtoError> {
                 points,
                 label: r.str16("label", MAX_LABEL_LEN)?,
                 author: r.str16("author", MAX_AUTHOR_LEN)?,
+                text: r.str16("text", MAX_TEXT_LEN)?,
             })
         }
+        MessageType::Instructions => Message::Instructions(Instructions {
+            study_uid: r.str16("study_uid", MAX_UID_LEN)?,
+            document: r.bytes32("document", 1, MAX_DOCUMENT_LEN)?,
+            signature: r.bytes32("signature", 1, MAX_SIGNATURE_LEN)?,
+        }),
         MessageType::LinkStats => Message::LinkStats(LinkStats {
             rtt_us: r.u32("rtt_us")?,
             loss_ppm: r.u32("loss_ppm")?,

@@ -676,6 +676,7 @@ async fn a_peer_that_stops_reading_the_control_stream_is_disconnected() {
         points: vec![Point { x: 1.0, y: 2.0 }; 100],
         label: "margin".into(),
         author: "test".into(),
+        text: String::new(),
     };
     let mut sent = 0;
     while remote.send_annotation(annotation.clone()).await.is_ok() {

@@ -281,6 +281,8 @@ pub enum Shape {
     Polyline,
     /// A closed region (at least 3 points).
     Polygon,
+    /// An axis-aligned rectangle: its 4 corners, in drawing order.
+    Rectangle,
 }
 
 /// A point in pixels of the annotated image (finite, 0–[`MAX_COORDINATE`]).
@@ -310,6 +312,8 @@ pub struct Annotation {
     /// Who drew it: a practitioner identifier of the author's site (at most
     /// [`MAX_AUTHOR_LEN`] bytes), never a patient's.
     pub author: String,
+    /// Free text: what to do there (UTF-8, at most [`MAX_TEXT_LEN`] bytes).
+    pub text: String,
 }
 
 impl Annotation {
@@ -328,17 +332,66 @@ impl Annotation {
                 allowed: "digits and '.'".to_owned(),
             });
         }
-        let min_points = match self.shape {
-            Shape::Polyline => 2,
-            Shape::Polygon => 3,
+        let (min_points, max_points) = match self.shape {
+            Shape::Polyline => (2, MAX_POINTS),
+            Shape::Polygon => (3, MAX_POINTS),
+            Shape::Rectangle => (4, 4),
         };
-        check_count(ty, "points", self.points.len(), min_points, MAX_POINTS)?;
+        check_count(ty, "points", self.points.len(), min_points, max_points)?;
         for p in &self.points {
             check_coordinate(ty, "point.x", p.x)?;
             check_coordinate(ty, "point.y", p.y)?;
         }
         check_str(ty, "label", &self.label, MAX_LABEL_LEN)?;
-        check_str(ty, "author", &self.author, MAX_AUTHOR_LEN)
+        check_str(ty, "author", &self.author, MAX_AUTHOR_LEN)?;
+        check_str(ty, "text", &self.text, MAX_TEXT_LEN)
+    }
+}
+
+/// A signed set of annotations (a pathologist's cut-out instructions): the
+/// document that lists them with the report, and a detached CMS SignedData
+/// over the document's bytes, made with the author's signing key. Sent after
+/// the [`Annotation`]s it lists; the receiver checks that each listed
+/// annotation arrived as sent and verifies the signature before it keeps any
+/// of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Instructions {
+    /// The study (as in [`Annotation::study_uid`]).
+    pub study_uid: String,
+    /// The signed document (canonical JSON, 1–[`MAX_DOCUMENT_LEN`] bytes).
+    pub document: Vec<u8>,
+    /// Detached CMS SignedData over `document` (DER, 1–[`MAX_SIGNATURE_LEN`] bytes).
+    pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for Instructions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instructions")
+            .field("study_uid", &self.study_uid)
+            .field("document_len", &self.document.len())
+            .field("signature_len", &self.signature.len())
+            .finish()
+    }
+}
+
+impl Instructions {
+    pub(super) fn validate(&self) -> Result<(), ProtoError> {
+        let ty = MessageType::Instructions;
+        check_count(ty, "study_uid length", self.study_uid.len(), 1, MAX_UID_LEN)?;
+        check_count(
+            ty,
+            "document length",
+            self.document.len(),
+            1,
+            MAX_DOCUMENT_LEN,
+        )?;
+        check_count(
+            ty,
+            "signature length",
+            self.signature.len(),
+            1,
+            MAX_SIGNATURE_LEN,
+        )
     }
 }
 

@@ -54,6 +54,12 @@ pub const MAX_COORDINATE: f32 = 65_536.0;
 pub const MAX_LABEL_LEN: usize = 256;
 /// Longest annotation author identifier, in bytes of UTF-8.
 pub const MAX_AUTHOR_LEN: usize = 128;
+/// Longest annotation free text, in bytes of UTF-8.
+pub const MAX_TEXT_LEN: usize = 4096;
+/// Largest signed [`Instructions`] document (1 MiB).
+pub const MAX_DOCUMENT_LEN: usize = 1 << 20;
+/// Largest [`Instructions`] signature (CMS SignedData with its certificates).
+pub const MAX_SIGNATURE_LEN: usize = 64 * 1024;
 /// Largest reliable object (1 TiB).
 pub const MAX_OBJECT_SIZE: u64 = 1 << 40;
 /// Most object bytes in one [`ObjectData`] (256 KiB).
@@ -81,6 +87,8 @@ pub enum Message {
     FramesLost(FramesLost),
     /// Either way: a drawing on an image or frame (for example where to cut).
     Annotation(Annotation),
+    /// Either way: the signed set of the annotations sent before it.
+    Instructions(Instructions),
     /// Either way: how the link is doing, as seen by the end that sends it.
     LinkStats(LinkStats),
     /// Sender → receiver: a reliable object is (again) on offer.
@@ -116,6 +124,8 @@ pub enum MessageType {
     FramesLost = 0x22,
     /// [`Annotation`].
     Annotation = 0x30,
+    /// [`Instructions`].
+    Instructions = 0x31,
     /// [`LinkStats`].
     LinkStats = 0x40,
     /// [`ObjectOffer`].
@@ -130,7 +140,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, in type-byte order.
-    pub const ALL: [MessageType; 14] = [
+    pub const ALL: [MessageType; 15] = [
         MessageType::Hello,
         MessageType::HelloAck,
         MessageType::HelloReject,
@@ -140,6 +150,7 @@ impl MessageType {
         MessageType::FrameMeta,
         MessageType::FramesLost,
         MessageType::Annotation,
+        MessageType::Instructions,
         MessageType::LinkStats,
         MessageType::ObjectOffer,
         MessageType::ObjectAck,
@@ -178,6 +189,11 @@ impl MessageType {
                     + MAX_LABEL_LEN
                     + STR
                     + MAX_AUTHOR_LEN
+                    + STR
+                    + MAX_TEXT_LEN
+            }
+            MessageType::Instructions => {
+                STR + MAX_UID_LEN + 4 + MAX_DOCUMENT_LEN + 4 + MAX_SIGNATURE_LEN
             }
             MessageType::LinkStats => LINK_STATS_LEN,
             MessageType::ObjectOffer => 8 + 1 + 8 + 32,
@@ -199,6 +215,7 @@ impl MessageType {
             MessageType::FrameMeta => "FrameMeta",
             MessageType::FramesLost => "FramesLost",
             MessageType::Annotation => "Annotation",
+            MessageType::Instructions => "Instructions",
             MessageType::LinkStats => "LinkStats",
             MessageType::ObjectOffer => "ObjectOffer",
             MessageType::ObjectAck => "ObjectAck",
@@ -216,6 +233,7 @@ impl MessageType {
                 | MessageType::FrameMeta
                 | MessageType::FramesLost
                 | MessageType::Annotation
+                | MessageType::Instructions
                 | MessageType::ObjectOffer
                 | MessageType::ObjectAck
                 | MessageType::ObjectData
@@ -249,6 +267,7 @@ impl Message {
             Message::FrameMeta(_) => MessageType::FrameMeta,
             Message::FramesLost(_) => MessageType::FramesLost,
             Message::Annotation(_) => MessageType::Annotation,
+            Message::Instructions(_) => MessageType::Instructions,
             Message::LinkStats(_) => MessageType::LinkStats,
             Message::ObjectOffer(_) => MessageType::ObjectOffer,
             Message::ObjectAck(_) => MessageType::ObjectAck,
@@ -277,6 +296,7 @@ impl Message {
             Message::FrameMeta(m) => m.validate(),
             Message::FramesLost(m) => m.validate(),
             Message::Annotation(m) => m.validate(),
+            Message::Instructions(m) => m.validate(),
             Message::LinkStats(m) => m.validate(),
             Message::ObjectOffer(m) => m.validate(),
             Message::ObjectAck(m) => {
@@ -308,7 +328,7 @@ wire_enum!(RejectReason { UnsupportedVersion = 1, UnknownSite = 2, NotAccepting 
 wire_enum!(TokenKind { Hpki = 1, Jpki = 2, Consent = 3 });
 wire_enum!(DenyReason { InvalidToken = 1, Expired = 2, NoConsent = 3, NotQualified = 4, Other = 5 });
 wire_enum!(Codec { WaveletLossless = 1, WaveletLossy = 2, Av1 = 3, Raw = 4 });
-wire_enum!(Shape { Polyline = 1, Polygon = 2 });
+wire_enum!(Shape { Polyline = 1, Polygon = 2, Rectangle = 3 });
 wire_enum!(ObjectKind { Dicom = 1, SpectralCube = 2, Image = 3, Other = 4 });
 wire_enum!(AckState { Progress = 1, ResumeFrom = 2, Complete = 3, Corrupt = 4, Refused = 5 });
 wire_enum!(CloseReason {

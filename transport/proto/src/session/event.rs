@@ -112,6 +112,8 @@ pub enum Event {
     FrameMeta(FrameMeta),
     /// An annotation from the peer.
     Annotation(Annotation),
+    /// The peer's signed set of the annotations it sent before.
+    Instructions(Instructions),
     /// The peer's view of the link.
     PeerStats(LinkStats),
     /// Receiver: an object is on offer; bytes will follow from `resume_from`

@@ -362,6 +362,10 @@ impl Session {
                 self.out.events.push_back(Event::Annotation(a));
                 Ok(())
             }
+            Message::Instructions(i) => {
+                self.out.events.push_back(Event::Instructions(i));
+                Ok(())
+            }
             Message::LinkStats(s) => {
                 self.out.events.push_back(Event::PeerStats(s));
                 Ok(())
@@ -581,6 +585,11 @@ impl Session {
     /// Sends an annotation.
     pub fn send_annotation(&mut self, annotation: Annotation) -> Result<(), CallError> {
         self.send_media(Message::Annotation(annotation))
+    }
+
+    /// Sends the signed set of the annotations sent before it.
+    pub fn send_instructions(&mut self, instructions: Instructions) -> Result<(), CallError> {
+        self.send_media(Message::Instructions(instructions))
     }
 
     /// Sends link statistics: the driver's transport figures with this end's

@@ -291,6 +291,7 @@ fn semantic_errors_name_field_value_and_range() {
         points: vec![Point { x: 0.0, y: 0.0 }],
         label: String::new(),
         author: String::new(),
+        text: String::new(),
     });
     let e = encode_to_vec(&line).expect_err("a line needs two points");
     assert_eq!(

@@ -128,6 +128,7 @@ pub fn sample_messages() -> Vec<Message> {
             ],
             label: "切出し 1".into(),
             author: "dr-0042".into(),
+            text: "断端から 5 mm".into(),
         }),
         Message::Annotation(Annotation {
             id: u64::MAX,
@@ -144,6 +145,12 @@ pub fn sample_messages() -> Vec<Message> {
             ],
             label: String::new(),
             author: String::new(),
+            text: String::new(),
+        }),
+        Message::Instructions(Instructions {
+            study_uid: "2.25.1".into(),
+            document: b"{}".to_vec(),
+            signature: vec![0x30],
         }),
         Message::LinkStats(LinkStats {
             rtt_us: 12_000,
@@ -273,6 +280,12 @@ pub fn maximal_messages() -> Vec<Message> {
             ],
             label: s(MAX_LABEL_LEN),
             author: s(MAX_AUTHOR_LEN),
+            text: s(MAX_TEXT_LEN),
+        }),
+        Message::Instructions(Instructions {
+            study_uid: "1".repeat(MAX_UID_LEN),
+            document: vec![b'x'; MAX_DOCUMENT_LEN],
+            signature: vec![0xff; MAX_SIGNATURE_LEN],
         }),
         Message::LinkStats(LinkStats::default()),
         Message::ObjectOffer(ObjectOffer {

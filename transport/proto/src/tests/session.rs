@@ -94,6 +94,7 @@ fn hello_auth_frames_meta_annotation_stats_close() {
         points: vec![Point { x: 100.0, y: 200.0 }, Point { x: 300.0, y: 200.0 }],
         label: "cut here".into(),
         author: "pathologist-7".into(),
+        text: "through the margin".into(),
     };
     pair.client
         .session
@@ -162,6 +163,7 @@ fn no_media_is_sent_before_the_gate_permits() {
                 points: vec![Point { x: 0.0, y: 0.0 }; 2],
                 label: String::new(),
                 author: String::new(),
+                text: String::new(),
             }),
             Err(CallError::NotOpen { .. })
         ));

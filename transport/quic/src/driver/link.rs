@@ -17,8 +17,8 @@ use super::reorder::Reorder;
 use super::stats::{LinkStatsSnapshot, Shared};
 use super::{DriverConfig, task};
 use crate::proto::{
-    Annotation, CallError, CloseReason, Event, FrameHeader, FrameMeta, ObjectOffer, Session,
-    Transfers,
+    Annotation, CallError, CloseReason, Event, FrameHeader, FrameMeta, Instructions, ObjectOffer,
+    Session, Transfers,
 };
 
 /// Control messages queued for the writer; a peer that leaves this many
@@ -43,6 +43,7 @@ pub enum LinkError {
 pub(super) enum Media {
     Meta(FrameMeta),
     Annotation(Annotation),
+    Instructions(Instructions),
 }
 
 pub(super) enum Command {
@@ -103,6 +104,7 @@ impl std::fmt::Debug for Command {
             Command::Media { msg, .. } => f.write_str(match msg {
                 Media::Meta(_) => "Media(FrameMeta)",
                 Media::Annotation(_) => "Media(Annotation)",
+                Media::Instructions(_) => "Media(Instructions)",
             }),
             Command::SendObjectData {
                 id, offset, data, ..
@@ -184,6 +186,12 @@ impl LinkSender {
     /// Sends an annotation (see [`Session::send_annotation`]).
     pub async fn send_annotation(&self, annotation: Annotation) -> Result<(), LinkError> {
         self.media(Media::Annotation(annotation)).await
+    }
+
+    /// Sends the signed set of the annotations sent before it (see
+    /// [`Session::send_instructions`]).
+    pub async fn send_instructions(&self, instructions: Instructions) -> Result<(), LinkError> {
+        self.media(Media::Instructions(instructions)).await
     }
 
     async fn media(&self, msg: Media) -> Result<(), LinkError> {

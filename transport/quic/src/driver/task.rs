@@ -213,6 +213,7 @@ impl Driver {
                         let r = match msg {
                             Media::Meta(m) => self.session.send_frame_meta(m),
                             Media::Annotation(a) => self.session.send_annotation(a),
+                            Media::Instructions(i) => self.session.send_instructions(i),
                         };
                         let _ = reply.send(r);
                     }

@@ -885,6 +885,7 @@ async fn a_host_busy_in_a_call_is_answered_while_the_peer_floods_it_with_events(
             points: vec![Point { x: 1.0, y: 2.0 }, Point { x: 3.0, y: 4.0 }],
             label: "cut".into(),
             author: "pathologist".into(),
+            text: String::new(),
         };
         remote.send_annotation(a).await.unwrap();
     }

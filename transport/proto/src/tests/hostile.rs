@@ -441,6 +441,7 @@ fn hostile_message(rng: &mut Rng, near: u64) -> Message {
             points: vec![Point { x: 1.0, y: 1.0 }, Point { x: 2.0, y: 2.0 }],
             label: String::new(),
             author: String::new(),
+            text: String::new(),
         }),
     }
 }

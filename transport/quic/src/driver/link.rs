@@ -270,6 +270,12 @@ impl Link {
         self.sender.send_annotation(annotation).await
     }
 
+    /// Sends the signed set of the annotations sent before it (see
+    /// [`Session::send_instructions`]).
+    pub async fn send_instructions(&self, instructions: Instructions) -> Result<(), LinkError> {
+        self.sender.send_instructions(instructions).await
+    }
+
     /// Closes the session (if still open) and returns its object transfers
     /// once its task has ended, to resume them on the next connection
     /// ([`Client::resume`](super::Client::resume)). A server keeps its

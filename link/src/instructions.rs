@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role as AuditRole};
-use med8k_auth::cert::{CrlFile, Profile, Role, StoreKind, TrustStore};
+use med8k_auth::cert::{Profile, Role, StoreKind, TrustStore};
 use med8k_colour::{RenderOptions, RgbImage};
 use med8k_media::spectral::SpectralCube;
 use med8k_transport::proto::Instructions;
@@ -91,17 +91,7 @@ impl InstructionDesk {
         };
         let profile = Profile::new(crate::gate::profile_config(settings)?);
         let store = TrustStore::from_pem_files(StoreKind::Hpki, &settings.hpki_roots)?;
-        let revocation: Option<Arc<dyn med8k_auth::cert::Revocation + Send + Sync>> =
-            if settings.crl.is_empty() {
-                None
-            } else {
-                let mut crls = CrlFile::new();
-                for c in &settings.crl {
-                    crls.add_file(c)
-                        .with_context(|| format!("CRL {}", c.display()))?;
-                }
-                Some(Arc::new(crls))
-            };
+        let revocation = crate::gate::revocation(settings)?;
         let _ = config;
         Ok(Some(InstructionDesk {
             verifier: Verifier {

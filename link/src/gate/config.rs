@@ -46,6 +46,26 @@ pub(crate) fn profile_config(settings: &ConsentSettings) -> anyhow::Result<Profi
     Ok(profile)
 }
 
+/// Where `[gate]` says revocation is looked up: fetched from each
+/// certificate's distribution points (`crl_fetch`), the CRL files listed
+/// (`crl`), or nowhere.
+pub(crate) fn revocation(
+    settings: &ConsentSettings,
+) -> anyhow::Result<Option<Arc<dyn Revocation + Send + Sync>>> {
+    if settings.crl_fetch {
+        return Ok(Some(Arc::new(CrlFetcher::new())));
+    }
+    if settings.crl.is_empty() {
+        return Ok(None);
+    }
+    let mut crls = CrlFile::new();
+    for c in &settings.crl {
+        crls.add_file(c)
+            .with_context(|| format!("CRL {}", c.display()))?;
+    }
+    Ok(Some(Arc::new(crls)))
+}
+
 /// The consent gate a site configuration's `[gate]` describes, for a site
 /// that serves `serves` (the patient and data category of its source) or
 /// nothing.
@@ -61,18 +81,7 @@ pub fn from_site(
     } else {
         Some(store(StoreKind::Jpki, &settings.jpki_roots)?)
     };
-    let revocation: Option<Arc<dyn Revocation + Send + Sync>> = if settings.crl_fetch {
-        Some(Arc::new(CrlFetcher::new()))
-    } else if settings.crl.is_empty() {
-        None
-    } else {
-        let mut crls = CrlFile::new();
-        for c in &settings.crl {
-            crls.add_file(c)
-                .with_context(|| format!("CRL {}", c.display()))?;
-        }
-        Some(Arc::new(crls))
-    };
+    let revocation = revocation(settings)?;
     for p in [&settings.ledger, &settings.audit] {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

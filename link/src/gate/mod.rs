@@ -57,7 +57,7 @@ use med8k_auth::hex;
 use med8k_auth::identity::IdentityError;
 use med8k_auth::login::{LoginConfig, LoginError, LoginVerifier, VerifiedIdentity};
 
-pub(crate) use config::profile_config;
+pub(crate) use config::{profile_config, revocation};
 pub use config::{CONSENT_RECHECK, from_site};
 pub use tokens::{AccessClaim, ConsentCredentials, LOGIN_TTL, SessionLogin, claim_binding};
 

@@ -201,7 +201,7 @@ fn write_all(instances: &mut [Instance], a: &ExportArgs) -> anyhow::Result<()> {
             inst.kind().name(),
             path.display(),
             bytes,
-            a.syntax.name(),
+            inst.syntax_for(a.syntax).name(),
             log_id(&inst.sop_instance_uid()),
             t0.elapsed().as_secs_f64()
         );

@@ -93,6 +93,10 @@ fn a_cube_crosses_a_consented_link_into_the_receiving_pacs_and_back_bit_exact() 
         out.contains("spectral -> ") && out.contains("colour -> "),
         "{out}"
     );
+    // Colour pixel data is written in explicit VR whatever was asked for
+    // (dicom-rs's JPEG-LS writer mislays RGB), and the line says so.
+    let colour_line = out.lines().find(|l| l.starts_with("colour -> ")).unwrap();
+    assert!(colour_line.contains(", explicit,"), "{out}");
     let spectral = dir.join("a/he_region.spectral.dcm");
     let colour = dir.join("a/he_region.colour.dcm");
     ok(&med8k(

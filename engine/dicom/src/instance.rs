@@ -187,18 +187,27 @@ impl Instance {
         }
     }
 
+    /// The syntax the object is written in when `syntax` is asked for:
+    /// `syntax` itself, except colour pixel data asked for in JPEG-LS (see
+    /// [`Instance::to_object`]).
+    pub fn syntax_for(&self, syntax: Syntax) -> Syntax {
+        match &self.pixels {
+            Some(px) if syntax == Syntax::JpegLsLossless && px.samples_per_pixel != 1 => {
+                Syntax::ExplicitLittle
+            }
+            _ => syntax,
+        }
+    }
+
     /// The object as a dicom-rs file object in `syntax`. Colour pixel data
     /// asked for in JPEG-LS is written in Explicit VR Little Endian instead:
     /// dicom-rs 0.10's JPEG-LS writer hands interleaved RGB to CharLS as if it
     /// were planar, which decodes back bit-exact through dicom-rs but as the
     /// wrong picture in every other decoder.
     pub fn to_object(&self, syntax: Syntax) -> Result<DefaultDicomObject, ExportError> {
-        let mut syntax = syntax;
+        let syntax = self.syntax_for(syntax);
         let mut ds = self.dataset.clone();
         if let Some(px) = &self.pixels {
-            if syntax == Syntax::JpegLsLossless && px.samples_per_pixel != 1 {
-                syntax = Syntax::ExplicitLittle;
-            }
             match syntax {
                 Syntax::JpegLsLossless => {
                     let fragments = encode_jpeg_ls(px)?;

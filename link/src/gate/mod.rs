@@ -57,8 +57,8 @@ use med8k_auth::hex;
 use med8k_auth::identity::IdentityError;
 use med8k_auth::login::{LoginConfig, LoginError, LoginVerifier, VerifiedIdentity};
 
-pub(crate) use config::{profile_config, revocation};
 pub use config::{CONSENT_RECHECK, from_site};
+pub(crate) use config::{profile_config, revocation};
 pub use tokens::{AccessClaim, ConsentCredentials, LOGIN_TTL, SessionLogin, claim_binding};
 
 /// Why a token could not be made or read.

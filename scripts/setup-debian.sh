@@ -26,7 +26,6 @@ packages=(
   openjph-tools ffmpeg
   cmake
   orthanc orthanc-dicomweb dicom3tools dcmtk
-  chromium
 )
 
 sudo=""

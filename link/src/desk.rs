@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role as AuditRole};
-use med8k_auth::cert::pem_blocks;
 use med8k_auth::consent::{ConsentPurpose, DataCategory, PatientId};
 use med8k_auth::identity::Signer;
 use med8k_auth::pkifile::PkiFile;
@@ -28,6 +27,7 @@ use ndarray::Array3;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::annotations::{self, InstructionSet, Target};
+use crate::fetch::{holding_facility, token_key};
 use crate::gate::{AccessClaim, ConsentCredentials};
 use crate::site::SiteConfig;
 use crate::view::{Outbox, Pyramid, ViewOptions, ViewSession, Viewer};
@@ -180,33 +180,6 @@ impl Outbox for LinkOutbox {
 /// What the desk tells its caller.
 type OnEvent = Box<dyn FnMut(DeskEvent) + Send>;
 
-/// A signing key and the intermediates of its certificate (DER).
-type KeyAndChain = (Arc<dyn Signer>, Vec<Vec<u8>>);
-
-/// A key on the token and the intermediates of its certificate.
-fn key(
-    session: &med8k_auth::identity::pkcs11::TokenSession,
-    pki: &PkiFile,
-    label: &str,
-    auth: bool,
-) -> anyhow::Result<KeyAndChain> {
-    let token = pki.token(label)?;
-    let what = if auth { "authentication" } else { "signing" };
-    let k = token
-        .key
-        .iter()
-        .find(|k| k.is_auth() == auth)
-        .with_context(|| format!("token {label:?}: pki.toml lists no {what} key"))?;
-    let id = k.id_bytes().with_context(|| format!("token {label:?}"))?;
-    let signer = session
-        .signer(&id)
-        .with_context(|| format!("token {label:?}"))?;
-    let path = pki.path(&k.certificate);
-    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let blocks = pem_blocks(&pem, "CERTIFICATE").with_context(|| path.display().to_string())?;
-    Ok((Arc::new(signer), blocks.into_iter().skip(1).collect()))
-}
-
 /// A decoded 7-band picture as a cube.
 fn cube_of(pic: med8k_media::picture::Picture) -> anyhow::Result<SpectralCube> {
     let Layout::Bands(n) = pic.layout() else {
@@ -249,14 +222,7 @@ pub fn desk(
     let config = SiteConfig::load(&args.config)?;
     let site = config.site(Capabilities::RECEIVE_LIVE | Capabilities::ANNOTATE)?;
     let driver = config.driver_config();
-    let facility = match (&args.facility, config.allowed.as_slice()) {
-        (Some(f), _) => f.clone(),
-        (None, [only]) => only.clone(),
-        (None, many) => bail!(
-            "name the holding facility with --facility (allowed: {})",
-            many.join(", ")
-        ),
-    };
+    let facility = holding_facility(args.facility.as_ref(), &config)?;
     let patient = PatientId::parse(args.patient.as_str())
         .map_err(|_| anyhow!("--patient: a pseudonym is 64 lowercase hex digits"))?;
     let claim = AccessClaim {
@@ -283,8 +249,8 @@ pub fn desk(
         .login(label, &pin)
         .with_context(|| format!("token {label:?}"))?;
     drop(pin);
-    let (auth, auth_chain) = key(&session, &pki, label, true)?;
-    let (sign, sign_chain) = key(&session, &pki, label, false)?;
+    let (auth, auth_chain) = token_key(&session, &pki, label, true)?;
+    let (sign, sign_chain) = token_key(&session, &pki, label, false)?;
     let mut credentials = ConsentCredentials::new(auth, claim).with_physician_chain(auth_chain);
     let _patient_session = match &args.patient_token {
         Some(p) => {
@@ -292,7 +258,7 @@ pub fn desk(
             let s = module
                 .login(p, &pin)
                 .with_context(|| format!("token {p:?}"))?;
-            let (signer, _) = key(&s, &pki, p, true)?;
+            let (signer, _) = token_key(&s, &pki, p, true)?;
             credentials = credentials.with_patient(signer);
             Some(s)
         }

@@ -34,6 +34,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use med8k_auth::cert::pem_blocks;
 use med8k_auth::consent::{ConsentPurpose, DataCategory, PatientId, VisitId};
+use med8k_auth::identity::pkcs11::TokenSession;
 use med8k_auth::identity::{Module, Signer};
 use med8k_auth::pkifile::PkiFile;
 use med8k_codec::sequence::SequenceWriter;
@@ -113,12 +114,8 @@ pub struct FetchReport {
     pub stopped: Option<String>,
 }
 
-/// A token's authentication key: its signer and the intermediates of its
-/// certificate.
-struct AuthKey {
-    signer: Arc<dyn Signer>,
-    intermediates: Vec<Vec<u8>>,
-}
+/// A signing key and the intermediates of its certificate (DER).
+pub(crate) type KeyAndChain = (Arc<dyn Signer>, Vec<Vec<u8>>);
 
 /// Logs in to the token `label` and finds its authentication key.
 fn open_auth_key(
@@ -126,31 +123,54 @@ fn open_auth_key(
     pki: &PkiFile,
     label: &str,
     (flag, pin_env): (&str, Option<&str>),
-) -> anyhow::Result<AuthKey> {
-    let token = pki.token(label)?;
+) -> anyhow::Result<KeyAndChain> {
     let pin = pki.pin(label, flag, pin_env)?;
-    let key = token
-        .key
-        .iter()
-        .find(|k| k.is_auth())
-        .with_context(|| format!("token {label:?}: pki.toml lists no authentication key"))?;
-    let id = key.id_bytes().with_context(|| format!("token {label:?}"))?;
     let session = module
         .login(label, &pin)
         .with_context(|| format!("token {label:?}"))?;
     drop(pin);
+    token_key(&session, pki, label, true)
+}
+
+/// The authentication (`auth`) or signing key of the token `label` on an
+/// open session, and the intermediates of its certificate.
+pub(crate) fn token_key(
+    session: &TokenSession,
+    pki: &PkiFile,
+    label: &str,
+    auth: bool,
+) -> anyhow::Result<KeyAndChain> {
+    let token = pki.token(label)?;
+    let what = if auth { "authentication" } else { "signing" };
+    let key = token
+        .key
+        .iter()
+        .find(|k| k.is_auth() == auth)
+        .with_context(|| format!("token {label:?}: pki.toml lists no {what} key"))?;
+    let id = key.id_bytes().with_context(|| format!("token {label:?}"))?;
     let signer = session
         .signer(&id)
         .with_context(|| format!("token {label:?}"))?;
-    let cert_path = pki.path(&key.certificate);
-    let pem =
-        std::fs::read(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
-    let blocks =
-        pem_blocks(&pem, "CERTIFICATE").with_context(|| cert_path.display().to_string())?;
-    Ok(AuthKey {
-        signer: Arc::new(signer),
-        intermediates: blocks.into_iter().skip(1).collect(),
-    })
+    let path = pki.path(&key.certificate);
+    let pem = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let blocks = pem_blocks(&pem, "CERTIFICATE").with_context(|| path.display().to_string())?;
+    Ok((Arc::new(signer), blocks.into_iter().skip(1).collect()))
+}
+
+/// The facility to connect to: the one named (`--facility`), or the
+/// configuration's one allowed facility.
+pub(crate) fn holding_facility(
+    named: Option<&String>,
+    config: &SiteConfig,
+) -> anyhow::Result<String> {
+    match (named, config.allowed.as_slice()) {
+        (Some(f), _) => Ok(f.clone()),
+        (None, [only]) => Ok(only.clone()),
+        (None, many) => bail!(
+            "name the holding facility with --facility (allowed: {})",
+            many.join(", ")
+        ),
+    }
 }
 
 /// The wire's deny reason in words.
@@ -178,14 +198,7 @@ pub fn fetch(
     let config = SiteConfig::load(&args.config)?;
     let site = config.site(Capabilities::RECEIVE_LIVE)?;
     let driver = config.driver_config();
-    let facility = match (&args.facility, config.allowed.as_slice()) {
-        (Some(f), _) => f.clone(),
-        (None, [only]) => only.clone(),
-        (None, many) => bail!(
-            "name the holding facility with --facility (allowed: {})",
-            many.join(", ")
-        ),
-    };
+    let facility = holding_facility(args.facility.as_ref(), &config)?;
     let patient = PatientId::parse(args.patient.as_str())
         .map_err(|_| anyhow!("--patient: a pseudonym is 64 lowercase hex digits"))?;
     if let Some(v) = &args.visit {
@@ -203,22 +216,21 @@ pub fn fetch(
 
     let pki = PkiFile::load(&args.pki)?;
     let module = pki.module()?;
-    let physician = open_auth_key(
+    let (physician, chain) = open_auth_key(
         &module,
         &pki,
         &args.physician_token,
         ("--pin-env", args.pin_env.as_deref()),
     )?;
-    let mut credentials = ConsentCredentials::new(physician.signer, claim)
-        .with_physician_chain(physician.intermediates);
+    let mut credentials = ConsentCredentials::new(physician, claim).with_physician_chain(chain);
     if let Some(label) = &args.patient_token {
-        let patient = open_auth_key(
+        let (patient, _) = open_auth_key(
             &module,
             &pki,
             label,
             ("--patient-pin-env", args.patient_pin_env.as_deref()),
         )?;
-        credentials = credentials.with_patient(patient.signer);
+        credentials = credentials.with_patient(patient);
     }
 
     if let Some(dir) = &args.out {

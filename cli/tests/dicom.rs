@@ -281,9 +281,10 @@ fn bad_input_and_a_down_pacs_are_one_line_errors_and_nothing_is_lost() {
     assert!(!stderr(&o).contains("panicked"));
 }
 
-/// A frame file (a PPM, as a grab from the monitor would be) with the
-/// endoscope model: the VL Endoscopic image and the SR of the detector's
-/// result; a cube model on a frame is a one-line error.
+/// A frame file (a PPM, as a grab from the monitor would be, and a PNG made
+/// by FFmpeg) with the endoscope model: the VL Endoscopic image and the SR
+/// of the detector's result, both read by DCMTK; a cube model on a frame is
+/// a one-line error.
 #[test]
 fn a_frame_exports_with_the_detectors_report() {
     let tmp = TempDir::new().unwrap();
@@ -313,9 +314,47 @@ fn a_frame_exports_with_the_detectors_report() {
         ],
     ));
     assert!(out.contains("detector med8k-endoscope-gauss"), "{out}");
-    let sr = std::fs::read(dir.join("e/grab.detection-sr.dcm")).unwrap();
-    assert!(String::from_utf8_lossy(&sr).contains("med8k-endoscope-gauss"));
-    assert!(dir.join("e/grab.endoscopic.dcm").exists());
+    // DCMTK reads both objects; the SR names the model.
+    let dump = |f: &str| {
+        let o = std::process::Command::new("dcmdump")
+            .arg(dir.join(f))
+            .output()
+            .expect("dcmdump (Debian dcmtk)");
+        assert!(o.status.success(), "dcmdump {f}: {}", stderr(&o));
+        stdout(&o)
+    };
+    assert!(dump("e/grab.detection-sr.dcm").contains("med8k-endoscope-gauss"));
+    assert!(dump("e/grab.endoscopic.dcm").contains("=VLEndoscopicImageStorage"));
+    // A grab made by another tool: FFmpeg's test pattern as an RGB PNG.
+    let o = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180",
+        ])
+        .args(["-frames:v", "1", "-pix_fmt", "rgb24"])
+        .arg(dir.join("ffmpeg.png"))
+        .output()
+        .expect("ffmpeg (Debian ffmpeg)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = ok(&med8k(
+        dir,
+        &[
+            "dicom",
+            "export",
+            "--in",
+            "ffmpeg.png",
+            "--out",
+            "g",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("detector med8k-endoscope-gauss"), "{out}");
+    assert!(dump("g/ffmpeg.detection-sr.dcm").contains("med8k-endoscope-gauss"));
     let cube_model = models.join("rx/med8k-rx-7band.onnx");
     let o = med8k(
         dir,

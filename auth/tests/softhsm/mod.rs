@@ -57,7 +57,8 @@ pub fn isolated_in(test: &str, conf: &str, body: impl FnOnce(&Path)) {
     );
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .args([test, "--exact", "--include-ignored", "--nocapture"])
+        .args(["--test-threads", "1"])
         .env(SOFTHSM2_CONF_ENV, dir.path().join(conf))
         .env(CHILD, dir.path())
         .output()

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const ELEMENT: &str = "element-6066-11e4-a4b1-7b0a4a4c9f31";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// chromedriver and one browser session, ended on drop.
 pub struct Browser {
@@ -43,16 +43,36 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
         body.len()
     )
     .unwrap();
+    // chromedriver answers "Connection: close" and then may keep the socket
+    // open: read the head, then exactly the body it announces.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP answer");
+    let mut buf = [0u8; 65536];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "chromedriver closed without an answer");
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     let mut payload = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        payload = dechunk(&payload);
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    if let Some(length) = length {
+        while payload.len() < length {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "chromedriver closed mid-answer");
+            payload.extend_from_slice(&buf[..n]);
+        }
+        payload.truncate(length);
+    } else {
+        s.read_to_end(&mut payload).unwrap();
+        if head.contains("transfer-encoding: chunked") {
+            payload = dechunk(&payload);
+        }
     }
     serde_json::from_slice(&payload).unwrap_or(Value::Null)
 }
@@ -110,8 +130,15 @@ impl Browser {
         );
         std::fs::create_dir_all(profile).unwrap();
         let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
+        let mut driver = Command::new(CHROMEDRIVER);
+        driver.arg(format!("--port={port}"));
+        // MED8K_CHROMEDRIVER_LOG=FILE keeps chromedriver's verbose log for a failing run.
+        if let Some(log) = std::env::var_os("MED8K_CHROMEDRIVER_LOG") {
+            driver
+                .arg("--verbose")
+                .arg(format!("--log-path={}", Path::new(&log).display()));
+        }
+        let driver = driver
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

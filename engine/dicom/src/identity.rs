@@ -176,7 +176,9 @@ const PROFILE: &[(Tag, Action)] = {
         (tags::PERSON_NAME, D),
         (tags::CONTENT_CREATOR_NAME, Z),
         (tags::VERIFYING_OBSERVER_NAME, D),
-        (tags::VERIFYING_ORGANIZATION, X),
+        // X in the table, but type 1 in the Verifying Observer Sequence of a
+        // verified SR (cut-out instructions).
+        (tags::VERIFYING_ORGANIZATION, Dummy),
         (tags::STUDY_INSTANCE_UID, U),
         (tags::SERIES_INSTANCE_UID, U),
         (tags::SOP_INSTANCE_UID, U),

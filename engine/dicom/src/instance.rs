@@ -113,6 +113,8 @@ pub enum ObjectKind {
     EndoscopicImage,
     /// A detector's result, Comprehensive SR.
     DetectionReport,
+    /// A pathologist's cut-out instructions, Comprehensive SR.
+    CutOutInstructions,
 }
 
 impl ObjectKind {
@@ -123,6 +125,7 @@ impl ObjectKind {
             ObjectKind::ColourImage => "colour",
             ObjectKind::EndoscopicImage => "endoscopic",
             ObjectKind::DetectionReport => "detection-sr",
+            ObjectKind::CutOutInstructions => "cut-out-sr",
         }
     }
 }

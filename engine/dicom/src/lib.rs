@@ -12,7 +12,9 @@
 //!   Photographic.
 //! - [`endoscopy`]: an 8K endoscope frame as a VL Endoscopic Image, and
 //!   [`report`]: the detector's result on it as a Comprehensive SR that
-//!   references it (model, version, score, boxes as image coordinates).
+//!   references it (model, version, score, boxes as image coordinates);
+//!   [`instructions`]: a pathologist's signed cut-out instructions on a
+//!   specimen as a Comprehensive SR in the specimen's study.
 //! - [`Instance`]: what every IOD function returns; [`Instance::write`] in a
 //!   [`Syntax`] (Explicit VR Little Endian, JPEG-LS lossless, deflate);
 //!   [`Instance::disclose`] applies the consent's [`identity::Disclosure`].
@@ -65,6 +67,7 @@ mod error;
 pub mod identity;
 pub mod import;
 mod instance;
+pub mod instructions;
 mod modules;
 pub mod pacs;
 pub mod report;

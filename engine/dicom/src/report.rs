@@ -63,7 +63,7 @@ pub struct Finding {
     pub regions: Vec<Region>,
 }
 
-fn content_item(
+pub(crate) fn content_item(
     relationship: &str,
     value_type: &str,
     concept: InMemDicomObject,
@@ -80,6 +80,21 @@ fn image_ref(
     concept: Option<InMemDicomObject>,
     image: &Instance,
 ) -> InMemDicomObject {
+    image_item(
+        relationship,
+        concept,
+        &image.sop_class_uid(),
+        &image.sop_instance_uid(),
+    )
+}
+
+/// An IMAGE content item referencing the instance `class`/`instance`.
+pub(crate) fn image_item(
+    relationship: &str,
+    concept: Option<InMemDicomObject>,
+    class: &str,
+    instance: &str,
+) -> InMemDicomObject {
     let mut els = vec![
         text(tags::RELATIONSHIP_TYPE, VR::CS, relationship),
         text(tags::VALUE_TYPE, VR::CS, "IMAGE"),
@@ -90,16 +105,8 @@ fn image_ref(
     els.push(seq(
         tags::REFERENCED_SOP_SEQUENCE,
         vec![item([
-            text(
-                tags::REFERENCED_SOP_CLASS_UID,
-                VR::UI,
-                &image.sop_class_uid(),
-            ),
-            text(
-                tags::REFERENCED_SOP_INSTANCE_UID,
-                VR::UI,
-                &image.sop_instance_uid(),
-            ),
+            text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, class),
+            text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, instance),
         ])],
     ));
     item(els)

@@ -17,6 +17,7 @@ use std::path::Path;
 use common::{dciodvfy, dcmdump, dcmtk, fixture, site, study};
 use med8k_dicom::endoscopy::{EndoscopyOptions, RgbFrame, endoscopic_image};
 use med8k_dicom::identity::Disclosure;
+use med8k_dicom::instructions::{CutMark, CutOut, Outline, cut_out_report};
 use med8k_dicom::report::{Finding, Region, detection_report};
 use med8k_dicom::{Instance, SpecimenSeries, Syntax, WsiOptions};
 
@@ -130,12 +131,104 @@ fn objects() -> Vec<Instance> {
         ],
     };
     let report = detection_report(&finding, &image, &site, &study).unwrap();
+    let spectral = series.spectral_image(&cube).unwrap();
+    let instructions = cut_out_report(&cut_out(), spectral.dataset(), &site).unwrap();
     vec![
-        series.spectral_image(&cube).unwrap(),
+        spectral,
         series.colour_image(&cube).unwrap(),
         image,
         report,
+        instructions,
     ]
+}
+
+/// A pathologist's instructions on the fixture (350×384): a cut line, a
+/// polygon and a rectangle.
+fn cut_out() -> CutOut {
+    CutOut {
+        marks: vec![
+            CutMark {
+                outline: Outline::CutLine,
+                label: "cut A".into(),
+                text: "through the lesion, 5 mm from the margin".into(),
+                points: vec![[10.5, 20.25], [200.0, 180.0], [349.0, 383.5]],
+            },
+            CutMark {
+                outline: Outline::Polygon,
+                label: "margin".into(),
+                text: String::new(),
+                points: vec![[50.0, 50.0], [120.0, 60.0], [90.0, 140.0]],
+            },
+            CutMark {
+                outline: Outline::Rectangle,
+                label: String::new(),
+                text: "ink".into(),
+                points: vec![[0.0, 0.0], [350.0, 0.0], [350.0, 384.0], [0.0, 384.0]],
+            },
+        ],
+        report: "Adenocarcinoma suspected; cut along A.".into(),
+        physician: "Dr. Test".into(),
+        facility: "jp.hospital-b".into(),
+        document_sha256: "ab".repeat(32),
+        verified: ("20261207".into(), "203000".into()),
+    }
+}
+
+#[test]
+fn cut_out_instructions_keep_their_coordinates_and_refuse_bad_marks() {
+    let cube = fixture("he_region");
+    let (site, study) = (site(), study());
+    let series = SpecimenSeries::new(&site, &study, &cube, WsiOptions::default()).unwrap();
+    let spectral = series.spectral_image(&cube).unwrap();
+    let cut = cut_out();
+    let sr = cut_out_report(&cut, spectral.dataset(), &site).unwrap();
+    // In the specimen's study, its own series; the same set makes the same object.
+    assert_eq!(sr.study_uid(), spectral.study_uid());
+    assert_ne!(sr.series_uid(), spectral.series_uid());
+    let again = cut_out_report(&cut, spectral.dataset(), &site).unwrap();
+    assert_eq!(again.sop_instance_uid(), sr.sop_instance_uid());
+    // DCMTK reads the points back as written (regions closed).
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut-out.dcm");
+    sr.write(&p, Syntax::ExplicitLittle).unwrap();
+    let dump = dcmdump(&p);
+    for want in [
+        "(0070,0022) FL 10.5\\20.25\\200\\180\\349\\383.5",
+        "(0070,0022) FL 50\\50\\120\\60\\90\\140\\50\\50",
+        "[Cut line]",
+        "[through the lesion, 5 mm from the margin]",
+        "[VERIFIED]",
+        "[Dr. Test^]",
+        "[mark 3]",
+    ] {
+        assert!(dump.contains(want), "{want} not in\n{dump}");
+    }
+    // Bad marks: outside the specimen, a cut line of one point, a
+    // five-corner rectangle, a non-finite point; and not drawn on a WSI.
+    let bad = |f: &dyn Fn(&mut CutOut)| {
+        let mut c = cut_out();
+        f(&mut c);
+        cut_out_report(&c, spectral.dataset(), &site)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(bad(&|c| c.marks[0].points[1] = [351.0, 10.0]).contains("outside the 350x384"));
+    assert!(bad(&|c| c.marks[0].points.truncate(1)).contains("has 1 points"));
+    assert!(bad(&|c| c.marks[2].points.push([1.0, 1.0])).contains("has 5 points"));
+    assert!(bad(&|c| c.marks[1].points[0] = [f32::NAN, 1.0]).contains("outside"));
+    assert!(bad(&|c| c.physician.clear()).contains("no signer"));
+    let colour_is_fine = series.colour_image(&cube).unwrap();
+    assert!(cut_out_report(&cut, colour_is_fine.dataset(), &site).is_ok());
+    let frame = RgbFrame {
+        width: 16,
+        height: 16,
+        data: vec![0; 16 * 16 * 3],
+    };
+    let endo = endoscopic_image(&frame, &site, &study, &EndoscopyOptions::new("c", 1)).unwrap();
+    let e = cut_out_report(&cut, endo.dataset(), &site)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("whole-slide images"), "{e}");
 }
 
 #[test]

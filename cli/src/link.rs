@@ -256,7 +256,20 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
                 forwarder.iter().for_each(|f| f.submit(o, &report.facility));
             }
         }
-        ServeEvent::Instructions(outcome) => crate::view::print_instructions(&outcome),
+        ServeEvent::Instructions(outcome) => {
+            crate::view::print_instructions(&outcome);
+            // The structured report goes into the PACS beside the specimen.
+            if let (
+                Some(f),
+                med8k_link::instructions::InstructionOutcome::Stored {
+                    facility, files, ..
+                },
+            ) = (&forwarder, &*outcome)
+                && let Some(sr) = &files.dicom
+            {
+                f.submit(sr, facility);
+            }
+        }
         _ => {}
     })?;
     if let Some(f) = forwarder {

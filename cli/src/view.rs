@@ -201,6 +201,9 @@ pub fn print_instructions(outcome: &med8k_link::instructions::InstructionOutcome
             if let Some(o) = &files.overlay {
                 println!("overlay -> {}", o.display());
             }
+            if let Some(d) = &files.dicom {
+                println!("structured report -> {}", d.display());
+            }
         }
         InstructionOutcome::Refused { facility, reason } => {
             println!("instructions from {facility} refused: {reason}");

@@ -11,168 +11,28 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
 mod common;
+#[path = "common/desk.rs"]
+mod sites;
 #[path = "../../auth/tests/softhsm/mod.rs"]
 mod softhsm;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Serve, command, med8k, stderr, stdout};
-use med8k_auth::cert::{CrlFile, Profile, StoreKind, TrustStore, pem_blocks};
-use med8k_auth::consent::{
-    ConsentDecision, ConsentPurpose, ConsentRecord, Coverage, DataCategory, FacilityId, Ledger,
-    PatientId, Period, RecordId, Scope, SignatureCheck, cms,
-};
+use common::{Serve, med8k, stderr, stdout};
+use med8k_auth::cert::{Profile, StoreKind, TrustStore};
+use med8k_auth::consent::{SignatureCheck, cms};
 use med8k_auth::identity::pkcs11::SOFTHSM2_MODULE;
-use med8k_auth::identity::{Module, Signer};
-use med8k_auth::issue::{DEMO_HPKI_AUTH_POLICY, DEMO_HPKI_SIGN_POLICY, DemoPki};
+use med8k_auth::issue::DemoPki;
 use med8k_link::annotations::{InstructionSet, MarkShape};
 use med8k_link::view::{Pyramid, View};
-use med8k_media::spectral::{SpectralCube, envi};
 use serde_json::{Value, json};
+use sites::{cert, desk, grant, sites, specimen};
 use webdriver::{Browser, files_holding};
-
-const A: &str = "jp.hospital-a";
-const B: &str = "jp.hospital-b";
-
-fn sites(dir: &Path) {
-    let a = format!(
-        "[site]\nid = \"{A}\"\nname = \"Hospital A\"\n\n[tls]\n\
-         cert = \"pki/facility/{A}.crt.pem\"\nkey = \"pki/facility/{A}.key.pem\"\n\
-         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{B}\"]\n\n\
-         [link]\ndeadline_ms = 2000\n\n\
-         [gate]\nkind = \"consent\"\nledger = \"a/consent.sqlite\"\naudit = \"a/audit.jsonl\"\n\
-         hpki_roots = [\"pki/ca/hpki.pem\"]\nhpki_policies = [\"{DEMO_HPKI_AUTH_POLICY}\"]\n\
-         hpki_sign_policies = [\"{DEMO_HPKI_SIGN_POLICY}\"]\n\
-         jpki_roots = [\"pki/ca/jpki.pem\"]\nrequire_patient = true\n\
-         crl = [\"pki/crl/hpki.crl.pem\", \"pki/crl/jpki.crl.pem\"]\n"
-    );
-    std::fs::write(dir.join("site-a.toml"), a).unwrap();
-    let b = format!(
-        "[site]\nid = \"{B}\"\nname = \"Hospital B\"\n\n[tls]\n\
-         cert = \"pki/facility/{B}.crt.pem\"\nkey = \"pki/facility/{B}.key.pem\"\n\
-         roots = [\"pki/ca/facility.pem\"]\nallowed = [\"{A}\"]\n\n[link]\ndeadline_ms = 2000\n"
-    );
-    std::fs::write(dir.join("site-b.toml"), b).unwrap();
-}
-
-fn cert(dir: &Path, name: &str) -> Vec<u8> {
-    let pem = std::fs::read(dir.join(format!("pki/certs/{name}.pem"))).unwrap();
-    pem_blocks(&pem, "CERTIFICATE").unwrap().remove(0)
-}
-
-/// The patient signs consent on their token: pathology images to B.
-fn grant(dir: &Path) -> PatientId {
-    let module = Module::open(Path::new(SOFTHSM2_MODULE)).unwrap();
-    let session = module.login("med8k-patient", "1111").unwrap();
-    let signer: Arc<dyn Signer> = Arc::new(session.signer(&[1]).unwrap());
-    let patient = PatientId::from_signing_cert(&cert(dir, "med8k-patient-sign"));
-    let now = SystemTime::now();
-    let t = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let record = ConsentRecord {
-        id: RecordId::new("consent-view-1").unwrap(),
-        patient: patient.clone(),
-        created: t,
-        decision: ConsentDecision::Permit,
-        scope: vec![Scope::Register, Scope::Disclose],
-        grantees: vec![FacilityId::new(B).unwrap()],
-        purposes: vec![ConsentPurpose::RemoteConsultation],
-        categories: vec![DataCategory::PathologyImages],
-        period: Period {
-            start: t - 3600,
-            end: t + 86_400,
-        },
-        coverage: Coverage::AllLaterVisits,
-        login: Some(PatientId::of_cert(&cert(dir, "med8k-patient-auth"))),
-    };
-    let bytes = record.canonical_bytes().unwrap();
-    let blob = cms::sign_detached(&bytes, signer.as_ref(), t).unwrap();
-    let mut store = TrustStore::new(StoreKind::Jpki);
-    store
-        .add_pem(&std::fs::read(dir.join("pki/ca/jpki.pem")).unwrap())
-        .unwrap();
-    let profile = Profile::new(DemoPki::profile_config());
-    let mut crls = CrlFile::new();
-    crls.add_file(&dir.join("pki/crl/jpki.crl.pem")).unwrap();
-    let check = SignatureCheck::new(&store, &profile).with_revocation(&crls);
-    std::fs::create_dir_all(dir.join("a")).unwrap();
-    Ledger::open(dir.join("a/consent.sqlite"))
-        .unwrap()
-        .grant(&bytes, &blob, &check, now)
-        .unwrap();
-    patient
-}
-
-/// A specimen: the H&E fixture, each pixel made 3×3 (1050×1152, 4 levels).
-fn specimen(dir: &Path) -> SpectralCube {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/fixtures/he_region.hdr");
-    let small = envi::read(&root).unwrap();
-    let (w, h) = (small.width(), small.height());
-    let data = ndarray::Array3::from_shape_fn((7, h * 3, w * 3), |(b, y, x)| {
-        small.data()[[b, y / 3, x / 3]]
-    });
-    let mut cube = SpectralCube::new(small.bands().to_vec(), data).unwrap();
-    cube.reflectance_scale = small.reflectance_scale;
-    envi::write(&cube, &dir.join("specimen"), "med8k test specimen").unwrap();
-    cube
-}
-
-/// `med8k view --from` at B: its first lines are `permitted` and the URL.
-fn desk(
-    dir: &Path,
-    addr: &str,
-    patient: &PatientId,
-) -> (Child, String, BufReader<std::process::ChildStdout>) {
-    let mut c = command(
-        dir,
-        &[
-            "view",
-            "--from",
-            addr,
-            "--config",
-            "site-b.toml",
-            "--pki",
-            "pki",
-            "--physician-token",
-            "med8k-physician",
-            "--patient-token",
-            "med8k-patient",
-            "--patient",
-            patient.as_str(),
-            "--audit",
-            "b/audit.jsonl",
-            "--no-browser",
-            "--pixel-spacing-um",
-            "12.5",
-        ],
-    );
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "permitted", "{line}");
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    let url = line.trim().to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.contains("/?t="),
-        "{url}"
-    );
-    (child, url, out)
-}
 
 fn screenshot(b: &Browser, name: &str) {
     if let Some(dir) = std::env::var_os("MED8K_SCREENSHOTS") {

@@ -460,6 +460,8 @@ pub struct Received {
     pub signature: Vec<u8>,
     /// The signer's subject (the physician, not a patient).
     pub signer: String,
+    /// The common name in the signer's certificate.
+    pub signer_name: String,
     /// The role that allowed it.
     pub role: Role,
 }
@@ -559,6 +561,7 @@ impl Inbox {
         }
         Ok(Received {
             signer: chain.leaf().subject().to_owned(),
+            signer_name: common_name(chain.leaf().der()),
             set,
             document: msg.document.clone(),
             signature: msg.signature.clone(),
@@ -586,6 +589,9 @@ pub struct Stored {
     pub signature: PathBuf,
     /// The specimen with the marks drawn, when a picture was given.
     pub overlay: Option<PathBuf>,
+    /// The instructions as a DICOM structured report in the specimen's
+    /// study, when the specimen is a DICOM object.
+    pub dicom: Option<PathBuf>,
 }
 
 /// Writes a verified set under `dir` as `instructions-<id>.json` and `.p7s`
@@ -617,5 +623,6 @@ pub fn store(
         json,
         signature,
         overlay,
+        dicom: None,
     })
 }

@@ -2,18 +2,23 @@
 //! each signed set a pathologist sends back over a link against the specimen
 //! offered ([`crate::annotations::Inbox`]), stores the ones that verify
 //! (the signed JSON, its signature, an overlay PNG of the specimen with the
-//! cut lines), audits every set, kept or refused, and says who sent what.
+//! cut lines and, when the specimen is a DICOM object, a structured report
+//! in its study for the PACS), audits every set, kept or refused, and says
+//! who sent what.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use anyhow::Context;
+use dicom_object::InMemDicomObject;
 use med8k_auth::audit::{AuditEvent, AuditLog, EventKind, Outcome, Participant, Role as AuditRole};
 use med8k_auth::cert::{Profile, Role, StoreKind, TrustStore};
 use med8k_colour::{RenderOptions, RgbImage};
+use med8k_dicom::instructions::{CutMark, CutOut, Outline, cut_out_report};
 use med8k_media::spectral::SpectralCube;
 use med8k_transport::proto::Instructions;
+use sha2::{Digest, Sha256};
 
 use crate::annotations::{Inbox, InstructionError, Received, Specimen, Verifier, specimen_uid};
 use crate::site::{ConsentSettings, SiteConfig};
@@ -51,6 +56,10 @@ pub struct InstructionDesk {
     specimen: Specimen,
     cube: Arc<SpectralCube>,
     picture: OnceLock<Option<RgbImage>>,
+    /// The specimen's DICOM attributes (no pixels), when it is a DICOM object.
+    dicom: Option<InMemDicomObject>,
+    /// Where the structured report's UIDs and equipment come from.
+    dicom_site: med8k_dicom::Site,
     dir: Option<PathBuf>,
     audit: Mutex<AuditLog>,
     salt: Vec<u8>,
@@ -66,24 +75,36 @@ impl std::fmt::Debug for InstructionDesk {
 }
 
 impl InstructionDesk {
-    /// A desk for the cube offered from `source` (an ENVI `.hdr`), checked
-    /// against the consent gate's HPKI roots and signing policies, stored
-    /// under `dir/instructions` (nothing is stored without `dir`: every set is
-    /// then refused). `None` when the source is not a cube.
+    /// A desk for the cube offered from `source` (an ENVI `.hdr`, or a
+    /// 7-band whole-slide DICOM object `.dcm` as `med8k dicom export`
+    /// writes it), checked against the consent gate's HPKI roots and signing
+    /// policies, stored under `dir/instructions` (nothing is stored without
+    /// `dir`: every set is then refused). `None` when the source is neither.
     pub fn for_source(
         config: &SiteConfig,
         settings: &ConsentSettings,
         source: &Path,
         dir: Option<&Path>,
     ) -> anyhow::Result<Option<Self>> {
-        let is_cube = source
+        let ext = source
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("hdr"));
-        if !is_cube {
-            return Ok(None);
-        }
-        let cube = med8k_media::spectral::envi::read(source)
-            .with_context(|| format!("reading {}", source.display()))?;
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let (cube, dicom) = match ext.as_deref() {
+            Some("hdr") => (
+                med8k_media::spectral::envi::read(source)
+                    .with_context(|| format!("reading {}", source.display()))?,
+                None,
+            ),
+            Some("dcm") => {
+                let obj = med8k_dicom::import::open(source)?;
+                let cube = med8k_dicom::import::cube_from_object(source, &obj)?;
+                let mut attributes = obj.into_inner();
+                attributes.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+                (cube, Some(attributes))
+            }
+            _ => return Ok(None),
+        };
         let specimen = Specimen {
             study_uid: specimen_uid(&cube),
             width: cube.width() as u32,
@@ -92,7 +113,6 @@ impl InstructionDesk {
         let profile = Profile::new(crate::gate::profile_config(settings)?);
         let store = TrustStore::from_pem_files(StoreKind::Hpki, &settings.hpki_roots)?;
         let revocation = crate::gate::revocation(settings)?;
-        let _ = config;
         Ok(Some(InstructionDesk {
             verifier: Verifier {
                 store,
@@ -103,6 +123,9 @@ impl InstructionDesk {
             specimen,
             cube: Arc::new(cube),
             picture: OnceLock::new(),
+            dicom,
+            dicom_site: med8k_dicom::Site::new(med8k_dicom::uid::UidRoot::Uuid)
+                .with_institution(&config.name),
             dir: dir.map(|d| d.join("instructions")),
             audit: Mutex::new(AuditLog::open(&settings.audit)?),
             salt: med8k_auth::audit::site_salt(&settings.audit_salt_file)?,
@@ -167,7 +190,10 @@ impl InstructionDesk {
         let stored = checked.and_then(|r| match &self.dir {
             None => Err("serve has no --out folder: nothing can be stored".to_owned()),
             Some(dir) => crate::annotations::store(dir, &r, self.picture())
-                .map(|files| (r, files))
+                .map(|mut files| {
+                    files.dicom = self.structured_report(&r, &files.json, facility);
+                    (r, files)
+                })
                 .map_err(|e| format!("storing: {e}")),
         });
         match stored {
@@ -209,6 +235,59 @@ impl InstructionDesk {
                     facility: facility.to_owned(),
                     reason,
                 }
+            }
+        }
+    }
+
+    /// The verified set as a structured report beside its JSON
+    /// (`instructions-ID.dcm`), when the specimen is a DICOM object (sent by
+    /// the physician at `facility`). The
+    /// JSON and its signature are the record: a report that cannot be made
+    /// or written is logged and left out.
+    fn structured_report(&self, r: &Received, json: &Path, facility: &str) -> Option<PathBuf> {
+        let specimen = self.dicom.as_ref()?;
+        let (y, mo, d, h, mi, sec) =
+            med8k_auth::civil::civil_from_unix(med8k_auth::civil::unix(SystemTime::now()));
+        let cut = CutOut {
+            marks: r
+                .set
+                .marks
+                .iter()
+                .map(|m| CutMark {
+                    outline: match m.shape {
+                        crate::annotations::MarkShape::Polyline => Outline::CutLine,
+                        crate::annotations::MarkShape::Polygon => Outline::Polygon,
+                        crate::annotations::MarkShape::Rectangle => Outline::Rectangle,
+                    },
+                    label: m.label.clone(),
+                    text: m.text.clone(),
+                    points: m.points.clone(),
+                })
+                .collect(),
+            report: r.set.report.clone(),
+            physician: r.signer_name.clone(),
+            facility: facility.to_owned(),
+            document_sha256: Sha256::digest(&r.document)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            verified: (
+                format!("{y:04}{mo:02}{d:02}"),
+                format!("{h:02}{mi:02}{sec:02}"),
+            ),
+        };
+        let path = json.with_extension("dcm");
+        let written = cut_out_report(&cut, specimen, &self.dicom_site)
+            .map_err(|e| e.to_string())
+            .and_then(|sr| {
+                sr.write(&path, med8k_dicom::Syntax::ExplicitLittle)
+                    .map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(_) => Some(path),
+            Err(e) => {
+                tracing::warn!("cut-out instructions kept as JSON only: no structured report: {e}");
+                None
             }
         }
     }

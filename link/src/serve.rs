@@ -607,14 +607,30 @@ fn start_offer(offer: Offer) -> anyhow::Result<mpsc::Receiver<CodedFrame>> {
 }
 
 fn code_offer(offer: &Offer, tx: &mpsc::Sender<CodedFrame>) -> anyhow::Result<()> {
-    let spec = match offer.source.to_str() {
-        Some(name) => InputSpec::parse(name, None),
-        None => InputSpec::file(&offer.source, None),
-    };
-    let pictures = spec
-        .open("offer")
-        .with_context(|| format!("opening {}", offer.source.display()))?
-        .pictures();
+    let is_dicom = offer
+        .source
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dcm"));
+    let pictures: Box<dyn Iterator<Item = anyhow::Result<med8k_media::picture::Picture>>> =
+        if is_dicom {
+            // A 7-band whole-slide object (`med8k dicom export`): its cube, once.
+            let cube = med8k_dicom::import::read_cube(&offer.source)?;
+            Box::new(std::iter::once(
+                med8k_media::picture::Picture::from_cube(&cube)
+                    .with_context(|| format!("{}: not a picture", offer.source.display())),
+            ))
+        } else {
+            let spec = match offer.source.to_str() {
+                Some(name) => InputSpec::parse(name, None),
+                None => InputSpec::file(&offer.source, None),
+            };
+            Box::new(
+                spec.open("offer")
+                    .with_context(|| format!("opening {}", offer.source.display()))?
+                    .pictures()
+                    .map(|p| p.map_err(anyhow::Error::from)),
+            )
+        };
     let (mut encoder, _) = Backend::Auto.encoder(&med8k_codec::Config::lossless())?;
     let epoch = Instant::now();
     let mut next = Instant::now();

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// with are dropped, never the link.
     #[arg(long)]
     sink: Option<String>,
+    /// Where the sink's frames are decoded: auto (a hardware GPU when there
+    /// is one, else the CPU twin), gpu (lavapipe too) or cpu.
+    #[arg(long, default_value_t = med8k_pipeline::encode::Backend::Auto, requires = "sink")]
+    decode: med8k_pipeline::encode::Backend,
     /// Stop after this many frames (over all links).
     #[arg(long)]
     frames: Option<u64>,
@@ -235,6 +239,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<Outcome> {
         config: args.config.clone(),
         out: args.out.clone(),
         sink: args.sink.clone(),
+        decode: args.decode,
         frames: args.frames,
         links: args.links,
         source: args.source.clone(),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use med8k_capture::{GstSink, SinkOptions};
+use med8k_codec::gpu::{Decoded, GpuStreamDecoder};
 use med8k_detect::overlay::{self, Alarms, STALE_FRAMES, UnitRect};
 use med8k_media::frame::{PixelFormat, VideoFrame};
 use med8k_media::picture::{Layout, Picture};
@@ -34,16 +35,42 @@ pub struct Display {
     sink: Option<GstSink>,
     shown: u64,
     marks: Option<Marks>,
+    /// The GPU's decoder (one frame in flight: the monitor wants the newest
+    /// frame now, not throughput) and its picture; the CPU twin without one.
+    gpu: Option<(GpuStreamDecoder, Decoded)>,
 }
 
 impl Display {
-    pub fn new(description: &str) -> Display {
+    /// A display on the GStreamer sink `description`, decoding on
+    /// `backend` (`auto`: a hardware GPU when there is one).
+    pub fn new(description: &str, backend: med8k_pipeline::encode::Backend) -> Display {
+        let gpu = match backend.gpu() {
+            Ok(Some(ctx)) => {
+                tracing::info!(gpu = %ctx.describe(), "the sink's frames are decoded on the GPU");
+                Some((
+                    GpuStreamDecoder::new(ctx, false).with_depth(1),
+                    Decoded::picture(),
+                ))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("no GPU for decoding ({e}); the CPU twin decodes");
+                None
+            }
+        };
         Display {
             description: description.to_owned(),
             sink: None,
             shown: 0,
             marks: None,
+            gpu,
         }
+    }
+
+    /// Whether frames are decoded on a GPU.
+    #[cfg(test)]
+    pub fn on_gpu(&self) -> bool {
+        self.gpu.is_some()
     }
 
     /// A detection arrived: it replaces the one drawn so far when it is newer.
@@ -90,8 +117,11 @@ impl Display {
     }
 
     /// The decoded picture with the current detection drawn on it.
-    fn marked(&self, link_seq: u64, bitstream: &[u8]) -> anyhow::Result<Picture> {
-        let mut pic = med8k_codec::decode(bitstream).context("decoding a received frame")?;
+    fn marked(&mut self, link_seq: u64, bitstream: &[u8]) -> anyhow::Result<Picture> {
+        let mut pic = match self.decode_on_gpu(bitstream) {
+            Some(p) => p.clone(),
+            None => med8k_codec::decode(bitstream).context("decoding a received frame")?,
+        };
         if let Some(m) = self
             .marks
             .as_ref()
@@ -102,7 +132,29 @@ impl Display {
         Ok(pic)
     }
 
-    /// Frames pushed so far.
+    /// The frame decoded on the GPU; `None` without one, or when it failed
+    /// (then the CPU twin decodes this frame and the ones after: a stream it
+    /// cannot decode, such as a rate-controlled one, is the twin's).
+    fn decode_on_gpu(&mut self, bitstream: &[u8]) -> Option<&mut Picture> {
+        let (decoder, out) = self.gpu.as_mut()?;
+        let ok = match decoder.send_packet(bitstream, out) {
+            Ok(Some(_)) => true,
+            Ok(None) => matches!(decoder.receive_frame(out), Ok(Some(_))),
+            Err(e) => {
+                tracing::warn!("GPU decode: {e}; the CPU twin decodes from now on");
+                false
+            }
+        };
+        if !ok {
+            self.gpu = None;
+            return None;
+        }
+        match self.gpu.as_mut() {
+            Some((_, Decoded::Picture(p))) => Some(p),
+            _ => None,
+        }
+    }
+
     pub fn shown(&self) -> u64 {
         self.shown
     }
@@ -173,6 +225,7 @@ fn to_frame(pic: &Picture) -> anyhow::Result<VideoFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use med8k_pipeline::encode::Backend;
     use med8k_transport::proto::BoundingBox;
 
     fn meta(seq: u64, score: f32) -> FrameMeta {
@@ -193,6 +246,37 @@ mod tests {
         }
     }
 
+    /// On a GPU (lavapipe here) the sink's frames are decoded there, the
+    /// same pictures as the twin's, to a real GStreamer sink; a stream the
+    /// GPU refuses falls back to the twin.
+    #[test]
+    fn frames_decoded_on_the_gpu_are_the_twins() {
+        let mut display = Display::new("fakesink", Backend::Gpu);
+        assert!(display.on_gpu(), "lavapipe is a GPU to wgpu");
+        let mut encoder = med8k_codec::Config::lossless().new_encoder().unwrap();
+        for seq in 0..4u64 {
+            let mut pic = Picture::zeroed(Layout::Yuv422, 96, 32, 10).unwrap();
+            for (p, plane) in pic.planes_mut().iter_mut().enumerate() {
+                for (i, v) in plane.iter_mut().enumerate() {
+                    *v = ((i as u64 * 13 + seq * 29 + p as u64) % 1024) as u16;
+                }
+            }
+            let bits = encoder.encode(&pic).unwrap().data;
+            assert_eq!(display.marked(seq, &bits).unwrap(), pic, "frame {seq}");
+            display.show(seq, &bits).unwrap();
+        }
+        assert!(display.on_gpu());
+        // A rate-controlled frame: whichever decodes it, the twin's picture.
+        let mut lossy = med8k_codec::Config::bpp(2.0).new_encoder().unwrap();
+        let pic = Picture::zeroed(Layout::Yuv422, 96, 32, 10).unwrap();
+        let bits = lossy.encode(&pic).unwrap().data;
+        assert_eq!(
+            display.marked(9, &bits).unwrap(),
+            med8k_codec::decode(&bits).unwrap()
+        );
+        assert_eq!(display.finish().unwrap(), 4);
+    }
+
     #[test]
     fn the_newest_fresh_detection_is_drawn_and_a_stale_one_is_not() {
         let mut flat = Picture::zeroed(Layout::Yuv422, 64, 32, 10).unwrap();
@@ -205,7 +289,8 @@ mod tests {
             .encode(&flat)
             .unwrap()
             .data;
-        let mut display = Display::new("fakesink");
+        let mut display = Display::new("fakesink", Backend::Cpu);
+        assert!(!display.on_gpu());
         assert_eq!(
             display.marked(0, &bits).unwrap(),
             flat,

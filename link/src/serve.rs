@@ -77,6 +77,9 @@ pub struct ServeOptions {
     /// `videoconvert ! autovideosink`); frames the decoder cannot keep up
     /// with are dropped, never the link.
     pub sink: Option<String>,
+    /// Where the sink's frames are decoded (`auto`: a hardware GPU when
+    /// there is one, else the CPU twin).
+    pub decode: med8k_pipeline::encode::Backend,
     /// Stop after this many frames (over all links).
     pub frames: Option<u64>,
     /// Stop after this many links have ended.
@@ -106,6 +109,7 @@ impl ServeOptions {
             config: config.into(),
             out: None,
             sink: None,
+            decode: med8k_pipeline::encode::Backend::Auto,
             frames: None,
             links: None,
             source: None,
@@ -332,7 +336,7 @@ pub fn serve(
                         running += 1;
                         let n = controls.len();
                         let out = args.out.clone();
-                        let sink = args.sink.clone();
+                        let sink = args.sink.clone().map(|s| (s, args.decode));
                         let frames = frames.clone();
                         let done = done_tx.clone();
                         let offer = offer.clone();
@@ -401,7 +405,7 @@ async fn run_link(
     mut link: Link,
     n: usize,
     out: Option<PathBuf>,
-    sink: Option<String>,
+    sink: Option<(String, med8k_pipeline::encode::Backend)>,
     total: Arc<AtomicU64>,
     offer: Option<Offer>,
     desk: Option<crate::instructions::DeskHandle>,
@@ -662,7 +666,7 @@ struct Stored {
 fn write_link(
     dir: Option<&Path>,
     name: &str,
-    sink: Option<String>,
+    sink: Option<(String, med8k_pipeline::encode::Backend)>,
     mut rx: mpsc::Receiver<Store>,
 ) -> anyhow::Result<Stored> {
     let seq_path = dir.map(|d| d.join(name));
@@ -672,7 +676,9 @@ fn write_link(
     });
     let mut metas: Option<BufWriter<File>> = None;
     let mut seq: Option<SequenceWriter<BufWriter<File>>> = None;
-    let mut display = sink.as_deref().map(crate::display::Display::new);
+    let mut display = sink
+        .as_ref()
+        .map(|(s, backend)| crate::display::Display::new(s, *backend));
     let mut open: std::collections::HashMap<u64, (File, PathBuf, ObjectKind)> =
         std::collections::HashMap::new();
     let mut objects = Vec::new();

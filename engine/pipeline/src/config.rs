@@ -332,15 +332,26 @@ impl Config {
                         path: base.to_path_buf(),
                         source,
                     };
-                    let (encoder, place) = backend.encoder(&config).map_err(codec_err)?;
-                    tracing::info!(%place, "encode stage");
+                    let gpu = backend
+                        .gpu()
+                        .map_err(|e| codec_err(crate::encode::OpenError::NoGpu(e)))?;
+                    let (encoder, place) =
+                        Backend::encoder_on(gpu.clone(), &config).map_err(codec_err)?;
                     let out = out.as_ref().map(|o| dir.join(o));
                     let mut encode = EncodeStage::new(encoder, out.as_deref(), *verify)
                         .map_err(codec_err)?
                         .every(every.unwrap_or(1));
-                    if let Some(tap) = taps[i].take() {
-                        encode = encode.input_tap(tap);
+                    // Lossless on a GPU: the stream encoder, unless a detect
+                    // stage after this one takes its input from the GPU
+                    // encoder's resident picture.
+                    match (taps[i].take(), gpu) {
+                        (Some(tap), _) => encode = encode.input_tap(tap),
+                        (None, Some(ctx)) if config.mode == Mode::Lossless => {
+                            encode = encode.streaming(ctx);
+                        }
+                        _ => {}
                     }
+                    tracing::info!(%place, streaming = encode.is_streaming(), "encode stage");
                     Box::new(encode)
                 }
                 StageConfig::Detect { .. } => match detects[i].take() {

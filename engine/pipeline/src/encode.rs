@@ -11,7 +11,14 @@
 //! verify = true         # decode every frame: bit-exact when lossless, PSNR otherwise
 //! every = 1             # code one frame in N (a CPU that cannot keep up, a demo)
 //! ```
+//!
+//! Lossless on a GPU, the stage codes through [`GpuStreamEncoder`]: several
+//! frames in flight, v210 frames unpacked by the GPU's first kernel (no
+//! `v210-unpack` stage needed), one submission per frame; a frame is passed
+//! on at once and its packet is written (and verified) when the GPU hands it
+//! back, in order. Packets are byte for byte the CPU twin's.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -20,13 +27,13 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use med8k_codec::gpu::{GpuDecoder, GpuEncoder};
+use med8k_codec::gpu::{Frame, GpuDecoder, GpuEncoder, GpuStreamEncoder};
 use med8k_codec::sequence::SequenceWriter;
 use med8k_codec::{Config, DecodeError, Encoder, InvalidConfig, Mode, metrics};
 use med8k_detect::gpu_input::{GpuInputError, GpuModelInput};
 use med8k_detect::schedule::PreparedInput;
-use med8k_gpu::{GpuContext, GpuError};
-use med8k_media::frame::VideoFrame;
+use med8k_gpu::{GpuContext, GpuError, SampleLayout};
+use med8k_media::frame::{PixelFormat, VideoFrame, v210};
 use med8k_media::picture::Picture;
 
 use crate::detect::InputTap;
@@ -111,8 +118,16 @@ impl Backend {
 
     /// An encoder for `config` on this backend, and a description of where it runs.
     pub fn encoder(self, config: &Config) -> Result<(Encoder, String), OpenError> {
+        Self::encoder_on(self.gpu()?, config)
+    }
+
+    /// An encoder for `config` on `gpu` (the CPU twin without one), and a
+    /// description of where it runs.
+    pub fn encoder_on(
+        gpu: Option<Arc<GpuContext>>,
+        config: &Config,
+    ) -> Result<(Encoder, String), OpenError> {
         config.validate()?;
-        let gpu = self.gpu()?;
         Ok(match gpu {
             Some(ctx) => {
                 let name = format!("gpu: {}", ctx.describe());
@@ -165,6 +180,19 @@ pub struct EncodeStage {
     tap: Option<Arc<InputTap>>,
     inputs: ResidentInputs,
     inputs_made: u64,
+    stream: Option<Streaming>,
+}
+
+/// The stream encoder of a stage (lossless on a GPU), made at the first
+/// frame, when the shape is known, and made again when it changes.
+#[derive(Debug)]
+struct Streaming {
+    ctx: Arc<GpuContext>,
+    encoder: Option<(GpuStreamEncoder, SampleLayout, bool)>,
+    /// Per frame in flight: when it was sent, its samples, and its picture
+    /// when verifying.
+    waiting: VecDeque<(Instant, usize, Option<Picture>)>,
+    packet: Vec<u8>,
 }
 
 impl EncodeStage {
@@ -196,7 +224,136 @@ impl EncodeStage {
             tap: None,
             inputs: ResidentInputs::default(),
             inputs_made: 0,
+            stream: None,
         })
+    }
+
+    /// Code through a [`GpuStreamEncoder`] on `ctx` (lossless only; see the
+    /// module docs). The model-input tap is not served from it: a detect
+    /// stage after this one makes its own input.
+    pub fn streaming(mut self, ctx: Arc<GpuContext>) -> Self {
+        if self.encoder.config().mode == Mode::Lossless {
+            self.stream = Some(Streaming {
+                ctx,
+                encoder: None,
+                waiting: VecDeque::new(),
+                packet: Vec::new(),
+            });
+            self.tap = None;
+        }
+        self
+    }
+
+    /// Whether the stage codes through a [`GpuStreamEncoder`].
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// One packet the stream encoder handed back: written, counted, verified.
+    fn take_packet(&mut self, layout: SampleLayout) -> Result<(), BoxError> {
+        let Some(st) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let (sent, samples, original) = st
+            .waiting
+            .pop_front()
+            .ok_or("the stream encoder gave back a packet it was not sent")?;
+        self.encode_seconds += sent.elapsed().as_secs_f64();
+        let data = std::mem::take(&mut st.packet);
+        if let Some(pic) = original {
+            self.check(&pic, &data)?;
+        }
+        if let Some(out) = &mut self.out {
+            out.write_frame(&data)?;
+        }
+        let samples = samples as f64;
+        let bpp = 8.0 * data.len() as f64 / (f64::from(layout.width) * f64::from(layout.height));
+        self.frames += 1;
+        self.raw_bits += samples * f64::from(layout.bit_depth);
+        self.coded_bytes += data.len() as u64;
+        self.bpp = (self.bpp.0.min(bpp), self.bpp.1.max(bpp));
+        if let Some(st) = self.stream.as_mut() {
+            st.packet = data;
+        }
+        Ok(())
+    }
+
+    /// Every frame in flight out of the stream encoder, in order.
+    fn drain(&mut self) -> Result<(), BoxError> {
+        loop {
+            let Some(st) = self.stream.as_mut() else {
+                return Ok(());
+            };
+            let Some((enc, layout, _)) = st.encoder.as_mut() else {
+                return Ok(());
+            };
+            let layout = *layout;
+            if enc.receive_packet(&mut st.packet)?.is_none() {
+                return Ok(());
+            }
+            self.take_packet(layout)?;
+        }
+    }
+
+    /// Sends `frame` to the stream encoder; takes the packets that are ready.
+    fn process_streaming(&mut self, frame: &VideoFrame) -> Result<(), BoxError> {
+        let is_v210 = frame.format() == PixelFormat::V210;
+        let pic = if is_v210 {
+            None
+        } else {
+            Some(Picture::from_frame(frame)?)
+        };
+        let layout = match &pic {
+            Some(p) => SampleLayout::of(p),
+            None => SampleLayout {
+                layout: med8k_media::picture::Layout::Yuv422,
+                width: frame.width(),
+                height: frame.height(),
+                bit_depth: 10,
+            },
+        };
+        let changed = self
+            .stream
+            .as_ref()
+            .and_then(|st| st.encoder.as_ref())
+            .is_some_and(|(_, l, v)| *l != layout || *v != is_v210);
+        if changed {
+            self.drain()?;
+        }
+        let config = self.encoder.config().clone();
+        let verify = self.verify;
+        let st = self.stream.as_mut().ok_or("not streaming")?;
+        if changed || st.encoder.is_none() {
+            let enc = GpuStreamEncoder::new(Arc::clone(&st.ctx), &config, layout, is_v210)?;
+            st.encoder = Some((enc, layout, is_v210));
+        }
+        let samples = pic.as_ref().map_or(
+            2 * frame.width() as usize * frame.height() as usize,
+            Picture::samples,
+        );
+        let original = match (verify, &pic) {
+            (false, _) => None,
+            (true, Some(p)) => Some(p.clone()),
+            (true, None) => Some(Picture::from_frame(&v210::unpack(frame)?)?),
+        };
+        let (enc, _, _) = st.encoder.as_mut().ok_or("no stream encoder")?;
+        let input = match &pic {
+            Some(p) => Frame::Picture(p),
+            None => Frame::V210(frame),
+        };
+        st.waiting.push_back((Instant::now(), samples, original));
+        let got = enc.send_frame(input, &mut st.packet)?;
+        if got.is_some() {
+            self.take_packet(layout)?;
+        }
+        loop {
+            let st = self.stream.as_mut().ok_or("not streaming")?;
+            let (enc, _, _) = st.encoder.as_mut().ok_or("no stream encoder")?;
+            if enc.poll_packet(&mut st.packet)?.is_none() {
+                return Ok(());
+            }
+            self.take_packet(layout)?;
+        }
     }
 
     /// Make the model input of a detect stage after this one next to
@@ -260,6 +417,10 @@ impl Stage for EncodeStage {
         if !(self.seen - 1).is_multiple_of(self.every) {
             return Ok(Some(frame));
         }
+        if self.stream.is_some() {
+            self.process_streaming(&frame)?;
+            return Ok(Some(frame));
+        }
         let pic = Picture::from_frame(&frame)?;
         let started = Instant::now();
         let packet = self.encoder.encode(&pic)?;
@@ -279,6 +440,7 @@ impl Stage for EncodeStage {
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
+        self.drain()?;
         if let Some(out) = self.out.take() {
             out.finish()?;
         }
@@ -366,6 +528,68 @@ mod tests {
             assert_eq!(stage.process(frame(i)).unwrap().unwrap().seq, i);
         }
         assert_eq!(stage.figures()["coded_frames"], 3.0);
+    }
+
+    /// An I422_10 frame with a moving pattern, and its v210 packing.
+    fn yuv_frames(seq: u64) -> (VideoFrame, VideoFrame) {
+        let mut f = VideoFrame::zeroed(96, 32, PixelFormat::I422_10).unwrap();
+        for p in 0..3 {
+            for (i, b) in f.plane_mut(p).chunks_exact_mut(2).enumerate() {
+                let v = ((i as u64 * 37 + seq * 101 + p as u64 * 7) % 1024) as u16;
+                b.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        f.seq = seq;
+        let mut packed = v210::pack(&f).unwrap();
+        packed.seq = seq;
+        (f, packed)
+    }
+
+    /// Lossless on a GPU (lavapipe here) the stage streams: v210 frames and
+    /// pictures, more frames than the ring holds, a change of shape midway;
+    /// every packet is verified, written in order and byte for byte the CPU
+    /// twin's.
+    #[test]
+    fn the_stream_encoder_writes_the_twins_packets_in_order() {
+        let Ok(ctx) = GpuContext::new() else {
+            panic!("no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stream.m8ks");
+        let config = Config::lossless();
+        let (encoder, _) = Backend::encoder_on(Some(Arc::clone(&ctx)), &config).unwrap();
+        let mut stage = EncodeStage::new(encoder, Some(&path), true)
+            .unwrap()
+            .streaming(ctx);
+        assert!(stage.is_streaming());
+        let mut twin = config.new_encoder().unwrap();
+        let mut want = Vec::new();
+        for i in 0..5 {
+            let (planar, packed) = yuv_frames(i);
+            want.push(
+                twin.encode(&Picture::from_frame(&planar).unwrap())
+                    .unwrap()
+                    .data,
+            );
+            assert_eq!(stage.process(packed).unwrap().unwrap().seq, i);
+        }
+        for i in 5..7 {
+            let f = frame(i);
+            want.push(twin.encode(&Picture::from_frame(&f).unwrap()).unwrap().data);
+            assert_eq!(stage.process(f).unwrap().unwrap().seq, i);
+        }
+        stage.finish().unwrap();
+        let figures = stage.figures();
+        assert_eq!(figures["verified_frames"], 7.0);
+        let data = std::fs::read(&path).unwrap();
+        let got = med8k_codec::sequence::split(&data).unwrap();
+        assert_eq!(got.len(), 7);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w,
+                "frame {i}: the stream's packet differs from the twin's"
+            );
+        }
     }
 
     #[test]

@@ -324,3 +324,53 @@ fn codec_round_trips_a_16_bit_pgm_and_rejects_a_corrupt_stream() {
     assert!(err.contains("slice") && err.contains("corrupt"), "{err}");
     assert!(!dir.path().join("bad.pgm").exists());
 }
+
+/// A PPM is coded strip by strip (only a few slices in memory) into the
+/// bytes the whole picture codes to: FFmpeg draws the same test picture as
+/// PPM and PNG (the PNG goes through the whole-picture path); both give one
+/// bitstream, which decodes to FFmpeg's PPM exactly. A truncated PPM is a
+/// one-line error and leaves no output file.
+#[test]
+fn codec_codes_a_ppm_in_strips_to_the_whole_pictures_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["pic.ppm", "pic.png"] {
+        let o = Command::new("ffmpeg")
+            .current_dir(dir.path())
+            .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=700x450"])
+            .args(["-frames:v", "1", "-pix_fmt", "rgb24", name])
+            .output()
+            .expect("ffmpeg (scripts/setup-debian.sh installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let code = |input: &str, out: &str| {
+        let o = med8k(
+            dir.path(),
+            &["codec", "encode", "--in", input, "--out", out],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = code("pic.ppm", "strips.m8k");
+    assert!(said.contains("coded in 8 strips"), "{said}");
+    code("pic.png", "whole.m8k");
+    let strips = std::fs::read(dir.path().join("strips.m8k")).unwrap();
+    assert!(strips == std::fs::read(dir.path().join("whole.m8k")).unwrap());
+    let o = med8k(
+        dir.path(),
+        &["codec", "decode", "--in", "strips.m8k", "--out", "back.ppm"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read(dir.path().join("back.ppm")).unwrap()
+            == std::fs::read(dir.path().join("pic.ppm")).unwrap()
+    );
+
+    let ppm = std::fs::read(dir.path().join("pic.ppm")).unwrap();
+    std::fs::write(dir.path().join("cut.ppm"), &ppm[..ppm.len() / 2]).unwrap();
+    let o = med8k(
+        dir.path(),
+        &["codec", "encode", "--in", "cut.ppm", "--out", "cut.m8k"],
+    );
+    assert_one_line_error(&o, &["cut.ppm", "truncated"]);
+    assert!(!dir.path().join("cut.m8k").exists());
+}

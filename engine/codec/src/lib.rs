@@ -81,6 +81,7 @@ pub mod rate;
 pub mod sequence;
 pub mod steps;
 pub mod stream;
+pub mod strips;
 pub mod transform;
 
 use geometry::Geometry;

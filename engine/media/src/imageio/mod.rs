@@ -23,6 +23,8 @@
 
 mod png_file;
 mod pnm;
+
+pub use pnm::PnmRows;
 mod raw;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Binary PNM: PGM (gray) and PPM (RGB), 8 or 16 bits.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use super::{
     ImageIoError, check_samples, deinterleave, interleave, io_err, layout_samples, pack_row,
@@ -8,8 +10,27 @@ use super::{
 };
 use crate::picture::{Layout, Picture, max_sample};
 
-pub(super) fn read_pnm(path: &Path) -> Result<Picture, ImageIoError> {
-    let bytes = std::fs::read(path).map_err(|source| io_err(path, source))?;
+/// A PNM header: what the samples are and where they begin.
+struct Header {
+    layout: Layout,
+    width: u32,
+    height: u32,
+    maxval: u32,
+    /// Byte offset of the first sample.
+    data: usize,
+}
+
+impl Header {
+    fn sample_bytes(&self) -> u64 {
+        if self.maxval > 255 { 2 } else { 1 }
+    }
+
+    fn depth(&self) -> u8 {
+        (16 - (self.maxval as u16).leading_zeros()) as u8
+    }
+}
+
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, ImageIoError> {
     let malformed = |reason: String| ImageIoError::Malformed {
         path: path.to_path_buf(),
         reason,
@@ -64,9 +85,39 @@ pub(super) fn read_pnm(path: &Path) -> Result<Picture, ImageIoError> {
         return Err(malformed(format!("PNM header: {reason}")));
     }
     check_samples(path, width, height, layout)?;
-    let data = &bytes[pos + 1..];
-    let sample_bytes = if maxval > 255 { 2 } else { 1 };
-    let need = layout_samples(layout, width, height) * sample_bytes;
+    Ok(Header {
+        layout,
+        width,
+        height,
+        maxval,
+        data: pos + 1,
+    })
+}
+
+/// Interleaved samples (8 or 16-bit big-endian) of `rows` rows as a picture.
+fn samples_to_picture(
+    path: &Path,
+    h: &Header,
+    rows: u32,
+    data: &[u8],
+) -> Result<Picture, ImageIoError> {
+    let mut values = Vec::with_capacity(data.len() / h.sample_bytes() as usize);
+    unpack_row(
+        data,
+        if h.maxval > 255 { 16 } else { 8 },
+        usize::MAX,
+        &mut values,
+    );
+    let planes = deinterleave(&values, h.layout.plane_count());
+    Picture::new(h.layout, h.width, rows, h.depth(), planes)
+        .map_err(|source| picture_err(path, source))
+}
+
+pub(super) fn read_pnm(path: &Path) -> Result<Picture, ImageIoError> {
+    let bytes = std::fs::read(path).map_err(|source| io_err(path, source))?;
+    let h = parse_header(path, &bytes)?;
+    let data = &bytes[h.data..];
+    let need = layout_samples(h.layout, h.width, h.height) * h.sample_bytes();
     if (data.len() as u64) < need {
         return Err(ImageIoError::Truncated {
             path: path.to_path_buf(),
@@ -74,16 +125,103 @@ pub(super) fn read_pnm(path: &Path) -> Result<Picture, ImageIoError> {
             got: data.len() as u64,
         });
     }
-    let depth = (16 - (maxval as u16).leading_zeros()) as u8;
-    let mut values = Vec::with_capacity(need as usize / sample_bytes as usize);
-    unpack_row(
-        &data[..need as usize],
-        if maxval > 255 { 16 } else { 8 },
-        usize::MAX,
-        &mut values,
-    );
-    let planes = deinterleave(&values, layout.plane_count());
-    Picture::new(layout, width, height, depth, planes).map_err(|source| picture_err(path, source))
+    samples_to_picture(path, &h, h.height, &data[..need as usize])
+}
+
+/// A binary PGM (`P5`) or PPM (`P6`) read a strip of rows at a time, so a
+/// large picture need not be in memory whole (see `med8k_codec::strips`).
+#[derive(Debug)]
+pub struct PnmRows {
+    path: PathBuf,
+    file: BufReader<File>,
+    layout: Layout,
+    width: u32,
+    height: u32,
+    maxval: u32,
+    row: u32,
+    buf: Vec<u8>,
+}
+
+impl PnmRows {
+    /// Opens `path` and reads its header.
+    pub fn open(path: &Path) -> Result<Self, ImageIoError> {
+        let mut file = File::open(path).map_err(|source| io_err(path, source))?;
+        // A header with its comments fits in the first 64 KiB.
+        let mut head = Vec::with_capacity(65536);
+        (&mut file)
+            .take(65536)
+            .read_to_end(&mut head)
+            .map_err(|source| io_err(path, source))?;
+        let h = parse_header(path, &head)?;
+        file.seek(SeekFrom::Start(h.data as u64))
+            .map_err(|source| io_err(path, source))?;
+        Ok(PnmRows {
+            path: path.to_path_buf(),
+            file: BufReader::with_capacity(1 << 20, file),
+            layout: h.layout,
+            width: h.width,
+            height: h.height,
+            maxval: h.maxval,
+            row: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Gray or RGB.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Width.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Significant bits per sample.
+    pub fn bit_depth(&self) -> u8 {
+        self.header().depth()
+    }
+
+    fn header(&self) -> Header {
+        Header {
+            layout: self.layout,
+            width: self.width,
+            height: self.height,
+            maxval: self.maxval,
+            data: 0,
+        }
+    }
+
+    /// The next `rows` rows (fewer at the bottom) as a picture of the
+    /// whole width; `None` past the last row.
+    pub fn next_rows(&mut self, rows: u32) -> Result<Option<Picture>, ImageIoError> {
+        let rows = rows.min(self.height - self.row);
+        if rows == 0 {
+            return Ok(None);
+        }
+        let h = self.header();
+        let row_bytes = layout_samples(self.layout, self.width, 1) * h.sample_bytes();
+        let need = row_bytes * u64::from(rows);
+        self.buf.resize(need as usize, 0);
+        if let Err(e) = self.file.read_exact(&mut self.buf) {
+            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                ImageIoError::Truncated {
+                    path: self.path.clone(),
+                    need: layout_samples(self.layout, self.width, self.height) * h.sample_bytes(),
+                    got: row_bytes * u64::from(self.row),
+                }
+            } else {
+                io_err(&self.path, e)
+            });
+        }
+        self.row += rows;
+        samples_to_picture(&self.path, &h, rows, &self.buf).map(Some)
+    }
 }
 
 pub(super) fn write_pnm(path: &Path, picture: &Picture, ext: &str) -> Result<(), ImageIoError> {
@@ -106,4 +244,61 @@ pub(super) fn write_pnm(path: &Path, picture: &Picture, ext: &str) -> Result<(),
         &mut out,
     );
     std::fs::write(path, out).map_err(|source| io_err(path, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imageio::{read_picture, write_picture};
+
+    fn picture(layout: Layout, w: u32, h: u32, depth: u8) -> Picture {
+        let mut pic = Picture::zeroed(layout, w, h, depth).unwrap();
+        let max = (1u32 << depth) - 1;
+        for (p, plane) in pic.planes_mut().iter_mut().enumerate() {
+            for (i, v) in plane.iter_mut().enumerate() {
+                *v = ((i as u32 * 31 + p as u32 * 7) % (max + 1)) as u16;
+            }
+        }
+        pic
+    }
+
+    #[test]
+    fn strips_of_rows_are_the_whole_picture() {
+        let dir = tempfile::tempdir().unwrap();
+        for (layout, depth, name) in [
+            (Layout::Rgb, 8, "a.ppm"),
+            (Layout::Gray, 16, "b.pgm"),
+            (Layout::Rgb, 12, "c.ppm"),
+        ] {
+            let path = dir.path().join(name);
+            write_picture(&path, &picture(layout, 37, 23, depth)).unwrap();
+            let whole = read_picture(&path, None).unwrap();
+            let mut rows = PnmRows::open(&path).unwrap();
+            assert_eq!((rows.width(), rows.height()), (37, 23));
+            assert_eq!((rows.layout(), rows.bit_depth()), (layout, depth));
+            let mut planes = vec![Vec::new(); layout.plane_count()];
+            while let Some(strip) = rows.next_rows(7).unwrap() {
+                assert!(strip.height() == 7 || strip.height() == 23 % 7);
+                for (all, p) in planes.iter_mut().zip(strip.planes()) {
+                    all.extend_from_slice(p);
+                }
+            }
+            assert_eq!(planes, whole.planes(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_is_named_at_the_strip_that_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.ppm");
+        write_picture(&path, &picture(Layout::Rgb, 16, 16, 8)).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+        let mut rows = PnmRows::open(&path).unwrap();
+        assert!(rows.next_rows(8).unwrap().is_some());
+        let e = rows.next_rows(8).unwrap_err();
+        assert!(matches!(e, ImageIoError::Truncated { .. }), "{e}");
+        std::fs::write(&path, b"P3\n1 1\n255\n0 0 0\n").unwrap();
+        assert!(PnmRows::open(&path).is_err());
+    }
 }

@@ -18,8 +18,22 @@ use crate::{Outcome, on_ctrl_c};
 pub struct ViewArgs {
     /// A local cube (ENVI .hdr) or a med8k 7-band DICOM object (.dcm, VL
     /// Whole Slide Microscopy) to show (the sending site's own copy).
-    #[arg(long = "in", conflicts_with = "from")]
+    #[arg(long = "in", conflicts_with_all = ["from", "pacs"])]
     input: Option<PathBuf>,
+    /// The site's PACS (DICOMweb root, http://HOST:PORT/dicom-web): show a
+    /// study's 7-band spectral image, read into memory only.
+    #[arg(long, conflicts_with = "from", requires = "study")]
+    pacs: Option<String>,
+    /// Study Instance UID, with --pacs.
+    #[arg(long, requires = "pacs")]
+    study: Option<String>,
+    /// Series Instance UID of the image to show (with --instance; default:
+    /// the study's one 7-band image).
+    #[arg(long, requires_all = ["pacs", "instance"])]
+    series: Option<String>,
+    /// SOP Instance UID of the image to show (with --series).
+    #[arg(long, requires_all = ["pacs", "series"])]
+    instance: Option<String>,
     /// Show instructions received earlier (JSON files `serve` stored) over the local cube.
     #[arg(long, requires = "input")]
     instructions: Vec<PathBuf>,
@@ -60,7 +74,8 @@ pub struct ViewArgs {
     /// This end's audit log (instructions sent are recorded), with --from.
     #[arg(long)]
     audit: Option<PathBuf>,
-    /// Pixel spacing of the specimen in micrometres (draws a scale bar).
+    /// Pixel spacing of the specimen in micrometres (draws a scale bar;
+    /// overrides what a DICOM object says).
     #[arg(long)]
     pixel_spacing_um: Option<f64>,
     /// End the session after this many minutes without a request.
@@ -132,10 +147,27 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
             }),
         )?
     } else {
-        let Some(input) = &args.input else {
-            bail!("give --in CUBE.hdr|FILE.dcm (a local copy) or --from ADDR (a holding site)");
+        let (cube, spacing_mm, title) = if let Some(pacs) = &args.pacs {
+            let study = args.study.as_deref().unwrap_or_default();
+            let pick = args.series.as_deref().zip(args.instance.as_deref());
+            let (cube, spacing_mm) = from_pacs(pacs, study, pick)?;
+            (cube, spacing_mm, "from the PACS")
+        } else {
+            let Some(input) = &args.input else {
+                bail!(
+                    "give --in CUBE.hdr|FILE.dcm (a local copy), --pacs URL --study UID (the site's PACS) or --from ADDR (a holding site)"
+                );
+            };
+            let (cube, spacing_mm) = open_cube(input)?;
+            (cube, spacing_mm, "local copy")
         };
-        let cube = open_cube(input)?;
+        // The scale bar: --pixel-spacing-um, else what the DICOM object says.
+        let options = ViewOptions {
+            pixel_spacing_um: options
+                .pixel_spacing_um
+                .or(spacing_mm.map(|mm| mm * 1000.0)),
+            ..options
+        };
         let mut shown = Vec::new();
         for f in &args.instructions {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
@@ -144,7 +176,7 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
             shown.extend(set.marks);
         }
         let pyramid = Pyramid::new(cube)?;
-        let session = ViewSession::new(pyramid, Target::Frame { channel: 0, seq: 0 }, "local copy")
+        let session = ViewSession::new(pyramid, Target::Frame { channel: 0, seq: 0 }, title)
             .with_shown(shown);
         let rt = med8k_link::runtime()?;
         let shutdown = med8k_pipeline::Shutdown::new();
@@ -165,17 +197,53 @@ pub fn view(args: &ViewArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// The cube in `input`: an ENVI header (`.hdr`) or a 7-band DICOM object
-/// (`.dcm`, read by med8k-dicom); anything else is refused by name.
-fn open_cube(input: &std::path::Path) -> anyhow::Result<med8k_media::spectral::SpectralCube> {
+type Cube = med8k_media::spectral::SpectralCube;
+
+/// How long the PACS may take to answer one request (the retrieval of an
+/// 8K 7-band image, 464 MB, included); connecting is bounded at 10 s.
+const PACS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The study's 7-band spectral image from the PACS by QIDO-RS and WADO-RS,
+/// held in memory only, and its pixel spacing in mm.
+fn from_pacs(
+    pacs: &str,
+    study: &str,
+    pick: Option<(&str, &str)>,
+) -> anyhow::Result<(Cube, Option<f64>)> {
+    let web = med8k_dicom::web::DicomWeb::new(pacs, PACS_TIMEOUT)?;
+    let t0 = std::time::Instant::now();
+    let found = med8k_dicom::study::open_spectral(&web, study, pick, 7)?;
+    let cube = &found.image.cube;
+    eprintln!(
+        "med8k view: instance {} from the PACS, {}x{} {} bands, {} bytes in {:.2} s (in memory only)",
+        found.instance,
+        cube.width(),
+        cube.height(),
+        cube.band_count(),
+        found.bytes,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok((found.image.cube, found.image.pixel_spacing_mm))
+}
+
+/// The cube in `input`, and its pixel spacing in mm when the file gives it:
+/// an ENVI header (`.hdr`, no spacing) or a 7-band DICOM object (`.dcm`,
+/// read by med8k-dicom); anything else is refused by name.
+fn open_cube(input: &std::path::Path) -> anyhow::Result<(Cube, Option<f64>)> {
     let ext = input
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("hdr") => med8k_media::spectral::envi::read(input)
-            .with_context(|| format!("reading {}", input.display())),
-        Some("dcm") => Ok(med8k_dicom::import::read_cube(input)?),
+        Some("hdr") => Ok((
+            med8k_media::spectral::envi::read(input)
+                .with_context(|| format!("reading {}", input.display()))?,
+            None,
+        )),
+        Some("dcm") => {
+            let image = med8k_dicom::import::read_image(input)?;
+            Ok((image.cube, image.pixel_spacing_mm))
+        }
         _ => bail!(
             "--in {}: the viewer opens ENVI cubes (.hdr) and med8k's 7-band DICOM objects (.dcm)",
             input.display()

@@ -92,6 +92,9 @@ fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["width"], cube.width());
     assert_eq!(info["height"], cube.height());
+    // The scale bar from the object: `dicom export`'s default 0.05 mm.
+    let um = info["pixel_spacing_um"].as_f64().expect("a pixel spacing");
+    assert!((um - 50.0).abs() < 1e-9, "{um} µm");
     let (x, y) = (cube.width() / 2, cube.height() / 3);
     let (_, body) = http(&addr, "GET", &format!("/api/spectrum?x={x}&y={y}"), &cookie);
     let s: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -150,6 +150,68 @@ pub enum PacsError {
     },
 }
 
+/// Finding and reading a specimen's spectral image in a PACS study failed.
+/// Studies and instances are named by a hash of their UID
+/// ([`crate::uid::log_id`]), the PACS by its DICOMweb root: no UID, no
+/// patient attribute and nothing the PACS said about the patient appears.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StudyError {
+    /// The PACS could not be reached (down, refused, timed out).
+    #[error("PACS {url} is unreachable: {reason}")]
+    Unreachable {
+        /// The DICOMweb root.
+        url: String,
+        /// What the network said.
+        reason: String,
+    },
+    /// The PACS answered a query or retrieval with an error.
+    #[error("PACS {url} refused {what} of study {study}: {reason}")]
+    Refused {
+        /// The DICOMweb root.
+        url: String,
+        /// `"QIDO-RS"` or `"WADO-RS"`.
+        what: &'static str,
+        /// The study, hashed.
+        study: String,
+        /// The HTTP status.
+        reason: String,
+    },
+    /// The PACS holds no instance of the study.
+    #[error("PACS {url} holds no study {study} (UIDs are named by a hash here)")]
+    UnknownStudy {
+        /// The DICOMweb root.
+        url: String,
+        /// The study, hashed.
+        study: String,
+    },
+    /// The study (or the instance named) holds no image of the kind asked for.
+    #[error("study {study}: no {bands}-band VL Whole Slide Microscopy spectral image ({found})")]
+    NoSpectralImage {
+        /// The study, hashed.
+        study: String,
+        /// The band count asked for.
+        bands: usize,
+        /// What the study holds instead.
+        found: String,
+    },
+    /// More than one instance fits; the caller must name one.
+    #[error(
+        "study {study} holds {count} {bands}-band spectral images: name one with its series and instance UIDs"
+    )]
+    Ambiguous {
+        /// The study, hashed.
+        study: String,
+        /// The band count asked for.
+        bands: usize,
+        /// How many fit.
+        count: usize,
+    },
+    /// The instance was retrieved but cannot be read as a spectral image.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
 /// dicom-rs errors span lines and may quote values; keep the first line.
 pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
     let s = e.to_string();

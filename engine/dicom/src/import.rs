@@ -1,6 +1,7 @@
 //! Reading objects back: [`open`] (any DICOM file, errors on one line naming
-//! the file) and [`read_cube`] (a med8k spectral image back to the cube,
-//! bit-exact).
+//! the file), [`read_cube`] (a med8k spectral image back to the cube,
+//! bit-exact), [`read_image`] and [`image_from_bytes`] (the cube with its
+//! pixel spacing, from a file or from memory) and [`pixel_spacing_mm`].
 //!
 //! Everything read is untrusted: sizes are checked against each other and
 //! against the data before anything large is allocated, and a value med8k
@@ -113,22 +114,79 @@ pub fn sop_class(obj: &DefaultDicomObject) -> String {
 /// Reads a med8k spectral image (VL Whole Slide Microscopy, MONOCHROME2, 16
 /// bits, TILED_FULL, one optical path per band) back into a cube.
 pub fn read_cube(path: &Path) -> Result<SpectralCube, ImportError> {
-    let obj = open(path)?;
-    check_complete(path, &obj)?;
-    cube_from_object(path, &obj)
+    read_image(path).map(|i| i.cube)
 }
 
-/// dicom-rs accepts encapsulated Pixel Data whose closing Sequence
-/// Delimitation Item was cut off; when Pixel Data is the data set's last
-/// element, the file must end with that item, or it was truncated.
-fn check_complete(path: &Path, obj: &DefaultDicomObject) -> Result<(), ImportError> {
-    let encapsulated = obj
-        .get(tags::PIXEL_DATA)
-        .is_some_and(|e| matches!(e.value(), Value::PixelSequence(_)));
-    let last = obj.tags().last();
-    if !encapsulated || last != Some(tags::PIXEL_DATA) {
-        return Ok(());
-    }
+/// A spectral image read back: the cube and what the object says of its
+/// geometry.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SpectralImage {
+    /// The cube, bit-exact.
+    pub cube: SpectralCube,
+    /// The horizontal distance between pixel centres on the specimen, in mm,
+    /// when the object gives it ([`pixel_spacing_mm`]).
+    pub pixel_spacing_mm: Option<f64>,
+}
+
+/// [`read_cube`], with the object's pixel spacing.
+pub fn read_image(path: &Path) -> Result<SpectralImage, ImportError> {
+    let obj = open(path)?;
+    check_complete(path, &obj, || file_tail(path))?;
+    Ok(SpectralImage {
+        cube: cube_from_object(path, &obj)?,
+        pixel_spacing_mm: pixel_spacing_mm(&obj),
+    })
+}
+
+/// [`read_image`] on a Part 10 file held in memory (a WADO-RS answer): it
+/// is parsed where it lies and never written anywhere; `name` is what
+/// errors call it.
+pub fn image_from_bytes(name: &Path, bytes: &[u8]) -> Result<SpectralImage, ImportError> {
+    let obj = from_bytes(name, bytes)?;
+    check_complete(name, &obj, || {
+        let mut tail = [0u8; 8];
+        if bytes.len() >= 8 {
+            tail.copy_from_slice(&bytes[bytes.len() - 8..]);
+        }
+        Ok(tail)
+    })?;
+    Ok(SpectralImage {
+        cube: cube_from_object(name, &obj)?,
+        pixel_spacing_mm: pixel_spacing_mm(&obj),
+    })
+}
+
+/// The horizontal pixel spacing of an image in mm: the column spacing (the
+/// second value) of Pixel Spacing (0028,0030) in the Pixel Measures
+/// Sequence of the Shared Functional Groups (where a WSI image keeps it, and
+/// where `med8k dicom export` writes [`crate::WsiOptions::pixel_spacing_mm`]),
+/// else of the first frame's Per-Frame Functional Groups, else at the top
+/// level (single-frame IODs). `None` when none is there or the value is not
+/// a positive number: no scale is better than a wrong one.
+pub fn pixel_spacing_mm(obj: &InMemDicomObject) -> Option<f64> {
+    let measures = |group: Tag| {
+        obj.get(group)?
+            .items()?
+            .first()?
+            .get(tags::PIXEL_MEASURES_SEQUENCE)?
+            .items()?
+            .first()?
+            .get(tags::PIXEL_SPACING)?
+            .to_multi_float64()
+            .ok()
+    };
+    let top = || obj.get(tags::PIXEL_SPACING)?.to_multi_float64().ok();
+    let values = measures(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
+        .or_else(|| measures(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE))
+        .or_else(top)?;
+    // Row spacing \ column spacing (PS3.3 10.7.1.3); a lone value is both.
+    let column = *values.get(1).or(values.first())?;
+    (column.is_finite() && column > 0.0).then_some(column)
+}
+
+/// The last 8 bytes of a file.
+fn file_tail(path: &Path) -> Result<[u8; 8], ImportError> {
     use std::io::{Read, Seek, SeekFrom};
     let io = |e: std::io::Error| ImportError::Parse {
         path: path.to_path_buf(),
@@ -138,7 +196,26 @@ fn check_complete(path: &Path, obj: &DefaultDicomObject) -> Result<(), ImportErr
     let mut tail = [0u8; 8];
     f.seek(SeekFrom::End(-8)).map_err(io)?;
     f.read_exact(&mut tail).map_err(io)?;
-    if tail != [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0] {
+    Ok(tail)
+}
+
+/// dicom-rs accepts encapsulated Pixel Data whose closing Sequence
+/// Delimitation Item was cut off; when Pixel Data is the data set's last
+/// element, the object's last 8 bytes (from `tail`) must be that item, or it
+/// was truncated.
+fn check_complete(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    tail: impl FnOnce() -> Result<[u8; 8], ImportError>,
+) -> Result<(), ImportError> {
+    let encapsulated = obj
+        .get(tags::PIXEL_DATA)
+        .is_some_and(|e| matches!(e.value(), Value::PixelSequence(_)));
+    let last = obj.tags().last();
+    if !encapsulated || last != Some(tags::PIXEL_DATA) {
+        return Ok(());
+    }
+    if tail()? != [0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0] {
         return Err(ImportError::Parse {
             path: path.to_path_buf(),
             reason: "truncated: encapsulated Pixel Data (7FE0,0010) does not end with its sequence delimiter".into(),
@@ -442,4 +519,114 @@ fn bands(r: &Reader<'_>) -> Result<Vec<Band>, ImportError> {
 /// The path a message names for an object read from memory.
 pub fn memory_name(what: &str) -> PathBuf {
     PathBuf::from(format!("<{what}>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::StudyInfo;
+    use crate::modules::{item, seq, text, texts};
+    use crate::uid::UidRoot;
+    use crate::{Site, SpecimenSeries, Syntax, WsiOptions};
+    use dicom_core::VR;
+
+    fn cube() -> SpectralCube {
+        let bands = (0..7)
+            .map(|i| Band {
+                center_nm: 410.0 + 40.0 * i as f32,
+                fwhm_nm: 40.0,
+            })
+            .collect();
+        let data = Array3::from_shape_fn((7, 20, 30), |(b, y, x)| (b * 1000 + y * 30 + x) as u16);
+        SpectralCube::new(bands, data).unwrap()
+    }
+
+    fn study() -> StudyInfo {
+        StudyInfo {
+            date: "20260115".into(),
+            time: "093000".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_pixel_spacing_export_writes_is_read_back_from_memory() {
+        let cube = cube();
+        let site = Site::new(UidRoot::Uuid);
+        let options = WsiOptions::default()
+            .with_tile(16)
+            .with_pixel_spacing_mm(0.0025);
+        let study = study();
+        let series = SpecimenSeries::new(&site, &study, &cube, options).unwrap();
+        for syntax in [Syntax::ExplicitLittle, Syntax::JpegLsLossless] {
+            let bytes = series
+                .spectral_image(&cube)
+                .unwrap()
+                .to_bytes(syntax)
+                .unwrap();
+            let image = image_from_bytes(&memory_name("test"), &bytes).unwrap();
+            assert_eq!(image.pixel_spacing_mm, Some(0.0025));
+            assert_eq!(image.cube.data(), cube.data());
+            // Cut short: refused, as a truncated file is.
+            if syntax == Syntax::JpegLsLossless {
+                let e = image_from_bytes(&memory_name("cut"), &bytes[..bytes.len() - 8])
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("<cut>") && e.contains("truncated"), "{e}");
+            }
+        }
+        // The rendering carries the same spacing.
+        let colour = series
+            .colour_image(&cube)
+            .unwrap()
+            .to_bytes(Syntax::ExplicitLittle);
+        let obj = from_bytes(&memory_name("colour"), &colour.unwrap()).unwrap();
+        assert_eq!(pixel_spacing_mm(&obj), Some(0.0025));
+    }
+
+    fn measures(group: Tag, spacing: &[&str]) -> InMemDicomObject {
+        InMemDicomObject::from_element_iter([seq(
+            group,
+            vec![item([seq(
+                tags::PIXEL_MEASURES_SEQUENCE,
+                vec![item([texts(tags::PIXEL_SPACING, VR::DS, spacing)])],
+            )])],
+        )])
+    }
+
+    #[test]
+    fn pixel_spacing_is_the_column_spacing_wherever_the_iod_keeps_it() {
+        let shared = tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE;
+        let per_frame = tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE;
+        // Row spacing \ column spacing: the scale bar is horizontal.
+        assert_eq!(
+            pixel_spacing_mm(&measures(shared, &["0.004", "0.002"])),
+            Some(0.002)
+        );
+        assert_eq!(pixel_spacing_mm(&measures(shared, &["0.003"])), Some(0.003));
+        assert_eq!(
+            pixel_spacing_mm(&measures(per_frame, &["0.01", "0.01"])),
+            Some(0.01)
+        );
+        let top = InMemDicomObject::from_element_iter([texts(
+            tags::PIXEL_SPACING,
+            VR::DS,
+            &["0.5", "0.25"],
+        )]);
+        assert_eq!(pixel_spacing_mm(&top), Some(0.25));
+        // Shared groups win over a top-level value.
+        let mut both = measures(shared, &["0.02", "0.02"]);
+        both.put(texts(tags::PIXEL_SPACING, VR::DS, &["9", "9"]));
+        assert_eq!(pixel_spacing_mm(&both), Some(0.02));
+        // Nothing, zero, negative or garbage: no scale.
+        assert_eq!(pixel_spacing_mm(&InMemDicomObject::new_empty()), None);
+        for bad in [["0", "0"], ["-0.1", "-0.1"], ["abc", "def"]] {
+            assert_eq!(pixel_spacing_mm(&measures(shared, &bad)), None, "{bad:?}");
+        }
+        let empty = InMemDicomObject::from_element_iter([seq(
+            shared,
+            vec![item([text(tags::SLICE_THICKNESS, VR::DS, "1")])],
+        )]);
+        assert_eq!(pixel_spacing_mm(&empty), None);
+    }
 }

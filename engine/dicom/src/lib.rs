@@ -25,6 +25,9 @@
 //!   or `2.25.`.
 //! - [`web`] (STOW-RS, WADO-RS, QIDO-RS over a small blocking HTTP client)
 //!   and [`dimse`] (C-STORE with dicom-ul); [`pacs::Pacs`] is either.
+//! - [`study`]: a specimen's spectral image chosen from a PACS study by what
+//!   QIDO-RS lists, retrieved by WADO-RS and read in memory (the viewer's
+//!   `--pacs`), with its pixel spacing ([`import::pixel_spacing_mm`]).
 //!
 //! Each IOD function fills the modules PS3.3 lists for it, in that order,
 //! through the shared module functions (as highdicom's classes read).
@@ -71,11 +74,12 @@ pub mod instructions;
 mod modules;
 pub mod pacs;
 pub mod report;
+pub mod study;
 pub mod uid;
 pub mod web;
 pub mod wsi;
 
-pub use error::{ExportError, ImportError, PacsError};
+pub use error::{ExportError, ImportError, PacsError, StudyError};
 pub use instance::{Instance, ObjectKind, Photometric, Pixels, Syntax};
 pub use wsi::{SpecimenSeries, WsiOptions};
 

@@ -224,10 +224,23 @@ impl DicomWeb {
 
     /// QIDO-RS: the (series, instance) UIDs of a study.
     pub fn instances(&self, study: &str) -> Result<Vec<(String, String)>, PacsError> {
+        Ok(self
+            .instance_summaries(study)?
+            .into_iter()
+            .map(|i| (i.series, i.instance))
+            .collect())
+    }
+
+    /// QIDO-RS: what the PACS says of each instance of a study (PS3.18's
+    /// default instance attributes, and Number of Optical Paths asked for
+    /// with `includefield`); enough to choose one without retrieving it. A
+    /// study the PACS does not hold lists no instance.
+    pub fn instance_summaries(&self, study: &str) -> Result<Vec<InstanceSummary>, PacsError> {
         let url = format!("{}/studies/{study}/instances", self.base);
         let mut resp = self
             .agent
             .get(&url)
+            .query("includefield", "00480302")
             .header("Accept", "application/dicom+json")
             .call()
             .map_err(|e| self.unreachable(&url, e))?;
@@ -255,17 +268,48 @@ impl DicomWeb {
             })?;
         Ok(json
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| {
-                        Some((
-                            i["0020000E"]["Value"][0].as_str()?.to_string(),
-                            i["00080018"]["Value"][0].as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(InstanceSummary::from_json).collect())
             .unwrap_or_default())
+    }
+}
+
+/// One instance as QIDO-RS lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InstanceSummary {
+    /// Series Instance UID.
+    pub series: String,
+    /// SOP Instance UID.
+    pub instance: String,
+    /// SOP Class UID, when listed.
+    pub sop_class: Option<String>,
+    /// Number of Frames, when listed.
+    pub frames: Option<u32>,
+    /// Bits Allocated, when listed.
+    pub bits_allocated: Option<u32>,
+    /// Number of Optical Paths, when listed (a PACS may ignore `includefield`).
+    pub optical_paths: Option<u32>,
+}
+
+impl InstanceSummary {
+    /// From one DICOM JSON object (PS3.18 F.2); `None` without the UIDs.
+    fn from_json(i: &serde_json::Value) -> Option<InstanceSummary> {
+        let string = |tag: &str| i[tag]["Value"][0].as_str().map(str::to_string);
+        // IS and US values come as numbers, some PACS send IS as strings.
+        let number = |tag: &str| {
+            let v = &i[tag]["Value"][0];
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        Some(InstanceSummary {
+            series: string("0020000E")?,
+            instance: string("00080018")?,
+            sop_class: string("00080016"),
+            frames: number("00280008"),
+            bits_allocated: number("00280100"),
+            optical_paths: number("00480302"),
+        })
     }
 }
 

@@ -400,6 +400,8 @@ impl Driver {
                 if !self.shared.queue_frame(len) {
                     return;
                 }
+                // The host that takes this frame sees it counted.
+                self.shared.set_frames(self.session.stats());
                 if !self.pending.is_empty() || self.events.try_send(Event::Frame(f)).is_err() {
                     self.shared.unqueue_frame(len, true);
                 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use med8k_benches::harness::compare::{Change, Verdict, compare};
-use med8k_benches::harness::{HarnessOptions, Report, html, run};
+use med8k_benches::harness::{HarnessOptions, Hooks, Report, html, run_with};
 
-use crate::Outcome;
+use crate::{Outcome, on_ctrl_c};
 
 /// `med8k bench` without a subcommand.
 #[derive(Debug, Default, clap::Args)]
@@ -64,6 +64,9 @@ fn print_table(report: &Report, changes: &[Change]) {
         },
         m.gstreamer
     );
+    if let Some(why) = &report.stopped {
+        println!("PARTIAL REPORT: {why}");
+    }
     for s in &report.scenarios {
         println!("\n== {} ==  {}", s.name, s.what);
         for f in &s.figures {
@@ -137,29 +140,59 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Outcome> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    let report = run(&options, &mut |line| {
-        // Without a terminal the bar draws nothing: the steps go to stderr as lines.
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-            bar.set_message(line.trim().to_owned());
-        }
-    });
+    // Ctrl-C stops before the next scenario; the report keeps what ran.
+    let shutdown = med8k_pipeline::Shutdown::new();
+    on_ctrl_c(&shutdown)?;
+    let mut written: anyhow::Result<()> = Ok(());
+    let report = run_with(
+        &options,
+        Hooks {
+            progress: &mut |line| {
+                // Without a terminal the bar draws nothing: the steps go to stderr as lines.
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                    bar.set_message(line.trim().to_owned());
+                }
+            },
+            // After each scenario the outputs hold the figures so far.
+            scenario_done: &mut |partial| {
+                if written.is_ok() {
+                    written = write_outputs(args, partial, old.as_ref());
+                }
+            },
+            stop: &|| shutdown.is_requested(),
+        },
+    );
     bar.finish_and_clear();
     let report = report?;
+    written?;
     let changes = old
         .as_ref()
         .map(|o| compare(o, &report))
         .unwrap_or_default();
     print_table(&report, &changes);
+    write_outputs(args, &report, old.as_ref())?;
+    Ok(match &report.stopped {
+        Some(why) => {
+            eprintln!("med8k: {why}; the report holds the scenarios that ran");
+            Outcome::Interrupted
+        }
+        None => Outcome::Done,
+    })
+}
+
+/// `--json` and `--html` for `report` (compared with `old` when given).
+fn write_outputs(args: &BenchArgs, report: &Report, old: Option<&Report>) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+        std::fs::write(path, serde_json::to_vec_pretty(report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.html {
-        let page = html::render(&report, old.is_some().then_some(changes.as_slice()))?;
+        let changes = old.map(|o| compare(o, report));
+        let page = html::render(report, changes.as_deref())?;
         std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(Outcome::Done)
+    Ok(())
 }

@@ -43,6 +43,7 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
     assert_eq!(report["version"], 1);
     assert_eq!(report["quick"], true);
+    assert!(report["stopped"].is_null(), "a whole run");
     let machine = &report["machine"];
     assert!(machine["cores"].as_u64().unwrap() >= 1);
     assert!(machine["memory_gib"].as_f64().unwrap() > 0.0);
@@ -184,4 +185,64 @@ fn bad_input_is_a_one_line_error() {
         &["bench", "--samples", "nowhere", "--only", "surgeon"],
     );
     assert_one_line_error(&o, &["no recorded samples", "nowhere"]);
+}
+
+/// The report is written after each scenario, so a run stopped with Ctrl-C
+/// (or killed) keeps the figures of the scenarios that ran; Ctrl-C stops
+/// before the next scenario and says so in the report, exit code 130.
+#[test]
+fn a_stopped_bench_keeps_the_scenarios_that_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::command(
+        dir.path(),
+        &[
+            "bench",
+            "--quick",
+            "--no-peers",
+            "--only",
+            "surgeon,remote-monitor,pathology",
+            "--json",
+            "r.json",
+            "--html",
+            "r.html",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let json = dir.path().join("r.json");
+    let start = std::time::Instant::now();
+    // The first scenario's report, then Ctrl-C.
+    while !json.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(300),
+            "no report after the first scenario"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "bench ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let partial: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(partial["scenarios"].as_array().unwrap().len(), 1);
+    assert_eq!(partial["scenarios"][0]["name"], "surgeon");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let ran = report["scenarios"].as_array().unwrap().len();
+    assert!((1..3).contains(&ran), "{report}");
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped (Ctrl-C) before"),
+        "{report}"
+    );
+    assert!(stdout(&o).contains("PARTIAL REPORT"), "{}", stdout(&o));
+    let page = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
+    assert!(page.contains("Partial report"));
 }

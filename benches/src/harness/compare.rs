@@ -95,6 +95,7 @@ mod tests {
                 cubes: Vec::new(),
                 clip_sha256: None,
             },
+            stopped: None,
             scenarios: vec![Scenario {
                 figures,
                 ..Scenario::new("surgeon", "x")

@@ -399,6 +399,13 @@ pub fn render(report: &Report, changes: Option<&[Change]>) -> anyhow::Result<Str
          <h1>med8k bench{}</h1>",
         if report.quick { " (quick)" } else { "" }
     );
+    if let Some(why) = &report.stopped {
+        let _ = write!(
+            h,
+            "<p class=\"regression\"><b>Partial report:</b> {}; only the scenarios below ran.</p>",
+            esc(why)
+        );
+    }
     let m = &report.machine;
     let _ = write!(
         h,

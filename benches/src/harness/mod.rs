@@ -206,6 +206,10 @@ pub struct Report {
     pub inputs: Inputs,
     /// The scenarios, in the order they ran.
     pub scenarios: Vec<Scenario>,
+    /// Why the run ended before its last scenario (stopped with Ctrl-C);
+    /// `None` for a whole run.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 impl Report {
@@ -303,8 +307,38 @@ fn default_model() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// What a run tells its caller while it goes, and how it is stopped.
+#[allow(missing_debug_implementations)] // closures
+pub struct Hooks<'a> {
+    /// One line per step.
+    pub progress: &'a mut dyn FnMut(&str),
+    /// The report so far, after each scenario (write it out: a run stopped
+    /// or killed later keeps these figures).
+    pub scenario_done: &'a mut dyn FnMut(&Report),
+    /// Whether to stop before the next scenario.
+    pub stop: &'a dyn Fn() -> bool,
+}
+
 /// Run the scenarios; `progress` hears one line per step.
 pub fn run(options: &HarnessOptions, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Report> {
+    run_with(
+        options,
+        Hooks {
+            progress,
+            scenario_done: &mut |_| {},
+            stop: &|| false,
+        },
+    )
+}
+
+/// [`run`], telling `hooks` of each scenario done and stopping when asked
+/// (between scenarios: the report then says so in [`Report::stopped`]).
+pub fn run_with(options: &HarnessOptions, hooks: Hooks<'_>) -> anyhow::Result<Report> {
+    let Hooks {
+        progress,
+        scenario_done,
+        stop,
+    } = hooks;
     for name in &options.only {
         anyhow::ensure!(
             SCENARIOS.contains(&name.as_str()),
@@ -362,50 +396,71 @@ pub fn run(options: &HarnessOptions, progress: &mut dyn FnMut(&str)) -> anyhow::
     let model = options.model.clone().or_else(default_model);
     progress("naming the machine");
     let machine = machine::describe();
-    let mut scenarios = Vec::new();
-    if options.wants("surgeon") {
-        progress("surgeon: replaying the clip as a 60 fps camera");
-        let sample_frames = match (&options.clip, &set) {
-            (None, Some(s)) => Some(s.manifest.frames.into()),
-            _ => None,
-        };
-        scenarios.push(surgeon::run(
-            &clip,
-            sample_frames,
-            model.as_deref(),
-            options,
-            progress,
-        )?);
-    }
-    if options.wants("remote-monitor") {
-        progress("remote-monitor: the clip at each link class's budget");
-        scenarios.push(scenarios::remote_monitor(&clip, options, progress)?);
-    }
-    if options.wants("pathology") && !cubes.is_empty() {
-        progress("pathology: 7-band cubes, lossless");
-        scenarios.push(scenarios::pathology(&cubes, options, progress)?);
-    }
-    if options.wants("detection") {
-        match (&model, &set) {
-            (Some(m), Some(s)) => {
-                progress("detection: accuracy and analysis rate on the clip");
-                scenarios.push(scenarios::detection(m, &s.dir, options)?);
-            }
-            _ => progress("detection: skipped (no model, or no labelled samples)"),
-        }
-    }
-    Ok(Report {
+    let mut report = Report {
         version: REPORT_VERSION,
         med8k: env!("CARGO_PKG_VERSION").to_owned(),
         quick: options.quick,
         started_unix,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: 0.0,
         machine,
         inputs: Inputs {
-            clip,
-            cubes,
+            clip: clip.clone(),
+            cubes: cubes.clone(),
             clip_sha256,
         },
-        scenarios,
-    })
+        scenarios: Vec::new(),
+        stopped: None,
+    };
+    for name in SCENARIOS {
+        if !options.wants(name) {
+            continue;
+        }
+        if stop() {
+            report.stopped = Some(format!("stopped (Ctrl-C) before {name}"));
+            progress(&format!("stopped before {name}"));
+            break;
+        }
+        let scenario = match name {
+            "surgeon" => {
+                progress("surgeon: replaying the clip as a 60 fps camera");
+                let sample_frames = match (&options.clip, &set) {
+                    (None, Some(s)) => Some(s.manifest.frames.into()),
+                    _ => None,
+                };
+                Some(surgeon::run(
+                    &clip,
+                    sample_frames,
+                    model.as_deref(),
+                    options,
+                    progress,
+                )?)
+            }
+            "remote-monitor" => {
+                progress("remote-monitor: the clip at each link class's budget");
+                Some(scenarios::remote_monitor(&clip, options, progress)?)
+            }
+            "pathology" if !cubes.is_empty() => {
+                progress("pathology: 7-band cubes, lossless");
+                Some(scenarios::pathology(&cubes, options, progress)?)
+            }
+            "detection" => match (&model, &set) {
+                (Some(m), Some(s)) => {
+                    progress("detection: accuracy and analysis rate on the clip");
+                    Some(scenarios::detection(m, &s.dir, options)?)
+                }
+                _ => {
+                    progress("detection: skipped (no model, or no labelled samples)");
+                    None
+                }
+            },
+            _ => None,
+        };
+        if let Some(s) = scenario {
+            report.scenarios.push(s);
+            report.seconds = started.elapsed().as_secs_f64();
+            scenario_done(&report);
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }

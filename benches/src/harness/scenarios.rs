@@ -10,6 +10,7 @@ use super::usage::Meter;
 use super::{Better, CodecPoint, HarnessOptions, Scenario};
 use crate::codec::{CodecBenchOptions, Row, bench_codec};
 use crate::detect::{EvalDetectOptions, eval_detect};
+use med8k_pipeline::encode::Backend;
 
 /// The link classes a remote monitor is fed over, in bits per second.
 pub const LINK_CLASSES: [(&str, f64); 4] = [
@@ -56,13 +57,19 @@ fn codec_rows(
     options: &HarnessOptions,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<Row>> {
+    // The CPU twin, and a hardware GPU where there is one: a software GPU
+    // (lavapipe) codes correctly and slowly, and its times are no figure.
+    let mut backends = vec![Backend::Cpu];
+    if let Ok(Some(_)) = Backend::Auto.gpu() {
+        backends.push(Backend::Gpu);
+    }
     let opts = CodecBenchOptions {
         files,
         format: None,
         frames: options.codec_frames,
         runs: if options.quick { 1 } else { 3 },
         bpp,
-        backends: Vec::new(),
+        backends,
         no_peers: options.no_peers,
     };
     bench_codec(&opts, &mut |line| progress(&format!("  {line}")))

@@ -113,6 +113,18 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         .as_f64()
         .unwrap();
     assert!(0.0 < ssim && ssim <= 1.0, "SSIM {ssim}");
+    // The thin links' AV1, judged by FFmpeg: each class has a PSNR and a rate,
+    // and a narrower class does not get a better picture than a wider one.
+    let av1: Vec<f64> = ["150", "40", "20"]
+        .iter()
+        .map(|c| {
+            figure(remote, &format!("{c} Mbit/s AV1: PSNR"))["value"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(av1.iter().all(|p| *p > 20.0 && p.is_finite()), "{av1:?}");
+    assert!(av1[0] >= av1[2], "{av1:?}");
 
     // Pathology: every cube came back bit-exact.
     let pathology = &scenarios[2];

@@ -32,6 +32,7 @@ pub mod html;
 pub mod machine;
 mod scenarios;
 pub mod surgeon;
+pub mod thin;
 mod usage;
 
 use std::path::{Path, PathBuf};

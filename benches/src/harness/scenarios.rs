@@ -160,14 +160,53 @@ pub fn remote_monitor(
     }
     s.usage(&usage, rows.len() as u64);
     s.codecs = rows.iter().map(point).collect();
+    // The thin links' own stream: AV1 at each class's video rate, and the peers.
+    let frames = if options.quick { 24 } else { 8 };
+    let thin = super::thin::thin_links(clip, frames, options.no_peers, progress)?;
+    for r in &thin {
+        let who = if r.codec.starts_with("med8k") {
+            "AV1".to_owned()
+        } else {
+            format!("peer {}", r.codec)
+        };
+        s.figure(
+            format!("{} {who}: PSNR", r.class),
+            r.psnr_db,
+            "dB",
+            Better::Higher,
+        );
+        s.figure(
+            format!("{} {who}: rate (asked {})", r.class, r.target_kbps),
+            r.kbps,
+            "kbit/s",
+            Better::None,
+        );
+        s.figure(
+            format!("{} {who}: encode per frame", r.class),
+            r.encode_ms,
+            "ms",
+            Better::Lower,
+        );
+    }
+    s.notes.push(format!(
+        "Thin links: the first {frames} frames downscaled by 2 to 8-bit 4:2:0, coded at each \
+         class's video rate (80% of the link) at 60 frames/s; PSNR by FFmpeg's psnr filter \
+         against those frames for every codec (read it beside the rate each reached: over a few \
+         frames the first, a key frame, weighs heavily); a peer's time includes FFmpeg's start."
+    ));
+    if !options.no_peers {
+        s.notes.extend(
+            super::thin::peer_commands()
+                .into_iter()
+                .map(|c| format!("peer: {c}")),
+        );
+    }
     s.notes.push(
         "Budgets are each link's rate over an 8K60 pixel rate, applied at the clip's size; \
          the frames do not cross the QUIC link or the impairment relay here (`med8k bench link` \
          measures the link and its ceiling)."
             .into(),
     );
-    s.notes
-        .push("Not measured here: rav1e/x265/SVT-AV1 at the thin links' bitrates.".into());
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));

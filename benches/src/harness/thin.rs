@@ -72,7 +72,8 @@ fn ffmpeg_has(encoder: &str) -> bool {
 
 /// The first `frames` frames of `clip`, downscaled by 2 to 8-bit 4:2:0.
 fn downscaled(clip: &Path, frames: u64) -> anyhow::Result<Vec<Picture>> {
-    let input = InputSpec::Clip(clip.to_path_buf())
+    // `file` knows a sample set's clip (four quadrant tracks make one frame).
+    let input = InputSpec::file(clip, None)
         .open("thin")
         .with_context(|| format!("opening {}", clip.display()))?;
     input
@@ -145,7 +146,7 @@ pub fn thin_links(
         let name = format!("{} Mbit/s", class.link_kbps() / 1000);
         // The class's bits per pixel of 8K60 (3840x2160 after the
         // downscale), applied at these frames' size.
-        let share = f64::from(w) * f64::from(h) / (3840.0 * 2160.0);
+        let share = (f64::from(w) * f64::from(h) / (3840.0 * 2160.0)).min(1.0);
         let kbps = ((f64::from(class.video_kbps()) * share).round() as u32).max(1);
         progress(&format!(
             "  thin link {name}: AV1 at {kbps} kbit/s, {w}x{h} 4:2:0"

@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 
 use crate::detect::{DetectStage, InputTap};
 use crate::encode::{Backend, EncodeStage, OpenError};
-use crate::input::{Input, InputError, InputSpec};
+use crate::input::{Input, InputError, InputSpec, sample_set_of};
 use crate::{Pipeline, SinkStage, Stage, V210Pack, V210Unpack};
 
 /// A `med8k run` configuration.
@@ -236,6 +236,35 @@ impl Config {
         Ok(config)
     }
 
+    /// What `[source]` names; `base` (the config file) resolves relative paths.
+    pub fn input_spec(&self, base: &Path) -> Result<InputSpec, ConfigError> {
+        let dir = base.parent().unwrap_or(Path::new("."));
+        Ok(
+            match (
+                &self.source.pipeline,
+                &self.source.clip,
+                &self.source.samples,
+            ) {
+                (Some(desc), _, _) => InputSpec::Pipeline(desc.clone()),
+                // A sample set's clip (four quadrant tracks to one frame) is read as the set.
+                (None, Some(clip), _) => match sample_set_of(&dir.join(clip)) {
+                    Some(set) => InputSpec::Samples(set),
+                    None => InputSpec::Clip(dir.join(clip)),
+                },
+                (None, None, Some(samples)) if samples.as_os_str() == "default" => {
+                    InputSpec::Samples(med8k_samples::default_dir())
+                }
+                (None, None, Some(samples)) => InputSpec::Samples(dir.join(samples)),
+                (None, None, None) => {
+                    return Err(ConfigError::Invalid {
+                        path: base.to_path_buf(),
+                        message: "[source] needs one of `pipeline`, `clip` or `samples`".into(),
+                    });
+                }
+            },
+        )
+    }
+
     /// Open the source and sink and chain the stages. `base` resolves relative clip paths.
     pub fn build(&self, base: &Path) -> Result<Pipeline, ConfigError> {
         let gst_err = |source| ConfigError::Gst {
@@ -248,24 +277,7 @@ impl Config {
             options = options.queue(q);
         }
         let dir = base.parent().unwrap_or(Path::new("."));
-        let spec = match (
-            &self.source.pipeline,
-            &self.source.clip,
-            &self.source.samples,
-        ) {
-            (Some(desc), _, _) => InputSpec::Pipeline(desc.clone()),
-            (None, Some(clip), _) => InputSpec::Clip(dir.join(clip)),
-            (None, None, Some(samples)) if samples.as_os_str() == "default" => {
-                InputSpec::Samples(med8k_samples::default_dir())
-            }
-            (None, None, Some(samples)) => InputSpec::Samples(dir.join(samples)),
-            (None, None, None) => {
-                return Err(ConfigError::Invalid {
-                    path: base.to_path_buf(),
-                    message: "[source] needs one of `pipeline`, `clip` or `samples`".into(),
-                });
-            }
-        };
+        let spec = self.input_spec(base)?;
         let input_err = |source| ConfigError::Input {
             path: base.to_path_buf(),
             source,
@@ -427,6 +439,35 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("test.toml"))
+    }
+
+    /// A sample set's clip is four quadrant tracks: `clip = ` naming it
+    /// reads the set (one whole frame), any other clip is read as a clip.
+    #[test]
+    fn a_sample_sets_clip_is_read_as_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("s");
+        let opts = med8k_samples::GenerateOptions::new()
+            .out(&set)
+            .size(med8k_samples::Size {
+                width: 128,
+                height: 64,
+            })
+            .frames(2)
+            .seed(3);
+        med8k_samples::generate(&opts, &mut |_| {}).unwrap();
+        let base = dir.path().join("run.toml");
+        let config = parse("[source]\nclip = \"s/endoscope.mkv\"\n").unwrap();
+        assert!(
+            matches!(config.input_spec(&base).unwrap(), InputSpec::Samples(p) if p == set),
+            "the set"
+        );
+        std::fs::copy(set.join("endoscope.mkv"), dir.path().join("other.mkv")).unwrap();
+        let config = parse("[source]\nclip = \"other.mkv\"\n").unwrap();
+        assert!(matches!(
+            config.input_spec(&base).unwrap(),
+            InputSpec::Clip(_)
+        ));
     }
 
     #[test]

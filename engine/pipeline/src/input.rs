@@ -166,7 +166,7 @@ impl fmt::Display for InputSpec {
 }
 
 /// The sample set `path` is the clip of, if it is one.
-fn sample_set_of(path: &Path) -> Option<PathBuf> {
+pub(crate) fn sample_set_of(path: &Path) -> Option<PathBuf> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
     let set = med8k_samples::open(dir).ok()?;
     (set.clip() == dir.join(path.file_name()?)).then(|| dir.to_path_buf())

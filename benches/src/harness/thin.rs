@@ -163,9 +163,9 @@ pub fn thin_links(
             encode_ms: stats.elapsed.as_secs_f64() * 1e3 / n,
         });
         for (enc, args) in &peers {
-            if *enc == "libsvtav1" && (w < 64 || h < 64) {
+            if *enc == "libsvtav1" && (w < 64 || h < 64 || kbps > 100_000) {
                 progress(&format!(
-                    "  {enc}: left out (it codes pictures of 64x64 and up)"
+                    "  {enc}: left out (it codes pictures of 64x64 and up, at most 100000 kbit/s)"
                 ));
                 continue;
             }
@@ -188,10 +188,13 @@ pub fn thin_links(
                 .output()?;
             let elapsed = started.elapsed();
             if !o.status.success() {
-                progress(&format!(
-                    "  {enc} failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
+                let why = String::from_utf8_lossy(&o.stderr);
+                let why = why
+                    .lines()
+                    .filter(|l| l.to_ascii_lowercase().contains("error"))
+                    .next_back()
+                    .unwrap_or("no message");
+                progress(&format!("  {enc} failed: {}", why.trim()));
                 continue;
             }
             let size = std::fs::metadata(&out)?.len() as f64 - overhead;

@@ -191,8 +191,7 @@ pub fn thin_links(
                 let why = String::from_utf8_lossy(&o.stderr);
                 let why = why
                     .lines()
-                    .filter(|l| l.to_ascii_lowercase().contains("error"))
-                    .next_back()
+                    .rfind(|l| l.to_ascii_lowercase().contains("error"))
                     .unwrap_or("no message");
                 progress(&format!("  {enc} failed: {}", why.trim()));
                 continue;

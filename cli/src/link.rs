@@ -216,10 +216,18 @@ pub struct BenchLinkArgs {
     /// Congestion controller for both phases.
     #[arg(long, value_enum, default_value_t = CongestionArg::Bbr)]
     congestion: CongestionArg,
+    /// The largest UDP payload path MTU discovery may reach, both phases
+    /// (1200..=6500, default 6500; loopback carries any size, so 1452 is
+    /// what an Ethernet path between the sites would allow).
+    #[arg(long, value_name = "BYTES")]
+    max_udp_payload: Option<u16>,
     /// Instead of the two phases, what arrives of an 8K stream on each link
     /// class (in-hospital 5 Gbit/s; 150, 40 and 20 Mbit/s between
     /// hospitals, with --loss (default 1) and --delay (default 20)).
-    #[arg(long, conflicts_with_all = ["rate", "frame_kb", "fps", "window"])]
+    #[arg(
+        long,
+        conflicts_with_all = ["rate", "frame_kb", "fps", "window", "max_udp_payload"]
+    )]
     classes: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
@@ -479,6 +487,7 @@ pub fn bench_link(args: &BenchLinkArgs) -> anyhow::Result<Outcome> {
         options.window = args.window;
         options.deadline_ms = args.deadline_ms;
         options.congestion = congestion;
+        options.max_udp_payload = args.max_udp_payload;
         let report = run_bench(&options)?;
         if let Some(e) = &report.ceiling_error {
             eprintln!("med8k: warning: the plain quinn ceiling failed: {e}");

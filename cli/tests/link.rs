@@ -463,6 +463,8 @@ fn bench_link_refuses_bad_arguments() {
     assert_one_line_error(&o, &["loss"]);
     let o = med8k(tmp.path(), &["bench", "link", "--seconds", "0"]);
     assert_one_line_error(&o, &["--seconds"]);
+    let o = med8k(tmp.path(), &["bench", "link", "--max-udp-payload", "9000"]);
+    assert_one_line_error(&o, &["--max-udp-payload 9000"]);
     let o = med8k(tmp.path(), &["bench", "link", "--rate", "fast"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

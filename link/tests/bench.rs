@@ -7,6 +7,12 @@
 //! come (`tokio::join!` of the client's connect and the server's accept).
 //! The ceiling at 1% loss over 40 ms died of quinn's "too many gaps in
 //! stream buffer" (a 64 MiB stream window at 1% loss).
+//!
+//! Both tests below fail on the code before the fix (main at b733a0d, with
+//! `loss_percent` written as the old probability `loss`): the path that
+//! delivers nothing (what `--loss 1` meant there) panics with "the bench
+//! did not end within 60s", and at 1% loss the ceiling reports "too many
+//! gaps in stream buffer".
 #![allow(clippy::unwrap_used)]
 
 use std::sync::mpsc;
@@ -15,6 +21,7 @@ use std::time::Duration;
 use med8k_link::bench::{
     BenchClassesOptions, BenchLinkOptions, BenchLinkReport, bench_classes, bench_link,
 };
+use med8k_transport::driver::MAX_UDP_PAYLOAD;
 
 /// Runs `f` on a thread; fails the test if it has not returned by `limit`.
 fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -61,6 +68,29 @@ fn at_one_percent_loss_over_forty_ms_both_phases_deliver() {
         "{r:?}"
     );
     assert!(r.latency_ms.p99 < r.deadline_ms as f64 * 2.0, "{r:?}");
+    // Both phases within their seconds, connect timeout and grace.
+    assert!(r.elapsed_s < 2.0 * (3.0 + 5.0 + 3.0) + 2.0, "{r:?}");
+    // Path MTU discovery went past quinn's default (1452) through the
+    // relay on loopback, in both phases.
+    assert_eq!(r.max_udp_payload, MAX_UDP_PAYLOAD);
+    assert!(r.ceiling_udp_payload > 1452, "{r:?}");
+    assert!(r.live_udp_payload > 1452, "{r:?}");
+}
+
+#[test]
+fn the_largest_udp_payload_bounds_discovery_in_both_phases() {
+    let mut o = BenchLinkOptions::default();
+    o.delay = Some(5);
+    o.seconds = 1.0;
+    o.max_udp_payload = Some(1452);
+    let r = within(Duration::from_secs(60), move || bench_link(&o).unwrap());
+    assert!(r.ceiling_error.is_none() && r.live_error.is_none(), "{r:?}");
+    assert!((1200..=1452).contains(&r.ceiling_udp_payload), "{r:?}");
+    assert!((1200..=1452).contains(&r.live_udp_payload), "{r:?}");
+    let mut o = BenchLinkOptions::default();
+    o.max_udp_payload = Some(MAX_UDP_PAYLOAD + 1);
+    let e = bench_link(&o).unwrap_err().to_string();
+    assert!(e.contains("--max-udp-payload 6501"), "{e}");
 }
 
 #[test]

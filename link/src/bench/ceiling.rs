@@ -22,11 +22,20 @@ use crate::mbps;
 /// Bytes per write.
 const BULK_WRITE: usize = 1 << 20;
 
-/// Mbit/s of plain quinn on the setup's path, or what went wrong.
-pub(super) async fn run(setup: &Setup, seconds: Duration) -> Result<f64, String> {
+/// What the ceiling came to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ceiling {
+    /// Goodput at the receiver.
+    pub mbps: f64,
+    /// The UDP payload the sender's connection had reached at the end.
+    pub udp_payload: u16,
+}
+
+/// Plain quinn on the setup's path, or what went wrong.
+pub(super) async fn run(setup: &Setup, seconds: Duration) -> Result<Ceiling, String> {
     let limit = seconds + CONNECT_TIMEOUT + GRACE;
     match tokio::time::timeout(limit, bulk(setup, seconds)).await {
-        Ok(Ok(mbps)) => Ok(mbps),
+        Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(_) => Err(format!("did not end within {:.0} s", limit.as_secs_f64())),
     }
@@ -41,14 +50,13 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-async fn bulk(setup: &Setup, seconds: Duration) -> anyhow::Result<f64> {
+async fn bulk(setup: &Setup, seconds: Duration) -> anyhow::Result<Ceiling> {
     let transport = setup.config.transport();
-    let buffer = setup.config.socket_buffer;
     let server_crypto =
         QuicServerConfig::try_from(tls::server_config(&setup.rx.identity, &setup.rx.trust)?)?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
     server_config.transport_config(transport.clone());
-    let server = socket::endpoint("127.0.0.1:0".parse()?, Some(server_config), buffer)?;
+    let server = socket::endpoint("127.0.0.1:0".parse()?, Some(server_config), &setup.config)?;
     let (to, _relay) = setup.path(server.local_addr()?)?;
 
     let receiver = AbortOnDrop(tokio::spawn({
@@ -84,7 +92,7 @@ async fn bulk(setup: &Setup, seconds: Duration) -> anyhow::Result<f64> {
         QuicClientConfig::try_from(tls::client_config(&setup.tx.identity, &setup.tx.trust)?)?;
     let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
     client_config.transport_config(transport);
-    let client = socket::endpoint("127.0.0.1:0".parse()?, None, buffer)?;
+    let client = socket::endpoint("127.0.0.1:0".parse()?, None, &setup.config)?;
     let connecting = client.connect_with(client_config, to, &facility_dns_name(RECEIVER))?;
     let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
@@ -100,10 +108,14 @@ async fn bulk(setup: &Setup, seconds: Duration) -> anyhow::Result<f64> {
         .await
         .map_err(|_| anyhow!("the receiver did not finish within {GRACE:?}"))?
         .context("the receiver task")?;
+    let udp_payload = conn.stats().path.current_mtu;
     conn.close(0u32.into(), b"done");
     let _ = tokio::time::timeout(Duration::from_secs(1), client.wait_idle()).await;
     server.close(0u32.into(), b"done");
-    counted
+    Ok(Ceiling {
+        mbps: counted?,
+        udp_payload,
+    })
 }
 
 fn no_connection() -> anyhow::Error {

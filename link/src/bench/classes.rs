@@ -204,6 +204,7 @@ async fn one_class(
         frame_bytes: probe_frame,
         window: probe_window,
         start_mbps: cap,
+        most_mbps: cap,
     };
     let (measured, error) = link
         .run(

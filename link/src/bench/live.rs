@@ -26,11 +26,13 @@ use crate::{DevelopmentGate, count_lost, development_credentials, mbps};
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Traffic {
     /// Frames of one size as fast as the link takes them: at most `window`
-    /// in flight, paced by a rate the sender adapts from `start_mbps`.
+    /// in flight, paced by a rate the sender adapts from `start_mbps` (a
+    /// share of it: [`START`]) up to [`MOST`] times `most_mbps`.
     Saturate {
         frame_bytes: usize,
         window: u32,
         start_mbps: f64,
+        most_mbps: f64,
     },
     /// A stream at `fps`, frame sizes as `plan` says.
     Paced { fps: f64, plan: StreamPlan },
@@ -74,6 +76,9 @@ impl Measured {
 pub(super) struct Outcome {
     pub measured: Measured,
     pub error: Option<String>,
+    /// The UDP payload the sender's connection had reached at the end (0
+    /// if the link never opened).
+    pub udp_payload: u16,
 }
 
 /// Opens a link, runs `traffic` for `seconds`, closes: all bounded.
@@ -89,15 +94,18 @@ pub(super) async fn run_once(
             return Outcome {
                 measured: Measured::default(),
                 error: Some(format!("{e:#}")),
+                udp_payload: 0,
             };
         }
     };
     let pacer_rtt = setup.impairment.is_some().then_some(rtt);
     let (measured, error) = link.run(traffic, seconds, pacer_rtt).await;
+    let udp_payload = link.tx.stats().udp_payload;
     let closed = link.close().await;
     Outcome {
         measured,
         error: error.or(closed.err().map(|e| format!("{e:#}"))),
+        udp_payload,
     }
 }
 
@@ -249,8 +257,9 @@ impl LiveLink {
                 frame_bytes,
                 window,
                 start_mbps,
+                most_mbps,
             } => (
-                Some(Pacer::new(start_mbps, frame_bytes, pacer_rtt)),
+                Some(Pacer::new(start_mbps, most_mbps, frame_bytes, pacer_rtt)),
                 window,
                 None,
                 StreamPlan::Wavelet {
@@ -461,6 +470,11 @@ const SLACK: Duration = Duration::from_millis(2);
 /// (71% of the cap); at 0.9, 91% (and 85-92% of the ceiling on loopback).
 const START: f64 = 0.9;
 
+/// How far above the rate it may reach the pacer climbs, as a share of
+/// that rate (the cap, or the ceiling without one): headroom for the
+/// pacer's own swings, the relay's queue taking the excess.
+const MOST: f64 = 1.2;
+
 /// "As fast as the link takes them": the driver sends newer frames first,
 /// so a frame queued while an older one is still going out overtakes it
 /// (and the older one is lost). The sender therefore paces frames at a rate
@@ -480,11 +494,12 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn new(start_mbps: f64, frame: usize, rtt: Option<Duration>) -> Pacer {
+    fn new(start_mbps: f64, most_mbps: f64, frame: usize, rtt: Option<Duration>) -> Pacer {
         let rate = (start_mbps * 1e6 / 8.0).max(1e5);
+        let most = (most_mbps * 1e6 / 8.0).max(rate);
         Pacer {
             rate: rate * START,
-            max_rate: rate * 1.2,
+            max_rate: most * MOST,
             frame: frame as f64,
             next: Instant::now(),
             seen_done: 0,

@@ -19,6 +19,11 @@ impl fmt::Display for BenchLinkReport {
             ),
         };
         writeln!(f, "path: {path}; congestion {}", r.congestion)?;
+        writeln!(
+            f,
+            "datagrams (path MTU discovery up to {} bytes): ceiling {}, live {} bytes",
+            r.max_udp_payload, r.ceiling_udp_payload, r.live_udp_payload
+        )?;
         match &r.ceiling_error {
             None => writeln!(
                 f,

@@ -108,7 +108,7 @@ impl Server {
             QuicServerConfig::try_from(crypto).map_err(|e| TlsError::Config(e.to_string()))?;
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         server_config.transport_config(config.transport());
-        let endpoint = super::socket::endpoint(addr, Some(server_config), config.socket_buffer)
+        let endpoint = super::socket::endpoint(addr, Some(server_config), &config)
             .map_err(ConnectError::Bind)?;
         let (tx, accepted) = mpsc::channel(ACCEPT_QUEUE);
         let overall = Overall::new(config.effective_total_budget());
@@ -387,8 +387,7 @@ impl Client {
         } else {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = super::socket::endpoint(local, None, config.socket_buffer)
-            .map_err(ConnectError::Bind)?;
+        let endpoint = super::socket::endpoint(local, None, config).map_err(ConnectError::Bind)?;
         let server_name = tls::facility_dns_name(facility);
         let conn = endpoint
             .connect_with(client_config, addr, &server_name)?

@@ -84,7 +84,7 @@ mod task;
 pub mod tls;
 mod watchdog;
 
-pub use config::{Congestion, DriverConfig};
+pub use config::{Congestion, DriverConfig, MAX_UDP_PAYLOAD};
 pub use endpoint::{Client, ConnectError, Refused, Server, Site};
 pub use gate::{
     CHALLENGE_EXPORTER_LABEL, Credentials, Gate, PeerInfo, SessionControl, bind_challenge,

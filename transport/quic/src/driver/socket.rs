@@ -15,8 +15,10 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use quinn::{Endpoint, EndpointConfig, ServerConfig};
+use quinn::{Endpoint, ServerConfig};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use super::DriverConfig;
 
 /// A UDP socket bound to `addr` with receive and send buffers of `buffer`
 /// bytes asked for (best effort). An IPv6 address gives a dual-stack socket
@@ -44,14 +46,15 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-/// A quinn endpoint on a socket from [`bind_udp`]: a server when
+/// A quinn endpoint on a socket from [`bind_udp`] with `config`'s socket
+/// buffer and endpoint settings ([`DriverConfig::endpoint`]): a server when
 /// `server` is given, else a client. Must be called within a tokio runtime.
 pub fn endpoint(
     addr: SocketAddr,
     server: Option<ServerConfig>,
-    buffer: usize,
+    config: &DriverConfig,
 ) -> io::Result<Endpoint> {
-    let socket = bind_udp(addr, buffer)?;
+    let socket = bind_udp(addr, config.socket_buffer)?;
     let runtime = Arc::new(quinn::TokioRuntime);
-    Endpoint::new(EndpointConfig::default(), server, socket, runtime)
+    Endpoint::new(config.endpoint(), server, socket, runtime)
 }

@@ -51,6 +51,10 @@ pub struct LinkStatsSnapshot {
     /// Frames delivered by the session but dropped because the host left
     /// too many unread (counted delivered in `frames` too).
     pub frames_unread: u64,
+    /// The largest UDP payload the connection sends now, bytes (1200 at
+    /// first, then what path MTU discovery found, at most
+    /// [`DriverConfig::max_udp_payload`](super::DriverConfig::max_udp_payload)).
+    pub udp_payload: u16,
 }
 
 impl LinkStatsSnapshot {
@@ -164,6 +168,7 @@ impl Shared {
             peer: f.peer,
             frame_bytes_queued: f.frame_bytes_queued as u64,
             frames_unread: f.frames_unread,
+            udp_payload: s.path.current_mtu,
         }
     }
 }

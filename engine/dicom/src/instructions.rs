@@ -30,7 +30,7 @@ use dicom_object::InMemDicomObject;
 use crate::modules::{
     code, code_seq, empty, equipment, general_series, item, seq, sop_common, text,
 };
-use crate::report::{content_item, image_item};
+use crate::report::{content_item, image_item, sr_document};
 use crate::{ExportError, Instance, ObjectKind, Site};
 
 /// The outline a mark draws.
@@ -361,28 +361,12 @@ pub fn cut_out_report(
         els.push(seq(tags::CONTENT_SEQUENCE, children));
         content.push(item(els));
     }
-    ds.put(text(tags::VALUE_TYPE, VR::CS, "CONTAINER"));
-    ds.put(code_seq(
-        tags::CONCEPT_NAME_CODE_SEQUENCE,
-        "CUTOUT",
-        "99MED8K",
-        "Cut-out instructions",
-    ));
-    ds.put(text(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE"));
-    ds.put(seq(tags::CONTENT_SEQUENCE, content));
-    sop_common(&mut ds, uids::COMPREHENSIVE_SR_STORAGE, &instance);
-    ds.put(seq(
-        tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
-        vec![item([
-            text(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "99MED8K"),
-            text(tags::CODING_SCHEME_NAME, VR::ST, "med8k concepts"),
-            text(
-                tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION,
-                VR::ST,
-                "med8k",
-            ),
-        ])],
-    ));
+    sr_document(
+        &mut ds,
+        m8("CUTOUT", "Cut-out instructions"),
+        content,
+        &instance,
+    );
     Ok(Instance {
         kind: ObjectKind::CutOutInstructions,
         dataset: ds,

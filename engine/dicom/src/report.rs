@@ -135,6 +135,34 @@ fn format_ds(v: f32) -> String {
     if s.len() <= 16 { s } else { format!("{v:.6e}") }
 }
 
+/// The root of a Comprehensive SR's content (its title and `content`),
+/// its SOP Common module and the declaration of med8k's private coding
+/// scheme `99MED8K` for the concepts DICOM has no code for.
+pub(crate) fn sr_document(
+    ds: &mut InMemDicomObject,
+    title: InMemDicomObject,
+    content: Vec<InMemDicomObject>,
+    instance: &str,
+) {
+    ds.put(text(tags::VALUE_TYPE, VR::CS, "CONTAINER"));
+    ds.put(seq(tags::CONCEPT_NAME_CODE_SEQUENCE, vec![title]));
+    ds.put(text(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE"));
+    ds.put(seq(tags::CONTENT_SEQUENCE, content));
+    sop_common(ds, uids::COMPREHENSIVE_SR_STORAGE, instance);
+    ds.put(seq(
+        tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
+        vec![item([
+            text(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "99MED8K"),
+            text(tags::CODING_SCHEME_NAME, VR::ST, "med8k concepts"),
+            text(
+                tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION,
+                VR::ST,
+                "med8k",
+            ),
+        ])],
+    ));
+}
+
 /// The report on `image` (a VL Endoscopic Image from
 /// [`crate::endoscopy::endoscopic_image`]) in its own SR series of the same
 /// study. Modules, in A.35.3's order: Patient, General Study, SR Document
@@ -273,28 +301,12 @@ pub fn detection_report(
         ));
         content.push(item(els));
     }
-    ds.put(text(tags::VALUE_TYPE, VR::CS, "CONTAINER"));
-    ds.put(code_seq(
-        tags::CONCEPT_NAME_CODE_SEQUENCE,
-        "126000",
-        "DCM",
-        "Imaging Measurement Report",
-    ));
-    ds.put(text(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE"));
-    ds.put(seq(tags::CONTENT_SEQUENCE, content));
-    sop_common(&mut ds, uids::COMPREHENSIVE_SR_STORAGE, &instance);
-    ds.put(seq(
-        tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
-        vec![item([
-            text(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "99MED8K"),
-            text(tags::CODING_SCHEME_NAME, VR::ST, "med8k detector concepts"),
-            text(
-                tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION,
-                VR::ST,
-                "med8k",
-            ),
-        ])],
-    ));
+    sr_document(
+        &mut ds,
+        code("126000", "DCM", "Imaging Measurement Report"),
+        content,
+        &instance,
+    );
     Ok(Instance {
         kind: ObjectKind::DetectionReport,
         dataset: ds,

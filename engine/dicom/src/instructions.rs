@@ -27,9 +27,7 @@ use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
-use crate::modules::{
-    code, code_seq, empty, equipment, general_series, item, seq, sop_common, text,
-};
+use crate::modules::{code, code_seq, empty, equipment, general_series, item, seq, text};
 use crate::report::{content_item, image_item, sr_document};
 use crate::{ExportError, Instance, ObjectKind, Site};
 

@@ -64,9 +64,9 @@ def write_sidecar(onnx_path, sidecar):
 
 
 class Graph:
-    """An ONNX graph built node by node: unique names, constants, ops, and a
-    separable box mean (two 1-D AveragePools: the k x k pool's values, about
-    twice as fast in tract)."""
+    """An ONNX graph built node by node: unique names, constants, ops, and box
+    means written as depthwise Convs (tract runs AveragePool several times
+    slower than a Conv computing the same numbers; see the model cards)."""
 
     def __init__(self):
         self.nodes, self.inits, self.n = [], [], 0
@@ -89,13 +89,34 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
 
-    def box(self, x, k):
-        """Separable k x k box mean, padding excluded (exact area mean near the edges)."""
+    def mean_pool(self, x, channels, k, stride):
+        """ONNX AveragePool k x k, stride `stride`, no padding, on `channels`
+        channels, as a depthwise Conv of constant weights 1/k^2 (the same
+        function: every window lies inside the picture)."""
+        w = np.full((channels, 1, k, k), 1.0 / (k * k), np.float32)
+        return self.op("Conv", [x, self.const("mean_w", w)], group=channels, kernel_shape=[k, k],
+                       strides=[stride, stride], pads=[0, 0, 0, 0])
+
+    def box(self, x, k, channels, height, width):
+        """Separable k x k box mean with the padding excluded (the function of
+        two 1-D AveragePools with count_include_pad=0: near the edges the mean
+        of the pixels inside) on a [1, channels, height, width] tensor: each
+        1-D mean a depthwise Conv of weights 1/k over zero padding and a Mul by
+        the constant k / (pixels inside the window), a row [1,1,1,width] then a
+        column [1,1,height,1], which is 1 away from the edges."""
         r = k // 2
-        h = self.op("AveragePool", [x], kernel_shape=[1, k], strides=[1, 1], pads=[0, r, 0, r],
-                    count_include_pad=0)
-        return self.op("AveragePool", [h], kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0],
-                       count_include_pad=0)
+
+        def inside(n):
+            i = np.arange(n)
+            return k / (np.minimum(i + r, n - 1) - np.maximum(i - r, 0) + 1)
+
+        w = np.full((channels, 1, 1, k), 1.0 / k, np.float32)
+        h = self.op("Conv", [x, self.const("box_w", w)], group=channels, kernel_shape=[1, k],
+                    strides=[1, 1], pads=[0, r, 0, r])
+        h = self.op("Mul", [h, self.const("box_edge", inside(width).astype(np.float32)[None, None, None])])
+        v = self.op("Conv", [h, self.const("box_w", w.reshape(channels, 1, k, 1))], group=channels,
+                    kernel_shape=[k, 1], strides=[1, 1], pads=[r, 0, r, 0])
+        return self.op("Mul", [v, self.const("box_edge", inside(height).astype(np.float32)[None, None, :, None])])
 
 
 def frame_sidecar(name, version, shape, mean, std, thr_score, thr_map, description):

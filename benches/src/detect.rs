@@ -11,7 +11,8 @@ use med8k_capture::SourceOptions;
 use med8k_detect::contract::InputSource;
 use med8k_detect::input;
 use med8k_detect::metrics::auroc;
-use med8k_detect::model::{Model, OpTime, Runner};
+use med8k_detect::model::{Model, Runner};
+use med8k_detect::profile::{NodeTime, OpTime};
 use med8k_detect::run::{percentile, run_frames};
 use med8k_media::imageio;
 use med8k_samples::SampleSet;
@@ -26,9 +27,12 @@ pub struct EvalDetectOptions {
     pub samples: PathBuf,
     /// Timed runs of the bare model for the tract / onnxruntime comparison.
     pub bench_iters: u32,
+    /// Threads of each runtime in that comparison (tract's matrix products,
+    /// onnxruntime's intra-op threads).
+    pub threads: usize,
 }
 
-/// tract against onnxruntime on the bare model, same input, one thread each.
+/// tract against onnxruntime on the bare model, same input, same threads.
 #[derive(Debug, Clone, Serialize)]
 #[allow(missing_docs)]
 pub struct OrtComparison {
@@ -44,6 +48,8 @@ pub struct OrtComparison {
     /// slowest first (`Runner::profile`; timing each node adds a little).
     pub tract_profile_ms: f64,
     pub tract_ops: Vec<OpTime>,
+    /// The same by node, slowest first.
+    pub tract_nodes: Vec<NodeTime>,
 }
 
 /// A model scored against a sample set's labels, and timed.
@@ -239,12 +245,14 @@ fn ort_bench_script() -> Option<PathBuf> {
 }
 
 /// The bare model on the same input shape with tract and (when it imports)
-/// onnxruntime, one thread each.
+/// onnxruntime, `args.threads` threads each.
 fn compare_ort(runner: &mut Runner, args: &EvalDetectOptions) -> anyhow::Result<OrtComparison> {
     let contract = runner.model().contract().clone();
     let shape = &contract.input.shape;
     let n: usize = shape.iter().product();
     let iterations = args.bench_iters.max(1);
+    let threads = args.threads.max(1);
+    runner.set_threads(threads);
     // The same kind of input as the script's: deterministic values in [0, 1).
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let input: Vec<f32> = (0..n)
@@ -261,12 +269,14 @@ fn compare_ort(runner: &mut Runner, args: &EvalDetectOptions) -> anyhow::Result<
         runner.run_tensor(u64::from(i), input.clone(), (1, 1))?;
     }
     let tract_fps = f64::from(iterations) / t0.elapsed().as_secs_f64().max(1e-9);
-    let (tract_profile_ms, tract_ops) = runner.profile(&input, iterations as usize)?;
+    let profile = runner.profile(&input, iterations as usize)?;
+    runner.set_threads(1);
     let mut out = OrtComparison {
-        tract_profile_ms,
-        tract_ops,
+        tract_profile_ms: profile.ms_per_run,
+        tract_ops: profile.ops,
+        tract_nodes: profile.nodes,
         status: String::new(),
-        threads: 1,
+        threads: threads as u32,
         iterations,
         tract_frames_per_s: tract_fps,
         ort_frames_per_s: None,
@@ -290,7 +300,8 @@ fn compare_ort(runner: &mut Runner, args: &EvalDetectOptions) -> anyhow::Result<
         .arg(&script)
         .arg("--model")
         .arg(runner.model().path())
-        .args(["--shape", &shape_arg.join(","), "--threads", "1"])
+        .args(["--shape", &shape_arg.join(",")])
+        .args(["--threads", &threads.to_string()])
         .args(["--iters", &iterations.to_string()])
         .output()
         .with_context(|| format!("running {}", script.display()))?;

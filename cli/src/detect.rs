@@ -67,6 +67,9 @@ pub struct EvalDetectArgs {
     /// Timed runs of the bare model for the tract / onnxruntime comparison.
     #[arg(long, default_value_t = 30)]
     pub bench_iters: u32,
+    /// Threads of tract and of onnxruntime in that comparison.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 #[derive(Debug, Serialize)]
@@ -237,6 +240,7 @@ pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
         model: args.model.clone(),
         samples,
         bench_iters: args.bench_iters,
+        threads: usize::from(args.threads),
     })?;
     let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
     println!(
@@ -284,6 +288,13 @@ pub fn eval_detect(args: &EvalDetectArgs) -> anyhow::Result<Outcome> {
         o.tract_profile_ms,
         ops.join(", ")
     );
+    let nodes: Vec<String> = o
+        .tract_nodes
+        .iter()
+        .take(8)
+        .map(|t| format!("{} ({}) {:.2} ms", t.name, t.op, t.ms))
+        .collect();
+    println!("tract's slowest nodes: {}", nodes.join(", "));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;

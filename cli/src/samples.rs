@@ -114,7 +114,9 @@ pub struct DatasetArgs {
     /// Also write N crops of each real-image fixture (`real_inputs.npy`).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub real: usize,
-    /// Which rows of the fixtures the crops come from: `fit` (top 60 %) or `eval`.
+    /// Which rows of the fixtures the crops come from: `fit` (top 60 %),
+    /// `eval` (the rest), or the fit rows' halves for design checks:
+    /// `dev-fit` (top 30 %) and `dev-check` (30-60 %).
     #[arg(long, default_value = "fit", value_parser = parse_region)]
     pub real_region: Region,
     /// Paint these anomaly kinds into every normal frame and crop
@@ -136,7 +138,11 @@ fn parse_region(s: &str) -> Result<Region, String> {
     match s {
         "fit" => Ok(Region::Fit),
         "eval" => Ok(Region::Eval),
-        _ => Err(format!("`{s}` is not a region (fit or eval)")),
+        "dev-fit" => Ok(Region::DevFit),
+        "dev-check" => Ok(Region::DevCheck),
+        _ => Err(format!(
+            "`{s}` is not a region (fit, eval, dev-fit or dev-check)"
+        )),
     }
 }
 

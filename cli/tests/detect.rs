@@ -164,11 +164,16 @@ fn eval_scores_a_small_sample_set() {
             s(&report),
             "--bench-iters",
             "3",
+            "--threads",
+            "2",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("AUROC image"), "{text}");
+    assert!(
+        text.contains("AUROC image") && text.contains("tract's slowest nodes"),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(v["items"], 6);
     assert_eq!(v["model"], "tiny-frame");
@@ -189,6 +194,28 @@ fn eval_scores_a_small_sample_set() {
     );
     let ort = &v["onnxruntime"];
     assert!(ort["tract_frames_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(ort["threads"], 2);
+    let nodes = ort["tract_nodes"].as_array().unwrap();
+    assert!(
+        !nodes.is_empty() && nodes.iter().all(|n| n["name"].is_string()),
+        "{ort}"
+    );
+    // No thread count is no comparison.
+    let o = med8k(
+        tmp.path(),
+        &[
+            "eval",
+            "detect",
+            "--model",
+            s(&fixture("tiny-frame.onnx")),
+            "--samples",
+            s(&out),
+            "--threads",
+            "0",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
     let status = ort["status"].as_str().unwrap();
     assert!(
         status == "done" || status.starts_with("skipped: "),

@@ -9,15 +9,17 @@ Graph (input [1,3,144,256] Y', Cb, Cr after the sidecar's (x - mean) / std):
   raw      x * std + mean (1x1 Convs), back to code / (2^bits - 1)
   r        (Cb - 0.5, Cr - 0.5) / (Y' + 0.1): chroma with the illumination divided out
   rn       wr r + br (1x1 Conv): r whitened with its mean/covariance over normal fitting frames
-  encoder  AveragePool 2x2 -> Conv3x3/2 (2->C1) -> Conv3x3/2 (C1->C2) -> Conv3x3/2 (C2->C2)
+  encoder  2x2 mean -> Conv3x3/2 (2->C1) -> Conv3x3/2 (C1->C2) -> Conv3x3/2 (C2->C2)
            -> Conv1x1 (C2->Z), ReLU after every Conv but the last: a Z x 9 x 16 code
   decoder  ConvTranspose2x2/2 (Z->C2) -> ConvTranspose2x2/2 (C2->C1) -> Conv3x3 (C1->C1)
            -> ConvTranspose2x2/2 (C1->C1) -> ConvTranspose2x2/2 (C1->2), ReLU between
            (each ConvTranspose exported as a 1x1 Conv + DepthToSpace, the same numbers)
   d        rn - reconstruction, box-averaged over 7x7 (--resid-box)
   err      |wh d + bh|^2: d whitened with its mean/covariance over normal fitting frames
-  map      err box-averaged over 5x5 (separable AveragePools, padding excluded)
-  score    max over the frame of the 9x9 box mean of map (AveragePool, ReduceMax, Reshape)
+  map      err box-averaged over 5x5 (separable, padding excluded)
+  score    max over the frame of the 9x9 box mean of map (ReduceMax, Reshape)
+  Every mean is written as depthwise Convs (export.py, common.Graph.box): the function of the
+  AveragePools with count_include_pad=0 that torch trains with; tract ran AveragePool slowly.
 
 Training: mean squared reconstruction error of rn on the normal frames of the training seeds
 (all but the last VAL_SEEDS of them), 1500 Adam steps of 8 frames (one-cycle learning rate, peak
@@ -35,6 +37,8 @@ Usage (from the repository root, with a built med8k):
   target/debug/med8k samples dataset --out /tmp/endo-eval  --seeds 2000..2010 --frames 48 --step 3 --size 1024x576
   python3 -m pip install -r models/requirements.txt -r models/requirements-train.txt
   python3 models/endoscope-cae/train.py --train /tmp/endo-train --eval /tmp/endo-eval
+
+export.py writes the graph; on its own it re-exports a written model without torch.
 """
 
 import argparse
@@ -43,15 +47,14 @@ import sys
 import time
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common import Graph as BaseGraph, auroc, frame_sidecar, load_dataset, write_metrics, write_sidecar  # noqa: E402
+from common import auroc, frame_sidecar, load_dataset, write_metrics, write_sidecar  # noqa: E402
+from export import LAYERS, export  # noqa: E402
 
 NAME = "med8k-endoscope-cae"
 VERSION = "1.0.0"
@@ -143,77 +146,14 @@ def blobs(rng, b, n_max=3):
 
 # ----------------------------------------------------------------------------- ONNX export
 
-class Graph(BaseGraph):
-    """The shared graph builder, plus the autoencoder's layers."""
-
-    def conv(self, x, m, relu, transpose=False):
-        w = m.weight.detach().numpy().astype(np.float32)
-        b = m.bias.detach().numpy().astype(np.float32)
-        k = list(m.kernel_size)
-        if transpose:
-            # ConvTranspose 2x2 stride 2 written as a 1x1 Conv to 4 Cout channels + DepthToSpace
-            # (CRD): the same numbers, and tract runs it faster than its ConvTranspose.
-            assert k == [2, 2] and list(m.stride) == [2, 2]
-            ci, co = w.shape[:2]
-            wc = w.transpose(1, 2, 3, 0).reshape(co * 4, ci, 1, 1)
-            y = self.op("Conv", [x, self.const("w", wc), self.const("b", np.repeat(b, 4))], kernel_shape=[1, 1])
-            y = self.op("DepthToSpace", [y], blocksize=2, mode="CRD")
-        else:
-            p = m.padding[0]
-            y = self.op("Conv", [x, self.const("w", w), self.const("b", b)], kernel_shape=k,
-                        strides=list(m.stride), pads=[p, p, p, p])
-        return self.op("Relu", [y]) if relu else y
-
-
-def export(model, mean, std, wr, br, k, wh, bh, path):
-    g = Graph()
-    # Chroma numerator and luma denominator straight from the normalised input.
-    wn = np.zeros((2, 3, 1, 1), dtype=np.float32)
-    wn[0, 1], wn[1, 2] = std[1], std[2]
-    num = g.op("Conv", ["input", g.const("chroma_w", wn),
-                        g.const("chroma_b", np.array([mean[1] - 0.5, mean[2] - 0.5], dtype=np.float32))])
-    wd = np.zeros((1, 3, 1, 1), dtype=np.float32)
-    wd[0, 0] = std[0]
-    den = g.op("Conv", ["input", g.const("luma_w", wd),
-                        g.const("luma_b", np.array([mean[0] + DENOM], dtype=np.float32))])
-    r = g.op("Div", [num, den], base="hue")
-    rn = g.op("Conv", [r, g.const("r_whiten", wr.reshape(2, 2, 1, 1).astype(np.float32)),
-                       g.const("r_bias", br.astype(np.float32))], base="rn", kernel_shape=[1, 1])
-    h = g.op("AveragePool", [rn], kernel_shape=[2, 2], strides=[2, 2])
-    h = g.conv(h, model.e1, True)
-    h = g.conv(h, model.e2, True)
-    h = g.conv(h, model.e3, True)
-    h = g.conv(h, model.e4, False)
-    h = g.conv(h, model.d1, True, transpose=True)
-    h = g.conv(h, model.d2, True, transpose=True)
-    h = g.conv(h, model.d3, True)
-    h = g.conv(h, model.d4, True, transpose=True)
-    rec = g.conv(h, model.d5, False, transpose=True)
-    d = g.op("Sub", [rn, rec])
-    if k:
-        d = g.box(d, k)
-    z = g.op("Conv", [d, g.const("whiten", wh.reshape(2, 2, 1, 1).astype(np.float32)),
-                      g.const("whiten_b", bh.astype(np.float32))], kernel_shape=[1, 1])
-    sq = g.op("Mul", [z, z])
-    err = g.op("ReduceSum", [sq, g.const("axis", np.array([1], dtype=np.int64))], keepdims=1)
-    g.box(err, SMOOTH)
-    g.nodes[-1].output[0] = "map"
-    s = g.box("map", SCORE_K)
-    s = g.op("ReduceMax", [s], axes=[1, 2, 3], keepdims=0)
-    g.nodes.append(helper.make_node("Reshape", [s, g.const("shape", np.array([1], dtype=np.int64))],
-                                    ["score"]))
-    graph = helper.make_graph(
-        g.nodes, "med8k_endoscope_cae",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, H, W])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1]),
-         helper.make_tensor_value_info("map", TensorProto.FLOAT, [1, 1, H, W])],
-        g.inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                          producer_name="med8k models/endoscope-cae/train.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, path)
-    return m
+def params(model, mean, std, wr, br, k, wh, bh):
+    """What export.export writes: the trained layers in PyTorch's layout, and the
+    normalisation and whitening around them."""
+    layers = {}
+    for name, _, _ in LAYERS:
+        m = getattr(model, name)
+        layers[name] = (m.weight.detach().numpy(), m.bias.detach().numpy(), m.stride[0], m.padding[0])
+    return {"mean": mean, "std": std, "wr": wr, "br": br, "k": k, "wh": wh, "bh": bh, "layers": layers}
 
 
 # ----------------------------------------------------------------------------- main
@@ -322,7 +262,7 @@ def main():
     wh, bh = wh.astype(np.float32), bh.astype(np.float32)
 
     path = os.path.join(args.out, NAME + ".onnx")
-    export(model, mean, std, wr, br, k, wh, bh, path)
+    export(params(model, mean, std, wr, br, k, wh, bh), path)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
     def norm(frames):

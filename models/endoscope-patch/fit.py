@@ -45,6 +45,7 @@ from common import Graph, auroc, sha256_file, write_metrics  # noqa: E402
 BACKBONE_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 BACKBONE_WHEEL = "rapidocr-onnxruntime 1.4.4 (Apache-2.0)"
 TAPS = {"s2": "p2o.Add.15", "s4": "p2o.Add.43", "s8": "p2o.Add.71"}
+TAP_CHANNELS = {"s2": 32, "s4": 48, "s8": 96}
 H, W = 144, 256
 MH, MW = 18, 32
 SEED = 20
@@ -224,9 +225,12 @@ def global_stats(g, taps, x):
     b27 = box(g, b9, 27)
     fine, mid, coarse = gap(absdiff(y, b3)), gap(absdiff(b3, b9)), gap(absdiff(b9, b27))
     parts = [g.op("Sub", [log(fine), log(mid)]), g.op("Sub", [log(mid), log(coarse)])]
-    m2, m4 = gap(g.op("Abs", [taps["s2"]])), gap(g.op("Abs", [taps["s4"]]))
-    m2 = g.op("ReduceMean", [m2], axes=[1], keepdims=1)
-    m4 = g.op("ReduceMean", [m4], axes=[1], keepdims=1)
+    # Mean |feature| over the picture, then over channels (a 1x1 Conv of the
+    # [1, C, 1, 1] means): tract's one reduction over channels and space at
+    # once took a millisecond.
+    m2, m4 = [g.op("Conv", [gap(g.op("Abs", [taps[k]])),
+                            g.const("cm", np.full((1, n, 1, 1), 1.0 / n, np.float32))])
+              for k, n in (("s2", TAP_CHANNELS["s2"]), ("s4", TAP_CHANNELS["s4"]))]
     parts.append(g.op("Sub", [log(m2), log(m4)]))
     mean = gap(y)
     dev = g.op("Sub", [y, mean])
@@ -245,8 +249,9 @@ def global_stats(g, taps, x):
 
 
 def patch_features(g, taps, x, whiten, chroma_w):
-    f4 = pool(g, pool(g, taps["s4"], 48, 3), 48, 2, 2)
-    f8 = pool(g, taps["s8"], 96, 3)
+    n4, n8 = TAP_CHANNELS["s4"], TAP_CHANNELS["s8"]
+    f4 = pool(g, pool(g, taps["s4"], n4, 3), n4, 2, 2)
+    f8 = pool(g, taps["s8"], n8, 3)
     c = pool(g, chroma(g, x, whiten), 2, 8, 8)
     c = g.op("Mul", [c, g.const("chw", np.array(chroma_w, np.float32))])
     return g.op("Concat", [f4, f8, c], axis=1)
@@ -263,31 +268,102 @@ def greedy_coreset(x, m, rng):
     return x[picked]
 
 
-def nearest_head(g, v, memory, proj_w, proj_b):
-    """Squared distance of each position of `v` (projected by 1x1 Conv) to the
-    nearest memory row: |p|^2 - max_j (2 p.m_j - |m_j|^2), clamped at 0."""
-    p = g.op("Conv", [v, g.const("pw", proj_w[:, :, None, None].astype(np.float32)),
-                      g.const("pb", proj_b.astype(np.float32))])
-    dots = g.op("Conv", [p, g.const("mw", (2 * memory)[:, :, None, None].astype(np.float32)),
-                         g.const("mb", (-(memory ** 2).sum(1)).astype(np.float32))])
+def nearest_head(g, v, memory, proj_w, proj_b, h, w):
+    """Squared distance of each of the h x w positions of `v` [1, C, h, w],
+    projected, to the nearest memory row: |p|^2 - max_j (2 p.m_j - |m_j|^2),
+    clamped at 0, as [1, 1, h, w]. The positions are made rows first ([h*w, C]),
+    so the projection and the products with the memory are matrix products and
+    the maximum runs along contiguous memory: tract ran the same head as 1x1
+    Convs and a ReduceMax across channels about twice as slowly."""
+    c = proj_w.shape[1]
+    rows = g.op("Transpose", [g.op("Reshape", [v, g.const("rs", np.array([c, h * w], np.int64))])],
+                perm=[1, 0])
+    p = g.op("Add", [g.op("MatMul", [rows, g.const("pw", proj_w.T.astype(np.float32))]),
+                     g.const("pb", proj_b.astype(np.float32))])
+    dots = g.op("Add", [g.op("MatMul", [p, g.const("mw", (2 * memory).T.astype(np.float32))]),
+                        g.const("mb", (-(memory ** 2).sum(1)).astype(np.float32))])
     best = g.op("ReduceMax", [dots], axes=[1], keepdims=1)
     norm = g.op("ReduceSum", [g.op("Mul", [p, p]), g.const("ax1", np.array([1], np.int64))], keepdims=1)
-    return g.op("Relu", [g.op("Sub", [norm, best])])
+    d2 = g.op("Relu", [g.op("Sub", [norm, best])])
+    return g.op("Reshape", [d2, g.const("rs", np.array([1, 1, h, w], np.int64))])
+
+
+def fit_tissue(P, rng, dims, memory_size):
+    """PCA of the standardised normal patches of `P` [N, C+2, MH, MW] (the two
+    whitened chroma values last, kept as they are) and the greedy coreset
+    memory in that projection: (proj_w, proj_b, memory)."""
+    C = P.shape[1] - 2
+    flat = P.transpose(0, 2, 3, 1).reshape(-1, C + 2)
+    sample = flat[np.sort(rng.choice(len(flat), size=min(len(flat), 120_000), replace=False))]
+    sample = sample.astype(np.float64)
+    fmu = sample.mean(0)
+    fsd = sample[:, :C].std(0) + 1e-3
+    z = (sample[:, :C] - fmu[:C]) / fsd
+    _, _, vt = np.linalg.svd(z[rng.choice(len(z), 30_000, replace=False)], full_matrices=False)
+    proj_w = np.zeros((dims + 2, C + 2))
+    proj_w[:dims, :C] = vt[:dims] / fsd
+    proj_w[dims, C] = proj_w[dims + 1, C + 1] = 1.0
+    proj_b = -proj_w @ fmu
+    zp = sample @ proj_w.T + proj_b
+    memory = greedy_coreset(zp[rng.choice(len(zp), 60_000, replace=False)], memory_size, rng)
+    return proj_w, proj_b, memory
+
+
+# Scale floors of the eight quality statistics for the first pass (see
+# `fit_quality`): what a picture of normal content can vary by (detail ratios
+# 0.3, the backbone ratio and luma mean 0.1, log spread and saturation 0.4, log
+# shares of near-white and near-black 3).
+QUALITY_FLOOR = np.array([0.3, 0.3, 0.1, 0.1, 0.4, 0.4, 3.0, 3.0])
+
+
+def fit_quality(S, domain, floor=QUALITY_FLOOR):
+    """Standardisation and memory of the quality statistics `S` [N, 8]: each
+    statistic scaled by its spread within each kind of content (`domain`: the
+    generator's frames and each fixture weigh the same), never below `floor`
+    (the generator's frames are so alike that their own spread would flag any
+    new content): (qw, qb, qmemory)."""
+    within = np.mean([S[domain == d].var(0) for d in sorted(set(domain))], axis=0)
+    smu, ssd = S.mean(0), np.maximum(np.sqrt(within), floor)
+    qw = np.diag(1.0 / ssd)
+    qb = -smu / ssd
+    return qw, qb, S @ qw.T + qb
+
+
+def new_content_scale(pairs):
+    """How far each quality statistic of normal content a fit never saw lies
+    from the nearest fitted input's: the root mean square, per statistic, of
+    (statistics - those of the nearest fitted input), over `pairs` of
+    (quality fit, its fitted statistics, unseen statistics)."""
+    diffs = []
+    for (qw, qb, qmemory), fitted, unseen in pairs:
+        z = unseen @ qw.T + qb
+        nearest = ((z[:, None, :] - qmemory[None]) ** 2).sum(-1).argmin(1)
+        diffs.append(unseen - fitted[nearest])
+    return np.sqrt((np.concatenate(diffs) ** 2).mean(0))
+
+
+def vflip(x):
+    """Inputs upside down: tissue has no up, and the backbone's features are not
+    symmetric, so the flipped crops are new normal patches."""
+    return np.ascontiguousarray(np.asarray(x)[:, :, ::-1, :])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True)
+    p.add_argument("--train", required=True,
+                   help="frames of the fitting seeds and crops of the fixtures' fit rows")
+    p.add_argument("--halves", nargs=2, required=True, metavar=("A", "B"),
+                   help="crops of the two halves of the fit rows (--real-region dev-fit, dev-check)")
     p.add_argument("--dev")
     p.add_argument("--backbone")
     p.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--memory", type=int, default=1536, help="tissue memory patches")
+    p.add_argument("--memory", type=int, default=2048, help="tissue memory patches")
     p.add_argument("--dims", type=int, default=48, help="projected patch dimensions")
     p.add_argument("--chroma-weight", type=float, default=4.0)
-    p.add_argument("--whiten-real", action="store_true",
-                   help="whiten the chroma over the real crops too, not only the frames")
+    p.add_argument("--no-flip", dest="flip", action="store_false",
+                   help="do not add the crops upside down to the tissue memory")
     p.add_argument("--percentile", type=float, default=100.0,
-                   help="threshold = this percentile of the threshold frames' scores")
+                   help="threshold = this percentile of the calibration inputs' values")
     a = p.parse_args()
     t_start = time.time()
     rng = np.random.default_rng(SEED)
@@ -299,31 +375,29 @@ def main():
     with open(os.path.join(a.train, "dataset.json")) as f:
         index = json.load(f)
     frames = np.load(os.path.join(a.train, "endoscope_inputs.npy"), mmap_mode="r")
-    real = np.load(os.path.join(a.train, "real_inputs.npy"), mmap_mode="r")
     items = index["frames"]
     normal = np.array([not it["anomalous"] for it in items])
     seeds = np.array([it["seed"] for it in items])
     thr_seeds = sorted(set(seeds))[-4:]
     fit_frames = np.flatnonzero(normal & ~np.isin(seeds, thr_seeds))
     thr_frames = np.flatnonzero(normal & np.isin(seeds, thr_seeds))
-    # Real crops: per fixture, the first 3/4 fit, the rest set thresholds.
-    fixtures = [r["fixture"] for r in index["real"]]
-    real_fit, real_thr = [], []
-    for fx in sorted(set(fixtures)):
-        idx = [i for i, f in enumerate(fixtures) if f == fx]
-        cut = len(idx) * 3 // 4
-        real_fit += idx[:cut]
-        real_thr += idx[cut:]
-    print(f"fit: {len(fit_frames)} frames + {len(real_fit)} real crops; thresholds: "
-          f"{len(thr_frames)} frames (seeds {thr_seeds}) + {len(real_thr)} crops", flush=True)
+
+    def crops(path):
+        with open(os.path.join(path, "dataset.json")) as f:
+            fx = np.array([r["fixture"] for r in json.load(f)["real"]])
+        return np.load(os.path.join(path, "real_inputs.npy"), mmap_mode="r"), fx
+    real, real_fx = crops(a.train)
+    (half_a, fx_a), (half_b, fx_b) = crops(a.halves[0]), crops(a.halves[1])
+    print(f"fit: {len(fit_frames)} frames + {len(real)} + {len(half_a)} + {len(half_b)} crops "
+          f"(fit rows, their two halves){' and each upside down' if a.flip else ''}; "
+          f"thresholds: {len(thr_frames)} frames (seeds {[int(s) for s in thr_seeds]}) and each "
+          f"half's crops scored by a model fitted without it", flush=True)
 
     # 1. Chroma whitening from the fitting frames (as models/endoscope does).
     def chroma_np(x):
         y = x[:, 0:1]
         return (x[:, 1:3] - 0.5) / (y + 0.1)
     xs = frames[fit_frames[::4]]
-    if a.whiten_real:
-        xs = np.concatenate([xs, real[real_fit]])
     r = chroma_np(xs).transpose(1, 0, 2, 3).reshape(2, -1).astype(np.float64)
     mu, cov = r.mean(1), np.cov(r)
     ev, evec = np.linalg.eigh(cov)
@@ -339,86 +413,90 @@ def main():
         return [("patches", None), ("stats", None)]
     sess = session(model.graph(raw_head).SerializeToString())
     t0 = time.time()
-    feats = {}
-    for name, x in [("fit", np.concatenate([frames[fit_frames], real[real_fit]])),
-                    ("thr", np.concatenate([frames[thr_frames], real[real_thr]]))]:
-        feats[name] = run_batches(sess, x, ["patches", "stats"])
-    n_thr_frames = len(thr_frames)
+
+    def features(x, flip=False):
+        f = run_batches(sess, x, ["patches", "stats"])
+        f["stats"] = f["stats"].reshape(len(x), -1).astype(np.float64)
+        if flip:
+            f["patches"] = np.concatenate([f["patches"], run_batches(sess, vflip(x), ["patches"])["patches"]])
+        return f
+    feats = {"frames": features(frames[fit_frames]),
+             "real": features(real, a.flip), "a": features(half_a, a.flip), "b": features(half_b, a.flip)}
     print(f"features: {time.time() - t0:.1f} s", flush=True)
 
-    # 3. Tissue: PCA of normal patches, coreset memory.
-    P = feats["fit"]["patches"]                          # [N, C+2, 18, 32], chroma last
-    C = P.shape[1] - 2
-    flat = P.transpose(0, 2, 3, 1).reshape(-1, C + 2).astype(np.float64)
-    sample = flat[rng.choice(len(flat), size=min(len(flat), 120_000), replace=False)]
-    fmu = sample.mean(0)
-    fsd = sample[:, :C].std(0) + 1e-3
-    z = (sample[:, :C] - fmu[:C]) / fsd
-    _, _, vt = np.linalg.svd(z[rng.choice(len(z), 30_000, replace=False)], full_matrices=False)
-    # Rows: the first `dims` principal directions of the standardised backbone
-    # features; then the two whitened chroma values (already weighted in the graph).
-    proj_w = np.zeros((a.dims + 2, C + 2))
-    proj_w[: a.dims, :C] = vt[: a.dims] / fsd
-    proj_w[a.dims, C] = proj_w[a.dims + 1, C + 1] = 1.0
-    proj_b = -proj_w @ fmu
-    zp = sample @ proj_w.T + proj_b
-    t0 = time.time()
-    memory = greedy_coreset(zp[rng.choice(len(zp), 60_000, replace=False)], a.memory, rng)
-    print(f"coreset {a.memory} x {a.dims}: {time.time() - t0:.1f} s", flush=True)
+    # 3. Three fits of the same recipe: on the frames with the crops of half A only,
+    #    with half B only, and with all the crops (the model written). The first two
+    #    score the half they never saw: normal tissue new to the model, as the
+    #    evaluation rows are to the written one; the thresholds come from those.
+    def fit(parts, floor=QUALITY_FLOOR):
+        P = np.concatenate([feats["frames"]["patches"]] + [feats[k]["patches"] for k, _ in parts])
+        S = np.concatenate([feats["frames"]["stats"]] + [feats[k]["stats"] for k, _ in parts])
+        domain = np.array(["frames"] * len(fit_frames) + [f for _, fx in parts for f in fx])
+        t0 = time.time()
+        tissue = fit_tissue(P, rng, a.dims, a.memory)
+        quality = fit_quality(S, domain, floor)
+        print(f"  fitted on {len(P)} inputs ({', '.join(k for k, _ in parts)}): "
+              f"{time.time() - t0:.1f} s", flush=True)
+        return tissue, quality, S
 
-    # 4. Quality: standardised global statistics, whitened PCA, nearest normal frame.
-    S = feats["fit"]["stats"].reshape(len(feats["fit"]["stats"]), -1).astype(np.float64)
-    # Scale of each statistic: its spread within each kind of content (generator
-    # frames and each fixture weigh the same), never below a floor of what a
-    # picture of normal content can vary by (detail ratios 0.3, the backbone
-    # ratio and luma mean 0.1, log spread and saturation 0.4, log shares of
-    # near-white and near-black 3): the generator's frames are so alike that
-    # their own spread would flag any new content as a quality problem.
-    domain = np.array(["frames"] * len(fit_frames) + [fixtures[i] for i in real_fit])
-    within = np.mean([S[domain == d].var(0) for d in sorted(set(domain))], axis=0)
-    floor = np.array([0.3, 0.3, 0.1, 0.1, 0.4, 0.4, 3.0, 3.0])
-    smu, ssd = S.mean(0), np.maximum(np.sqrt(within), floor)
-    qd = S.shape[1]
-    qw = np.diag(1.0 / ssd)
-    qb = -smu / ssd
-    qmemory = S @ qw.T + qb
+    def final_head(tissue, quality):
+        proj_w, proj_b, memory = tissue
+        qw, qb, qmemory = quality
 
-    def final_head(g, taps, x):
-        v = patch_features(g, taps, x, whiten, a.chroma_weight)
-        d2 = nearest_head(g, v, memory, proj_w, proj_b)
-        mp = g.op("Sqrt", [d2])
-        g.nodes[-1].output[0] = "map"
-        peak = g.op("ReduceMax", ["map"], axes=[1, 2, 3], keepdims=0)
-        level = g.op("ReduceMean", ["map"], axes=[1, 2, 3], keepdims=0)
-        sc = g.op("Sub", [peak, level])
-        g.nodes[-1].output[0] = "score"
-        st = global_stats(g, taps, x)
-        qd2 = nearest_head(g, st, qmemory, qw, qb)
-        q = g.op("Sqrt", [qd2])
-        g.nodes.append(onnx.helper.make_node("Reshape", [q, g.const("q1", np.array([1], np.int64))],
-                                             ["quality"]))
-        del mp, sc
-        return [("score", [1]), ("map", [1, 1, MH, MW]), ("quality", [1])]
+        def head(g, taps, x):
+            v = patch_features(g, taps, x, whiten, a.chroma_weight)
+            d2 = nearest_head(g, v, memory, proj_w, proj_b, MH, MW)
+            g.op("Sqrt", [d2])
+            g.nodes[-1].output[0] = "map"
+            peak = g.op("ReduceMax", ["map"], axes=[1, 2, 3], keepdims=0)
+            g.nodes.append(onnx.helper.make_node("Identity", [peak], ["score"]))
+            st = global_stats(g, taps, x)
+            q = g.op("Sqrt", [nearest_head(g, st, qmemory, qw, qb, 1, 1)])
+            g.nodes.append(onnx.helper.make_node("Reshape", [q, g.const("q1", np.array([1], np.int64))],
+                                                 ["quality"]))
+            return [("score", [1]), ("map", [1, 1, MH, MW]), ("quality", [1])]
+        return model.graph(head)
 
-    final = model.graph(final_head)
+    # The quality statistics' scales: how far those of each half's crops lie
+    # from the nearest input of the fit without that half (first pass, floors),
+    # so that a statistic that moves with the content (the luma spread, the
+    # share of black corners) weighs less than one that moves with the optics.
+    first = {"a": fit([("a", fx_a)]), "b": fit([("b", fx_b)])}
+    scale = new_content_scale([(first["a"][1], first["a"][2], feats["b"]["stats"]),
+                               (first["b"][1], first["b"][2], feats["a"]["stats"])])
+    print(f"quality scales from new content: {scale.round(3)}", flush=True)
+    fits = {"a": (first["a"][0], fit_quality(first["a"][2], np.array(
+                ["frames"] * len(fit_frames) + list(fx_a)), scale)),
+            "b": (first["b"][0], fit_quality(first["b"][2], np.array(
+                ["frames"] * len(fit_frames) + list(fx_b)), scale)),
+            "final": fit([("real", real_fx), ("a", fx_a), ("b", fx_b)], scale)[:2]}
+    final = final_head(*fits["final"])
     onnx.checker.check_model(final)
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, "med8k-endoscope-patch.onnx")
     onnx.save(final, onnx_path)
     sess = session(onnx_path)
+    cross = {k: session(final_head(*fits[k]).SerializeToString()) for k in ("a", "b")}
 
-    # 5. Thresholds from the threshold inputs (never fitted on, no anomaly among them).
-    xt = np.concatenate([frames[thr_frames], real[real_thr]])
-    rt = run_batches(sess, xt, ["score", "quality", "map"])
-    thr_score = float(np.percentile(rt["score"], a.percentile))
-    thr_quality = float(np.percentile(rt["quality"], a.percentile))
-    thr_map = float(np.percentile(rt["map"], 99.9))
+    # 4. Thresholds (no anomaly among these inputs, none fitted on): the frames of
+    #    the threshold seeds (written model) and each half's crops scored by the
+    #    model fitted without that half.
+    names = ["score", "quality", "map"]
+    calib = [run_batches(sess, frames[thr_frames], names),
+             run_batches(cross["a"], half_b, names), run_batches(cross["b"], half_a, names)]
+    cal = {n: np.concatenate([c[n].ravel() for c in calib]) for n in names}
+    for lab, c in zip(["frames", "B by A", "A by B"], calib):
+        print(f"  {lab}: score {np.percentile(c['score'], [50, 90, 99, 100]).round(2)} "
+              f"quality {np.percentile(c['quality'], [50, 90, 99, 100]).round(2)}", flush=True)
+    thr_score = float(np.percentile(cal["score"], a.percentile))
+    thr_quality = float(np.percentile(cal["quality"], a.percentile))
+    thr_map = float(np.percentile(cal["map"], 99.9))
     print(f"thresholds: score {thr_score:.3f} quality {thr_quality:.3f} map {thr_map:.3f}", flush=True)
 
     sidecar = {
         "contract": 2,
         "name": "med8k-endoscope-patch",
-        "version": "1.0.0",
+        "version": "1.1.0",
         "sha256": sha256_file(onnx_path),
         "input": {"name": "input", "shape": [1, 3, H, W], "layout": "NCHW", "source": "frame-ycbcr",
                   "mean": None, "std": None},
@@ -441,15 +519,21 @@ def main():
     metrics = {
         "backbone": {"file": "ch_PP-OCRv4_det_infer.onnx", "wheel": BACKBONE_WHEEL,
                      "sha256": BACKBONE_SHA256, "taps": TAPS},
-        "fit": {"frames": int(len(fit_frames)), "real_crops": len(real_fit), "memory": a.memory,
-                "dims": a.dims, "chroma_weight": a.chroma_weight, "qdims": qd},
-        "thresholds_from": {"frames": int(n_thr_frames), "seeds": [int(s) for s in thr_seeds],
-                            "real_crops": len(real_thr), "percentile": a.percentile},
+        "fit": {"frames": int(len(fit_frames)), "real_crops": len(real) + len(half_a) + len(half_b),
+                "upside_down": a.flip, "memory": a.memory, "dims": a.dims,
+                "chroma_weight": a.chroma_weight, "qdims": int(fits["final"][1][0].shape[0])},
+        "thresholds_from": {"frames": int(len(thr_frames)), "seeds": [int(s) for s in thr_seeds],
+                            "cross_fitted_crops": len(half_a) + len(half_b),
+                            "percentile": a.percentile},
         "threshold": sidecar["threshold"],
         "onnx_bytes": os.path.getsize(onnx_path),
     }
     if a.dev:
-        metrics["dev"] = evaluate(sess, a.dev, thr_score, thr_quality)
+        # The development kinds on the dev set, scored by the model fitted on the
+        # frames and half A only: the dev set's crops come from half B's rows
+        # (--real-region dev-check), tissue that model never saw.
+        print("dev (the model fitted without half B):", flush=True)
+        metrics["dev"] = evaluate(cross["a"], a.dev, thr_score, thr_quality)
     metrics["seconds"] = round(time.time() - t_start, 1)
     write_metrics(a.out, metrics)
 
@@ -473,27 +557,33 @@ def evaluate(sess, path, thr_score, thr_quality):
         parts_s.append(rr["score"].ravel())
         parts_q.append(rr["quality"].ravel())
     ns, nq = np.concatenate(parts_s), np.concatenate(parts_q)
+    n_gen = len(parts_s[0])
     alt = index.get("altered", [])
     if alt:
         ar = run_batches(sess, np.load(os.path.join(path, "altered_inputs.npy"), mmap_mode="r"),
                          ["score", "quality"])
         ks, kq = ar["score"].ravel(), ar["quality"].ravel()
         kinds = np.array([x["kind"] for x in alt])
+        on_gen = np.array([x["base"] == "frame" for x in alt])
         both = lambda s, q: np.maximum(s / thr_score, q / thr_quality)  # noqa: E731
+        ne, ke = both(ns, nq), both(ks, kq)
+
+        def auc(neg, pos):
+            return round(auroc(np.r_[neg, pos], np.r_[np.zeros(len(neg), bool), np.ones(len(pos), bool)]), 4)
         per = {}
         for k in dict.fromkeys(kinds):
             m = kinds == k
-            lab = np.r_[np.zeros(len(ns), bool), np.ones(m.sum(), bool)]
             per[k] = {
-                "tissue": round(auroc(np.r_[ns, ks[m]], lab), 4),
-                "quality": round(auroc(np.r_[nq, kq[m]], lab), 4),
-                "either": round(auroc(np.r_[both(ns, nq), both(ks[m], kq[m])], lab), 4),
+                "tissue": auc(ns, ks[m]),
+                "quality": auc(nq, kq[m]),
+                "either": auc(ne, ke[m]),
+                "gen": auc(ne[:n_gen], ke[m & on_gen]),
+                "real": auc(ne[n_gen:], ke[m & ~on_gen]) if len(ne) > n_gen else None,
                 "caught": round(float(np.mean((ks[m] > thr_score) | (kq[m] > thr_quality))), 3),
             }
             print(f"  {k:14s} {per[k]}", flush=True)
         out["kinds"] = per
-        lab = np.r_[np.zeros(len(ns), bool), np.ones(len(ks), bool)]
-        out["either_auroc_all_dev"] = round(auroc(np.r_[both(ns, nq), both(ks, kq)], lab), 4)
+        out["either_auroc_all_dev"] = auc(ne, ke)
     out["false_alarm_rate_normal"] = round(float(np.mean((ns > thr_score) | (nq > thr_quality))), 4)
     print(f"  lesions {out['generator_lesions_image_auroc']}, overall {out.get('either_auroc_all_dev')}, "
           f"false alarms {out['false_alarm_rate_normal']}", flush=True)

@@ -64,7 +64,7 @@ def features(g, x, mean, std):
     wd[0, 0] = std[0]
     den = g.op("Conv", [x, g.const("luma_w", wd), g.const("luma_b", np.array([mean[0] + DENOM], dtype=np.float32))])
     r = g.op("Div", [num, den], base="hue")
-    return g.op("Concat", [r] + [g.box(r, k) for k in SCALES], base="features", axis=1)
+    return g.op("Concat", [r] + [g.box(r, k, 2, H, W) for k in SCALES], base="features", axis=1)
 
 
 def finish(g, outputs, batch="N"):
@@ -105,9 +105,9 @@ def d2_graph(g, x, mu, w, mean, std):
 def full_model(mu, w, mean, std, batch=1):
     g = Graph()
     d2_graph(g, "input", mu, w, mean, std)
-    g.box(g.nodes[-1].output[0], SMOOTH)
+    g.box(g.nodes[-1].output[0], SMOOTH, 1, H, W)
     g.nodes[-1].output[0] = "map"
-    s = g.box("map", SCORE_K)
+    s = g.box("map", SCORE_K, 1, H, W)
     s = g.op("ReduceMax", [s], axes=[1, 2, 3], keepdims=0)
     g.nodes.append(helper.make_node("Reshape", [s, g.const("shape", np.array([batch], dtype=np.int64))],
                                     ["score"]))

@@ -284,6 +284,7 @@ pub fn detection(
         model: model.to_path_buf(),
         samples: samples.to_path_buf(),
         bench_iters: if options.quick { 3 } else { 20 },
+        threads: 1,
     })?;
     let usage = meter.stop();
     let mut s = Scenario::new(

@@ -13,6 +13,8 @@
 //! - [`model`]: the model loaded once with tract, checked against its
 //!   contract, its plan shared by workers that each run their own
 //!   [`model::Runner`]; results are [`model::Detection`]s with boxes.
+//! - [`profile`]: tract's time per operator and per node of the optimised
+//!   plan, to see where a model spends its time.
 //! - [`schedule`]: "latest frame wins": a worker analyses the newest frame,
 //!   frames arriving while it is busy replace the waiting one and are counted
 //!   as skipped.
@@ -39,5 +41,6 @@ pub mod input;
 pub mod metrics;
 pub mod model;
 pub mod overlay;
+pub mod profile;
 pub mod run;
 pub mod schedule;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
@@ -83,7 +84,7 @@ pub enum ModelError {
 }
 
 /// One line of tract's error chain, for messages that stay on one line.
-fn one_line(e: &TractError) -> String {
+pub(crate) fn one_line(e: &TractError) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
@@ -304,6 +305,7 @@ impl Model {
         Ok(Runner {
             model: self.clone(),
             state,
+            executor: Executor::SingleThread,
         })
     }
 }
@@ -312,13 +314,32 @@ impl Model {
 #[derive(Debug)]
 pub struct Runner {
     model: Model,
-    state: TypedSimpleState,
+    pub(crate) state: TypedSimpleState,
+    executor: Executor,
 }
 
 impl Runner {
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// Run each inference on `threads` threads (tract's matrix products and
+    /// element-wise kernels split between them; 0 or 1: on the calling
+    /// thread, the default). Frames in parallel are the other way to use
+    /// cores: one runner per worker.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.executor = if threads > 1 {
+            Executor::multithread_with_name(threads, "med8k-tract")
+        } else {
+            Executor::SingleThread
+        };
+    }
+
+    /// `f` with tract's kernels on this runner's threads.
+    pub(crate) fn on_threads<R>(&mut self, f: impl FnOnce(&mut TypedSimpleState) -> R) -> R {
+        let state = &mut self.state;
+        multithread_tract_scope(self.executor.clone(), || f(state))
     }
 
     /// Run on a frame (a `frame-ycbcr` model): the frame is area-averaged to
@@ -415,10 +436,10 @@ impl Runner {
         }
         let input = Tensor::from_shape(&[1, ch, h, w], &tensor)
             .map_err(|e| ModelError::Run(one_line(&e)))?;
-        let outputs = self
-            .state
-            .run(tvec!(input.into()))
-            .map_err(|e| ModelError::Run(one_line(&e)))?;
+        let state = &mut self.state;
+        let outputs =
+            multithread_tract_scope(self.executor.clone(), || state.run(tvec!(input.into())))
+                .map_err(|e| ModelError::Run(one_line(&e)))?;
         let view = |i: usize| -> Result<Vec<f32>, ModelError> {
             let t = outputs
                 .get(i)
@@ -467,69 +488,6 @@ impl Runner {
             quality,
             quality_alarm,
         })
-    }
-}
-
-/// Time spent in one kind of operator of the optimised plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OpTime {
-    /// tract's operator name (after optimisation: `Conv`, `OptMatMul`, ...).
-    pub op: String,
-    /// Nodes of that operator in the plan.
-    pub nodes: usize,
-    /// Mean milliseconds per run, all those nodes together.
-    pub ms: f64,
-}
-
-impl Runner {
-    /// tract's op profile: `runs` runs of the plan on `tensor` (before the
-    /// sidecar's mean/std, as [`Runner::run_tensor`] takes it), each node
-    /// timed, summed by operator, slowest first; and the mean milliseconds
-    /// per whole run.
-    pub fn profile(
-        &mut self,
-        tensor: &[f32],
-        runs: usize,
-    ) -> Result<(f64, Vec<OpTime>), ModelError> {
-        let c = &self.model.inner.contract;
-        let (ch, h, w) = (c.input.channels(), c.input.height(), c.input.width());
-        if tensor.len() != ch * h * w {
-            return Err(ModelError::InputLength {
-                got: tensor.len(),
-                need: ch * h * w,
-            });
-        }
-        let input = Tensor::from_shape(&[1, ch, h, w], tensor)
-            .map_err(|e| ModelError::Run(one_line(&e)))?;
-        let mut by_node: std::collections::BTreeMap<usize, (String, f64)> = Default::default();
-        let started = std::time::Instant::now();
-        for _ in 0..runs.max(1) {
-            self.state
-                .run_plan_with_eval(tvec!(input.clone().into()), |s, op_state, node, inputs| {
-                    let t = std::time::Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(s, op_state, node, inputs);
-                    let e = by_node
-                        .entry(node.id)
-                        .or_insert_with(|| (node.op().name().to_string(), 0.0));
-                    e.1 += t.elapsed().as_secs_f64();
-                    r
-                })
-                .map_err(|e| ModelError::Run(one_line(&e)))?;
-        }
-        let runs = runs.max(1) as f64;
-        let total_ms = 1e3 * started.elapsed().as_secs_f64() / runs;
-        let mut by_op: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
-        for (op, t) in by_node.into_values() {
-            let e = by_op.entry(op).or_default();
-            e.0 += 1;
-            e.1 += 1e3 * t / runs;
-        }
-        let mut ops: Vec<OpTime> = by_op
-            .into_iter()
-            .map(|(op, (nodes, ms))| OpTime { op, nodes, ms })
-            .collect();
-        ops.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        Ok((total_ms, ops))
     }
 }
 

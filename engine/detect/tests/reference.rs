@@ -134,6 +134,43 @@ fn tract_matches_onnxruntime_on_the_reference_models() {
     }
 }
 
+/// A runner on two threads gives the detection one thread gives, and tract's
+/// plans of the reference models have no pooling operator left (the box means
+/// are depthwise Convs: tract ran AveragePool several times slower); the
+/// profile lists every node of the plan once, under its operator.
+#[test]
+fn two_threads_give_the_same_detection_and_no_pooling_is_left() {
+    let x = input();
+    for rel in [PATCH, CAE] {
+        let model = Model::load(&models_dir().join(rel)).unwrap();
+        let mut one = model.runner().unwrap();
+        let mut two = model.runner().unwrap();
+        two.set_threads(2);
+        let a = one.run_tensor(0, x.clone(), (256, 144)).unwrap();
+        let b = two.run_tensor(0, x.clone(), (256, 144)).unwrap();
+        close(a.score, b.score, &format!("{rel} score, 1 and 2 threads"));
+        for (i, (u, v)) in a.map.unwrap().iter().zip(&b.map.unwrap()).enumerate() {
+            close(*u, *v, &format!("{rel} map[{i}], 1 and 2 threads"));
+        }
+        assert_eq!(a.quality.is_some(), b.quality.is_some());
+        if let (Some(u), Some(v)) = (a.quality, b.quality) {
+            close(u, v, &format!("{rel} quality, 1 and 2 threads"));
+        }
+        let p = two.profile(&x, 1).unwrap();
+        assert!(p.ms_per_run > 0.0 && !p.nodes.is_empty(), "{rel}");
+        assert!(
+            p.ops.iter().all(|o| !o.op.contains("Pool")),
+            "{rel}: {:?}",
+            p.ops
+        );
+        assert_eq!(
+            p.ops.iter().map(|o| o.nodes).sum::<usize>(),
+            p.nodes.len(),
+            "{rel}"
+        );
+    }
+}
+
 /// A copy of the patch model whose sidecar `edit` changes (SHA-256 kept).
 fn patch_copy(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
     let src = models_dir().join(PATCH);

@@ -4,7 +4,10 @@
 //!
 //! Each fixture is split by rows: the top 60 % is the [`Region::Fit`] region,
 //! the rest the [`Region::Eval`] region, so a detector fitted on crops of one
-//! never sees the pixels it is evaluated on. A crop is a random window
+//! never sees the pixels it is evaluated on. The fit rows are split again in
+//! two halves ([`Region::DevFit`], [`Region::DevCheck`]) for design choices:
+//! a model fitted on the first half, checked on the second, meets tissue it
+//! never saw without anyone looking at the evaluation rows. A crop is a random window
 //! (0.6-1.0 times the model's size in fixture pixels, so magnified up to
 //! 1.7x, possibly mirrored) resampled bilinearly to the model's size. The
 //! seven bands become R'G'B' by a plain band mix (R: 610 and 650 nm, G: 530
@@ -24,6 +27,23 @@ pub enum Region {
     Fit,
     /// The bottom 40 %: for evaluation only.
     Eval,
+    /// The top 30 % (the first half of the fit rows): a development fit.
+    DevFit,
+    /// Rows 30-60 % (the second half of the fit rows): checks a development fit.
+    DevCheck,
+}
+
+impl Region {
+    /// The rows it covers in a fixture of `height` rows, `[from, to)`.
+    pub fn rows(self, height: usize) -> (usize, usize) {
+        let fit = height * 3 / 5;
+        match self {
+            Region::Fit => (0, fit),
+            Region::Eval => (fit, height),
+            Region::DevFit => (0, fit / 2),
+            Region::DevCheck => (fit / 2, fit),
+        }
+    }
 }
 
 /// One crop.
@@ -89,11 +109,7 @@ pub fn crops(
                 }
             }
         }
-        let split = fh * 3 / 5;
-        let (r0, r1) = match region {
-            Region::Fit => (0, split),
-            Region::Eval => (split, fh),
-        };
+        let (r0, r1) = region.rows(fh);
         let mut rng =
             seed ^ (f as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ (region as u64) << 7;
         let mut uniform = || {
@@ -148,6 +164,13 @@ mod tests {
         let fit = crops(Region::Fit, 2, 64, 36, 1).unwrap();
         let eval = crops(Region::Eval, 2, 64, 36, 1).unwrap();
         assert_eq!((fit.len(), eval.len()), (6, 6));
+        // The development halves partition the fit rows; evaluation rows stay apart.
+        assert_eq!(Region::Fit.rows(384), (0, 230));
+        assert_eq!(Region::Eval.rows(384), (230, 384));
+        assert_eq!(Region::DevFit.rows(384), (0, 115));
+        assert_eq!(Region::DevCheck.rows(384), (115, 230));
+        let dev = crops(Region::DevCheck, 2, 64, 36, 1).unwrap();
+        assert!(dev.iter().zip(&fit).all(|(d, f)| d.tensor != f.tensor));
         assert_eq!(fit[0].tensor.len(), 3 * 64 * 36);
         assert_eq!(
             crops(Region::Fit, 2, 64, 36, 1).unwrap()[3].tensor,

@@ -2,12 +2,19 @@
 """Fit and export med8k-endoscope-patch: a PatchCore-style detector on the first
 stages of a pretrained CNN that a PyPI wheel ships, with an image-quality alarm.
 
-    python3 models/endoscope-patch/fit.py --train DIR [--dev DIR] [--out DIR]
+    python3 models/endoscope-patch/fit.py --train DIR --halves A B [--dev DIR] [--out DIR]
 
-`--train` is a `med8k samples dataset --real N` directory (normal frames only are
-used; anomalous frames and anomaly kinds never are). `--dev` (optional) is one
-made with `--kinds dev`: the development kinds, never the held-out ones, are
-scored there with onnxruntime on the written file. See MODEL_CARD.md.
+`--train` is a `med8k samples dataset --real N` directory: the normal frames of
+the fitting seeds (anomalous frames and anomaly kinds are never used; the last
+four seeds' frames set thresholds) and crops of the fixtures' fit rows. `A` and
+`B` hold crops of the two halves of the fit rows (`--no-frames --real N
+--real-region dev-fit`, `dev-check`): the model is fitted three times, on the
+frames with A, with B, and with every crop (the one written); the first two
+score the half they never saw, and the thresholds come from those scores, so
+that tissue new to the model does not raise an alarm. `--dev` (optional) is a
+`--kinds dev` set with `--real-region dev-check` crops: the development kinds,
+never the held-out ones, scored with onnxruntime by the fit that never saw
+those rows. See MODEL_CARD.md.
 
 Backbone: the first three stages (stride 2, 4 and 8) of PP-OCRv4's text detector
 (a PPLCNetV3), the file `models/ch_PP-OCRv4_det_infer.onnx` inside the
@@ -20,15 +27,16 @@ The exported graph (opset 13, fixed shape [1,3,144,256], what tract runs):
   backbone to stride 8 ->
   tissue: 3x3 mean of the stride-4 and stride-8 features, stride-4 pooled 2x2,
           concatenated with the luma-normalised whitened chroma (x CHROMA_W), at
-          18x32; projected (1x1 Conv, PCA of normal patches); squared distance to
-          the nearest of M memory patches (1x1 Conv + ReduceMin: the greedy
-          k-centre coreset of normal patches) -> `map` [1,1,18,32] (distance),
-          `score` [1] = its maximum;
+          18x32; the 576 positions as rows, projected (PCA of normal patches) and
+          multiplied with the M memory patches (the greedy k-centre coreset of
+          normal patches, upside-down crops included), the maximum along the
+          memory: distance to the nearest -> `map` [1,1,18,32], `score` [1] = its
+          maximum;
   quality: eight statistics of how the picture was taken (detail ratios at three
           scales and of the backbone's first stages, luma mean and spread, chroma
-          saturation, shares of near-white and near-black), standardised over the
-          normal fitting inputs, distance to the nearest normal input's vector ->
-          `quality` [1].
+          saturation, shares of near-white and near-black), each scaled by how far
+          it moves on content a fit never saw, distance to the nearest normal
+          input's vector -> `quality` [1].
 """
 import argparse
 import importlib.util

@@ -1,4 +1,4 @@
-//! The reference models in `models/` in tract against onnxruntime on the same
+//! The frame models in `models/` in tract against onnxruntime on the same
 //! ONNX bytes and input (a runtime this project did not make), and the
 //! contract-2 image-quality alarm. Without `python3 -c "import onnxruntime"`
 //! the comparison prints SKIPPED; `MED8K_REQUIRE_ORT=1` makes that a failure.
@@ -17,6 +17,7 @@ fn models_dir() -> PathBuf {
 
 const PATCH: &str = "endoscope-patch/med8k-endoscope-patch.onnx";
 const CAE: &str = "endoscope-cae/med8k-endoscope-cae.onnx";
+const GAUSS: &str = "endoscope/med8k-endoscope-gauss.onnx";
 
 /// A frame-like input `[3, 144, 256]` in the tensor's ranges: a smooth reddish
 /// field with texture, a dark disc and a bright bar.
@@ -96,7 +97,7 @@ fn close(a: f32, b: f32, what: &str) {
 #[test]
 fn tract_matches_onnxruntime_on_the_reference_models() {
     let x = input();
-    for (rel, has_quality) in [(PATCH, true), (CAE, false)] {
+    for (rel, has_quality) in [(PATCH, true), (CAE, false), (GAUSS, false)] {
         let path = models_dir().join(rel);
         let model = Model::load(&path).unwrap();
         let c = model.contract();
@@ -141,7 +142,7 @@ fn tract_matches_onnxruntime_on_the_reference_models() {
 #[test]
 fn two_threads_give_the_same_detection_and_no_pooling_is_left() {
     let x = input();
-    for rel in [PATCH, CAE] {
+    for rel in [PATCH, CAE, GAUSS] {
         let model = Model::load(&models_dir().join(rel)).unwrap();
         let mut one = model.runner().unwrap();
         let mut two = model.runner().unwrap();

@@ -505,6 +505,25 @@ impl Encoder {
     }
 }
 
+/// The codec's size limits: a picture of `layout` that is empty, wider or
+/// taller than [`MAX_DIMENSION`] or of more than [`MAX_BANDS`] planes is an
+/// [`EncodeError::Size`].
+pub(crate) fn check_size(layout: Layout, width: u32, height: u32) -> Result<(), EncodeError> {
+    if width == 0
+        || height == 0
+        || width > MAX_DIMENSION
+        || height > MAX_DIMENSION
+        || layout.plane_count() > usize::from(MAX_BANDS)
+    {
+        return Err(EncodeError::Size {
+            width,
+            height,
+            planes: layout.plane_count(),
+        });
+    }
+    Ok(())
+}
+
 /// Steps per picture for `levels` wavelet levels.
 pub fn step_count(levels: u8) -> usize {
     1 + 3 * usize::from(levels)

@@ -29,8 +29,7 @@ use rayon::prelude::*;
 
 use crate::cpu::CpuEncoder;
 use crate::{
-    Config, EncodeBackend, EncodeError, InvalidConfig, MAX_BANDS, MAX_DIMENSION, Mode, Params,
-    Steps, step_count, stream,
+    Config, EncodeBackend, EncodeError, InvalidConfig, Mode, Params, Steps, step_count, stream,
 };
 use med8k_media::picture::{Layout, Picture};
 
@@ -62,18 +61,7 @@ impl StripEncoder {
             }
             .into());
         }
-        if width == 0
-            || height == 0
-            || width > MAX_DIMENSION
-            || height > MAX_DIMENSION
-            || layout.plane_count() > usize::from(MAX_BANDS)
-        {
-            return Err(EncodeError::Size {
-                width,
-                height,
-                planes: layout.plane_count(),
-            });
-        }
+        crate::check_size(layout, width, height)?;
         if !(1..=16).contains(&bit_depth) {
             return Err(EncodeError::Mismatch {
                 expected: "1 to 16 bits".into(),

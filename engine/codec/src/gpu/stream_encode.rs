@@ -109,12 +109,8 @@ impl GpuStreamEncoder {
                 got: format!("{}-bit {}", shape.bit_depth, shape.layout),
             });
         }
-        if shape.width == 0
-            || shape.height == 0
-            || shape.width > crate::MAX_DIMENSION
-            || shape.height > crate::MAX_DIMENSION
-            || !(1..=16).contains(&shape.bit_depth)
-        {
+        crate::check_size(shape.layout, shape.width, shape.height)?;
+        if !(1..=16).contains(&shape.bit_depth) {
             return Err(EncodeError::Size {
                 width: shape.width,
                 height: shape.height,

@@ -62,15 +62,16 @@ pub struct BitWriter {
 
 impl BitWriter {
     /// Append the low `n` (≤ 32) bits of `v`.
-    #[inline]
+    #[inline(always)]
     pub fn put(&mut self, v: u32, n: u32) {
         debug_assert!(n <= 32 && (n == 32 || v >> n == 0));
         self.acc = (self.acc << n) | u64::from(v);
         self.bits += n;
         if self.bits >= 32 {
+            // Bits above the `bits` still to go are stale; every read of
+            // `acc` truncates them away.
             self.bits -= 32;
             self.words.push((self.acc >> self.bits) as u32);
-            self.acc &= (1u64 << self.bits) - 1;
         }
     }
 
@@ -264,14 +265,15 @@ fn context(t: u32) -> usize {
     (bitlen(t).min(16) - 1) as usize
 }
 
-#[inline]
+#[inline(always)]
 fn put_rice(out: &mut BitWriter, u: u32, k: u32) {
     let q = u >> k;
-    if q < ESCAPE {
+    if q < ESCAPE && q + 1 + k <= 32 {
+        // The zeros, the one and the low bits in one go.
+        out.put((1 << k) | (u & ((1u32 << k) - 1)), q + 1 + k);
+    } else if q < ESCAPE {
         out.put(1, q + 1);
-        if k > 0 {
-            out.put(u & ((1u32 << k) - 1), k);
-        }
+        out.put(u & ((1u32 << k) - 1), k);
     } else {
         out.put(0, ESCAPE);
         out.put(u, 32);
@@ -289,7 +291,7 @@ fn get_rice(r: &mut BitReader<'_>, k: u32) -> Result<u32, BlockError> {
 }
 
 /// Encode one block of `coef` with quantiser `step` into `out` (which must be
-/// empty); `row` is scratch. Returns the number of words.
+/// empty); `rows` is scratch. Returns the number of words.
 pub fn encode_block(
     coef: &[i32],
     block: &Block,
@@ -297,37 +299,82 @@ pub fn encode_block(
     out: &mut BitWriter,
     rows: &mut Vec<u32>,
 ) -> usize {
+    // Lossless gets its own copy of the loop, without the quantiser.
+    let widest = if step == STEP_ONE {
+        code_block::<true>(coef, block, step, out, rows)
+    } else {
+        code_block::<false>(coef, block, step, out, rows)
+    };
     let (w, h) = (block.width as usize, block.height as usize);
-    let at = |x: usize, y: usize| coef[block.offset as usize + y * block.stride as usize + x];
+    let wb = bitlen(widest);
+    let plain = 7 + (w * h) as u64 * u64::from(wb);
+    if out.len_bits() > plain {
+        out.clear();
+        out.put(1, 1);
+        out.put(wb, 6);
+        for y in 0..h {
+            for &c in block_row(coef, block, y) {
+                out.put(zigzag(quantise(c, step)), wb);
+            }
+        }
+    }
+    out.finish().len()
+}
+
+/// Row `y` of `block` in `coef`.
+#[inline]
+fn block_row<'a>(coef: &'a [i32], block: &Block, y: usize) -> &'a [i32] {
+    let start = block.offset as usize + y * block.stride as usize;
+    &coef[start..start + block.width as usize]
+}
+
+/// The coded form of a block (mode bit 0 onwards) into `out`; gives the
+/// widest zigzag value, for the choice of the plain form.
+///
+/// The two rows of magnitudes carry a zero on each side, so the neighbours
+/// of the first and last columns need no test; the row above the first is
+/// all zeros, which is what "outside the block" means.
+#[inline(always)]
+fn code_block<const LOSSLESS: bool>(
+    coef: &[i32],
+    block: &Block,
+    step: u32,
+    out: &mut BitWriter,
+    rows: &mut Vec<u32>,
+) -> u32 {
+    let (w, h) = (block.width as usize, block.height as usize);
+    let quant = |c: i32| if LOSSLESS { c } else { quantise(c, step) };
     rows.clear();
-    rows.resize(2 * w + 1, 0);
-    let (mut prev, mut cur) = (0usize, w);
+    rows.resize(2 * (w + 2), 0);
+    let (mut above, mut here) = rows.split_at_mut(w + 2);
     let mut m = Model::new();
     let mut widest = 0u32;
     out.put(0, 1);
     for y in 0..h {
+        let src = block_row(coef, block, y);
         let mut x = 0;
         while x < w {
-            let t = activity(rows, prev, cur, x, y > 0, w);
+            // Column x sits at x + 1 in the padded rows.
+            let t = 2 * here[x] + 2 * above[x + 1] + above[x] + above[x + 2];
             if t > 0 {
-                let q = quantise(at(x, y), step);
+                let q = quant(src[x]);
                 let u = zigzag(q);
                 widest = widest.max(u);
                 let cx = context(t);
                 put_rice(out, u, m.k(cx));
                 m.update(cx, u);
-                rows[cur + x] = q.unsigned_abs().min(MAG_CAP);
+                here[x + 1] = q.unsigned_abs().min(MAG_CAP);
                 x += 1;
                 continue;
             }
             let mut run = 0;
             let mut q = 0;
             while x + run < w {
-                q = quantise(at(x + run, y), step);
+                q = quant(src[x + run]);
                 if q != 0 {
                     break;
                 }
-                rows[cur + x + run] = 0;
+                here[x + run + 1] = 0;
                 run += 1;
             }
             let mut rest = run as u32;
@@ -343,33 +390,20 @@ pub fn encode_block(
                 }
                 break;
             }
-            out.put(0, 1);
-            if J[m.ri] > 0 {
-                out.put(rest, J[m.ri]);
-            }
+            // The interruption: a zero, the remainder in J[ri] bits (none
+            // when J[ri] is 0, and then `rest` is 0 too).
+            out.put(rest, J[m.ri] + 1);
             m.ri = m.ri.saturating_sub(1);
             let u = zigzag(q);
             widest = widest.max(u);
             put_rice(out, u - 1, m.k(RUN_CONTEXT));
             m.update(RUN_CONTEXT, u - 1);
-            rows[cur + x] = q.unsigned_abs().min(MAG_CAP);
+            here[x + 1] = q.unsigned_abs().min(MAG_CAP);
             x += 1;
         }
-        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(&mut above, &mut here);
     }
-    let wb = bitlen(widest);
-    let plain = 7 + (w * h) as u64 * u64::from(wb);
-    if out.len_bits() > plain {
-        out.clear();
-        out.put(1, 1);
-        out.put(wb, 6);
-        for y in 0..h {
-            for x in 0..w {
-                out.put(zigzag(quantise(at(x, y), step)), wb);
-            }
-        }
-    }
-    out.finish().len()
+    widest
 }
 
 /// Decode one block from `words` into `coef` (dequantised with `step`).

@@ -165,20 +165,37 @@ fn encode_strips(args: &EncodeArgs, config: &Config) -> anyhow::Result<Outcome> 
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    let written = (|| -> anyhow::Result<u64> {
+    // One strip per thread is coded while the next batch is read: the file
+    // is read on its own thread, so reading and coding overlap, and at most
+    // two batches are in memory.
+    let batch = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let (layout, width, height) = (rows.layout(), rows.width(), rows.height());
+    let heights: Vec<u32> = (0..enc.strips()).map(|s| enc.strip_height(s)).collect();
+    let written = std::thread::scope(|scope| -> anyhow::Result<u64> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<_>>>(0);
+        let input = &args.input;
+        scope.spawn(move || {
+            for chunk in heights.chunks(batch as usize) {
+                let strips = chunk
+                    .iter()
+                    .map(|&h| {
+                        rows.next_rows(h)?
+                            .with_context(|| format!("{}: ends early", input))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>();
+                let failed = strips.is_err();
+                // A closed channel means the coder stopped: nothing to read for.
+                if tx.send(strips).is_err() || failed {
+                    return;
+                }
+            }
+        });
         out.write_all(&vec![0u8; enc.header_len()])?;
         let mut bytes = enc.header_len() as u64;
-        // Two strips per thread in flight: enough to keep every core busy.
-        let batch = 2 * std::thread::available_parallelism().map_or(1, |n| n.get());
         while enc.coded() < enc.strips() {
-            let first = enc.coded();
-            let n = (batch as u32).min(enc.strips() - first);
-            let strips = (first..first + n)
-                .map(|s| {
-                    rows.next_rows(enc.strip_height(s))?
-                        .with_context(|| format!("{}: ends early", args.input))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let strips = rx
+                .recv()
+                .with_context(|| format!("{}: the reader stopped", args.input))??;
             for slice in enc.code(&strips)? {
                 out.write_all(&slice)?;
                 bytes += slice.len() as u64;
@@ -188,7 +205,7 @@ fn encode_strips(args: &EncodeArgs, config: &Config) -> anyhow::Result<Outcome> 
         out.write_all(&enc.header()?)?;
         out.flush()?;
         Ok(bytes)
-    })();
+    });
     let bytes = match written {
         Ok(b) => b,
         Err(e) => {
@@ -197,9 +214,8 @@ fn encode_strips(args: &EncodeArgs, config: &Config) -> anyhow::Result<Outcome> 
             return Err(e.context(format!("coding {}", args.input)));
         }
     };
-    let samples =
-        rows.layout().plane_count() as u64 * u64::from(rows.width()) * u64::from(rows.height());
-    let bpp = 8.0 * bytes as f64 / (f64::from(rows.width()) * f64::from(rows.height()));
+    let samples = layout.plane_count() as u64 * u64::from(width) * u64::from(height);
+    let bpp = 8.0 * bytes as f64 / (f64::from(width) * f64::from(height));
     println!(
         "1 frame(s) -> {bytes} bytes, {bpp:.3} bits/pixel, {:.2}:1 against 16-bit samples (coded in {} strips)",
         (samples * 2) as f64 / bytes as f64,

@@ -149,9 +149,10 @@ impl AreaSums {
 
 /// The [`AreaSums`] of planes given as row readers.
 ///
-/// `dims[p]` is `(cols, rows, shift_x, shift_y)` of plane `p`; `read(p, row, buf)`
-/// fills `buf` (`cols` long) with row `row` of plane `p`, as code values of at
-/// most 16 bits.
+/// `dims[p]` is `(cols, rows, shift_x, shift_y)` of plane `p`;
+/// `read(p, row, buf, add)` puts row `row` of plane `p` into `buf` (`cols`
+/// long) as code values of at most 16 bits, added to what is there when
+/// `add` and in its place otherwise.
 fn area_sums<F>(
     width: usize,
     height: usize,
@@ -162,7 +163,7 @@ fn area_sums<F>(
     read: F,
 ) -> AreaSums
 where
-    F: Fn(usize, usize, &mut [u32]) + Sync,
+    F: Fn(usize, usize, &mut [u32], bool) + Sync,
 {
     let plane_taps: Vec<_> = dims
         .iter()
@@ -176,18 +177,31 @@ where
             .par_chunks_exact_mut(out_w)
             .zip(ty.par_iter())
             .for_each_init(
-                || (vec![0u64; cols], vec![0u32; cols]),
-                |(acc, row), (dst, row_taps)| {
+                || (vec![0u64; cols], vec![0u32; cols], vec![0u32; cols]),
+                |(acc, whole, row), (dst, row_taps)| {
+                    // Rows wholly under the output (the common weight) are
+                    // added plainly and weighted once at the end; only the
+                    // partly covered rows at the edges take a multiply per
+                    // sample. At most 65536 rows of 65535: inside a u32.
+                    let full = row_taps.iter().map(|t| t.1).max().unwrap_or(0);
                     acc.fill(0);
+                    whole.fill(0);
                     for &(sy, wy) in row_taps {
-                        read(p, sy, row);
-                        for (a, &v) in acc.iter_mut().zip(row.iter()) {
-                            *a += wy * u64::from(v);
+                        if wy == full {
+                            read(p, sy, whole, true);
+                        } else {
+                            read(p, sy, row, false);
+                            for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                                *a += wy * u64::from(v);
+                            }
                         }
                     }
                     for (d, col_taps) in dst.iter_mut().zip(tx) {
                         // At most width · height · 65535: exact for sides up to 2^24.
-                        *d = col_taps.iter().map(|&(sx, wx)| wx * acc[sx]).sum();
+                        *d = col_taps
+                            .iter()
+                            .map(|&(sx, wx)| wx * (acc[sx] + full * u64::from(whole[sx])))
+                            .sum();
                     }
                 },
             );
@@ -267,11 +281,17 @@ pub fn ycbcr_sums<T: Sample>(
         out_w,
         out_h,
         full_scale,
-        |p, row, buf| {
+        |p, row, buf, add| {
             let pl = &list[p];
             let src = &pl.data[row * pl.stride..][..buf.len()];
-            for (b, &s) in buf.iter_mut().zip(src) {
-                *b = s.code();
+            if add {
+                for (b, &s) in buf.iter_mut().zip(src) {
+                    *b += s.code();
+                }
+            } else {
+                for (b, &s) in buf.iter_mut().zip(src) {
+                    *b = s.code();
+                }
             }
         },
     ))
@@ -435,16 +455,25 @@ pub fn frame_sums(frame: &VideoFrame, width: u32, height: u32) -> Result<AreaSum
             let l = frame.layout().planes()[0];
             let bytes = frame.plane(0);
             let dims = [(fw, fh, 0, 0), (cw, fh, 1, 0), (cw, fh, 1, 0)];
-            Ok(area_sums(fw, fh, &dims, ow, oh, 1023, |p, row, buf| {
-                v210_row(&bytes[row * l.stride..][..l.row_bytes], p, buf);
-            }))
+            Ok(area_sums(
+                fw,
+                fh,
+                &dims,
+                ow,
+                oh,
+                1023,
+                |p, row, buf, add| {
+                    v210_row(&bytes[row * l.stride..][..l.row_bytes], p, buf, add);
+                },
+            ))
         }
         other => Err(InputError::UnsupportedFormat(other)),
     }
 }
 
-/// Decode plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one v210 row into `buf` (10-bit codes).
-fn v210_row(row: &[u8], p: usize, buf: &mut [u32]) {
+/// Decode plane `p` (0 = Y', 1 = Cb, 2 = Cr) of one v210 row into `buf`
+/// (10-bit codes), added to what is there when `add`.
+fn v210_row(row: &[u8], p: usize, buf: &mut [u32], add: bool) {
     let s = |wd: u32, k: u32| (wd >> (10 * k)) & 0x3ff;
     let slots = med8k_media::frame::v210::group_slots(p);
     for (g, words) in row.chunks_exact(16).enumerate() {
@@ -462,7 +491,8 @@ fn v210_row(row: &[u8], p: usize, buf: &mut [u32]) {
         };
         for (k, &(wi, slot)) in slots.iter().enumerate() {
             if let Some(b) = buf.get_mut(base + k) {
-                *b = s(word(wi), slot);
+                let v = s(word(wi), slot);
+                *b = if add { *b + v } else { v };
             }
         }
     }
@@ -506,11 +536,19 @@ pub fn mask_to_map(mask: &[u8], mw: usize, mh: usize, out_w: usize, out_h: usize
     if mw == 0 || mh == 0 || out_w == 0 || out_h == 0 || mask.len() < mw * mh {
         return vec![0.0; out_w * out_h];
     }
-    area_sums(mw, mh, &[(mw, mh, 0, 0)], out_w, out_h, 1, |_, row, buf| {
-        for (b, &m) in buf.iter_mut().zip(&mask[row * mw..][..mw]) {
-            *b = u32::from(m != 0);
-        }
-    })
+    area_sums(
+        mw,
+        mh,
+        &[(mw, mh, 0, 0)],
+        out_w,
+        out_h,
+        1,
+        |_, row, buf, add| {
+            for (b, &m) in buf.iter_mut().zip(&mask[row * mw..][..mw]) {
+                *b = u32::from(m != 0) + if add { *b } else { 0 };
+            }
+        },
+    )
     .tensor()
 }
 
@@ -662,6 +700,66 @@ mod tests {
                 got: 3
             })
         );
+    }
+
+    /// The sums against their definition, pixel by pixel: every frame pixel
+    /// under an output adds its covered area (in units of 1/out_w by
+    /// 1/out_h) times its sample. The ratios leave rows and columns partly
+    /// covered at different weights, and chroma is subsampled both ways.
+    #[test]
+    fn sums_are_the_covered_areas_at_awkward_ratios() {
+        let (w, h) = (37usize, 23usize);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 16) as u16 & 0x3ff
+        };
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let y: Vec<u16> = (0..w * h).map(|_| next()).collect();
+        let cb: Vec<u16> = (0..cw * ch).map(|_| next()).collect();
+        let cr: Vec<u16> = (0..cw * ch).map(|_| next()).collect();
+        let planes = YCbCrPlanes {
+            width: w,
+            height: h,
+            bit_depth: 10,
+            chroma_shift: (1, 1),
+            y: Plane {
+                data: &y,
+                stride: w,
+            },
+            cb: Plane {
+                data: &cb,
+                stride: cw,
+            },
+            cr: Plane {
+                data: &cr,
+                stride: cw,
+            },
+        };
+        let overlap = |i: usize, o: usize, pixels: usize, out: usize| -> u64 {
+            let (a, b) = (o * pixels, (o + 1) * pixels);
+            (((i + 1) * out).min(b)).saturating_sub((i * out).max(a)) as u64
+        };
+        for (ow, oh) in [(5, 4), (7, 3), (36, 22), (2, 9)] {
+            let got = ycbcr_sums(&planes, ow, oh).unwrap();
+            let mut want = vec![0u64; 3 * ow * oh];
+            for (p, data) in [&y, &cb, &cr].into_iter().enumerate() {
+                let (shift, stride) = if p == 0 { (0, w) } else { (1, cw) };
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut sum = 0u64;
+                        for j in 0..h {
+                            for i in 0..w {
+                                let a = overlap(i, ox, w, ow) * overlap(j, oy, h, oh);
+                                sum += a * u64::from(data[(j >> shift) * stride + (i >> shift)]);
+                            }
+                        }
+                        want[(p * oh + oy) * ow + ox] = sum;
+                    }
+                }
+            }
+            assert_eq!(got.sums, want, "{ow}x{oh}");
+        }
     }
 
     #[test]

@@ -14,8 +14,11 @@
 //!   in the codec's input layout (`sums_of_buffer`, as beside the GPU
 //!   encoder): kernel and read-back only. Without a GPU adapter both print
 //!   `SKIPPED`; on lavapipe the figures are a software rasteriser's.
-//! - `detect/endoscope_cae`, `detect/endoscope_gauss`, `detect/rx_tile`: one
-//!   run of each reference model (`models/`) on its input, one thread.
+//! - `detect/endoscope_patch`, `detect/endoscope_cae`, `detect/endoscope_gauss`,
+//!   `detect/rx_tile`: one run of each reference model (`models/`) on its
+//!   input, one thread.
+//! - `detect/analyse_8k/<model>`: a frame's whole analysis, its input from the
+//!   8K planes and then the model: what keeps pace with the camera or not.
 //!
 //! Analysing 30 frames/s of the 8K stream needs input plus model under
 //! 33 ms. The onnxruntime comparison is `med8k eval detect`.
@@ -75,6 +78,10 @@ fn bench(c: &mut Criterion) {
     gpu_input(&mut g, &pic, &tensor);
 
     for (name, file) in [
+        (
+            "endoscope_patch",
+            "endoscope-patch/med8k-endoscope-patch.onnx",
+        ),
         ("endoscope_cae", "endoscope-cae/med8k-endoscope-cae.onnx"),
         ("endoscope_gauss", "endoscope/med8k-endoscope-gauss.onnx"),
     ] {
@@ -82,6 +89,13 @@ fn bench(c: &mut Criterion) {
         let mut runner = model.runner().expect("runner");
         g.bench_function(name, |b| {
             b.iter(|| black_box(runner.run_tensor(0, tensor.clone(), (w, h)).expect("run")))
+        });
+        // The whole analysis of one frame: its input from the 8K planes, then the model.
+        g.bench_function(format!("analyse_8k/{name}"), |b| {
+            b.iter(|| {
+                let t = ycbcr_tensor(&planes, 256, 144).expect("tensor");
+                black_box(runner.run_tensor(0, t, (w, h)).expect("run"))
+            })
         });
     }
 

@@ -126,6 +126,57 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
     assert!(av1.iter().all(|p| *p > 20.0 && p.is_finite()), "{av1:?}");
     assert!(av1[0] >= av1[2], "{av1:?}");
 
+    // Over the link: every class's frames crossed the QUIC link through the
+    // relay and were decoded at the far end; the lossless run came back
+    // bit-exact, the lossy ones have a PSNR; the wire carried at least the
+    // coded bytes; latency since capture grows from coded to delivered.
+    let value = |name: &str| figure(remote, name)["value"].as_f64().unwrap();
+    for class in [
+        "in-hospital 5 Gbit/s lossless",
+        "in-hospital 5 Gbit/s",
+        "inter-hospital 150 Mbit/s",
+        "fall-back 40 Mbit/s",
+        "fall-back 20 Mbit/s",
+    ] {
+        let c = format!("{class} over the link");
+        let delivered = value(&format!("{c}: frames delivered"));
+        assert!(delivered >= 1.0, "{c}: nothing delivered");
+        assert!(value(&format!("{c}: frames decoded")) >= 1.0, "{c}");
+        assert!(value(&format!("{c}: delivered rate")) > 0.0, "{c}");
+        for f in ["dropped before the link", "lost", "late"] {
+            assert!(value(&format!("{c}: frames {f}")) >= 0.0, "{c}: {f}");
+        }
+        let coded = value(&format!("{c}: coded bytes"));
+        assert!(coded > 0.0 && value(&format!("{c}: bytes on the wire")) >= coded);
+        let at = |stage: &str, q: &str| value(&format!("{c}: capture→{stage} {q}"));
+        for stage in ["coded", "delivered"] {
+            let (p50, p99, max) = (at(stage, "p50"), at(stage, "p99"), at(stage, "max"));
+            assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{c} {stage}");
+        }
+        assert!(at("delivered", "max") >= at("coded", "p50"), "{c}");
+        if class.ends_with("lossless") {
+            assert_eq!(
+                value(&format!("{c}: decoded frames bit-exact")),
+                value(&format!("{c}: frames decoded")),
+                "{c}"
+            );
+            assert_eq!(value(&format!("{c}: decoded frames not bit-exact")), 0.0);
+        } else {
+            let psnr = value(&format!("{c}: PSNR"));
+            assert!(psnr > 25.0 && psnr.is_finite(), "{c}: PSNR {psnr}");
+        }
+    }
+    // The wavelet classes decode as frames arrive: a decoded stage too.
+    let stages: Vec<&str> = remote["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for st in ["5G lossless decoded", "5G delivered", "150M delivered", "20M coded"] {
+        assert!(stages.contains(&st), "{st} missing from {stages:?}");
+    }
+
     // Pathology: every cube came back bit-exact.
     let pathology = &scenarios[2];
     assert_eq!(figure(pathology, "cubes not bit-exact")["value"], 0.0);

@@ -30,6 +30,7 @@
 pub mod compare;
 pub mod html;
 pub mod machine;
+mod over_link;
 mod scenarios;
 pub mod surgeon;
 pub mod thin;

@@ -111,7 +111,8 @@ pub fn remote_monitor(
     let usage = meter.stop();
     let mut s = Scenario::new(
         "remote-monitor",
-        "capture → encode at each link class's bits per pixel (8K60 budget) → decode → compare",
+        "capture → encode at each link class's bits per pixel (8K60 budget) → decode → compare; \
+         then capture → encode → QUIC link through the impairment relay → decode → sink, per class",
     );
     for ((class, _), bpp) in LINK_CLASSES.iter().zip(&budgets) {
         let mode = format!("{bpp} bpp");
@@ -202,11 +203,13 @@ pub fn remote_monitor(
         );
     }
     s.notes.push(
-        "Budgets are each link's rate over an 8K60 pixel rate, applied at the clip's size; \
-         the frames do not cross the QUIC link or the impairment relay here (`med8k bench link` \
-         measures the link and its ceiling)."
+        "Budgets (the \"class: PSNR\" rows) are each link's rate over an 8K60 pixel rate, \
+         applied at the clip's size, coded and decoded without the link; the \"over the link\" \
+         rows are the frames that crossed it (`med8k bench link` measures the link alone and \
+         its ceiling)."
             .into(),
     );
+    super::over_link::add(&mut s, clip, options, progress)?;
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));

@@ -25,6 +25,7 @@
 
 mod ceiling;
 pub mod classes;
+pub mod frames;
 mod live;
 mod report;
 
@@ -39,6 +40,7 @@ use med8k_transport::relay::{Impairment, Relay};
 use serde::Serialize;
 
 pub use classes::{BenchClassesOptions, ClassReport, ClassesReport, bench_classes};
+pub use frames::{FramesOptions, FramesReport, StageLatency, bench_frames};
 
 /// An 8K frame at 60 fps on the 150 Mbit/s link class, in KB.
 pub const DEFAULT_FRAME_KB: u32 = 312;

@@ -164,6 +164,13 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         } else {
             let psnr = value(&format!("{c}: PSNR"));
             assert!(psnr > 25.0 && psnr.is_finite(), "{c}: PSNR {psnr}");
+            // Colour fidelity (CIE ΔE2000) of the lossy paths.
+            let mean = value(&format!("{c}: ΔE2000 mean"));
+            let p95 = value(&format!("{c}: ΔE2000 p95"));
+            assert!(
+                0.0 < mean && mean <= p95 && p95 < 20.0,
+                "{c}: ΔE {mean} {p95}"
+            );
         }
     }
     // The wavelet classes decode as frames arrive: a decoded stage too.
@@ -173,7 +180,12 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    for st in ["5G lossless decoded", "5G delivered", "150M delivered", "20M coded"] {
+    for st in [
+        "5G lossless decoded",
+        "5G delivered",
+        "150M delivered",
+        "20M coded",
+    ] {
         assert!(stages.contains(&st), "{st} missing from {stages:?}");
     }
 
@@ -187,18 +199,55 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
             >= 1.0
     );
 
-    // Detection: AUROC is a probability.
-    let auroc = figure(&scenarios[3], "image AUROC")["value"]
-        .as_f64()
-        .unwrap();
+    // Detection: AUROC is a probability, on the clip and per anomaly kind;
+    // false alarms per minute over the clip's normal frames and over normal
+    // generator video.
+    let detection = &scenarios[3];
+    let auroc = figure(detection, "image AUROC")["value"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc), "{auroc}");
+    let kinds: Vec<f64> = detection["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().starts_with("image AUROC, "))
+        .map(|f| f["value"].as_f64().unwrap())
+        .collect();
+    assert!(kinds.len() >= 2, "no AUROC per kind");
+    assert!(kinds.iter().all(|a| (0.0..=1.0).contains(a)), "{kinds:?}");
+    figure(detection, "image AUROC, generator lesions");
+    assert!(
+        figure(detection, "normal frames in the clip")["value"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+    for name in [
+        "false alarms per minute (clip's normal frames)",
+        "false alarm episodes per minute (clip's normal frames)",
+    ] {
+        let v = figure(detection, name)["value"].as_f64().unwrap();
+        assert!(v >= 0.0 && v.is_finite(), "{name}: {v}");
+    }
+    assert!(
+        detection["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("false alarms per minute (normal video")),
+        "no false alarms over normal video"
+    );
 
     // The HTML page stands alone: inline SVG charts, nothing fetched.
     let page = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(page.matches("<svg").count() >= 5, "too few charts");
+    assert!(page.matches("<svg").count() >= 8, "too few charts");
     assert!(page.contains("capture → glass latency per frame"));
     assert!(page.contains("compression ratio against encode speed"));
+    assert!(page.contains("detection AUROC"));
+    assert!(page.contains("colour fidelity of the lossy paths"));
     for remote_ref in ["src=\"http", "href=\"http", "<script", "@import", "url("] {
         assert!(
             !page.contains(remote_ref),

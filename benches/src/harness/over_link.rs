@@ -180,6 +180,12 @@ fn figures(s: &mut Scenario, r: &FramesReport) {
     if let Some(p) = r.psnr_db {
         s.figure(format!("{c}: PSNR"), p, "dB", Better::Higher);
     }
+    if let Some(e) = r.delta_e_mean {
+        s.figure(format!("{c}: ΔE2000 mean"), e, "", Better::Lower);
+    }
+    if let Some(e) = r.delta_e_p95 {
+        s.figure(format!("{c}: ΔE2000 p95"), e, "", Better::Lower);
+    }
 }
 
 fn stages(s: &mut Scenario, r: &FramesReport, camera_seconds: f64) {

@@ -28,22 +28,22 @@
 //! [`FramesOptions::max_seconds`] for the camera).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use med8k_av1::{Av1Config, IvfWriter, downscale_420};
+use med8k_av1::{Av1Config, downscale_420};
 use med8k_codec::metrics::psnr;
-use med8k_media::picture::{Layout, Picture};
+use med8k_media::picture::Picture;
 use med8k_pipeline::encode::Backend;
 use med8k_transport::driver::{Congestion, Link};
 use med8k_transport::proto::{Codec, Event, FrameHeader};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::fidelity::delta_e;
+use super::frames_av1::{crop_even, decode_av1};
 use super::live::Ends;
 use super::{
     CONNECT_TIMEOUT, GRACE, Latency, Setup, check_path, classes::CLASSES, driver_config, impairment,
@@ -149,6 +149,11 @@ pub struct FramesReport {
     pub stages: Vec<StageLatency>,
     /// Mean PSNR of the decoded frames against what went in (lossy), dB.
     pub psnr_db: Option<f64>,
+    /// Mean over the decoded frames of each frame's mean CIE ΔE2000 against
+    /// what went in ([`super::fidelity`]; lossy).
+    pub delta_e_mean: Option<f64>,
+    /// Mean over the decoded frames of each frame's 95th-percentile ΔE2000.
+    pub delta_e_p95: Option<f64>,
     /// Decoded frames identical to the picture captured (lossless).
     pub exact: Option<u64>,
     /// What went wrong or was not measured, if anything (the figures are
@@ -263,7 +268,7 @@ struct Coded {
 
 /// What the camera and encoder thread came to.
 #[derive(Default)]
-struct Camera {
+pub(super) struct Camera {
     delivered: u64,
     coded: u64,
     dropped: u64,
@@ -273,18 +278,18 @@ struct Camera {
     /// Coded bytes handed to the link.
     bytes: u64,
     /// Coded picture size.
-    width: u32,
-    height: u32,
+    pub(super) width: u32,
+    pub(super) height: u32,
 }
 
 /// Every frame delivered: (sequence number, capture µs, delivery µs, bytes).
 type Arrivals = Arc<Mutex<Vec<(u64, u64, u64, usize)>>>;
 
 /// A frame the far end got, for the sink.
-struct Arrived {
-    seq: u64,
-    capture_us: u64,
-    payload: Vec<u8>,
+pub(super) struct Arrived {
+    pub(super) seq: u64,
+    pub(super) capture_us: u64,
+    pub(super) payload: Vec<u8>,
 }
 
 fn run_class(
@@ -330,6 +335,8 @@ fn run_class(
         wire_bytes: 0,
         stages: Vec::new(),
         psnr_db: None,
+        delta_e_mean: None,
+        delta_e_p95: None,
         exact: None,
         error: None,
     };
@@ -472,8 +479,10 @@ fn run_class(
             report.stages.push(stage("decoded", d.latency_us));
             if report.lossless {
                 report.exact = Some(d.exact);
-            } else if !d.psnr.is_empty() {
-                report.psnr_db = Some(d.psnr.iter().sum::<f64>() / d.psnr.len() as f64);
+            } else {
+                report.psnr_db = mean(d.psnr.iter().copied());
+                report.delta_e_mean = mean(d.delta_e.iter().map(|e| e.0));
+                report.delta_e_p95 = mean(d.delta_e.iter().map(|e| e.1));
             }
             errors.extend(d.error);
         }
@@ -482,9 +491,11 @@ fn run_class(
                 unreachable!("frames are kept for AV1 only")
             };
             match decode_av1(&frames, &camera, pictures, factor, &index_of) {
-                Ok((decoded, psnr)) => {
-                    report.decoded = decoded;
-                    report.psnr_db = psnr;
+                Ok(d) => {
+                    report.decoded = d.decoded;
+                    report.psnr_db = mean(d.psnr.iter().copied());
+                    report.delta_e_mean = mean(d.delta_e.iter().map(|e| e.0));
+                    report.delta_e_p95 = mean(d.delta_e.iter().map(|e| e.1));
                 }
                 Err(e) => errors.push(format!("{e:#}")),
             }
@@ -602,34 +613,6 @@ fn camera(
     Ok(out)
 }
 
-/// `pic` cut to `width`×`height` (at most one line and column less: the
-/// downscale of an odd size).
-fn crop_even(pic: Picture, width: u32, height: u32) -> anyhow::Result<Picture> {
-    if (pic.width(), pic.height()) == (width, height) {
-        return Ok(pic);
-    }
-    let planes = (0..pic.planes().len())
-        .map(|p| {
-            let (w, _) = pic.plane_dims(p);
-            let (cw, ch) = pic.layout().plane_dims(p, width, height);
-            (0..ch as usize)
-                .flat_map(|y| {
-                    pic.planes()[p][y * w as usize..][..cw as usize]
-                        .iter()
-                        .copied()
-                })
-                .collect()
-        })
-        .collect();
-    Ok(Picture::new(
-        pic.layout(),
-        width,
-        height,
-        pic.bit_depth(),
-        planes,
-    )?)
-}
-
 /// The sending end: hands each coded frame to the link and notes when
 /// (by sequence number); returns the link for its figures and close.
 async fn send_frames(
@@ -695,11 +678,16 @@ enum Sink {
 }
 
 #[derive(Default)]
-struct Decoded {
+pub(super) struct Decoded {
+    /// Frames decoded.
+    pub(super) decoded: u64,
     latency_us: Vec<u64>,
     skipped: u64,
     exact: u64,
-    psnr: Vec<f64>,
+    /// Each decoded frame's PSNR against what went in.
+    pub(super) psnr: Vec<f64>,
+    /// Each decoded frame's ΔE2000 (mean, p95) against what went in.
+    pub(super) delta_e: Vec<(f64, f64)>,
     error: Option<String>,
 }
 
@@ -741,68 +729,12 @@ fn decode_newest(
             out.exact += 1;
         }
         out.psnr.push(psnr(original, &pic));
+        out.delta_e.extend(delta_e(original, &pic));
     }
     out
 }
 
-/// The AV1 frames delivered, in order, decoded by FFmpeg; (frames decoded,
-/// mean PSNR against the downscaled pictures the encoder was given).
-fn decode_av1(
-    frames: &[Arrived],
-    camera: &Camera,
-    pictures: &[Picture],
-    factor: u32,
-    index_of: &dyn Fn(u64) -> usize,
-) -> anyhow::Result<(u64, Option<f64>)> {
-    if frames.is_empty() {
-        return Ok((0, None));
-    }
-    let mut frames: Vec<&Arrived> = frames.iter().collect();
-    frames.sort_by_key(|f| f.seq);
-    let (w, h) = (camera.width, camera.height);
-    let dir = tempfile::tempdir()?;
-    let ivf = dir.path().join("delivered.ivf");
-    let file = std::io::BufWriter::new(std::fs::File::create(&ivf)?);
-    let mut writer = IvfWriter::new(file, w, h, (60, 1), frames.len() as u32)?;
-    for (i, f) in frames.iter().enumerate() {
-        writer.write_frame(&f.payload, i as u64)?;
-    }
-    writer.finish()?;
-    let raw = ffmpeg_decode(&ivf)?;
-    let size = (w * h + 2 * (w / 2) * (h / 2)) as usize;
-    let decoded = raw.len() / size;
-    let mut scores = Vec::new();
-    for (f, bytes) in frames.iter().zip(raw.chunks_exact(size)) {
-        let original = &pictures[index_of(f.capture_us) % pictures.len()];
-        let want = crop_even(downscale_420(original, factor, 8)?, w, h)?;
-        let (y, rest) = bytes.split_at((w * h) as usize);
-        let (u, v) = rest.split_at(((w / 2) * (h / 2)) as usize);
-        let planes = [y, u, v]
-            .iter()
-            .map(|p| p.iter().map(|&b| u16::from(b)).collect())
-            .collect();
-        let got = Picture::new(Layout::Yuv420, w, h, 8, planes)?;
-        scores.push(psnr(&want, &got));
-    }
-    let mean = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
-    Ok((decoded as u64, mean))
-}
-
-/// FFmpeg's decode of an IVF file to 8-bit 4:2:0 (FFmpeg's default AV1
-/// decoder, libdav1d where built with it).
-fn ffmpeg_decode(ivf: &Path) -> anyhow::Result<Vec<u8>> {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(ivf)
-        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
-        .output()
-        .context("running ffmpeg to decode the AV1 frames delivered (is FFmpeg installed?)")?;
-    if !o.status.success() {
-        let why = String::from_utf8_lossy(&o.stderr);
-        bail!(
-            "ffmpeg could not decode the AV1 frames delivered: {}",
-            why.lines().next_back().unwrap_or("no message").trim()
-        );
-    }
-    Ok(o.stdout)
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
 }

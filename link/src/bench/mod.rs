@@ -25,7 +25,9 @@
 
 mod ceiling;
 pub mod classes;
+pub mod fidelity;
 pub mod frames;
+mod frames_av1;
 mod live;
 mod report;
 

@@ -189,9 +189,38 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         assert!(stages.contains(&st), "{st} missing from {stages:?}");
     }
 
-    // Pathology: every cube came back bit-exact.
+    // Pathology: every cube came back bit-exact, through the codec alone and
+    // across the link; stored into the PACS and read back bit-exact (or the
+    // report says why there was no PACS); the first screen comes before the
+    // whole image.
     let pathology = &scenarios[2];
     assert_eq!(figure(pathology, "cubes not bit-exact")["value"], 0.0);
+    let value = |name: &str| figure(pathology, name)["value"].as_f64().unwrap();
+    assert!(value("cubes bit-exact after the link") >= 1.0);
+    assert_eq!(value("cubes not bit-exact after the link"), 0.0);
+    let has = |name: &str| {
+        pathology["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == name)
+    };
+    if has("cubes bit-exact in the PACS") {
+        assert_eq!(
+            value("cubes bit-exact in the PACS"),
+            value("cubes bit-exact after the link")
+        );
+        assert_eq!(value("cubes not bit-exact in the PACS"), 0.0);
+    } else {
+        let notes = pathology["notes"].to_string();
+        assert!(
+            notes.contains("No PACS"),
+            "neither PACS figures nor why: {notes}"
+        );
+    }
+    let first = value("pathologist's wait for the first screen (mean)");
+    let whole = value("pathologist's wait for the whole image (mean)");
+    assert!(0.0 < first && first <= whole, "{first} {whole}");
     assert!(
         figure(pathology, "bit-exact cubes")["value"]
             .as_f64()

@@ -30,7 +30,9 @@
 pub mod compare;
 pub mod html;
 pub mod machine;
+mod orthanc;
 mod over_link;
+mod pathology_link;
 mod scenarios;
 pub mod surgeon;
 pub mod thin;

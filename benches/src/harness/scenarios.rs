@@ -228,7 +228,8 @@ pub fn pathology(
     let usage = meter.stop();
     let mut s = Scenario::new(
         "pathology",
-        "7-band cube → lossless encode → decode → bit-exact check",
+        "7-band cube → lossless encode → decode → bit-exact check; then lossless encode → QUIC \
+         link through the impairment relay → PACS store → viewer's first screen and whole image",
     );
     let ours: Vec<&Row> = rows
         .iter()
@@ -264,11 +265,7 @@ pub fn pathology(
     }
     s.usage(&usage, ours.len() as u64);
     s.codecs = rows.iter().map(point).collect();
-    s.notes.push(
-        "Not measured here: the link, the PACS store (Orthanc) and the viewer's first tile; \
-         the wait figure is the codec's part only."
-            .into(),
-    );
+    super::pathology_link::add(&mut s, cubes, options, progress)?;
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));

@@ -387,3 +387,89 @@ fn a_stopped_bench_keeps_the_scenarios_that_ran() {
     let page = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
     assert!(page.contains("Partial report"));
 }
+
+#[test]
+fn raw_v210_as_an_sdi_card_delivers_it_reaches_the_glass() {
+    // FFmpeg, not med8k, packs the frames: its v210 encoder pads rows to
+    // 128 bytes as SDI cards do.
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("ffmpeg")
+        .current_dir(dir.path())
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=384x216:rate=60",
+            "-frames:v",
+            "6",
+            "-pix_fmt",
+            "yuv422p10le",
+            "-c:v",
+            "v210",
+            "-f",
+            "rawvideo",
+            "sdi.v210",
+        ])
+        .status()
+        .expect("ffmpeg (scripts/setup-debian.sh installs it)");
+    assert!(made.success());
+    let o = med8k(
+        dir.path(),
+        &[
+            "bench",
+            "--only",
+            "surgeon",
+            "--clip",
+            "sdi.v210",
+            "--format",
+            "384x216:v210",
+            "--camera-frames",
+            "30",
+            "--no-peers",
+            "--json",
+            "r.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    let surgeon = &report["scenarios"][0];
+    assert_eq!(surgeon["name"], "surgeon");
+    assert!(surgeon["what"].as_str().unwrap().contains("v210"));
+    assert!(
+        figure(surgeon, "frames at the glass")["value"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        figure(surgeon, "stamps unreadable at the glass")["value"],
+        0.0
+    );
+    let stages: Vec<&str> = surgeon["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages.first(), Some(&"v210-unpack"), "{stages:?}");
+
+    // A file shorter than one frame is a one-line error.
+    std::fs::write(dir.path().join("short.v210"), [0u8; 100]).unwrap();
+    let o = med8k(
+        dir.path(),
+        &[
+            "bench",
+            "--only",
+            "surgeon",
+            "--clip",
+            "short.v210",
+            "--format",
+            "384x216:v210",
+        ],
+    );
+    assert_one_line_error(&o, &["short.v210", "no whole 384x216 v210 frame"]);
+}

@@ -259,6 +259,10 @@ pub struct HarnessOptions {
     pub only: Vec<String>,
     /// Leave out the peers.
     pub no_peers: bool,
+    /// The user's clip is raw frames of this layout (`WxH:v210`, as an SDI
+    /// card delivers them); the surgeon's camera then replays them packed
+    /// and the engine unpacks them first.
+    pub raw: Option<med8k_media::imageio::RawSpec>,
 }
 
 impl HarnessOptions {
@@ -274,6 +278,7 @@ impl HarnessOptions {
             codec_frames: 2,
             only: Vec::new(),
             no_peers: false,
+            raw: None,
         }
     }
 
@@ -372,8 +377,11 @@ pub fn run_with(options: &HarnessOptions, hooks: Hooks<'_>) -> anyhow::Result<Re
             dir
         }
     };
-    let needs_samples =
-        options.clip.is_none() || options.cubes.is_empty() || options.wants("detection");
+    // The samples are opened only for what a scenario run takes from them.
+    let needs_samples = (options.clip.is_none()
+        && (options.wants("surgeon") || options.wants("remote-monitor")))
+        || (options.cubes.is_empty() && options.wants("pathology"))
+        || options.wants("detection");
     let set = if needs_samples {
         Some(med8k_samples::open(&samples_dir).with_context(|| {
             format!(
@@ -387,7 +395,8 @@ pub fn run_with(options: &HarnessOptions, hooks: Hooks<'_>) -> anyhow::Result<Re
     let clip = match (&options.clip, &set) {
         (Some(c), _) => c.clone(),
         (None, Some(s)) => s.clip(),
-        (None, None) => unreachable!("samples are opened when no clip is named"),
+        // No scenario run reads a clip.
+        (None, None) => PathBuf::new(),
     };
     let cubes = match (&options.cubes.is_empty(), &set) {
         (false, _) | (true, None) => options.cubes.clone(),

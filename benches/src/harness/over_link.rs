@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use med8k_link::bench::{FramesOptions, FramesReport, bench_frames};
+use med8k_media::imageio::RawSpec;
 use med8k_media::picture::Picture;
 use med8k_pipeline::input::InputSpec;
 
@@ -28,8 +29,8 @@ fn short(class: &str) -> String {
 }
 
 /// The first `frames` pictures of `clip`.
-fn pictures(clip: &Path, frames: usize) -> anyhow::Result<Vec<Picture>> {
-    let input = InputSpec::file(clip, None)
+fn pictures(clip: &Path, raw: Option<RawSpec>, frames: usize) -> anyhow::Result<Vec<Picture>> {
+    let input = InputSpec::file(clip, raw)
         .open("link")
         .with_context(|| format!("opening {}", clip.display()))?;
     let pictures: Vec<Picture> = input
@@ -49,7 +50,7 @@ pub fn add(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<()> {
     // At 8K a picture is 133 MB: a few, replayed in a loop, are enough.
-    let pictures = pictures(clip, if options.quick { 24 } else { 4 })?;
+    let pictures = pictures(clip, options.raw, if options.quick { 24 } else { 4 })?;
     let frames = FramesOptions::default();
     progress(&format!(
         "  over the link: {} camera frames per class at {} fps",

@@ -65,7 +65,7 @@ fn codec_rows(
     }
     let opts = CodecBenchOptions {
         files,
-        format: None,
+        format: options.raw,
         frames: options.codec_frames,
         runs: if options.quick { 1 } else { 3 },
         bpp,
@@ -163,7 +163,7 @@ pub fn remote_monitor(
     s.codecs = rows.iter().map(point).collect();
     // The thin links' own stream: AV1 at each class's video rate, and the peers.
     let frames = if options.quick { 24 } else { 8 };
-    let thin = super::thin::thin_links(clip, frames, options.no_peers, progress)?;
+    let thin = super::thin::thin_links(clip, options.raw, frames, options.no_peers, progress)?;
     for r in &thin {
         let who = if r.codec.starts_with("med8k") {
             "AV1".to_owned()

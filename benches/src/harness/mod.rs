@@ -10,10 +10,19 @@
 //!   one clock;
 //! - **remote-monitor**: the clip through the codec at the budget of each
 //!   link class, decoded, PSNR and SSIM, with the peers' lossless figures;
+//!   the thin links' AV1 against x265, SVT-AV1 and rav1e ([`thin`]); and
+//!   the frames across a med8k link through the impairment relay per class,
+//!   decoded at the far end (`over_link`, measured by
+//!   `med8k_link::bench::frames`);
 //! - **pathology**: each 7-band cube through the lossless codec, bit-exact
-//!   or not, against OpenJPH, FFV1 and JPEG-LS where installed;
-//! - **detection**: the model against the clip's labels (AUROC) and its
-//!   analysis rate, tract against onnxruntime where installed.
+//!   or not, against OpenJPH, FFV1 and JPEG-LS where installed; then across
+//!   the link, into a real PACS (Orthanc, started here) and back, to the
+//!   viewer's first screen and whole image (`pathology_link`, measured by
+//!   `med8k_link::bench::pathology`);
+//! - **detection**: the model against the clip's labels (AUROC, false
+//!   alarms per minute on its normal frames) and its analysis rate, tract
+//!   against onnxruntime where installed, and AUROC per anomaly kind
+//!   ([`crate::heldout`]).
 //!
 //! A [`Report`] serialises to the JSON that `--json` writes and `--compare`
 //! reads; [`html::render`] makes the self-contained HTML page and

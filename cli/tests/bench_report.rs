@@ -143,9 +143,18 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
         assert!(delivered >= 1.0, "{c}: nothing delivered");
         assert!(value(&format!("{c}: frames decoded")) >= 1.0, "{c}");
         assert!(value(&format!("{c}: delivered rate")) > 0.0, "{c}");
-        for f in ["dropped before the link", "lost", "late"] {
-            assert!(value(&format!("{c}: frames {f}")) >= 0.0, "{c}: {f}");
-        }
+        // Every camera frame is accounted for: sent, dropped before the
+        // link or still in the encoder; every frame sent delivered or lost.
+        let frames = |f: &str| value(&format!("{c}: frames {f}"));
+        assert_eq!(
+            value(&format!("{c}: camera frames")),
+            frames("sent")
+                + frames("dropped before the link")
+                + frames("still in the encoder at the end"),
+            "{c}"
+        );
+        assert_eq!(frames("sent"), delivered + frames("lost"), "{c}");
+        assert!(frames("late") <= delivered, "{c}");
         let coded = value(&format!("{c}: coded bytes"));
         assert!(coded > 0.0 && value(&format!("{c}: bytes on the wire")) >= coded);
         let at = |stage: &str, q: &str| value(&format!("{c}: capture→{stage} {q}"));

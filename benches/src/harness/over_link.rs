@@ -94,6 +94,13 @@ pub fn add(
 fn figures(s: &mut Scenario, r: &FramesReport) {
     let c = format!("{} over the link", r.class);
     s.figure(
+        format!("{c}: camera frames"),
+        r.camera_frames as f64,
+        "",
+        Better::None,
+    );
+    s.figure(format!("{c}: frames sent"), r.sent as f64, "", Better::None);
+    s.figure(
         format!("{c}: frames delivered"),
         r.delivered as f64,
         "",
@@ -104,6 +111,12 @@ fn figures(s: &mut Scenario, r: &FramesReport) {
         r.dropped_before_link as f64,
         "",
         Better::Lower,
+    );
+    s.figure(
+        format!("{c}: frames still in the encoder at the end"),
+        r.held_in_encoder as f64,
+        "",
+        Better::None,
     );
     s.figure(
         format!("{c}: frames lost"),

@@ -121,13 +121,17 @@ pub struct FramesReport {
     pub picture: String,
     /// Pictures the camera delivered.
     pub camera_frames: u64,
-    /// Pictures coded and handed to the link.
+    /// Frames coded and queued for the link.
     pub sent: u64,
-    /// Pictures the camera delivered while the encoder was busy (never coded).
+    /// Pictures the camera delivered while the encoder was busy (never
+    /// coded), and frames coded while the link's queue was full.
     pub dropped_before_link: u64,
+    /// Pictures the encoder had taken and not yet coded when the camera
+    /// stopped (AV1's encoder holds a few; the wavelet codec none).
+    pub held_in_encoder: u64,
     /// Frames delivered whole.
     pub delivered: u64,
-    /// Frames sent and never delivered.
+    /// Frames queued for the link and never delivered.
     pub lost: u64,
     /// Frames delivered later than the deadline after their hand-over.
     pub late: u64,
@@ -277,6 +281,8 @@ pub(super) struct Camera {
     coded_at: Vec<(u64, u64)>,
     /// Coded bytes handed to the link.
     bytes: u64,
+    /// Pictures taken by the encoder and not coded by the end.
+    held: u64,
     /// Coded picture size.
     pub(super) width: u32,
     pub(super) height: u32,
@@ -323,6 +329,7 @@ fn run_class(
         camera_frames: 0,
         sent: 0,
         dropped_before_link: 0,
+        held_in_encoder: 0,
         delivered: 0,
         lost: 0,
         late: 0,
@@ -439,10 +446,11 @@ fn run_class(
     report.camera_frames = camera.delivered;
     report.sent = camera.coded;
     report.dropped_before_link = camera.dropped;
+    report.held_in_encoder = camera.held;
     let handed = handed.lock().unwrap_or_else(PoisonError::into_inner);
     let arrivals = arrivals.lock().unwrap_or_else(PoisonError::into_inner);
     report.delivered = arrivals.len() as u64;
-    report.lost = (handed.len() as u64).saturating_sub(report.delivered);
+    report.lost = report.sent.saturating_sub(report.delivered);
     report.late = arrivals
         .iter()
         .filter(|(seq, _, at, _)| {
@@ -599,16 +607,21 @@ fn camera(
         }
         let coded_us = epoch.elapsed().as_micros() as u64;
         for (header, payload) in ready {
-            out.coded += 1;
-            out.coded_at.push((header.capture_us, coded_us));
-            out.bytes += payload.len() as u64;
-            let coded = Coded { header, payload };
-            match queue.try_send(coded) {
-                Ok(()) => {}
+            let (capture_us, len) = (header.capture_us, payload.len() as u64);
+            match queue.try_send(Coded { header, payload }) {
+                Ok(()) => {
+                    out.coded += 1;
+                    out.coded_at.push((capture_us, coded_us));
+                    out.bytes += len;
+                }
+                // The link is behind: this frame never reaches it.
                 Err(mpsc::error::TrySendError::Full(_)) => out.dropped += 1,
                 Err(mpsc::error::TrySendError::Closed(_)) => bail!("the link's sender ended"),
             }
         }
+    }
+    if let Enc::Av1(_, _, waiting) = &enc {
+        out.held = waiting.len() as u64;
     }
     Ok(out)
 }

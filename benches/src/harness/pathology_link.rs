@@ -133,6 +133,18 @@ fn figures(s: &mut Scenario, name: &str, r: &PathologyReport) {
         "B",
         Better::None,
     );
+    s.figure(
+        format!("{c}: packets lost on the link"),
+        r.packets_lost_percent,
+        "%",
+        Better::None,
+    );
+    s.figure(
+        format!("{c}: sent again from the start"),
+        r.restarts as f64,
+        "",
+        Better::Lower,
+    );
     s.figure(format!("{c}: decode"), r.decode_ms, "ms", Better::Lower);
     if let Some(t) = r.store_ms {
         s.figure(format!("{c}: PACS store"), t, "ms", Better::Lower);

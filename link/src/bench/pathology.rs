@@ -87,6 +87,12 @@ pub struct PathologyReport {
     pub coded_bytes: u64,
     /// UDP payload bytes the sender put on the wire.
     pub wire_bytes: u64,
+    /// Packets the sender's QUIC connection declared lost, percent of
+    /// those it sent (the relay's random loss and its full queue).
+    pub packets_lost_percent: f64,
+    /// Times the receiver found the object corrupt and it was sent again
+    /// from the start.
+    pub restarts: u64,
     /// Coding, for.
     pub encode_ms: f64,
     /// Opening the session (handshakes through the relay) until the
@@ -155,7 +161,7 @@ pub fn bench_pathology(
     )?;
     let rt = crate::runtime()?;
     let link_start = Instant::now();
-    let (received, wire_bytes) = rt.block_on(async {
+    let (received, wire) = rt.block_on(async {
         let ends = tokio::time::timeout(CONNECT_TIMEOUT, Ends::open(&setup))
             .await
             .map_err(|_| anyhow!("no session within {} s", CONNECT_TIMEOUT.as_secs()))??;
@@ -218,7 +224,9 @@ pub fn bench_pathology(
         size: (w, h, cube.band_count()),
         raw_bytes: (cube.data().len() * 2) as u64,
         coded_bytes: coded.len() as u64,
-        wire_bytes,
+        wire_bytes: wire.bytes,
+        packets_lost_percent: wire.lost_percent,
+        restarts: wire.restarts,
         encode_ms,
         link_ms,
         link_mbps: crate::mbps(coded.len() as u64, link_ms / 1e3),
@@ -256,10 +264,17 @@ fn cube_of(pic: &Picture, like: &SpectralCube) -> anyhow::Result<SpectralCube> {
     Ok(cube)
 }
 
+/// What the sending end's connection saw.
+struct Wire {
+    bytes: u64,
+    lost_percent: f64,
+    restarts: u64,
+}
+
 /// Offers `bytes` as an object, sends it in pieces from where the receiver
 /// asks, and reads it at the far end until it is whole and checked; the
-/// bytes received and the sender's bytes on the wire.
-async fn transfer(ends: Ends, bytes: &[u8]) -> anyhow::Result<(Vec<u8>, u64)> {
+/// bytes received and what the sender's connection saw.
+async fn transfer(ends: Ends, bytes: &[u8]) -> anyhow::Result<(Vec<u8>, Wire)> {
     let Ends {
         tx,
         mut rx,
@@ -276,14 +291,19 @@ async fn transfer(ends: Ends, bytes: &[u8]) -> anyhow::Result<(Vec<u8>, u64)> {
     };
     let receiving = tokio::spawn(async move {
         let mut got = BTreeMap::new();
+        let mut restarts = 0u64;
         while let Some(event) = rx.next_event().await {
             match event {
                 Event::ObjectData(d) if d.id == id => {
                     got.insert(d.offset, d.data);
                 }
-                Event::ObjectCorrupt { id: c } if c == id => got.clear(),
+                Event::ObjectCorrupt { id: c } if c == id => {
+                    restarts += 1;
+                    got.clear();
+                }
                 Event::ObjectComplete { id: c } if c == id => {
-                    return Ok((got.into_values().flatten().collect::<Vec<u8>>(), rx));
+                    let whole = got.into_values().flatten().collect::<Vec<u8>>();
+                    return Ok((whole, restarts, rx));
                 }
                 Event::Closed { why, detail, .. } => {
                     bail!("the session closed before the cube arrived: {why:?} ({detail})")
@@ -301,14 +321,21 @@ async fn transfer(ends: Ends, bytes: &[u8]) -> anyhow::Result<(Vec<u8>, u64)> {
     let received = receiving
         .await
         .map_err(|e| anyhow!("the receiver failed: {e}"));
-    let wire = tx.as_ref().map_or(0, |t| t.stats().bytes_sent);
+    let stats = tx.as_ref().map(Link::stats);
     if let Some(tx) = &tx {
         tx.close("bench done");
     }
     server.close();
     drop(relay);
     sent?;
-    let (got, _rx) = received??;
+    let (got, restarts, _rx) = received??;
+    let wire = Wire {
+        bytes: stats.as_ref().map_or(0, |s| s.bytes_sent),
+        lost_percent: stats.as_ref().map_or(0.0, |s| {
+            s.packets_lost as f64 * 100.0 / s.packets_sent.max(1) as f64
+        }),
+        restarts,
+    };
     Ok((got, wire))
 }
 

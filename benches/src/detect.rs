@@ -67,7 +67,58 @@ pub struct EvalReport {
     pub frames_per_s: f64,
     pub latency_ms_p50: f64,
     pub latency_ms_p99: f64,
+    /// Alarms on the clip's frames labelled normal, at the contract's
+    /// operating thresholds (`None` for cubes).
+    pub normal_alarms: Option<NormalAlarms>,
     pub onnxruntime: OrtComparison,
+}
+
+/// Alarms (tissue score or quality over its threshold) on frames labelled
+/// normal, as a viewer of the clip at 60 frames/s would see them.
+#[derive(Debug, Clone, Serialize)]
+pub struct NormalAlarms {
+    /// Frames labelled normal.
+    pub normal_frames: usize,
+    /// Of them, frames that raised an alarm.
+    pub alarmed_frames: usize,
+    /// Runs of consecutive alarmed normal frames (an anomalous frame ends a run).
+    pub episodes: usize,
+    /// Alarmed frames per minute of normal video at 60 frames/s.
+    pub frames_per_minute: f64,
+    /// Episodes per minute of normal video at 60 frames/s.
+    pub episodes_per_minute: f64,
+}
+
+impl NormalAlarms {
+    /// From each frame's (labelled anomalous, alarmed), in clip order.
+    pub fn of(frames: &[(bool, bool)]) -> NormalAlarms {
+        let (mut normal, mut alarmed, mut episodes, mut previous) = (0, 0, 0, false);
+        for &(anomalous, alarm) in frames {
+            if anomalous {
+                previous = false;
+                continue;
+            }
+            normal += 1;
+            alarmed += usize::from(alarm);
+            episodes += usize::from(alarm && !previous);
+            previous = alarm;
+        }
+        let minutes = normal as f64 / f64::from(med8k_samples::FPS) / 60.0;
+        let per_minute = |n: usize| {
+            if minutes > 0.0 {
+                n as f64 / minutes
+            } else {
+                0.0
+            }
+        };
+        NormalAlarms {
+            normal_frames: normal,
+            alarmed_frames: alarmed,
+            episodes,
+            frames_per_minute: per_minute(alarmed),
+            episodes_per_minute: per_minute(episodes),
+        }
+    }
 }
 
 /// A lesion mask PNG as bytes, non-zero = lesion.
@@ -146,6 +197,17 @@ fn eval_frames(
         );
     }
     let scores: Vec<f32> = detections.iter().map(|d| d.score).collect();
+    // Each detection with its own frame's label (detections are in clip order).
+    let alarms: Vec<(bool, bool)> = detections
+        .iter()
+        .map(|d| {
+            let anomalous = labels
+                .frames
+                .get(d.seq as usize)
+                .is_some_and(|l| l.anomalous);
+            (anomalous, d.anomalous || d.quality_alarm)
+        })
+        .collect();
     Ok(EvalReport {
         model: contract.name.clone(),
         version: contract.version.clone(),
@@ -158,6 +220,7 @@ fn eval_frames(
         frames_per_s: run.frames_per_s(),
         latency_ms_p50: run.latency_ms(0.5),
         latency_ms_p99: run.latency_ms(0.99),
+        normal_alarms: Some(NormalAlarms::of(&alarms)),
         onnxruntime: compare_ort(runner, args)?,
     })
 }
@@ -226,6 +289,7 @@ fn eval_cubes(
         frames_per_s: tiles as f64 / f64::max(seconds, 1e-9),
         latency_ms_p50: percentile(&latencies, 0.5),
         latency_ms_p99: percentile(&latencies, 0.99),
+        normal_alarms: None,
         onnxruntime: compare_ort(runner, args)?,
     })
 }

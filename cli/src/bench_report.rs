@@ -9,6 +9,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use med8k_benches::harness::compare::{Change, Verdict, compare};
 use med8k_benches::harness::{HarnessOptions, Hooks, Report, html, run_with};
+use med8k_media::imageio::RawSpec;
 
 use crate::{Outcome, on_ctrl_c};
 
@@ -24,6 +25,10 @@ pub struct BenchArgs {
     /// Your own clip instead of the samples' clip.
     #[arg(long)]
     clip: Option<PathBuf>,
+    /// The clip is raw frames of this layout, WIDTHxHEIGHT:FORMAT (`7680x4320:v210`:
+    /// as an SDI card delivers them, replayed packed to the surgeon's pipeline).
+    #[arg(long, requires = "clip")]
+    format: Option<RawSpec>,
     /// Your own 7-band cube(s) (ENVI .hdr) instead of the samples' cubes.
     #[arg(long)]
     cube: Vec<PathBuf>,
@@ -126,6 +131,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Outcome> {
         options.samples = args.samples.clone();
     }
     options.clip = args.clip.clone();
+    options.raw = args.format;
     options.cubes = args.cube.clone();
     options.model = args.model.clone();
     options.only = args.only.clone();

@@ -116,3 +116,53 @@ fn the_link_classes_report_what_arrives() {
     assert_eq!(json["classes"].as_array().unwrap().len(), 4);
     assert!(json["classes"][0]["latency_ms"]["p99"].is_number());
 }
+
+/// What `med8k bench` sends across ends too on a path that delivers
+/// nothing: each class of the frames says so, and the cube is an error
+/// naming why, not a wait.
+#[test]
+fn frames_and_a_cube_on_a_path_that_delivers_nothing_end_and_say_so() {
+    use med8k_link::bench::{FramesOptions, PathologyOptions, bench_frames, bench_pathology};
+    use med8k_media::picture::{Layout, Picture};
+    use med8k_media::spectral::{SpectralCube, default_bands};
+
+    let cube = SpectralCube::new(
+        default_bands(),
+        ndarray::Array3::from_shape_fn((7, 32, 48), |(b, y, x)| (b * 1000 + y * 48 + x) as u16),
+    )
+    .unwrap();
+    let mut o = PathologyOptions::default();
+    o.loss_percent = 100.0;
+    let e = within(Duration::from_secs(30), move || {
+        bench_pathology(&cube, &o, &mut |_| {})
+    })
+    .expect_err("nothing crosses a path that drops every datagram");
+    assert!(format!("{e:#}").contains("no session"), "{e:#}");
+
+    // The in-hospital classes have no loss; the three between hospitals
+    // drop everything: they report no session and deliver nothing.
+    let (w, h) = (64, 32);
+    let planes = (0..3)
+        .map(|p| {
+            let (pw, ph) = Layout::Yuv422.plane_dims(p, w, h);
+            vec![512u16; (pw * ph) as usize]
+        })
+        .collect();
+    let pic = Picture::new(Layout::Yuv422, w, h, 10, planes).unwrap();
+    let mut f = FramesOptions::default();
+    f.loss_percent = 100.0;
+    f.camera_frames = 6;
+    let reports = within(Duration::from_secs(90), move || {
+        bench_frames(&[pic], &f, &mut |_| {})
+    })
+    .unwrap();
+    assert_eq!(reports.len(), 5);
+    for r in &reports[..2] {
+        assert!(r.delivered >= 1, "{}: {:?}", r.class, r.error);
+    }
+    for r in &reports[2..] {
+        assert_eq!(r.delivered, 0, "{}", r.class);
+        let why = r.error.as_deref().unwrap_or_default();
+        assert!(why.contains("no session"), "{}: {why}", r.class);
+    }
+}

@@ -131,8 +131,10 @@ fn bars(
 ) -> anyhow::Result<String> {
     let n = names.len().max(1) as i32;
     let ymax = top(back.iter().chain(front.unwrap_or(&[])).copied());
+    // Room for each bar's label: wider than the other charts when many.
+    let width = W.max(80 * names.len() as u32 + 60);
     svg(|out| {
-        let root = SVGBackend::with_string(out, (W, H)).into_drawing_area();
+        let root = SVGBackend::with_string(out, (width, H)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
@@ -351,19 +353,45 @@ fn scenario(h: &mut String, s: &Scenario, changes: &[Change]) -> anyhow::Result<
         h.push_str("</div>");
         codecs_table(h, &s.codecs);
     }
+    // Short labels: `image AUROC, smoke (held out)` is `smoke*`.
     let aurocs: Vec<(String, f64)> = s
         .figures
         .iter()
         .filter(|f| f.name.contains("AUROC"))
-        .map(|f| (f.name.clone(), f.value))
+        .map(|f| {
+            let name = f
+                .name
+                .trim_start_matches("image AUROC, ")
+                .replace(" (held out)", "*");
+            (name, f.value)
+        })
         .collect();
     if !aurocs.is_empty() {
         let names: Vec<String> = aurocs.iter().map(|(n, _)| n.clone()).collect();
         let values: Vec<f64> = aurocs.iter().map(|(_, v)| *v).collect();
         h.push_str("<div class=\"chart\">");
         h.push_str(&bars(
-            "detection AUROC (1 is perfect, 0.5 is chance)",
+            "detection AUROC (1 is perfect, 0.5 is chance; * a kind no model was fitted on)",
             "AUROC",
+            &names,
+            &values,
+            None,
+        )?);
+        h.push_str("</div>");
+    }
+    let delta_e: Vec<(String, f64)> = s
+        .figures
+        .iter()
+        .filter(|f| f.name.contains("ΔE2000 mean"))
+        .map(|f| (f.name.replace(" over the link: ΔE2000 mean", ""), f.value))
+        .collect();
+    if !delta_e.is_empty() {
+        let names: Vec<String> = delta_e.iter().map(|(n, _)| n.clone()).collect();
+        let values: Vec<f64> = delta_e.iter().map(|(_, v)| *v).collect();
+        h.push_str("<div class=\"chart\">");
+        h.push_str(&bars(
+            "colour fidelity of the lossy paths: mean CIE ΔE2000 (under 1 is invisible)",
+            "ΔE2000",
             &names,
             &values,
             None,

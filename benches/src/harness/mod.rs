@@ -10,10 +10,19 @@
 //!   one clock;
 //! - **remote-monitor**: the clip through the codec at the budget of each
 //!   link class, decoded, PSNR and SSIM, with the peers' lossless figures;
+//!   the thin links' AV1 against x265, SVT-AV1 and rav1e ([`thin`]); and
+//!   the frames across a med8k link through the impairment relay per class,
+//!   decoded at the far end (`over_link`, measured by
+//!   `med8k_link::bench::frames`);
 //! - **pathology**: each 7-band cube through the lossless codec, bit-exact
-//!   or not, against OpenJPH, FFV1 and JPEG-LS where installed;
-//! - **detection**: the model against the clip's labels (AUROC) and its
-//!   analysis rate, tract against onnxruntime where installed.
+//!   or not, against OpenJPH, FFV1 and JPEG-LS where installed; then across
+//!   the link, into a real PACS (Orthanc, started here) and back, to the
+//!   viewer's first screen and whole image (`pathology_link`, measured by
+//!   `med8k_link::bench::pathology`);
+//! - **detection**: the model against the clip's labels (AUROC, false
+//!   alarms per minute on its normal frames) and its analysis rate, tract
+//!   against onnxruntime where installed, and AUROC per anomaly kind
+//!   ([`crate::heldout`]).
 //!
 //! A [`Report`] serialises to the JSON that `--json` writes and `--compare`
 //! reads; [`html::render`] makes the self-contained HTML page and
@@ -30,6 +39,9 @@
 pub mod compare;
 pub mod html;
 pub mod machine;
+mod orthanc;
+mod over_link;
+mod pathology_link;
 mod scenarios;
 pub mod surgeon;
 pub mod thin;
@@ -256,6 +268,10 @@ pub struct HarnessOptions {
     pub only: Vec<String>,
     /// Leave out the peers.
     pub no_peers: bool,
+    /// The user's clip is raw frames of this layout (`WxH:v210`, as an SDI
+    /// card delivers them); the surgeon's camera then replays them packed
+    /// and the engine unpacks them first.
+    pub raw: Option<med8k_media::imageio::RawSpec>,
 }
 
 impl HarnessOptions {
@@ -271,6 +287,7 @@ impl HarnessOptions {
             codec_frames: 2,
             only: Vec::new(),
             no_peers: false,
+            raw: None,
         }
     }
 
@@ -369,8 +386,11 @@ pub fn run_with(options: &HarnessOptions, hooks: Hooks<'_>) -> anyhow::Result<Re
             dir
         }
     };
-    let needs_samples =
-        options.clip.is_none() || options.cubes.is_empty() || options.wants("detection");
+    // The samples are opened only for what a scenario run takes from them.
+    let needs_samples = (options.clip.is_none()
+        && (options.wants("surgeon") || options.wants("remote-monitor")))
+        || (options.cubes.is_empty() && options.wants("pathology"))
+        || options.wants("detection");
     let set = if needs_samples {
         Some(med8k_samples::open(&samples_dir).with_context(|| {
             format!(
@@ -384,7 +404,8 @@ pub fn run_with(options: &HarnessOptions, hooks: Hooks<'_>) -> anyhow::Result<Re
     let clip = match (&options.clip, &set) {
         (Some(c), _) => c.clone(),
         (None, Some(s)) => s.clip(),
-        (None, None) => unreachable!("samples are opened when no clip is named"),
+        // No scenario run reads a clip.
+        (None, None) => PathBuf::new(),
     };
     let cubes = match (&options.cubes.is_empty(), &set) {
         (false, _) | (true, None) => options.cubes.clone(),

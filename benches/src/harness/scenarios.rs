@@ -65,7 +65,7 @@ fn codec_rows(
     }
     let opts = CodecBenchOptions {
         files,
-        format: None,
+        format: options.raw,
         frames: options.codec_frames,
         runs: if options.quick { 1 } else { 3 },
         bpp,
@@ -111,7 +111,8 @@ pub fn remote_monitor(
     let usage = meter.stop();
     let mut s = Scenario::new(
         "remote-monitor",
-        "capture → encode at each link class's bits per pixel (8K60 budget) → decode → compare",
+        "capture → encode at each link class's bits per pixel (8K60 budget) → decode → compare; \
+         then capture → encode → QUIC link through the impairment relay → decode → sink, per class",
     );
     for ((class, _), bpp) in LINK_CLASSES.iter().zip(&budgets) {
         let mode = format!("{bpp} bpp");
@@ -162,7 +163,7 @@ pub fn remote_monitor(
     s.codecs = rows.iter().map(point).collect();
     // The thin links' own stream: AV1 at each class's video rate, and the peers.
     let frames = if options.quick { 24 } else { 8 };
-    let thin = super::thin::thin_links(clip, frames, options.no_peers, progress)?;
+    let thin = super::thin::thin_links(clip, options.raw, frames, options.no_peers, progress)?;
     for r in &thin {
         let who = if r.codec.starts_with("med8k") {
             "AV1".to_owned()
@@ -202,11 +203,13 @@ pub fn remote_monitor(
         );
     }
     s.notes.push(
-        "Budgets are each link's rate over an 8K60 pixel rate, applied at the clip's size; \
-         the frames do not cross the QUIC link or the impairment relay here (`med8k bench link` \
-         measures the link and its ceiling)."
+        "Budgets (the \"class: PSNR\" rows) are each link's rate over an 8K60 pixel rate, \
+         applied at the clip's size, coded and decoded without the link; the \"over the link\" \
+         rows are the frames that crossed it (`med8k bench link` measures the link alone and \
+         its ceiling)."
             .into(),
     );
+    super::over_link::add(&mut s, clip, options, progress)?;
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));
@@ -225,7 +228,8 @@ pub fn pathology(
     let usage = meter.stop();
     let mut s = Scenario::new(
         "pathology",
-        "7-band cube → lossless encode → decode → bit-exact check",
+        "7-band cube → lossless encode → decode → bit-exact check; then lossless encode → QUIC \
+         link through the impairment relay → PACS store → viewer's first screen and whole image",
     );
     let ours: Vec<&Row> = rows
         .iter()
@@ -261,11 +265,7 @@ pub fn pathology(
     }
     s.usage(&usage, ours.len() as u64);
     s.codecs = rows.iter().map(point).collect();
-    s.notes.push(
-        "Not measured here: the link, the PACS store (Orthanc) and the viewer's first tile; \
-         the wait figure is the codec's part only."
-            .into(),
-    );
+    super::pathology_link::add(&mut s, cubes, options, progress)?;
     if !options.no_peers {
         s.notes
             .extend(PEER_COMMANDS.iter().map(|c| format!("peer: {c}")));
@@ -323,10 +323,108 @@ pub fn detection(
         }
         None => s.notes.push(format!("onnxruntime: {}", ort.status)),
     }
+    if let Some(a) = &report.normal_alarms {
+        s.figure(
+            "normal frames in the clip",
+            a.normal_frames as f64,
+            "",
+            Better::None,
+        );
+        s.figure(
+            "false alarms per minute (clip's normal frames)",
+            a.frames_per_minute,
+            "frames/min",
+            Better::Lower,
+        );
+        s.figure(
+            "false alarm episodes per minute (clip's normal frames)",
+            a.episodes_per_minute,
+            "/min",
+            Better::Lower,
+        );
+        s.notes.push(format!(
+            "False alarms: frames the clip labels normal on which the tissue score or the \
+             quality value passed the contract's operating threshold ({} of {}), per minute of \
+             those frames at 60 frames/s; an episode is a run of consecutive alarmed frames. A \
+             short clip gives a coarse figure (one alarmed frame in {} frames is {:.0} per minute).",
+            a.alarmed_frames,
+            a.normal_frames,
+            a.normal_frames,
+            if a.normal_frames > 0 {
+                3600.0 / a.normal_frames as f64
+            } else {
+                0.0
+            }
+        ));
+    }
     s.usage(&usage, report.items as u64);
-    s.notes
-        .push("Not measured here: false alarms per minute at the operating threshold.".into());
+    heldout(&mut s, model, options)?;
     Ok(s)
+}
+
+/// Image AUROC per anomaly kind ([`crate::heldout`]): the generator's
+/// anomaly kinds painted into normal frames of seeds no model was fitted
+/// on, and into crops of the real fixtures; and false alarms over
+/// contiguous normal generator video.
+fn heldout(s: &mut Scenario, model: &Path, options: &HarnessOptions) -> anyhow::Result<()> {
+    let mut args = crate::heldout::HeldoutOptions::new(model.to_path_buf());
+    args.kinds = med8k_samples::anomalies::Kind::ALL.to_vec();
+    if options.quick {
+        args.seeds = 5000..5001;
+        args.frames = 6;
+        args.size = med8k_samples::Size {
+            width: 384,
+            height: 216,
+        };
+        args.real = 4;
+        args.video_seconds = 2;
+    } else {
+        args.seeds = 5000..5004;
+        args.frames = 12;
+        args.real = 20;
+        args.video_seconds = 30;
+    }
+    let r = crate::heldout::eval_heldout(&args, &mut |_| {})?;
+    for k in &r.kinds {
+        if let Some(a) = k.either_auroc {
+            s.figure(
+                format!(
+                    "image AUROC, {}{}",
+                    k.kind,
+                    if k.held_out { " (held out)" } else { "" }
+                ),
+                a,
+                "",
+                Better::Higher,
+            );
+        }
+    }
+    if let Some(a) = r.generator_lesions_image_auroc {
+        s.figure("image AUROC, generator lesions", a, "", Better::Higher);
+    }
+    if let Some(f) = &r.false_alarms {
+        s.figure(
+            format!("false alarms per minute (normal video, {:.0} s)", f.seconds),
+            f.frames_per_minute,
+            "frames/min",
+            Better::Lower,
+        );
+    }
+    s.notes.push(format!(
+        "AUROC per kind: {} normal generator frames (seeds {}, {}x{}) and {} crops of the real \
+         fixtures, each kind painted into every one of them (med8k_samples::anomalies), scored \
+         by the tissue score or quality value over its threshold, whichever is larger (\"either \
+         alarm\"), against the untouched ones; held-out kinds are ones no model was fitted on. \
+         Generator lesions: {} lesion frames against the normal frames. Normal video: \
+         contiguous generator frames at 60 frames/s, anomalous frames left out.",
+        r.negatives_generator,
+        r.seeds,
+        args.size.width,
+        args.size.height,
+        r.negatives_real,
+        r.lesion_frames
+    ));
+    Ok(())
 }
 
 /// GStreamer's own decode of a sample set's clip (four FFV1 quadrant

@@ -25,11 +25,12 @@ use gstreamer_app as gst_app;
 use med8k_capture::SourceOptions;
 use med8k_codec::Config;
 use med8k_detect::model::Model;
-use med8k_media::frame::{PixelFormat, VideoFrame};
+use med8k_media::frame::{PixelFormat, VideoFrame, v210};
+use med8k_media::imageio::{RawFormat, RawSpec};
 use med8k_pipeline::detect::{DetectStage, copy_frame};
 use med8k_pipeline::encode::{Backend, EncodeStage};
 use med8k_pipeline::input::InputSpec;
-use med8k_pipeline::{BoxError, Pipeline, Poll, Shutdown, SinkStage, Source};
+use med8k_pipeline::{BoxError, Pipeline, Poll, Shutdown, SinkStage, Source, V210Unpack};
 
 use super::usage::Meter;
 use super::{Better, HarnessOptions, Scenario, StageFigures};
@@ -101,8 +102,32 @@ pub fn stamp(frame: &mut VideoFrame, seq: u64) -> Result<(), BoxError> {
                 }
             }
         }
+        PixelFormat::V210 => {
+            // Packed as an SDI card delivers it: each luma sample in its
+            // 32-bit word (see `v210::group_slots`).
+            let plane = frame.plane_mut(0);
+            for row in 0..cell {
+                let line = &mut plane[(o + row) * stride..];
+                for b in 0..STAMP_BITS as usize {
+                    let on = bits >> (STAMP_BITS as usize - 1 - b) & 1 == 1;
+                    for x in o + b * cell..o + (b + 1) * cell {
+                        let (word, slot) = v210::group_slots(0)[x % 6];
+                        let at = (x / 6 * 4 + word) * 4;
+                        let mut w = u32::from_le_bytes([
+                            line[at],
+                            line[at + 1],
+                            line[at + 2],
+                            line[at + 3],
+                        ]);
+                        w &= !(0x3ff << (slot * 10));
+                        w |= (if on { 940 } else { 64 }) << (slot * 10);
+                        line[at..at + 4].copy_from_slice(&w.to_le_bytes());
+                    }
+                }
+            }
+        }
         other => {
-            return Err(format!("the latency stamp needs planar YUV, not {other}").into());
+            return Err(format!("the latency stamp needs planar YUV or v210, not {other}").into());
         }
     }
     Ok(())
@@ -196,6 +221,45 @@ struct Glass {
     /// (seq, ms since capture) in arrival order.
     seen: Vec<(u64, f64)>,
     unreadable: u64,
+}
+
+/// The first `n` frames of a raw v210 file, packed as an SDI card delivers
+/// them (rows padded to 128 bytes).
+fn preload_v210(clip: &Path, spec: RawSpec, n: usize) -> anyhow::Result<Vec<VideoFrame>> {
+    use std::io::Read;
+    anyhow::ensure!(
+        spec.format == RawFormat::V210,
+        "--format {}: the surgeon's camera replays a clip or raw v210 (as an SDI card delivers it)",
+        spec.format.name()
+    );
+    let mut file =
+        std::fs::File::open(clip).with_context(|| format!("opening {}", clip.display()))?;
+    let mut frames = Vec::new();
+    let row = PixelFormat::V210.row_bytes(0, spec.width);
+    let mut bytes = vec![0u8; row * spec.height as usize];
+    while frames.len() < n {
+        match file.read_exact(&mut bytes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", clip.display())),
+        }
+        let mut frame = VideoFrame::zeroed(spec.width, spec.height, PixelFormat::V210)?;
+        let stride = frame.layout().planes()[0].stride;
+        let plane = frame.plane_mut(0);
+        for (y, src) in bytes.chunks_exact(row).enumerate() {
+            plane[y * stride..][..row].copy_from_slice(src);
+        }
+        frames.push(frame);
+    }
+    anyhow::ensure!(
+        !frames.is_empty(),
+        "{} holds no whole {}x{} v210 frame ({} bytes each)",
+        clip.display(),
+        spec.width,
+        spec.height,
+        bytes.len()
+    );
+    Ok(frames)
 }
 
 /// The first `n` frames of `clip`, copied out of GStreamer's pool.
@@ -294,6 +358,13 @@ fn pass(
         );
     }
     let mut pipeline = Pipeline::new(replay).queue(2);
+    if frames
+        .first()
+        .is_some_and(|f| f.format() == PixelFormat::V210)
+    {
+        // What the engine does first with an SDI card's frames.
+        pipeline = pipeline.stage(V210Unpack);
+    }
     if let Some(d) = detect {
         pipeline = pipeline.stage(d.draw(true));
     }
@@ -395,7 +466,11 @@ pub fn run(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Scenario> {
     let read_started = Instant::now();
-    let frames = preload(clip, if options.quick { 24 } else { 8 })?;
+    let n = if options.quick { 24 } else { 8 };
+    let frames = match options.raw {
+        Some(spec) => preload_v210(clip, spec, n)?,
+        None => preload(clip, n)?,
+    };
     let read_fps = frames.len() as f64 / read_started.elapsed().as_secs_f64().max(1e-9);
     let (w, h) = (frames[0].width(), frames[0].height());
     let model = model
@@ -473,8 +548,16 @@ pub fn run(
                 .push("gst-launch-1.0 could not decode the clip".into()),
         }
     }
+    if options.raw.is_some() {
+        s.notes.push(
+            "Raw v210 input: the camera replays the file's frames packed as an SDI card \
+             delivers them (the stamp written into the packed luma), and the engine's first \
+             stage unpacks them to planar 4:2:2."
+                .into(),
+        );
+    }
     s.notes
-        .push("Not measured here: raw v210 as an SDI card delivers it; GPU time per frame.".into());
+        .push("Not measured here: GPU time per frame.".into());
     Ok(s)
 }
 
@@ -515,6 +598,49 @@ mod tests {
                 }
             }
             assert_eq!(read_stamp(&damaged, stride, w as usize), None);
+        }
+    }
+
+    #[test]
+    fn a_stamp_in_packed_v210_reads_back_after_unpacking_and_leaves_chroma_alone() {
+        // Odd widths: the stamp crosses 6-pixel groups at every offset.
+        for w in [STAMP_BITS * CELL + 16, STAMP_BITS * CELL + 29] {
+            let h = 24;
+            let mut planar = VideoFrame::zeroed(w, h, PixelFormat::I422_10).unwrap();
+            for (p, plane) in planar.planes_u16_mut().into_iter().enumerate() {
+                for (i, v) in plane.iter_mut().enumerate() {
+                    *v = (64 + (i * 7 + p * 101) % 800) as u16;
+                }
+            }
+            // What packing and unpacking alone give (row padding aside).
+            let plain = v210::unpack(&v210::pack(&planar).unwrap()).unwrap();
+            for seq in [0u64, 0x12_3456, 0xFF_FFFF] {
+                let mut packed = v210::pack(&planar).unwrap();
+                stamp(&mut packed, seq).unwrap();
+                let unpacked = v210::unpack(&packed).unwrap();
+                let stride = unpacked.layout().planes()[0].stride / 2;
+                let luma: Vec<u8> = unpacked.plane_u16(0)[..stride * h as usize]
+                    .iter()
+                    .map(|&v| (v >> 2) as u8)
+                    .collect();
+                assert_eq!(read_stamp(&luma, stride, w as usize), Some(seq));
+                assert_eq!(unpacked.plane_u16(1), plain.plane_u16(1), "Cb changed");
+                assert_eq!(unpacked.plane_u16(2), plain.plane_u16(2), "Cr changed");
+                // Luma changed only inside the stamp's cells.
+                let o = origin(w);
+                let cells = (o..o + CELL as usize, o..o + (STAMP_BITS * CELL) as usize);
+                for (i, (a, b)) in unpacked
+                    .plane_u16(0)
+                    .iter()
+                    .zip(plain.plane_u16(0))
+                    .enumerate()
+                {
+                    let (y, x) = (i / stride, i % stride);
+                    if !(cells.0.contains(&y) && cells.1.contains(&x)) {
+                        assert_eq!(a, b, "luma changed at {x},{y}");
+                    }
+                }
+            }
         }
     }
 

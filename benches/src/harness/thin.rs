@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use med8k_av1::{Av1Config, LinkClass, downscale_420, encode_to_ivf};
+use med8k_media::imageio::RawSpec;
 use med8k_media::picture::Picture;
 use med8k_pipeline::input::InputSpec;
 
@@ -71,9 +72,9 @@ fn ffmpeg_has(encoder: &str) -> bool {
 }
 
 /// The first `frames` frames of `clip`, downscaled by 2 to 8-bit 4:2:0.
-fn downscaled(clip: &Path, frames: u64) -> anyhow::Result<Vec<Picture>> {
+fn downscaled(clip: &Path, raw: Option<RawSpec>, frames: u64) -> anyhow::Result<Vec<Picture>> {
     // `file` knows a sample set's clip (four quadrant tracks make one frame).
-    let input = InputSpec::file(clip, None)
+    let input = InputSpec::file(clip, raw)
         .open("thin")
         .with_context(|| format!("opening {}", clip.display()))?;
     input
@@ -119,11 +120,12 @@ fn psnr(coded: &Path, raw: &Path, w: u32, h: u32) -> anyhow::Result<f64> {
 /// Every class, ours and (without `no_peers`) the peers FFmpeg has.
 pub fn thin_links(
     clip: &Path,
+    raw: Option<RawSpec>,
     frames: u64,
     no_peers: bool,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<ThinRow>> {
-    let pictures = downscaled(clip, frames)?;
+    let pictures = downscaled(clip, raw, frames)?;
     let first = pictures.first().context("the clip has no frames")?;
     let (w, h) = (first.width(), first.height());
     let n = pictures.len() as f64;

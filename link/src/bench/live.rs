@@ -160,30 +160,12 @@ impl LiveLink {
     }
 
     async fn connect(setup: &Setup) -> anyhow::Result<LiveLink> {
-        let mut server = Server::bind(
-            "127.0.0.1:0".parse()?,
-            setup.rx.clone(),
-            Arc::new(DevelopmentGate::quiet()),
-            setup.config.clone(),
-        )?;
-        let (to, relay) = setup.path(server.local_addr()?)?;
-        let mut tx = Client::connect(
-            to,
-            &setup.tx,
-            RECEIVER,
-            development_credentials(),
-            &setup.config,
-        )
-        .await
-        .context("connecting")?;
-        let mut rx = match server.accept().await {
-            Some(Ok(link)) => link,
-            Some(Err(refused)) => bail!("the server refused the link: {}", refused.error),
-            None => bail!("the server closed"),
-        };
-        let (a, b) = tokio::join!(wait_open(&mut tx), wait_open(&mut rx));
-        a?;
-        b?;
+        let Ends {
+            tx,
+            rx,
+            server,
+            relay,
+        } = Ends::open(setup).await?;
         let book = Book::default();
         let shared = Arc::new(Shared::default());
         let epoch = Instant::now();
@@ -398,6 +380,57 @@ impl LiveLink {
                 GRACE.as_secs()
             )),
         }
+    }
+}
+
+/// Both ends of an open session (mutual TLS, the development gate), and
+/// the relay between them when the setup has an impairment.
+pub(super) struct Ends {
+    /// The sending end (the client).
+    pub tx: Link,
+    /// The receiving end (accepted by `server`).
+    pub rx: Link,
+    /// The receiving site's endpoint.
+    pub server: Server,
+    /// The impairment relay, if any (dropping it stops it).
+    pub relay: Option<Relay>,
+}
+
+impl Ends {
+    /// Binds the server, connects the client (through the relay when there
+    /// is one) and waits until both ends have opened the session. Not
+    /// bounded: callers wrap it in [`CONNECT_TIMEOUT`].
+    pub(super) async fn open(setup: &Setup) -> anyhow::Result<Ends> {
+        let mut server = Server::bind(
+            "127.0.0.1:0".parse()?,
+            setup.rx.clone(),
+            Arc::new(DevelopmentGate::quiet()),
+            setup.config.clone(),
+        )?;
+        let (to, relay) = setup.path(server.local_addr()?)?;
+        let mut tx = Client::connect(
+            to,
+            &setup.tx,
+            RECEIVER,
+            development_credentials(),
+            &setup.config,
+        )
+        .await
+        .context("connecting")?;
+        let mut rx = match server.accept().await {
+            Some(Ok(link)) => link,
+            Some(Err(refused)) => bail!("the server refused the link: {}", refused.error),
+            None => bail!("the server closed"),
+        };
+        let (a, b) = tokio::join!(wait_open(&mut tx), wait_open(&mut rx));
+        a?;
+        b?;
+        Ok(Ends {
+            tx,
+            rx,
+            server,
+            relay,
+        })
     }
 }
 

@@ -25,7 +25,11 @@
 
 mod ceiling;
 pub mod classes;
+pub mod fidelity;
+pub mod frames;
+mod frames_av1;
 mod live;
+pub mod pathology;
 mod report;
 
 use std::net::SocketAddr;
@@ -39,6 +43,8 @@ use med8k_transport::relay::{Impairment, Relay};
 use serde::Serialize;
 
 pub use classes::{BenchClassesOptions, ClassReport, ClassesReport, bench_classes};
+pub use frames::{FramesOptions, FramesReport, StageLatency, bench_frames};
+pub use pathology::{PathologyOptions, PathologyReport, bench_pathology};
 
 /// An 8K frame at 60 fps on the 150 Mbit/s link class, in KB.
 pub const DEFAULT_FRAME_KB: u32 = 312;
@@ -208,8 +214,16 @@ impl Setup {
             })
         };
         Ok(Setup {
-            tx: site(SENDER, RECEIVER, Capabilities::SEND_LIVE)?,
-            rx: site(RECEIVER, SENDER, Capabilities::RECEIVE_LIVE)?,
+            tx: site(
+                SENDER,
+                RECEIVER,
+                Capabilities::SEND_LIVE | Capabilities::SEND_OBJECTS,
+            )?,
+            rx: site(
+                RECEIVER,
+                SENDER,
+                Capabilities::RECEIVE_LIVE | Capabilities::RECEIVE_OBJECTS,
+            )?,
             config,
             impairment,
         })

@@ -316,12 +316,13 @@ pub const QUICK_SIZE: med8k_samples::Size = med8k_samples::Size {
 pub const QUICK_FRAMES: u32 = 24;
 
 /// The default detector model, found beside the binary's source tree or in
-/// `MED8K_MODELS`.
+/// `MED8K_MODELS`: the reference endoscope model, with its tissue and
+/// image-quality alarms (the colour-statistics baseline misses most kinds).
 fn default_model() -> Option<PathBuf> {
     let dir = std::env::var_os("MED8K_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models")));
-    let path = dir.join("endoscope/med8k-endoscope-gauss.onnx");
+    let path = dir.join("endoscope-patch/med8k-endoscope-patch.onnx");
     path.exists().then_some(path)
 }
 

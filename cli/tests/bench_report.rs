@@ -182,6 +182,34 @@ fn quick_bench_writes_a_whole_report_and_compares_with_itself() {
             );
         }
     }
+    // Plain quinn's ceiling on each class's path, and the live link beside
+    // it, with the command that repeats it; a cap bounds both.
+    let notes = remote["notes"].as_array().unwrap();
+    for (class, cap) in [
+        ("in-hospital 5 Gbit/s", 5000.0),
+        ("inter-hospital 150 Mbit/s", 150.0),
+        ("fall-back 40 Mbit/s", 40.0),
+        ("fall-back 20 Mbit/s", 20.0),
+    ] {
+        let c = format!("{class} link");
+        let ceiling = value(&format!("{c}: plain quinn ceiling"));
+        let live = value(&format!("{c}: med8k live goodput"));
+        assert!(
+            0.0 < ceiling && ceiling <= cap * 1.05,
+            "{c}: ceiling {ceiling}"
+        );
+        assert!(0.0 < live && live <= cap * 1.05, "{c}: live {live}");
+        let ratio = value(&format!("{c}: live over ceiling"));
+        assert!((ratio - live / ceiling).abs() < 1e-6, "{c}: {ratio}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.as_str().unwrap().starts_with(&format!(
+                    "peer: plain quinn, {class}: med8k bench link --rate"
+                ))),
+            "{c}: no command in {notes:?}"
+        );
+    }
     // The wavelet classes decode as frames arrive: a decoded stage too.
     let stages: Vec<&str> = remote["stages"]
         .as_array()

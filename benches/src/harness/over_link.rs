@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use med8k_link::bench::{FramesOptions, FramesReport, bench_frames};
+use med8k_link::bench::classes::CLASSES;
+use med8k_link::bench::{BenchLinkOptions, FramesOptions, FramesReport, bench_frames, bench_link};
 use med8k_media::imageio::RawSpec;
 use med8k_media::picture::Picture;
 use med8k_pipeline::input::InputSpec;
@@ -86,6 +87,66 @@ pub fn add(
     for r in &reports {
         if let Some(e) = &r.error {
             s.notes.push(format!("over the link, {}: {e}", r.class));
+        }
+    }
+    ceilings(s, options, &frames, progress)
+}
+
+/// Plain quinn on each class's path, the peer the link is held to: one
+/// stream as fast as the path takes it (`med8k bench link`'s ceiling
+/// phase), then med8k's live link with as many frames in flight as the
+/// path holds, each for a few seconds.
+fn ceilings(
+    s: &mut Scenario,
+    options: &HarnessOptions,
+    frames: &FramesOptions,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let seconds = if options.quick { 2.0 } else { 5.0 };
+    for (class, cap, wan) in CLASSES {
+        progress(&format!(
+            "  {class}: plain quinn's ceiling and the live link"
+        ));
+        let mut o = BenchLinkOptions::default();
+        o.rate = Some(cap);
+        o.seconds = seconds;
+        if wan {
+            o.loss_percent = Some(frames.loss_percent);
+            o.delay = Some(frames.delay_ms);
+        }
+        let r = bench_link(&o).with_context(|| format!("bench link on the {class} path"))?;
+        let c = format!("{class} link");
+        s.figure(
+            format!("{c}: plain quinn ceiling"),
+            r.ceiling_mbps,
+            "Mbit/s",
+            Better::Higher,
+        );
+        s.figure(
+            format!("{c}: med8k live goodput"),
+            r.goodput_mbps,
+            "Mbit/s",
+            Better::Higher,
+        );
+        s.figure(
+            format!("{c}: live over ceiling"),
+            r.ratio_to_ceiling,
+            "",
+            Better::Higher,
+        );
+        let impaired = if wan {
+            format!(
+                " --loss {} --delay {}",
+                frames.loss_percent, frames.delay_ms
+            )
+        } else {
+            String::new()
+        };
+        s.notes.push(format!(
+            "peer: plain quinn, {class}: med8k bench link --rate {cap}{impaired} --seconds {seconds}"
+        ));
+        for e in [&r.ceiling_error, &r.live_error].into_iter().flatten() {
+            s.notes.push(format!("{c}: {e}"));
         }
     }
     Ok(())

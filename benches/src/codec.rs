@@ -65,6 +65,77 @@ pub struct Row {
     pub ssim: Option<f64>,
     /// Whether it decoded to the input exactly.
     pub exact: bool,
+    /// med8k on a GPU: the GPU's time per frame, encode then decode, in ms
+    /// (the stages' sum; the encode from the stream encoder, lossless only).
+    pub gpu_ms: Option<GpuTime>,
+}
+
+/// A frame's time on the GPU, stage by stage summed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GpuTime {
+    /// Encode, ms (median over the runs); `None` for a rate-controlled mode.
+    pub encode_ms: Option<f64>,
+    /// Decode, ms (median over the runs).
+    pub decode_ms: f64,
+    /// `GpuTimestamps` (the device's own clock between stages) or `CpuWall`
+    /// (a submission and a wait per stage, where the device has no timestamps).
+    pub source: med8k_gpu::TimeSource,
+}
+
+/// The GPU's time per frame for `pic` coded as `packet` with `lossless`,
+/// median of `runs`: the stream encoder and the decoder with per-stage timings.
+fn gpu_time(
+    ctx: &std::sync::Arc<med8k_gpu::GpuContext>,
+    pic: &Picture,
+    packet: &[u8],
+    lossless: bool,
+    runs: usize,
+) -> anyhow::Result<GpuTime> {
+    use med8k_codec::gpu::{Frame, GpuDecoder, GpuStreamEncoder};
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut source = med8k_gpu::TimeSource::CpuWall;
+    let encode_ms = if lossless {
+        let shape = med8k_gpu::SampleLayout::of(pic);
+        let mut enc = GpuStreamEncoder::new(ctx.clone(), &Config::lossless(), shape, false)?
+            .with_depth(1)
+            .with_timings(true);
+        let mut out = Vec::new();
+        let mut times = Vec::new();
+        for _ in 0..runs.max(1) {
+            let done = match enc.send_frame(Frame::Picture(pic), &mut out)? {
+                Some(d) => d,
+                None => enc
+                    .receive_packet(&mut out)?
+                    .context("the GPU stream encoder gave no packet")?,
+            };
+            let t = done
+                .timings
+                .context("no timings from the GPU stream encoder")?;
+            source = t.source;
+            times.push(t.total_ms());
+        }
+        Some(mid(times))
+    } else {
+        None
+    };
+    let mut dec = GpuDecoder::new(ctx.clone()).with_timings(true);
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        dec.decode(packet, u64::MAX)?;
+        let t = dec
+            .last_timings()
+            .context("no timings from the GPU decoder")?;
+        source = t.source;
+        times.push(t.total_ms());
+    }
+    Ok(GpuTime {
+        encode_ms,
+        decode_ms: mid(times),
+        source,
+    })
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -153,6 +224,7 @@ pub fn bench_codec(
                     "gpu"
                 }
             );
+            let gpu = backend.gpu()?;
             let mut decoder = backend.decoder()?;
             let mut dec =
                 |data: &[u8]| -> anyhow::Result<Picture> { Ok(decoder.decode(data, u64::MAX)?) };
@@ -171,6 +243,10 @@ pub fn bench_codec(
                     bail!("{name}: {tag} lossless decode differs from the input");
                 }
                 let lossy = config.mode != med8k_codec::Mode::Lossless;
+                let gpu_ms = match &gpu {
+                    Some(ctx) => Some(gpu_time(ctx, &pic, &packet.data, !lossy, args.runs)?),
+                    None => None,
+                };
                 rows.push(Row {
                     input: name.clone(),
                     picture: desc.clone(),
@@ -184,6 +260,7 @@ pub fn bench_codec(
                     psnr_db: lossy.then(|| metrics::psnr(&pic, &back)),
                     ssim: lossy.then(|| metrics::ssim(&pic, &back)),
                     exact,
+                    gpu_ms,
                 });
             }
         }
@@ -281,6 +358,7 @@ fn peer_row(
         psnr_db: None,
         ssim: None,
         exact,
+        gpu_ms: None,
     }
 }
 

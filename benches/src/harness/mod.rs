@@ -136,6 +136,12 @@ pub struct CodecPoint {
     pub ssim: Option<f64>,
     /// Decoded to the input exactly.
     pub exact: bool,
+    /// med8k on a GPU: the GPU's time per frame to encode (lossless), ms.
+    #[serde(default)]
+    pub gpu_encode_ms: Option<f64>,
+    /// med8k on a GPU: the GPU's time per frame to decode, ms.
+    #[serde(default)]
+    pub gpu_decode_ms: Option<f64>,
 }
 
 /// What one scenario measured.

@@ -48,6 +48,37 @@ fn point(r: &Row) -> CodecPoint {
         psnr_db: r.psnr_db,
         ssim: r.ssim,
         exact: r.exact,
+        gpu_encode_ms: r.gpu_ms.and_then(|g| g.encode_ms),
+        gpu_decode_ms: r.gpu_ms.map(|g| g.decode_ms),
+    }
+}
+
+/// The GPU's own time per frame of `rows` (med8k on a GPU), as figures
+/// named after `what`; nothing for rows coded on the CPU.
+fn gpu_figures(s: &mut Scenario, what: &str, rows: &[&Row]) {
+    let times: Vec<_> = rows.iter().filter_map(|r| r.gpu_ms).collect();
+    let Some(first) = times.first() else {
+        return;
+    };
+    let clock = match first.source {
+        med8k_gpu::TimeSource::GpuTimestamps => "GPU timestamps",
+        med8k_gpu::TimeSource::CpuWall => "CPU wall per stage",
+    };
+    if let Some(t) = mean(times.iter().filter_map(|g| g.encode_ms)) {
+        s.figure(
+            format!("{what}: GPU time per frame, encode ({clock})"),
+            t,
+            "ms",
+            Better::Lower,
+        );
+    }
+    if let Some(t) = mean(times.iter().map(|g| g.decode_ms)) {
+        s.figure(
+            format!("{what}: GPU time per frame, decode ({clock})"),
+            t,
+            "ms",
+            Better::Lower,
+        );
     }
 }
 
@@ -158,6 +189,7 @@ pub fn remote_monitor(
                 Better::Lower,
             );
         }
+        gpu_figures(&mut s, class, &ours);
     }
     s.usage(&usage, rows.len() as u64);
     s.codecs = rows.iter().map(point).collect();
@@ -263,6 +295,7 @@ pub fn pathology(
     })) {
         s.figure("whole cube, encode + decode", v, "ms", Better::Lower);
     }
+    gpu_figures(&mut s, "cube", &ours);
     s.usage(&usage, ours.len() as u64);
     s.codecs = rows.iter().map(point).collect();
     super::pathology_link::add(&mut s, cubes, options, progress)?;

@@ -39,7 +39,6 @@
 pub mod compare;
 pub mod html;
 pub mod machine;
-mod orthanc;
 mod over_link;
 mod pathology_link;
 mod scenarios;

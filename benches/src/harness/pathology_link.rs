@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use med8k_link::bench::{PathologyOptions, PathologyReport, bench_pathology};
 
-use super::orthanc::Orthanc;
 use super::{Better, HarnessOptions, Scenario};
+use med8k_dicom::orthanc::LocalOrthanc as Orthanc;
 
 /// Runs each cube (the first only in a full run: an 8K cube takes minutes)
 /// and adds the figures and notes to `s`.

@@ -28,6 +28,8 @@
 //! - [`study`]: a specimen's spectral image chosen from a PACS study by what
 //!   QIDO-RS lists, retrieved by WADO-RS and read in memory (the viewer's
 //!   `--pacs`), with its pixel spacing ([`import::pixel_spacing_mm`]).
+//! - [`orthanc`]: a real PACS on this machine (Debian's Orthanc on loopback)
+//!   for `med8k bench` and the tests.
 //!
 //! Each IOD function fills the modules PS3.3 lists for it, in that order,
 //! through the shared module functions (as highdicom's classes read).
@@ -72,6 +74,7 @@ pub mod import;
 mod instance;
 pub mod instructions;
 mod modules;
+pub mod orthanc;
 pub mod pacs;
 pub mod report;
 pub mod study;

@@ -524,6 +524,44 @@ pub(crate) fn check_size(layout: Layout, width: u32, height: u32) -> Result<(), 
     Ok(())
 }
 
+/// The parameters of a lossless coder that never holds the whole picture
+/// (strips, the GPU stream encoder): `config` valid and lossless (`why` says
+/// why not otherwise), the size and the depth (1 to 16 bits) in range.
+pub(crate) fn lossless_params(
+    config: &Config,
+    layout: Layout,
+    width: u32,
+    height: u32,
+    bit_depth: u8,
+    why: &str,
+) -> Result<Params, EncodeError> {
+    config.validate()?;
+    if config.mode != Mode::Lossless {
+        return Err(InvalidConfig {
+            field: "mode",
+            value: format!("{:?}", config.mode),
+            allowed: format!("Lossless ({why})"),
+        }
+        .into());
+    }
+    check_size(layout, width, height)?;
+    if !(1..=16).contains(&bit_depth) {
+        return Err(EncodeError::Mismatch {
+            expected: "1 to 16 bits".into(),
+            got: format!("{bit_depth} bits"),
+        });
+    }
+    Ok(Params {
+        layout,
+        width,
+        height,
+        bit_depth,
+        levels: config.levels,
+        slice_height: config.slice_height,
+        lossless: true,
+    })
+}
+
 /// Steps per picture for `levels` wavelet levels.
 pub fn step_count(levels: u8) -> usize {
     1 + 3 * usize::from(levels)

@@ -28,9 +28,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::CpuEncoder;
-use crate::{
-    Config, EncodeBackend, EncodeError, InvalidConfig, Mode, Params, Steps, step_count, stream,
-};
+use crate::{Config, EncodeBackend, EncodeError, Params, Steps, step_count, stream};
 use med8k_media::picture::{Layout, Picture};
 
 /// Codes a picture strip by strip; see the module docs.
@@ -52,31 +50,14 @@ impl StripEncoder {
         height: u32,
         bit_depth: u8,
     ) -> Result<Self, EncodeError> {
-        config.validate()?;
-        if config.mode != Mode::Lossless {
-            return Err(InvalidConfig {
-                field: "mode",
-                value: format!("{:?}", config.mode),
-                allowed: "Lossless (strips are coded without the whole picture)".into(),
-            }
-            .into());
-        }
-        crate::check_size(layout, width, height)?;
-        if !(1..=16).contains(&bit_depth) {
-            return Err(EncodeError::Mismatch {
-                expected: "1 to 16 bits".into(),
-                got: format!("{bit_depth} bits"),
-            });
-        }
-        let params = Params {
+        let params = crate::lossless_params(
+            config,
             layout,
             width,
             height,
             bit_depth,
-            levels: config.levels,
-            slice_height: config.slice_height,
-            lossless: true,
-        };
+            "strips are coded without the whole picture",
+        )?;
         Ok(StripEncoder {
             slices: height.div_ceil(config.slice_height),
             params,

@@ -9,7 +9,7 @@ use med8k_media::picture::Picture;
 
 use super::plan::{Plan, v210_row_words};
 use super::{Finished, Kernels, StreamStats, host, stripe_params, stripes};
-use crate::{Config, EncodeError, InvalidConfig, Mode, Params, Steps, step_count, stream};
+use crate::{Config, EncodeError, Params, Steps, step_count, stream};
 
 /// A frame for a [`GpuStreamEncoder`].
 #[derive(Debug, Clone, Copy)]
@@ -94,38 +94,20 @@ impl GpuStreamEncoder {
         shape: SampleLayout,
         v210: bool,
     ) -> Result<Self, EncodeError> {
-        config.validate()?;
-        if config.mode != Mode::Lossless {
-            return Err(InvalidConfig {
-                field: "mode",
-                value: format!("{:?}", config.mode),
-                allowed: "Lossless (the stream encoder codes lossless only)".into(),
-            }
-            .into());
-        }
+        let params = crate::lossless_params(
+            config,
+            shape.layout,
+            shape.width,
+            shape.height,
+            shape.bit_depth,
+            "the stream encoder codes lossless only",
+        )?;
         if v210 && (shape.layout != med8k_media::picture::Layout::Yuv422 || shape.bit_depth != 10) {
             return Err(EncodeError::Mismatch {
                 expected: "10-bit yuv422 for v210 input".into(),
                 got: format!("{}-bit {}", shape.bit_depth, shape.layout),
             });
         }
-        crate::check_size(shape.layout, shape.width, shape.height)?;
-        if !(1..=16).contains(&shape.bit_depth) {
-            return Err(EncodeError::Size {
-                width: shape.width,
-                height: shape.height,
-                planes: shape.layout.plane_count(),
-            });
-        }
-        let params = Params {
-            layout: shape.layout,
-            width: shape.width,
-            height: shape.height,
-            bit_depth: shape.bit_depth,
-            levels: config.levels,
-            slice_height: config.slice_height,
-            lossless: true,
-        };
         let limit = ctx.device.limits().max_storage_buffer_binding_size;
         let parts = stripes(&params, limit);
         let kernels = super::Kernels::on(&ctx, true);

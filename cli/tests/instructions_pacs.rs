@@ -18,33 +18,15 @@ mod sites;
 #[path = "../../auth/tests/softhsm/mod.rs"]
 mod softhsm;
 
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
+use std::io::BufRead;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Serve, med8k, stderr, stdout};
+use common::{Serve, http_text, med8k, stderr, stdout};
 use med8k_auth::identity::pkcs11::SOFTHSM2_MODULE;
 use orthanc::Orthanc;
 use sites::{desk, grant, sites};
-
-/// One HTTP/1.1 request to the viewer: the answer's head and body.
-fn http(addr: &str, method: &str, path: &str, cookie: &str, body: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    (head.to_owned(), body.to_owned())
-}
 
 fn ok(o: &std::process::Output) -> String {
     assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
@@ -142,7 +124,7 @@ fn pacs_in(dir: &Path) {
     // The pathologist, through the page's requests.
     let rest = url.strip_prefix("http://").unwrap();
     let (host, query) = rest.split_once('/').unwrap();
-    let (head, _) = http(host, "GET", &format!("/{query}"), "", "");
+    let (head, _) = http_text(host, "GET", &format!("/{query}"), "", "");
     let cookie = head
         .lines()
         .find_map(|l| {
@@ -151,7 +133,7 @@ fn pacs_in(dir: &Path) {
                 .map(|c| c.split(';').next().unwrap().to_owned())
         })
         .unwrap_or_else(|| panic!("no session cookie: {head}"));
-    let (head, info) = http(host, "GET", "/api/info", &cookie, "");
+    let (head, info) = http_text(host, "GET", "/api/info", &cookie, "");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}{info}");
     assert!(info.contains("350") && info.contains("384"), "{info}");
     let cut = serde_json::json!({
@@ -176,7 +158,7 @@ fn pacs_in(dir: &Path) {
         ),
         ("POST", "/api/send", String::new()),
     ] {
-        let (head, body) = http(host, method, path, &cookie, &body);
+        let (head, body) = http_text(host, method, path, &cookie, &body);
         assert!(
             head.starts_with("HTTP/1.1 2"),
             "{method} {path}: {head}{body}"
@@ -188,7 +170,7 @@ fn pacs_in(dir: &Path) {
         line.starts_with("sent 2 signed mark(s) to jp.hospital-a"),
         "{line}"
     );
-    http(host, "POST", "/api/end", &cookie, "");
+    http_text(host, "POST", "/api/end", &cookie, "");
     assert!(child.wait().unwrap().success());
 
     // A verified them, wrote the report and stored it into its PACS.

@@ -8,29 +8,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
-use common::{assert_one_line_error, command, med8k, spawn_first_line, stderr};
+use common::{assert_one_line_error, command, http_text, med8k, spawn_first_line, stderr};
 use med8k_media::spectral::envi;
-
-/// One request with `Connection: close`: the answer's head and body.
-fn http(addr: &str, method: &str, path: &str, cookie: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.to_owned(), body.to_owned())
-}
 
 #[test]
 fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
@@ -73,11 +55,11 @@ fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
     let addr = format!("127.0.0.1:{}", rest.split('/').next().unwrap());
     let path = &url[url.find("/?t=").unwrap()..];
 
-    let (head, _) = http(&addr, "GET", "/?t=0000", "");
+    let (head, _) = http_text(&addr, "GET", "/?t=0000", "", "");
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
-    let (head, _) = http(&addr, "GET", "/api/info", "");
+    let (head, _) = http_text(&addr, "GET", "/api/info", "", "");
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
-    let (head, _) = http(&addr, "GET", path, "");
+    let (head, _) = http_text(&addr, "GET", path, "", "");
     assert!(head.starts_with("HTTP/1.1 303"), "{head}");
     let cookie = head
         .lines()
@@ -87,7 +69,7 @@ fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
         .next()
         .unwrap()
         .to_owned();
-    let (head, body) = http(&addr, "GET", "/api/info", &cookie);
+    let (head, body) = http_text(&addr, "GET", "/api/info", &cookie, "");
     assert!(head.contains("cache-control: no-store"), "{head}");
     let info: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(info["width"], cube.width());
@@ -96,7 +78,13 @@ fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
     let um = info["pixel_spacing_um"].as_f64().expect("a pixel spacing");
     assert!((um - 50.0).abs() < 1e-9, "{um} µm");
     let (x, y) = (cube.width() / 2, cube.height() / 3);
-    let (_, body) = http(&addr, "GET", &format!("/api/spectrum?x={x}&y={y}"), &cookie);
+    let (_, body) = http_text(
+        &addr,
+        "GET",
+        &format!("/api/spectrum?x={x}&y={y}"),
+        &cookie,
+        "",
+    );
     let s: serde_json::Value = serde_json::from_str(&body).unwrap();
     let raw: Vec<u64> = s["bands"]
         .as_array()
@@ -107,7 +95,7 @@ fn view_opens_a_dicom_copy_on_loopback_behind_its_token() {
     let want: Vec<u64> = (0..7).map(|b| u64::from(cube.data()[[b, y, x]])).collect();
     assert_eq!(raw, want, "the DICOM copy's samples are the cube's");
 
-    let (head, _) = http(&addr, "POST", "/api/end", &cookie);
+    let (head, _) = http_text(&addr, "POST", "/api/end", &cookie, "");
     assert!(head.contains("clear-site-data"), "{head}");
     let status = child.wait().unwrap();
     let mut out = String::new();

@@ -14,13 +14,12 @@ mod common;
 #[allow(dead_code)] // its C-STORE side is for cli/tests/dicom.rs
 mod orthanc;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use common::{assert_one_line_error, command, med8k, spawn_first_line, stderr, stdout};
+use common::{assert_one_line_error, command, http, med8k, spawn_first_line, stderr, stdout};
 use med8k_media::spectral::envi;
 use orthanc::Orthanc;
 
@@ -94,25 +93,6 @@ fn uids(file: &Path) -> [String; 3] {
     })
 }
 
-/// One request with `Connection: close`: the answer's head and body.
-fn http(addr: &str, method: &str, path: &str, cookie: &str) -> (String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (
-        String::from_utf8_lossy(&raw[..split]).into_owned(),
-        raw[split + 4..].to_vec(),
-    )
-}
-
 /// A viewer started with `args`: its child, loopback address and cookie
 /// (the URL's token exchanged).
 fn open_viewer(dir: &Path, args: &[&str]) -> (Child, String, String) {
@@ -122,7 +102,7 @@ fn open_viewer(dir: &Path, args: &[&str]) -> (Child, String, String) {
         .strip_prefix("http://127.0.0.1:")
         .unwrap_or_else(|| panic!("first line: {url:?}"));
     let addr = format!("127.0.0.1:{}", rest.split('/').next().unwrap());
-    let (head, _) = http(&addr, "GET", &url[url.find("/?t=").unwrap()..], "");
+    let (head, _) = http(&addr, "GET", &url[url.find("/?t=").unwrap()..], "", "");
     assert!(head.starts_with("HTTP/1.1 303"), "{head}");
     let cookie = head
         .lines()
@@ -136,7 +116,7 @@ fn open_viewer(dir: &Path, args: &[&str]) -> (Child, String, String) {
 }
 
 fn info(addr: &str, cookie: &str) -> serde_json::Value {
-    let (head, body) = http(addr, "GET", "/api/info", cookie);
+    let (head, body) = http(addr, "GET", "/api/info", cookie, "");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("cache-control: no-store"), "{head}");
     serde_json::from_slice(&body).unwrap()
@@ -144,7 +124,7 @@ fn info(addr: &str, cookie: &str) -> serde_json::Value {
 
 /// Ends the session as the End button does; the process exits 0.
 fn end(mut child: Child, addr: &str, cookie: &str) {
-    let (head, _) = http(addr, "POST", "/api/end", cookie);
+    let (head, _) = http(addr, "POST", "/api/end", cookie, "");
     assert!(head.contains("clear-site-data"), "{head}");
     let status = wait(&mut child, Duration::from_secs(30));
     let mut out = String::new();
@@ -227,7 +207,13 @@ fn view_shows_a_study_from_the_pacs_with_the_exported_pixel_spacing() {
     assert!((um - 2.5).abs() < 1e-9, "{um} µm, exported 0.0025 mm");
     // The samples are the cube's.
     let (x, y) = (cube.width() - 3, cube.height() / 2);
-    let (_, body) = http(&addr, "GET", &format!("/api/spectrum?x={x}&y={y}"), &cookie);
+    let (_, body) = http(
+        &addr,
+        "GET",
+        &format!("/api/spectrum?x={x}&y={y}"),
+        &cookie,
+        "",
+    );
     let s: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let raw: Vec<u64> = s["bands"]
         .as_array()
@@ -238,7 +224,7 @@ fn view_shows_a_study_from_the_pacs_with_the_exported_pixel_spacing() {
     let want: Vec<u64> = (0..7).map(|b| u64::from(cube.data()[[b, y, x]])).collect();
     assert_eq!(raw, want);
     // One tile of the full-resolution level, true colour.
-    let (head, png) = http(&addr, "GET", "/api/tile/0/1/0?view=tc&ill=D65", &cookie);
+    let (head, png) = http(&addr, "GET", "/api/tile/0/1/0?view=tc&ill=D65", &cookie, "");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("content-type: image/png"), "{head}");
     let reader = png::Decoder::new(std::io::Cursor::new(png))

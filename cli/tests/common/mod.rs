@@ -120,3 +120,44 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// One HTTP/1.1 request with `Connection: close` to a server `med8k` runs
+/// (the viewer, the cut-out desk): the answer's head and body. A non-empty
+/// `body` goes as JSON.
+pub fn http(addr: &str, method: &str, path: &str, cookie: &str, body: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let json = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n{json}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, body) = match split {
+        Some(at) => (&raw[..at], &raw[at + 4..]),
+        None => (&raw[..], &[][..]),
+    };
+    (String::from_utf8_lossy(head).into_owned(), body.to_vec())
+}
+
+/// [`http`] with a text body.
+pub fn http_text(
+    addr: &str,
+    method: &str,
+    path: &str,
+    cookie: &str,
+    body: &str,
+) -> (String, String) {
+    let (head, body) = http(addr, method, path, cookie, body);
+    (head, String::from_utf8(body).unwrap())
+}

@@ -20,22 +20,14 @@ pub fn add(
 ) -> anyhow::Result<()> {
     let taken = if options.quick { cubes.len() } else { 1 };
     let mut link = PathologyOptions::default();
-    let pacs = match Orthanc::missing() {
-        Some(why) => {
-            s.notes.push(format!(
-                "No PACS: {why}; the viewer opened the decoded copy."
-            ));
+    // Starting checks that Orthanc is installed; either way the note says why not.
+    let pacs = match Orthanc::start() {
+        Ok(o) => Some(o),
+        Err(e) => {
+            s.notes
+                .push(format!("No PACS: {e}; the viewer opened the decoded copy."));
             None
         }
-        None => match Orthanc::start() {
-            Ok(o) => Some(o),
-            Err(e) => {
-                s.notes.push(format!(
-                    "No PACS: {e:#}; the viewer opened the decoded copy."
-                ));
-                None
-            }
-        },
     };
     link.pacs = pacs.as_ref().map(Orthanc::dicomweb);
     let mut reports = Vec::new();
